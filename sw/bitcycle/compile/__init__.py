@@ -1,0 +1,1 @@
+"""Brevitas → QONNX → FINN dataflow → HLS/RTL project and driver metadata."""
