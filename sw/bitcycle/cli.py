@@ -16,6 +16,7 @@ from bitcycle.errors import BitCycleError
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("bitcycle.demo", "walking skeleton: train a W1A1 MLP, run FINN, golden model and RTL, check bit-exactness"),
+    "bench": ("bitcycle.benchcli", "run a benchmark (writes build/bench/NAME.json and a table)"),
     "bitstream": ("bitcycle.compile.vendor", "build the FPGA image with Vitis HLS / Vivado (needs the Xilinx tools on PATH)"),
 }
 

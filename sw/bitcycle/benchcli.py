@@ -1,0 +1,33 @@
+"""``bitcycle bench NAME``: the benchmarks, each in the stage it measures.
+
+A benchmark module provides ``add_arguments(parser)`` and ``run(args) -> int`` and writes
+``build/bench/NAME.json`` (every figure measured in that run) plus a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help)
+BENCHES: dict[str, tuple[str, str]] = {}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bench", choices=sorted(BENCHES) or ["(none yet)"], help="which benchmark")
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help="options of that benchmark")
+
+
+def run(args: argparse.Namespace) -> int:
+    module_name, help_text = BENCHES[args.bench]
+    module = importlib.import_module(module_name)
+    sub = argparse.ArgumentParser(prog=f"bitcycle bench {args.bench}", description=help_text)
+    module.add_arguments(sub)
+    return int(module.run(sub.parse_args(args.rest)) or 0)
+
+
+if __name__ == "__main__":
+    from bitcycle.cli import main
+
+    sys.exit(main(["bench", *sys.argv[1:]]))
