@@ -1,0 +1,296 @@
+"""``driver.json``: the model description the driver consumes (schema ``bitcycle.driver/1``).
+
+The compile stage (issue 7) writes it next to the bitstream; ``bitcycle run`` without a compiled
+model builds the same structure in memory from a model name (:func:`spec_for_model`). Pure Python
++ numpy, no torch/FINN: it is read on the board.
+
+Layout (every key is checked by :func:`validate`; unknown top-level keys are rejected so a typo
+does not pass silently)::
+
+    {
+      "schema": "bitcycle.driver/1",
+      "model": "sfc",                       # zoo name, free text for the user
+      "classes": 10,
+      "input": {"features": 64, "bits": 8,  # first-layer integer input width
+                "scale": 15.875, "offset": -127.0},   # x_int = clip(round(x*scale + offset), bits)
+      "layers": [                            # in order; layer i+1 in_features == layer i out_features
+        {"name": "fc0", "in_features": 64, "out_features": 256, "in_bits": 8,
+         "norm": "batchnorm", "act": "sign"},
+        {"name": "fc1", ..., "in_bits": 1, "norm": "batchnorm", "act": "sign"},
+        {"name": "fc2", ..., "in_bits": 1, "norm": "batchnorm", "act": "none"}   # logits
+      ],
+      "grad_bits": {"min": 2, "max": 8},    # range the schedule may ask for (within engine bits)
+      "engine": {"id": 0xB17C0001, "version": 1, "pe": 4, "simd": 16, "acc_bits": 32,
+                 "max_bits": 16, "weight_words": 4096, "clock_hz": 100000000,
+                 "stream_bytes": 8},        # must match the overlay's ID/config registers
+      "overlay": {"bitfile": "bitcycle.bit", "ip": "bitcycle_top_0", "dma": "axi_dma_0"},
+      "params": null                         # or a path (relative to driver.json) of an .npz with
+                                             # "<layer>.weight" (latent float or ±1) and
+                                             # "<layer>.bn_{mean,var,gamma,beta}"
+    }
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bitcycle.errors import BitCycleError
+
+SCHEMA = "bitcycle.driver/1"
+ENGINE_ID = 0xB17C0001  # the engine's ID register value this driver speaks to (checked on load)
+ENGINE_VERSION = 1
+NORMS = ("batchnorm", "none")
+ACTS = ("sign", "none")
+_TOP_KEYS = {"schema", "model", "classes", "input", "layers", "grad_bits", "engine", "overlay", "params"}
+
+
+@dataclass
+class InputSpec:
+    features: int
+    bits: int = 8
+    scale: float = 1.0
+    offset: float = 0.0
+
+
+@dataclass
+class LayerSpec:
+    name: str
+    in_features: int
+    out_features: int
+    in_bits: int = 1
+    norm: str = "batchnorm"
+    act: str = "sign"
+
+
+@dataclass
+class EngineSpec:
+    id: int = ENGINE_ID
+    version: int = ENGINE_VERSION
+    pe: int = 4
+    simd: int = 16
+    acc_bits: int = 32
+    max_bits: int = 16
+    weight_words: int = 1 << 16
+    clock_hz: int = 100_000_000
+    stream_bytes: int = 8
+
+
+@dataclass
+class OverlaySpec:
+    bitfile: str | None = "bitcycle.bit"
+    ip: str = "bitcycle_top_0"
+    dma: str = "axi_dma_0"
+
+
+@dataclass
+class DriverSpec:
+    model: str
+    classes: int
+    input: InputSpec
+    layers: list[LayerSpec]
+    grad_bits: dict = field(default_factory=lambda: {"min": 2, "max": 8})
+    engine: EngineSpec = field(default_factory=EngineSpec)
+    overlay: OverlaySpec = field(default_factory=OverlaySpec)
+    params: str | None = None
+    schema: str = SCHEMA
+    source: Path | None = None  # where it was loaded from (not serialised)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("source")
+        return d
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    def layer(self, name_or_index) -> LayerSpec:
+        if isinstance(name_or_index, int):
+            if not 0 <= name_or_index < len(self.layers):
+                raise BitCycleError(f"layer index {name_or_index} out of range: the model has {len(self.layers)} layers")
+            return self.layers[name_or_index]
+        for layer in self.layers:
+            if layer.name == name_or_index:
+                return layer
+        raise BitCycleError(f"no layer named {name_or_index!r}; the model has {[l.name for l in self.layers]}")
+
+    def params_path(self) -> Path | None:
+        if self.params is None:
+            return None
+        p = Path(self.params)
+        return p if p.is_absolute() or self.source is None else self.source.parent / p
+
+
+def _need(d: dict, key: str, typ, where: str):
+    if key not in d:
+        raise BitCycleError(f"driver.json: {where} is missing {key!r}")
+    value = d[key]
+    if typ is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise BitCycleError(f"driver.json: {where}.{key} must be an integer, got {value!r}")
+    if typ is float and not isinstance(value, (int, float)):
+        raise BitCycleError(f"driver.json: {where}.{key} must be a number, got {value!r}")
+    if typ is str and not isinstance(value, str):
+        raise BitCycleError(f"driver.json: {where}.{key} must be a string, got {value!r}")
+    return value
+
+
+def _sub(cls, d: Any, where: str, types: dict):
+    if not isinstance(d, dict):
+        raise BitCycleError(f"driver.json: {where} must be an object, got {type(d).__name__}")
+    unknown = set(d) - set(types)
+    if unknown:
+        raise BitCycleError(f"driver.json: {where} has unknown keys {sorted(unknown)}; allowed: {sorted(types)}")
+    kwargs = {}
+    defaults = cls.__dataclass_fields__
+    for key, typ in types.items():
+        if key in d:
+            if d[key] is None and typ is not int:
+                kwargs[key] = None
+            else:
+                kwargs[key] = _need(d, key, typ, where)
+        elif defaults[key].default is defaults[key].default_factory:  # no default: required (MISSING)
+            _need(d, key, typ, where)
+    return cls(**kwargs)
+
+
+def from_dict(d: dict, source: Path | None = None) -> DriverSpec:
+    """Parse and validate a driver.json object; raises BitCycleError naming the bad field."""
+    if not isinstance(d, dict):
+        raise BitCycleError("driver.json must hold a JSON object")
+    unknown = set(d) - _TOP_KEYS
+    if unknown:
+        raise BitCycleError(f"driver.json: unknown keys {sorted(unknown)}; allowed: {sorted(_TOP_KEYS)}")
+    schema = d.get("schema")
+    if schema != SCHEMA:
+        raise BitCycleError(f"driver.json: schema is {schema!r}, this driver reads {SCHEMA!r}; re-run `bitcycle compile`")
+    layers_raw = d.get("layers")
+    if not isinstance(layers_raw, list) or not layers_raw:
+        raise BitCycleError("driver.json: 'layers' must be a non-empty list")
+    ltypes = {"name": str, "in_features": int, "out_features": int, "in_bits": int, "norm": str, "act": str}
+    spec = DriverSpec(
+        model=_need(d, "model", str, "top level"),
+        classes=_need(d, "classes", int, "top level"),
+        input=_sub(InputSpec, _need(d, "input", dict, "top level"), "input",
+                   {"features": int, "bits": int, "scale": float, "offset": float}),
+        layers=[_sub(LayerSpec, l, f"layers[{i}]", ltypes) for i, l in enumerate(layers_raw)],
+        grad_bits=dict(d.get("grad_bits", {"min": 2, "max": 8})),
+        engine=_sub(EngineSpec, d.get("engine", {}), "engine",
+                    {k: int for k in EngineSpec.__dataclass_fields__}),
+        overlay=_sub(OverlaySpec, d.get("overlay", {}), "overlay", {"bitfile": str, "ip": str, "dma": str}),
+        params=d.get("params"),
+        source=source,
+    )
+    validate(spec)
+    return spec
+
+
+def validate(spec: DriverSpec) -> DriverSpec:
+    """Cross-field checks: chained shapes, bit ranges inside the engine's, known norms/acts."""
+    eng = spec.engine
+    if not 1 <= eng.max_bits <= 16:
+        raise BitCycleError(f"driver.json: engine.max_bits={eng.max_bits} must be in 1..16")
+    for name in ("pe", "simd", "weight_words", "clock_hz", "stream_bytes"):
+        if getattr(eng, name) < 1:
+            raise BitCycleError(f"driver.json: engine.{name} must be >= 1, got {getattr(eng, name)}")
+    if not 2 <= eng.acc_bits <= 62:
+        raise BitCycleError(f"driver.json: engine.acc_bits={eng.acc_bits} must be in 2..62")
+    if spec.classes < 2:
+        raise BitCycleError(f"driver.json: classes={spec.classes} must be >= 2")
+    if not 1 <= spec.input.bits <= eng.max_bits:
+        raise BitCycleError(f"driver.json: input.bits={spec.input.bits} outside the engine's 1..{eng.max_bits}")
+    if spec.input.features != spec.layers[0].in_features:
+        raise BitCycleError(
+            f"driver.json: input.features={spec.input.features} but layers[0].in_features={spec.layers[0].in_features}")
+    names = set()
+    for i, layer in enumerate(spec.layers):
+        where = f"driver.json: layers[{i}] ({layer.name})"
+        if layer.name in names:
+            raise BitCycleError(f"{where}: duplicate layer name")
+        names.add(layer.name)
+        if layer.in_features < 1 or layer.out_features < 1:
+            raise BitCycleError(f"{where}: in/out features must be >= 1")
+        if not 1 <= layer.in_bits <= eng.max_bits:
+            raise BitCycleError(f"{where}: in_bits={layer.in_bits} outside the engine's 1..{eng.max_bits}")
+        if layer.norm not in NORMS:
+            raise BitCycleError(f"{where}: norm={layer.norm!r}, choose from {NORMS}")
+        if layer.act not in ACTS:
+            raise BitCycleError(f"{where}: act={layer.act!r}, choose from {ACTS}")
+        if i > 0:
+            prev = spec.layers[i - 1]
+            if prev.out_features != layer.in_features:
+                raise BitCycleError(
+                    f"{where}: in_features={layer.in_features} but the previous layer gives {prev.out_features}")
+            if prev.act == "sign" and layer.in_bits != 1:
+                raise BitCycleError(f"{where}: input is binary (previous act 'sign') so in_bits must be 1")
+        if layer.in_features * layer.out_features > eng.weight_words * eng.simd:
+            raise BitCycleError(
+                f"{where}: {layer.in_features}x{layer.out_features} weights do not fit the engine's weight "
+                f"memory ({eng.weight_words} words x {eng.simd} bits); use a bigger overlay or a smaller model")
+    if spec.layers[-1].out_features != spec.classes:
+        raise BitCycleError(
+            f"driver.json: last layer gives {spec.layers[-1].out_features} outputs but classes={spec.classes}")
+    if spec.layers[-1].act != "none":
+        raise BitCycleError("driver.json: the last layer must have act 'none' (it gives the logits)")
+    gb = spec.grad_bits
+    if not isinstance(gb, dict) or set(gb) != {"min", "max"}:
+        raise BitCycleError("driver.json: grad_bits must be {\"min\": int, \"max\": int}")
+    if not 1 <= gb["min"] <= gb["max"] <= eng.max_bits:
+        raise BitCycleError(f"driver.json: grad_bits {gb} must satisfy 1 <= min <= max <= engine.max_bits={eng.max_bits}")
+    return spec
+
+
+def load(path_or_dict) -> DriverSpec:
+    """Load a driver.json (path, directory holding driver.json, dict or DriverSpec) and validate it."""
+    if isinstance(path_or_dict, DriverSpec):
+        return validate(copy.deepcopy(path_or_dict))
+    if isinstance(path_or_dict, dict):
+        return from_dict(path_or_dict)
+    path = Path(path_or_dict)
+    if path.is_dir():
+        path = path / "driver.json"
+    if not path.is_file():
+        raise BitCycleError(f"driver.json not found at {path}; run `bitcycle compile` or pass --model NAME")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise BitCycleError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    return from_dict(data, source=path.resolve())
+
+
+# The zoo as the driver sees it (shapes only). The torch zoo (bitcycle.nets) has the same shapes;
+# the driver must not import it (torch), so the few numbers are repeated here.
+DATASET_SHAPES = {"digits": (64, 10, 16.0), "fashion-mnist": (784, 10, 255.0), "mnist": (784, 10, 255.0)}
+MODEL_HIDDEN = {"tfc": [64, 64, 64], "sfc": [256, 256, 256], "lfc": [1024, 1024, 1024], "mlp": [128, 128]}
+
+
+def spec_for_model(model: str, dataset: str = "digits", hidden: list[int] | None = None,
+                   grad_bits: tuple[int, int] = (2, 8), engine: EngineSpec | None = None) -> DriverSpec:
+    """The driver.json of a zoo MLP built in memory (``bitcycle run`` without a compiled model)."""
+    if dataset not in DATASET_SHAPES:
+        raise BitCycleError(f"unknown dataset {dataset!r}; choose from {sorted(DATASET_SHAPES)}")
+    if hidden is None:
+        if model not in MODEL_HIDDEN:
+            raise BitCycleError(f"unknown model {model!r}; choose from {sorted(MODEL_HIDDEN)} (or give a driver.json)")
+        hidden = MODEL_HIDDEN[model]
+    features, classes, x_max = DATASET_SHAPES[dataset]
+    in_bits = 8
+    # map [0, x_max] onto [-127, 127]: symmetric 8-bit input for the first layer
+    scale = 254.0 / x_max
+    widths = [features, *hidden, classes]
+    layers = [
+        LayerSpec(name=f"fc{i}", in_features=widths[i], out_features=widths[i + 1],
+                  in_bits=in_bits if i == 0 else 1, norm="batchnorm",
+                  act="sign" if i < len(widths) - 2 else "none")
+        for i in range(len(widths) - 1)
+    ]
+    spec = DriverSpec(model=model, classes=classes,
+                      input=InputSpec(features=features, bits=in_bits, scale=scale, offset=-127.0),
+                      layers=layers, grad_bits={"min": int(grad_bits[0]), "max": int(grad_bits[1])},
+                      engine=engine or EngineSpec())
+    return validate(spec)
