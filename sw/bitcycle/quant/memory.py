@@ -1,0 +1,288 @@
+"""Memory-efficient binary layers: save 1 bit per activation for backward, not 32.
+
+Standard autograd through a binary layer ``y = sign(W) · sign(x)`` followed by BatchNorm keeps,
+per training step, the float pre-sign input ``x`` (for the straight-through clamp), the float
+``sign(x)`` (for dW), a float copy of ``sign(W)``, and the float layer output (for BatchNorm's
+backward). Following Wang et al. ("Enabling binary neural network training on the edge") the
+functions here keep only what the backward really needs, in the smallest exact form:
+
+* ``sign(x)``, 8 values per byte (``pack_bits``), for ``dW = dyᵀ · sign(x)``;
+* the straight-through mask ``|x| ≤ 1``, 8 per byte, for ``dx = (dy · sign(W)) ⊙ mask``;
+* nothing of the weights: ``sign(W)`` is recomputed from the latent weight parameter;
+* for BatchNorm, the layer output as the integer it is (int8 when it fits, else int16) plus the
+  per-channel mean and 1/σ, from which x̂ is recomputed exactly.
+
+All of it goes through ``ctx.save_for_backward`` so ``torch.autograd.graph.saved_tensors_hooks``
+sees (and ``bitcycle.train.memory`` measures) every byte. The gradients equal autograd's on the same
+binarised inputs: exactly for the matmul products (integer-valued operands), to float rounding for
+BatchNorm (same formula, different summation order).
+
+Semantics match Brevitas' binary quantisers as used by FINN's BNN-PYNQ models: activations are
+clamped to [−1, 1] and then take sign (0 ↦ +1), so their gradient is masked to |x| ≤ 1
+(``ClampedBinaryQuant``); weights take sign with an identity straight-through gradient
+(``BinaryQuant``, scale 1). A gradient quantiser (the cyclic-precision one) composes in two ways:
+apply an identity-forward autograd function to the layer output (dy then arrives quantised), or
+pass it as ``grad_quant`` (a callable on dy) to the functions here.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from bitcycle.errors import BitCycleError
+
+GradQuant = Optional[Callable[[Tensor], Tensor]]
+
+_SHIFTS = torch.arange(8, dtype=torch.uint8)
+
+
+# ----------------------------------------------------------------------------- bit packing
+def pack_bits(bits: Tensor) -> Tensor:
+    """Pack a boolean tensor into uint8, 8 per byte, LSB first; returns a 1-D uint8 tensor.
+
+    The shape is not stored: pass it to ``unpack_bits``.
+    """
+    flat = bits.reshape(-1).to(torch.uint8)
+    pad = (-flat.numel()) % 8
+    if pad:
+        flat = torch.cat([flat, flat.new_zeros(pad)])
+    return (flat.view(-1, 8) << _SHIFTS.to(flat.device)).sum(dim=1, dtype=torch.uint8)
+
+
+def unpack_bits(packed: Tensor, shape) -> Tensor:
+    """Inverse of ``pack_bits``: a bool tensor of ``shape``."""
+    shape = torch.Size(shape)
+    n = shape.numel()
+    if packed.dtype != torch.uint8 or packed.numel() * 8 < n or packed.numel() * 8 - n >= 8:
+        raise ValueError(f"packed holds {packed.numel()} bytes ({packed.dtype}), which cannot unpack to shape {list(shape)}")
+    bits = (packed.reshape(-1, 1) >> _SHIFTS.to(packed.device)) & 1
+    return bits.reshape(-1)[:n].view(shape).bool()
+
+
+def pack_signs(x: Tensor) -> Tensor:
+    """sign(x) as bits (x ≥ 0 ↦ 1 ↦ +1, x < 0 ↦ 0 ↦ −1), 8 per byte."""
+    return pack_bits(x >= 0)
+
+
+def unpack_signs(packed: Tensor, shape, dtype=torch.float32) -> Tensor:
+    """±1 tensor of ``shape`` and ``dtype`` from ``pack_signs``."""
+    return unpack_bits(packed, shape).to(dtype) * 2 - 1
+
+
+def binary_sign(x: Tensor) -> Tensor:
+    """sign with 0 ↦ +1 (Brevitas' binary_sign), no gradient logic."""
+    return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
+
+
+# ----------------------------------------------------------------------------- input codecs
+def _save_input(x: Tensor, binarize_input: bool, input_scale: Optional[float], where: str):
+    """Reduced form of the layer input for backward: (tensors to save, binarised/decoded input)."""
+    if binarize_input:
+        xb = binary_sign(x)
+        return (pack_signs(x), pack_bits(x.abs() <= 1)), xb
+    # A non-binary input (the first layer's 8-bit image) is saved as its int8 codes: exact only if
+    # the input really lies on the 8-bit grid, so check rather than silently round.
+    if input_scale is None:
+        raise BitCycleError(f"{where}: a non-binary input needs input_scale (its 8-bit quantisation step); pass it or use standard mode")
+    codes = torch.round(x / input_scale)
+    if codes.numel() and (codes.min() < -128 or codes.max() > 255 or not torch.equal(codes * input_scale, x)):
+        raise BitCycleError(f"{where}: input is not on an 8-bit grid with step {input_scale}; quantise it to 8 bits first or use standard mode")
+    code_dtype = torch.uint8 if codes.numel() == 0 or codes.min() >= 0 else torch.int8
+    if code_dtype is torch.int8 and codes.max() > 127:
+        raise BitCycleError(f"{where}: input codes span more than 8 bits; quantise it to 8 bits first or use standard mode")
+    return (codes.to(code_dtype),), x
+
+
+def _load_input(saved, shape, binarize_input: bool, input_scale, dtype):
+    if binarize_input:
+        packed_sign, packed_mask = saved
+        return unpack_signs(packed_sign, shape, dtype), unpack_bits(packed_mask, shape)
+    (codes,) = saved
+    return codes.to(dtype) * input_scale, None
+
+
+# ----------------------------------------------------------------------------- linear
+class PackedBinaryLinearFn(torch.autograd.Function):
+    """y = sign(x) · sign(W)ᵀ (+ b), saving packed sign(x) and the packed clamp mask only."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, binarize_input, input_scale, grad_quant):
+        saved, xb = _save_input(x, binarize_input, input_scale, "PackedBinaryLinear")
+        wb = binary_sign(weight)
+        y = F.linear(xb, wb, bias)
+        ctx.save_for_backward(weight, *saved)
+        ctx.meta = (x.shape, x.dtype, binarize_input, input_scale, grad_quant, bias is not None)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        weight, *saved = ctx.saved_tensors
+        shape, dtype, binarize_input, input_scale, grad_quant, has_bias = ctx.meta
+        if grad_quant is not None:
+            dy = grad_quant(dy)
+        xb, mask = _load_input(saved, shape, binarize_input, input_scale, dtype)
+        dx = dw = db = None
+        if ctx.needs_input_grad[0]:
+            dx = dy @ binary_sign(weight)
+            if mask is not None:
+                dx = dx * mask
+        if ctx.needs_input_grad[1]:
+            dw = dy.reshape(-1, dy.shape[-1]).t() @ xb.reshape(-1, xb.shape[-1])
+        if has_bias and ctx.needs_input_grad[2]:
+            db = dy.reshape(-1, dy.shape[-1]).sum(0)
+        return dx, dw, db, None, None, None
+
+
+def packed_binary_linear(x, weight, bias=None, *, binarize_input=True, input_scale=None, grad_quant: GradQuant = None):
+    return PackedBinaryLinearFn.apply(x, weight, bias, binarize_input, input_scale, grad_quant)
+
+
+def standard_binary_linear(x, weight, bias=None, *, binarize_input=True, input_scale=None, grad_quant: GradQuant = None):
+    """The same layer through plain autograd (what Brevitas' layers save): the reference."""
+    xb = ste_sign_act(x) if binarize_input else x
+    y = F.linear(xb, ste_sign_weight(weight), bias)
+    return grad_quant_identity(y, grad_quant)
+
+
+# ----------------------------------------------------------------------------- conv2d
+class PackedBinaryConv2dFn(torch.autograd.Function):
+    """y = conv2d(sign(x), sign(W)), saving packed sign(x) and the packed clamp mask only."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, dilation, groups, binarize_input, input_scale, grad_quant):
+        saved, xb = _save_input(x, binarize_input, input_scale, "PackedBinaryConv2d")
+        y = F.conv2d(xb, binary_sign(weight), bias, stride, padding, dilation, groups)
+        ctx.save_for_backward(weight, *saved)
+        ctx.meta = (x.shape, x.dtype, stride, padding, dilation, groups, binarize_input, input_scale, grad_quant, bias is not None)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        weight, *saved = ctx.saved_tensors
+        shape, dtype, stride, padding, dilation, groups, binarize_input, input_scale, grad_quant, has_bias = ctx.meta
+        if grad_quant is not None:
+            dy = grad_quant(dy)
+        xb, mask = _load_input(saved, shape, binarize_input, input_scale, dtype)
+        dx = dw = db = None
+        if ctx.needs_input_grad[0]:
+            dx = torch.nn.grad.conv2d_input(shape, binary_sign(weight), dy, stride, padding, dilation, groups)
+            if mask is not None:
+                dx = dx * mask
+        if ctx.needs_input_grad[1]:
+            dw = torch.nn.grad.conv2d_weight(xb, weight.shape, dy, stride, padding, dilation, groups)
+        if has_bias and ctx.needs_input_grad[2]:
+            db = dy.sum((0, 2, 3))
+        return dx, dw, db, None, None, None, None, None, None, None
+
+
+def packed_binary_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, binarize_input=True,
+                         input_scale=None, grad_quant: GradQuant = None):
+    pair = torch.nn.modules.utils._pair
+    return PackedBinaryConv2dFn.apply(x, weight, bias, pair(stride), pair(padding), pair(dilation), groups,
+                                      binarize_input, input_scale, grad_quant)
+
+
+def standard_binary_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, binarize_input=True,
+                           input_scale=None, grad_quant: GradQuant = None):
+    xb = ste_sign_act(x) if binarize_input else x
+    y = F.conv2d(xb, ste_sign_weight(weight), bias, stride, padding, dilation, groups)
+    return grad_quant_identity(y, grad_quant)
+
+
+# ----------------------------------------------------------------------------- batch norm on integers
+class IntBatchNormFn(torch.autograd.Function):
+    """Training-mode BatchNorm whose input is integer-valued (a binary layer's output).
+
+    Saves the input as int8/int16 codes plus per-channel mean and 1/σ; x̂ is recomputed in backward.
+    """
+
+    @staticmethod
+    def forward(ctx, y, gamma, beta, running_mean, running_var, momentum, eps, name):
+        dims = [d for d in range(y.dim()) if d != 1]
+        mean = y.mean(dims)
+        var = y.var(dims, unbiased=False)
+        invstd = torch.rsqrt(var + eps)
+        shape = [1, -1] + [1] * (y.dim() - 2)
+        out = (y - mean.view(shape)) * (invstd * gamma).view(shape) + beta.view(shape)
+        if running_mean is not None:
+            m = y.numel() // y.shape[1]
+            with torch.no_grad():
+                running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
+                running_var.mul_(1 - momentum).add_(var * (m / max(m - 1, 1)), alpha=momentum)
+        lo, hi = (y.min().item(), y.max().item()) if y.numel() else (0, 0)
+        if lo >= -128 and hi <= 127:
+            codes = torch.round(y).to(torch.int8)
+        elif lo >= -32768 and hi <= 32767:
+            codes = torch.round(y).to(torch.int16)
+        else:
+            raise BitCycleError(f"{name}: BatchNorm input spans [{lo}, {hi}], beyond int16; use standard mode for this layer")
+        if not torch.equal(codes.to(y.dtype), y):
+            raise BitCycleError(f"{name}: BatchNorm input is not integer-valued (is the layer before it binary?); use standard mode for this layer")
+        ctx.save_for_backward(codes, mean, invstd, gamma)
+        ctx.dtype = y.dtype
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):
+        codes, mean, invstd, gamma = ctx.saved_tensors
+        shape = [1, -1] + [1] * (codes.dim() - 2)
+        dims = [d for d in range(codes.dim()) if d != 1]
+        m = codes.numel() // codes.shape[1]
+        xhat = (codes.to(ctx.dtype) - mean.view(shape)) * invstd.view(shape)
+        dbeta = dout.sum(dims)
+        dgamma = (dout * xhat).sum(dims)
+        dy = None
+        if ctx.needs_input_grad[0]:
+            dy = (gamma * invstd / m).view(shape) * (m * dout - dbeta.view(shape) - xhat * dgamma.view(shape))
+        return dy, dgamma, dbeta, None, None, None, None, None
+
+
+def int_batch_norm(y: Tensor, bn: torch.nn.modules.batchnorm._BatchNorm, name: str = "BatchNorm") -> Tensor:
+    """``bn(y)`` with the reduced saved state; eval mode (or no affine) falls back to ``bn`` itself."""
+    if not bn.training or not bn.affine or not bn.track_running_stats or bn.momentum is None:
+        return bn(y)
+    bn.num_batches_tracked.add_(1)
+    return IntBatchNormFn.apply(y, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.momentum, bn.eps, name)
+
+
+# ----------------------------------------------------------------------------- plain-autograd references
+class _SignActSTE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return binary_sign(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * (x.abs() <= 1)
+
+
+def ste_sign_act(x: Tensor) -> Tensor:
+    """sign(clamp(x, −1, 1)) with the clamp's gradient: Brevitas' ClampedBinaryQuant at scale 1."""
+    return _SignActSTE.apply(x)
+
+
+def ste_sign_weight(w: Tensor) -> Tensor:
+    """sign(w) with identity gradient: Brevitas' BinaryQuant at scale 1."""
+    return w + (binary_sign(w) - w).detach()
+
+
+class _GradQuantIdentity(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, y, fn):
+        ctx.fn = fn
+        return y.view_as(y)
+
+    @staticmethod
+    def backward(ctx, g):
+        return ctx.fn(g), None
+
+
+def grad_quant_identity(y: Tensor, grad_quant: GradQuant) -> Tensor:
+    """Identity forward; backward applies ``grad_quant`` to dy (none: plain identity)."""
+    return y if grad_quant is None else _GradQuantIdentity.apply(y, grad_quant)
