@@ -1,0 +1,476 @@
+"""``Accelerator``: one driver API over three backends (``emu``, ``sim``, ``pynq``).
+
+All the logic — register programming, stream packing, shape/bit checks, weight placement,
+counters, the training step — is here and shared; a backend is only a
+:class:`~bitcycle.driver.transport.Transport` (register read/write, one stream round trip).
+
+A training step (Wang et al.'s memory-efficient BNN training, with CycleBNN's cyclic gradient
+precision) runs the three products on the engine:
+
+    forward          z_l  = W_l · a_l                 (FWD, bits = in_bits: 8 for layer 0, 1 after)
+    backward-data    da_l = W_lᵀ · q(dz_l)            (BWD_DATA, bits = b_g from the schedule)
+    backward-weight  dW_lᵀ = sign(a_l)ᵀ · q(dz_l)ᵀ    (BWD_W, bits = b_g; only sign(a) is stored)
+
+and BatchNorm, the loss, the gradient quantiser, Adam on latent weights and the schedule on the
+host; the new sign(W) is written back into the engine's weight memory. Layer 0's input is 8-bit,
+not binary: its weight gradient is computed as Σ_p w_p·(S_pᵀ·q + 1ᵀ·q)/2 over the bipolar
+bit-planes S_p of the input, i.e. ``in_bits`` BWD_W passes, exact in integers.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bitcycle.driver import driver_json as DJ
+from bitcycle.driver import protocol as P
+from bitcycle.driver.hostmath import Adam, BatchNorm, quantize_grad, quantize_input, sign_pm1, softmax_xent
+from bitcycle.driver.transport import EmuTransport, Transport, TransportTimeout, config_word
+from bitcycle.errors import BitCycleError
+from bitcycle.golden import bit_planes
+
+BACKENDS = ("emu", "sim", "pynq")
+
+
+class Accelerator:
+    """Drive a BitCycle engine.
+
+    Parameters
+    ----------
+    backend: "emu" (numpy golden model), "sim" (Verilated RTL in a child process) or "pynq" (board).
+    bitfile: overlay .bit (pynq) — a path, or a name looked up next to driver.json and in the package.
+    driver_json: path / dict / DriverSpec; ``None`` defers to :meth:`load`.
+    timeout: seconds for every wait (stream transfer, DONE); a hang raises BitCycleError.
+    seed: seeds the latent-weight init and the stochastic rounding (emu and sim then agree bit for bit).
+    """
+
+    def __init__(self, backend: str = "emu", bitfile: str | None = None, driver_json=None,
+                 timeout: float = 10.0, seed: int = 0, lr: float = 1e-2, transport: Transport | None = None,
+                 **backend_options):
+        if backend not in BACKENDS:
+            raise BitCycleError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+        self.backend = backend
+        self.bitfile = bitfile
+        self.timeout = float(timeout)
+        self.seed = int(seed)
+        self.lr = float(lr)
+        self._backend_options = backend_options
+        self.transport: Transport | None = transport
+        self.spec: DJ.DriverSpec | None = None
+        self.schedule = None
+        self.step = 0
+        self.grad_bits: int | None = None
+        self._reset_counters()
+        if backend == "pynq" and transport is None:
+            # fail fast, before any file lookup: off-board there is nothing to drive
+            from bitcycle.driver.pynq_backend import check_device
+
+            check_device()
+        if driver_json is not None:
+            self.load(driver_json)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def _open_transport(self, spec: DJ.DriverSpec) -> Transport:
+        if self.backend == "emu":
+            return EmuTransport(spec.engine)
+        if self.backend == "sim":
+            from bitcycle.driver.sim_backend import SimTransport
+
+            return SimTransport(spec.engine, timeout=self.timeout, **self._backend_options)
+        from bitcycle.driver.pynq_backend import PynqTransport
+
+        return PynqTransport(spec, bitfile=self.bitfile, timeout=self.timeout)
+
+    def load(self, driver_json) -> DJ.DriverSpec:
+        """Load a model description, open the backend, check the overlay matches, place and write weights."""
+        spec = DJ.load(driver_json)
+        if self.transport is None:
+            self.transport = self._open_transport(spec)
+        self.spec = spec
+        self._check_identity()
+        self._place_layers()
+        self._init_params()
+        self.reg_write("CTRL", P.CTRL_CLEAR)
+        for i in range(len(spec.layers)):
+            self.write_weights(i, sign_pm1(self.latent[i]))
+        self.grad_bits = spec.grad_bits["max"]
+        return spec
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def _need_spec(self) -> DJ.DriverSpec:
+        if self.spec is None or self.transport is None:
+            raise BitCycleError("no model loaded: call Accelerator.load(driver_json) first")
+        return self.spec
+
+    def _check_identity(self) -> None:
+        eng = self.spec.engine
+        got_id, got_ver = self.reg_read("ID"), self.reg_read("VERSION")
+        if got_id != eng.id or got_ver != eng.version:
+            raise BitCycleError(
+                f"overlay is engine ID {got_id:#010x} v{got_ver} but driver.json expects {eng.id:#010x} "
+                f"v{eng.version}: load the bitstream this driver.json was compiled with")
+        got_cfg, want_cfg = self.reg_read("CONFIG"), config_word(eng)
+        if got_cfg != want_cfg:
+            raise BitCycleError(
+                f"overlay CONFIG register is {got_cfg:#x} but driver.json's engine section gives {want_cfg:#x} "
+                f"(PE/SIMD/ACC_BITS/MAX_BITS differ): recompile or pick the matching driver.json")
+
+    def _place_layers(self) -> None:
+        """Weight-memory base word of each layer, packed one after the other."""
+        eng, base = self.spec.engine, 0
+        self.w_base = []
+        for layer in self.spec.layers:
+            self.w_base.append(base)
+            base += P.weight_words(layer.out_features, layer.in_features, eng.simd)
+        if base > eng.weight_words:
+            raise BitCycleError(
+                f"the model needs {base} weight-memory words but the engine has {eng.weight_words}: "
+                f"use a smaller model or an overlay with a deeper weight memory")
+
+    def _init_params(self) -> None:
+        rng = np.random.default_rng(self.seed)
+        self.latent, self.norms = [], []
+        for layer in self.spec.layers:
+            bound = np.sqrt(6.0 / (layer.in_features + layer.out_features))
+            self.latent.append(rng.uniform(-bound, bound, (layer.out_features, layer.in_features)))
+            self.norms.append(BatchNorm(layer.out_features) if layer.norm == "batchnorm" else None)
+        params = self.spec.params_path()
+        if params is not None:
+            self._load_params(params)
+        self.optimizer = Adam(lr=self.lr)
+        self.rng = np.random.default_rng(self.seed + 1)
+        self.sign_w = [None] * len(self.spec.layers)
+
+    def _load_params(self, path: Path) -> None:
+        if not Path(path).is_file():
+            raise BitCycleError(f"driver.json params file {path} not found")
+        data = np.load(path)
+        for i, layer in enumerate(self.spec.layers):
+            key = f"{layer.name}.weight"
+            if key not in data:
+                raise BitCycleError(f"{path}: missing {key!r}")
+            w = np.asarray(data[key], dtype=np.float64)
+            if w.shape != self.latent[i].shape:
+                raise BitCycleError(f"{path}: {key} has shape {list(w.shape)}, driver.json says {list(self.latent[i].shape)}")
+            self.latent[i] = w
+            bn = self.norms[i]
+            if bn is not None and f"{layer.name}.bn_mean" in data:
+                bn.running_mean = np.asarray(data[f"{layer.name}.bn_mean"], np.float64)
+                bn.running_var = np.asarray(data[f"{layer.name}.bn_var"], np.float64)
+                bn.gamma = np.asarray(data[f"{layer.name}.bn_gamma"], np.float64)
+                bn.beta = np.asarray(data[f"{layer.name}.bn_beta"], np.float64)
+
+    def save_params(self, path) -> Path:
+        """Latent weights and BatchNorm state as the ``params`` .npz driver.json can point to."""
+        spec = self._need_spec()
+        arrays = {}
+        for i, layer in enumerate(spec.layers):
+            arrays[f"{layer.name}.weight"] = self.latent[i]
+            if self.norms[i] is not None:
+                bn = self.norms[i]
+                arrays.update({f"{layer.name}.bn_mean": bn.running_mean, f"{layer.name}.bn_var": bn.running_var,
+                               f"{layer.name}.bn_gamma": bn.gamma, f"{layer.name}.bn_beta": bn.beta})
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, **arrays)
+        return path
+
+    # -- registers and counters -------------------------------------------------------------
+    def _reset_counters(self) -> None:
+        self._counters = {
+            "jobs": {m.name: 0 for m in P.Mode},
+            "cycles": {m.name: 0 for m in P.Mode},
+            "bit_ops": {m.name: 0 for m in P.Mode},  # binary x b-bit MACs, weighted by b
+            "bytes_sent": 0,
+            "bytes_received": 0,
+            "reg_writes": 0,
+            "reg_reads": 0,
+            "engine_seconds": 0.0,  # wall time inside transport calls
+        }
+
+    def reg_write(self, name: str, value: int) -> None:
+        self._counters["reg_writes"] += 1
+        self.transport.reg_write(name, int(value))
+
+    def reg_read(self, name: str) -> int:
+        self._counters["reg_reads"] += 1
+        return int(self.transport.reg_read(name))
+
+    def counters(self, reset: bool = False) -> dict:
+        """Cycles per mode (from the engine's CYCLES register), jobs, bytes moved, register accesses."""
+        out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in self._counters.items()}
+        out["cycles_total"] = sum(out["cycles"].values())
+        if reset:
+            self._reset_counters()
+        return out
+
+    # -- one engine job ----------------------------------------------------------------------
+    def _wait_done(self) -> int:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            status = self.reg_read("STATUS")
+            if status & (P.STATUS_DONE | P.STATUS_ERROR):
+                return status
+            if time.monotonic() > deadline:
+                self._recover()
+                raise BitCycleError(f"engine did not finish within {self.timeout:g} s (STATUS={status:#x}); "
+                                    "it was cleared and is usable again — raise timeout= for big jobs")
+            time.sleep(0.0005)
+
+    def _recover(self) -> None:
+        try:
+            self.reg_write("CTRL", P.CTRL_CLEAR)
+        except Exception:  # the recovery must not mask the original error
+            pass
+
+    def _job(self, mode: P.Mode, bits: int, m: int, k: int, n: int, words_in: np.ndarray, w_base: int = 0,
+             n_out: int = 0) -> np.ndarray:
+        spec = self._need_spec()
+        regs = {"MODE": int(mode), "BITS": bits, "M": m, "K": k, "N": n,
+                "ACC_BITS": spec.engine.acc_bits, "W_BASE": w_base}
+        for name, value in regs.items():
+            self.reg_write(name, value)
+        self.reg_write("CTRL", P.CTRL_START)
+        status = self.reg_read("STATUS")
+        if status & P.STATUS_ERROR:  # configuration rejected before any data moved
+            code = self.reg_read("ERROR")
+            self._recover()
+            raise BitCycleError(f"engine rejected {mode.name} M={m} K={k} N={n} bits={bits}: {P.decode_error(code)}")
+        t0 = time.perf_counter()
+        try:
+            out = self.transport.stream(words_in, n_out, self.timeout)
+        except TransportTimeout as err:
+            code = self.reg_read("ERROR")
+            self._recover()
+            why = P.decode_error(code) if code else str(err)
+            raise BitCycleError(f"{mode.name} transfer did not complete within {self.timeout:g} s ({why}); "
+                                "the engine was cleared and is usable again") from None
+        finally:
+            self._counters["engine_seconds"] += time.perf_counter() - t0
+        status = self._wait_done()
+        if status & P.STATUS_ERROR:
+            code = self.reg_read("ERROR")
+            self._recover()
+            raise BitCycleError(f"engine flagged {mode.name} M={m} K={k} N={n} bits={bits}: {P.decode_error(code)}")
+        cycles = self.reg_read("CYCLES_LO") | (self.reg_read("CYCLES_HI") << 32)
+        c = self._counters
+        c["jobs"][mode.name] += 1
+        c["cycles"][mode.name] += cycles
+        c["bit_ops"][mode.name] += (bits if mode != P.Mode.LOAD_W else 1) * m * k * (n if mode != P.Mode.LOAD_W else 1)
+        c["bytes_sent"] += int(words_in.size) * spec.engine.stream_bytes
+        c["bytes_received"] += int(out.size) * spec.engine.stream_bytes
+        return out
+
+    def _check_bits(self, bits, what: str = "bits") -> int:
+        spec = self._need_spec()
+        hi = spec.engine.max_bits
+        if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= hi:
+            raise BitCycleError(f"{what}={bits!r} is outside the engine's range 1..{hi}")
+        return int(bits)
+
+    @staticmethod
+    def _check_operands(binary, ints, bits):
+        try:
+            from bitcycle.golden import check_binary, check_ints
+
+            return check_binary(binary), check_ints(ints, bits)
+        except ValueError as err:
+            raise BitCycleError(str(err)) from None
+
+    # -- public operations -------------------------------------------------------------------
+    def _layer_index(self, layer) -> int:
+        spec = self._need_spec()
+        if isinstance(layer, (int, np.integer)):
+            spec.layer(int(layer))
+            return int(layer)
+        return spec.layers.index(spec.layer(layer))
+
+    def write_weights(self, layer, sign_w) -> None:
+        """Write ±1 weights [out, in] of ``layer`` (name or index) into the engine's weight memory."""
+        i = self._layer_index(layer)
+        spec = self.spec.layers[i]
+        w = np.asarray(sign_w)
+        if w.shape != (spec.out_features, spec.in_features):
+            raise BitCycleError(f"write_weights({spec.name!r}): got shape {list(w.shape)}, the layer is "
+                                f"[out, in] = [{spec.out_features}, {spec.in_features}]")
+        w, _ = self._check_operands(w, np.zeros((w.shape[1], 1), np.int64), 2)
+        words = P.pack_binary(w, self.spec.engine.stream_bytes)
+        self._job(P.Mode.LOAD_W, 1, w.shape[0], w.shape[1], 1, words, w_base=self.w_base[i])
+        self.sign_w[i] = w.copy()
+
+    def set_bits(self, bits: int) -> None:
+        """Gradient bit-width of the next backward products (within driver.json's grad_bits and the engine's)."""
+        bits = self._check_bits(bits, "grad bits")
+        gb = self.spec.grad_bits
+        if not gb["min"] <= bits <= gb["max"]:
+            raise BitCycleError(f"grad bits {bits} outside driver.json's grad_bits {gb['min']}..{gb['max']}")
+        self.grad_bits = bits
+
+    def set_schedule(self, schedule) -> None:
+        """Any object with ``.bits(step) -> int`` (e.g. bitcycle.quant.schedule.CyclicSchedule)."""
+        if not hasattr(schedule, "bits"):
+            raise BitCycleError("schedule must have a .bits(step) method")
+        self.schedule = schedule
+
+    def matmul(self, binary, ints, bits: int) -> np.ndarray:
+        """binary[M, K] (±1) @ ints[K, N] on the engine (binary operand streamed): exactly golden's result."""
+        self._need_spec()
+        bits = self._check_bits(bits)
+        binary, ints = self._check_operands(binary, ints, bits)
+        if binary.shape[1] != ints.shape[0]:
+            raise BitCycleError(f"matmul: binary is [M,K]={list(binary.shape)} but ints is [K,N]={list(ints.shape)}")
+        m, k = binary.shape
+        n = ints.shape[1]
+        sb = self.spec.engine.stream_bytes
+        words = np.concatenate([P.pack_binary(binary, sb), P.pack_ints(ints, sb)])
+        out = self._job(P.Mode.BWD_W, bits, m, k, n, words, n_out=P.result_words(m, n, sb))
+        return P.unpack_results(out, (m, n))
+
+    def forward_layer(self, layer, ints, bits: int | None = None) -> np.ndarray:
+        """z = sign(W) · ints for ``layer``: ints [in, N] → int64 [out, N] (FWD)."""
+        i = self._layer_index(layer)
+        ls = self.spec.layers[i]
+        bits = self._check_bits(ls.in_bits if bits is None else bits)
+        ints = np.asarray(ints)
+        if ints.ndim != 2 or ints.shape[0] != ls.in_features:
+            raise BitCycleError(f"forward {ls.name}: input must be [in_features={ls.in_features}, N], got {list(ints.shape)}")
+        _, ints = self._check_operands(np.ones((1, 1), np.int8), ints, bits)
+        sb = self.spec.engine.stream_bytes
+        m, k, n = ls.out_features, ls.in_features, ints.shape[1]
+        out = self._job(P.Mode.FWD, bits, m, k, n, P.pack_ints(ints, sb), w_base=self.w_base[i],
+                        n_out=P.result_words(m, n, sb))
+        return P.unpack_results(out, (m, n))
+
+    def backward_data(self, layer, ints, bits: int | None = None) -> np.ndarray:
+        """dx = sign(W)ᵀ · ints for ``layer``: ints [out, N] → int64 [in, N] (BWD_DATA, W read transposed)."""
+        i = self._layer_index(layer)
+        ls = self.spec.layers[i]
+        bits = self._check_bits(self.grad_bits if bits is None else bits)
+        ints = np.asarray(ints)
+        if ints.ndim != 2 or ints.shape[0] != ls.out_features:
+            raise BitCycleError(f"backward_data {ls.name}: input must be [out_features={ls.out_features}, N], got {list(ints.shape)}")
+        _, ints = self._check_operands(np.ones((1, 1), np.int8), ints, bits)
+        sb = self.spec.engine.stream_bytes
+        m, k, n = ls.in_features, ls.out_features, ints.shape[1]
+        out = self._job(P.Mode.BWD_DATA, bits, m, k, n, P.pack_ints(ints, sb), w_base=self.w_base[i],
+                        n_out=P.result_words(m, n, sb))
+        return P.unpack_results(out, (m, n))
+
+    def weight_grad(self, acts, q, in_bits: int, bits: int) -> np.ndarray:
+        """Exact integer dWᵀ = actsᵀ... i.e. acts[in, B] @ qᵀ[B, out] → [in, out] on the engine.
+
+        Binary acts (in_bits = 1): one BWD_W pass. Integer acts: one pass per bipolar bit-plane.
+        """
+        qt = np.ascontiguousarray(q.T)
+        if in_bits == 1:
+            return self.matmul(acts, qt, bits)
+        planes = bit_planes(np.asarray(acts, dtype=np.int64), in_bits)  # 0/1, [in_bits, in, B]
+        colsum = qt.sum(axis=0)[None, :]  # 1ᵀ·qᵀ, [1, out]
+        total = np.zeros((acts.shape[0], qt.shape[1]), dtype=np.int64)
+        for p, plane in enumerate(planes):
+            bipolar = np.where(plane > 0, 1, -1).astype(np.int8)
+            twice = self.matmul(bipolar, qt, bits) + colsum  # = 2 · P_pᵀ·q exactly
+            total += (1 << p) * (twice // 2) if p != in_bits - 1 else -(1 << p) * (twice // 2)
+        return total
+
+    # -- the model ---------------------------------------------------------------------------
+    def quantize(self, x) -> np.ndarray:
+        spec = self._need_spec()
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim == 1:
+            x = x[None]
+        x = x.reshape(x.shape[0], -1)
+        if x.shape[1] != spec.input.features:
+            raise BitCycleError(f"input has {x.shape[1]} features per sample, the model expects {spec.input.features}")
+        return quantize_input(x, spec.input.bits, spec.input.scale, spec.input.offset)
+
+    def _forward(self, x, train: bool):
+        spec = self._need_spec()
+        a = self.quantize(x).T  # [in, B]
+        caches = []
+        for i, ls in enumerate(spec.layers):
+            z = self.forward_layer(i, a, ls.in_bits).astype(np.float64)
+            bn = self.norms[i]
+            y, bn_cache = bn.forward(z, train) if bn is not None else (z, None)
+            caches.append({"a": a, "bn": bn_cache, "mask": np.abs(y) <= 1.0})
+            if ls.act == "sign":
+                a = sign_pm1(y)  # only the sign of an activation is kept for backward (1 bit)
+            else:
+                a = y
+        return a.T, caches  # logits [B, C]
+
+    def forward(self, x) -> np.ndarray:
+        """Inference logits [B, classes] (running BatchNorm statistics)."""
+        logits, _ = self._forward(x, train=False)
+        return logits
+
+    def predict(self, x) -> np.ndarray:
+        return np.argmax(self.forward(x), axis=1)
+
+    def train_step(self, x, y) -> dict:
+        """One SGD step on a batch: the products on the engine, the rest on the host. Returns metrics."""
+        spec = self._need_spec()
+        y = np.asarray(y)
+        x = np.asarray(x)
+        if y.ndim != 1 or y.shape[0] != x.shape[0]:
+            raise BitCycleError(f"labels must be a 1-D array with one label per sample ({x.shape[0]}), got {list(y.shape)}")
+        if y.size and (y.min() < 0 or y.max() >= spec.classes):
+            raise BitCycleError(f"labels must be in 0..{spec.classes - 1}, found {int(y.min())}..{int(y.max())}")
+        if self.schedule is not None:
+            self.set_bits(int(self.schedule.bits(self.step)))
+        bits = self.grad_bits
+        logits, caches = self._forward(x, train=True)
+        loss, dlogits, _ = softmax_xent(logits, y)
+        g = dlogits.T  # [C, B]
+        params, grads = {}, {}
+        for i in reversed(range(len(spec.layers))):
+            ls, cache, bn = spec.layers[i], caches[i], self.norms[i]
+            if bn is not None:
+                dz, dgamma, dbeta = bn.backward(g, cache["bn"])
+                params[f"{i}.gamma"], grads[f"{i}.gamma"] = bn.gamma, dgamma
+                params[f"{i}.beta"], grads[f"{i}.beta"] = bn.beta, dbeta
+            else:
+                dz = g
+            q, scale = quantize_grad(dz, bits, self.rng)
+            dwt = self.weight_grad(cache["a"], q, ls.in_bits, bits)  # [in, out], exact integers
+            params[f"{i}.w"], grads[f"{i}.w"] = self.latent[i], dwt.T * scale
+            if i > 0:
+                da = self.backward_data(i, q, bits) * scale  # [in, B]
+                g = da * caches[i - 1]["mask"]  # straight-through estimator of sign (|y| <= 1)
+        self.optimizer.step(params, grads)
+        changed = 0
+        for i in range(len(spec.layers)):
+            np.clip(self.latent[i], -1.0, 1.0, out=self.latent[i])
+            new = sign_pm1(self.latent[i])
+            flips = int(np.count_nonzero(new != self.sign_w[i]))
+            if flips:
+                self.write_weights(i, new)
+                changed += flips
+        self.step += 1
+        acc = float(np.mean(np.argmax(logits, axis=1) == y))
+        return {"step": self.step, "loss": loss, "acc": acc, "grad_bits": bits, "weight_flips": changed}
+
+    def evaluate(self, x, y, batch: int = 256) -> float:
+        y = np.asarray(y)
+        correct = 0
+        for s in range(0, len(y), batch):
+            correct += int(np.sum(self.predict(x[s:s + batch]) == y[s:s + batch]))
+        return correct / max(len(y), 1)
