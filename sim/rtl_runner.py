@@ -42,6 +42,7 @@ def run(
     seed: int | None = None,
     extra_env: dict | None = None,
     coverage: bool = False,
+    quiet: bool = False,
 ) -> None:
     """Build ``sources`` (names under hw/rtl/) with ``toplevel`` and run ``test_module``'s cocotb tests."""
     from cocotb_tools.runner import get_runner
@@ -70,7 +71,7 @@ def run(
     )
     if seed is None:
         seed = int(os.environ.get("RANDOM_SEED", random.SystemRandom().randrange(1 << 31)))
-    print(f"[sim] {toplevel} {parameters} on {sim}: RANDOM_SEED={seed}")
+    print(f"[sim] {toplevel} {parameters} on {sim}: RANDOM_SEED={seed}", flush=True)
     results = runner.test(
         hdl_toplevel=toplevel,
         test_module=test_module,
@@ -79,6 +80,7 @@ def run(
         seed=seed,
         extra_env={"PYTHONPATH": os.pathsep.join([str(SIM_DIR), os.environ.get("PYTHONPATH", "")]), **(extra_env or {})},
         timescale=("1ns", "1ps"),
+        log_file=(build_dir / f"{test_module}.log") if quiet else None,
     )
     _assert_passed(results, toplevel, seed)
 
