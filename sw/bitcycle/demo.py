@@ -41,42 +41,21 @@ def digits_split(seed: int):
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    # Deliver the inputs on the model's 8-bit grid (q/127), as a camera or DMA would deliver 8-bit
-    # integers. Off-grid values exactly half-way between two steps would be rounded half-to-even
-    # by Brevitas but upwards by FINN's MultiThreshold, and the two would disagree.
+    # The zoo's MLP maps inputs in [0, 1] to 2x−1 and quantises that to 8 bits (q/127). Deliver
+    # the pixels on that grid, as a camera or DMA delivers 8-bit integers: a value exactly half-way
+    # between two steps is rounded half-to-even by Brevitas but upwards by FINN's MultiThreshold,
+    # and the two would disagree on it.
     q = np.round((digits.data / 16.0 * 2.0 - 1.0) * 127.0)
-    x = (q / 127.0).astype(np.float32)
+    x = ((q / 127.0 + 1.0) / 2.0).astype(np.float32)
     order = np.random.default_rng(seed).permutation(len(x))
     train, test = order[:1400], order[1400:]
     return x[train], digits.target[train], x[test], digits.target[test]
 
 
 def build_model():
-    import torch
-    from brevitas.nn import QuantIdentity, QuantLinear
-    from brevitas_examples.bnn_pynq.models.common import CommonActQuant, CommonWeightQuant
+    from bitcycle.nets import get_model
 
-    class TinyMLP(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            layers = [QuantIdentity(act_quant=CommonActQuant, bit_width=8)]
-            sizes = [64, HIDDEN, HIDDEN]
-            for i, o in zip(sizes, sizes[1:]):
-                layers += [QuantLinear(i, o, bias=False, weight_quant=CommonWeightQuant, weight_bit_width=1),
-                           torch.nn.BatchNorm1d(o), QuantIdentity(act_quant=CommonActQuant, bit_width=1)]
-            layers += [QuantLinear(HIDDEN, 10, bias=False, weight_quant=CommonWeightQuant, weight_bit_width=1),
-                       torch.nn.BatchNorm1d(10)]
-            self.features = torch.nn.Sequential(*layers)
-
-        def forward(self, x):
-            return self.features(x)
-
-        def clip_weights(self, lo, hi):
-            for m in self.modules():
-                if isinstance(m, QuantLinear):
-                    m.weight.data.clamp_(lo, hi)
-
-    return TinyMLP()
+    return get_model("sfc", in_features=64, hidden=(HIDDEN, HIDDEN), num_classes=10)
 
 
 class _FinnFlow:
@@ -174,6 +153,8 @@ def train(model, x, y, epochs: int, seed: int):
     import torch
     from tqdm import tqdm
 
+    from bitcycle.nets import clip_latent_weights
+
     torch.manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
@@ -186,7 +167,7 @@ def train(model, x, y, epochs: int, seed: int):
             opt.zero_grad()
             loss.backward()
             opt.step()
-            model.clip_weights(-1.0, 1.0)
+            clip_latent_weights(model)
     model.eval()
     return model
 
