@@ -30,8 +30,10 @@ from bitcycle.driver.hostmath import Adam, BatchNorm, quantize_grad, quantize_in
 from bitcycle.driver.transport import EmuTransport, Transport, TransportTimeout, config_word
 from bitcycle.errors import BitCycleError
 from bitcycle.golden import bit_planes
+from bitcycle.golden import stream as S
 
 BACKENDS = ("emu", "sim", "pynq")
+COMPUTE = (P.Mode.FORWARD, P.Mode.BACKWARD_DATA, P.Mode.BACKWARD_WEIGHT)
 
 
 class Accelerator:
@@ -89,7 +91,10 @@ class Accelerator:
         if self.transport is None:
             self.transport = self._open_transport(spec)
         self.spec = spec
+        self.geo = P.geometry(spec.engine)
         self._check_identity()
+        self.layer_slots = bool(getattr(self.transport, "has_w_base", True))
+        self.loaded_layer = None
         self._place_layers()
         self._init_params()
         self.reg_write("CTRL", P.CTRL_CLEAR)
@@ -139,8 +144,8 @@ class Accelerator:
         self.w_base = []
         for layer in self.spec.layers:
             self.w_base.append(base)
-            base += P.weight_words(layer.out_features, layer.in_features, eng.simd)
-        if base > eng.weight_words:
+            base += P.weight_words(layer.out_features, layer.in_features, eng)
+        if self.layer_slots and base > eng.weight_words:
             raise BitCycleError(
                 f"the model needs {base} weight-memory words but the engine has {eng.weight_words}: "
                 f"use a smaller model or an overlay with a deeper weight memory")
@@ -245,7 +250,9 @@ class Accelerator:
              n_out: int = 0) -> np.ndarray:
         spec = self._need_spec()
         regs = {"MODE": int(mode), "BITS": bits, "M": m, "K": k, "N": n,
-                "ACC_BITS": spec.engine.acc_bits, "W_BASE": w_base}
+                "ACC_BITS": spec.engine.acc_bits, "OUT_SEL": S.OUT_RAW}
+        if self.layer_slots:
+            regs["W_BASE"] = w_base
         for name, value in regs.items():
             self.reg_write(name, value)
         self.reg_write("CTRL", P.CTRL_START)
@@ -274,7 +281,7 @@ class Accelerator:
         c = self._counters
         c["jobs"][mode.name] += 1
         c["cycles"][mode.name] += cycles
-        c["bit_ops"][mode.name] += (bits if mode != P.Mode.LOAD_W else 1) * m * k * (n if mode != P.Mode.LOAD_W else 1)
+        c["bit_ops"][mode.name] += bits * m * k * n if mode in COMPUTE else 0
         c["bytes_sent"] += int(words_in.size) * spec.engine.stream_bytes
         c["bytes_received"] += int(out.size) * spec.engine.stream_bytes
         return out
@@ -303,8 +310,38 @@ class Accelerator:
             return int(layer)
         return spec.layers.index(spec.layer(layer))
 
+    def _pack(self, mode: P.Mode, bits: int, **operands) -> np.ndarray:
+        try:
+            return S.pack_input(int(mode), self.geo, bits, **operands)
+        except ValueError as err:
+            raise BitCycleError(str(err)) from None
+
+    def _compute(self, mode: P.Mode, bits: int, m: int, k: int, n: int, w_base: int = 0, **operands) -> np.ndarray:
+        words = self._pack(mode, bits, **operands)
+        out = self._job(mode, bits, m, k, n, words, w_base=w_base, n_out=S.output_words(int(mode), self.geo, m, k, n))
+        return S.unpack_output(out, int(mode), self.geo, m, k, n)
+
+    def _resident(self, i: int) -> int:
+        """Make layer i's weights resident in the engine; returns its W_BASE."""
+        if self.layer_slots:
+            return self.w_base[i]
+        if self.loaded_layer != i:
+            self._load_weights(i)
+        return 0
+
+    def _load_weights(self, i: int) -> None:
+        w = self.sign_w[i]
+        base = self.w_base[i] if self.layer_slots else 0
+        words = self._pack(P.Mode.LOAD_WEIGHTS, 1, binary=w)
+        self._job(P.Mode.LOAD_WEIGHTS, 1, w.shape[0], w.shape[1], 1, words, w_base=base)
+        self.loaded_layer = i
+
     def write_weights(self, layer, sign_w) -> None:
-        """Write ±1 weights [out, in] of ``layer`` (name or index) into the engine's weight memory."""
+        """Write ±1 weights [out, in] of ``layer`` (name or index) into the engine's weight memory.
+
+        With one weight-memory slot per layer (engine has W_BASE) the write happens now; with a
+        single slot the layer is (re)loaded when a FORWARD/BACKWARD_DATA job needs it.
+        """
         i = self._layer_index(layer)
         spec = self.spec.layers[i]
         w = np.asarray(sign_w)
@@ -312,9 +349,9 @@ class Accelerator:
             raise BitCycleError(f"write_weights({spec.name!r}): got shape {list(w.shape)}, the layer is "
                                 f"[out, in] = [{spec.out_features}, {spec.in_features}]")
         w, _ = self._check_operands(w, np.zeros((w.shape[1], 1), np.int64), 2)
-        words = P.pack_binary(w, self.spec.engine.stream_bytes)
-        self._job(P.Mode.LOAD_W, 1, w.shape[0], w.shape[1], 1, words, w_base=self.w_base[i])
         self.sign_w[i] = w.copy()
+        if self.layer_slots or self.loaded_layer == i:
+            self._load_weights(i)
 
     def set_bits(self, bits: int) -> None:
         """Gradient bit-width of the next backward products (within driver.json's grad_bits and the engine's)."""
@@ -331,7 +368,11 @@ class Accelerator:
         self.schedule = schedule
 
     def matmul(self, binary, ints, bits: int) -> np.ndarray:
-        """binary[M, K] (±1) @ ints[K, N] on the engine (binary operand streamed): exactly golden's result."""
+        """binary[M, K] (±1) @ ints[K, N] on the engine: exactly golden's ``bitserial_matmul``.
+
+        Runs as a BACKWARD_WEIGHT job (the binary operand streamed in, weight memory untouched):
+        dW[N, M] = intsᵀ · binaryᵀ, transposed back.
+        """
         self._need_spec()
         bits = self._check_bits(bits)
         binary, ints = self._check_operands(binary, ints, bits)
@@ -339,56 +380,51 @@ class Accelerator:
             raise BitCycleError(f"matmul: binary is [M,K]={list(binary.shape)} but ints is [K,N]={list(ints.shape)}")
         m, k = binary.shape
         n = ints.shape[1]
-        sb = self.spec.engine.stream_bytes
-        words = np.concatenate([P.pack_binary(binary, sb), P.pack_ints(ints, sb)])
-        out = self._job(P.Mode.BWD_W, bits, m, k, n, words, n_out=P.result_words(m, n, sb))
-        return P.unpack_results(out, (m, n))
+        dw = self._compute(P.Mode.BACKWARD_WEIGHT, bits, n, m, k, binary=binary, ints=np.ascontiguousarray(ints.T))
+        return dw.T.copy()
+
+    def _layer_operand(self, i: int, ints, rows: int, what: str, bits: int) -> np.ndarray:
+        ints = np.asarray(ints)
+        if ints.ndim != 2 or ints.shape[0] != rows:
+            raise BitCycleError(f"{what} {self.spec.layers[i].name}: input must be [{rows}, N], got {list(ints.shape)}")
+        return self._check_operands(np.ones((1, 1), np.int8), ints, bits)[1]
 
     def forward_layer(self, layer, ints, bits: int | None = None) -> np.ndarray:
-        """z = sign(W) · ints for ``layer``: ints [in, N] → int64 [out, N] (FWD)."""
+        """y = sign(W) · x for ``layer``: x [in, N] → int64 [out, N] (FORWARD)."""
         i = self._layer_index(layer)
         ls = self.spec.layers[i]
         bits = self._check_bits(ls.in_bits if bits is None else bits)
-        ints = np.asarray(ints)
-        if ints.ndim != 2 or ints.shape[0] != ls.in_features:
-            raise BitCycleError(f"forward {ls.name}: input must be [in_features={ls.in_features}, N], got {list(ints.shape)}")
-        _, ints = self._check_operands(np.ones((1, 1), np.int8), ints, bits)
-        sb = self.spec.engine.stream_bytes
-        m, k, n = ls.out_features, ls.in_features, ints.shape[1]
-        out = self._job(P.Mode.FWD, bits, m, k, n, P.pack_ints(ints, sb), w_base=self.w_base[i],
-                        n_out=P.result_words(m, n, sb))
-        return P.unpack_results(out, (m, n))
+        x = self._layer_operand(i, ints, ls.in_features, "forward", bits)
+        base = self._resident(i)
+        return self._compute(P.Mode.FORWARD, bits, ls.out_features, ls.in_features, x.shape[1], w_base=base, ints=x)
 
     def backward_data(self, layer, ints, bits: int | None = None) -> np.ndarray:
-        """dx = sign(W)ᵀ · ints for ``layer``: ints [out, N] → int64 [in, N] (BWD_DATA, W read transposed)."""
+        """dx = sign(W)ᵀ · dy for ``layer``: dy [out, N] → int64 [in, N] (BACKWARD_DATA, W read transposed)."""
         i = self._layer_index(layer)
         ls = self.spec.layers[i]
         bits = self._check_bits(self.grad_bits if bits is None else bits)
-        ints = np.asarray(ints)
-        if ints.ndim != 2 or ints.shape[0] != ls.out_features:
-            raise BitCycleError(f"backward_data {ls.name}: input must be [out_features={ls.out_features}, N], got {list(ints.shape)}")
-        _, ints = self._check_operands(np.ones((1, 1), np.int8), ints, bits)
-        sb = self.spec.engine.stream_bytes
-        m, k, n = ls.in_features, ls.out_features, ints.shape[1]
-        out = self._job(P.Mode.BWD_DATA, bits, m, k, n, P.pack_ints(ints, sb), w_base=self.w_base[i],
-                        n_out=P.result_words(m, n, sb))
-        return P.unpack_results(out, (m, n))
+        dy = self._layer_operand(i, ints, ls.out_features, "backward_data", bits)
+        base = self._resident(i)
+        return self._compute(P.Mode.BACKWARD_DATA, bits, ls.out_features, ls.in_features, dy.shape[1], w_base=base, ints=dy)
 
     def weight_grad(self, acts, q, in_bits: int, bits: int) -> np.ndarray:
-        """Exact integer dWᵀ = actsᵀ... i.e. acts[in, B] @ qᵀ[B, out] → [in, out] on the engine.
+        """Exact integer dW = q · actsᵀ: q [out, B] (b-bit codes), acts [in, B] → [out, in] (BACKWARD_WEIGHT).
 
-        Binary acts (in_bits = 1): one BWD_W pass. Integer acts: one pass per bipolar bit-plane.
+        Binary acts (in_bits = 1): one pass. Integer acts (layer 0): one pass per bipolar bit-plane
+        S_p of acts, dW = Σ_p w_p·(q·S_pᵀ + rowsum(q))/2 (w_p = 2^p, −2^(b−1) for the MSB), exact.
         """
-        qt = np.ascontiguousarray(q.T)
+        q = np.asarray(q)
+        m, k, n = q.shape[0], acts.shape[0], acts.shape[1]
         if in_bits == 1:
-            return self.matmul(acts, qt, bits)
+            return self._compute(P.Mode.BACKWARD_WEIGHT, bits, m, k, n, binary=acts, ints=q)
         planes = bit_planes(np.asarray(acts, dtype=np.int64), in_bits)  # 0/1, [in_bits, in, B]
-        colsum = qt.sum(axis=0)[None, :]  # 1ᵀ·qᵀ, [1, out]
-        total = np.zeros((acts.shape[0], qt.shape[1]), dtype=np.int64)
+        rowsum = q.astype(np.int64).sum(axis=1)[:, None]
+        total = np.zeros((m, k), dtype=np.int64)
         for p, plane in enumerate(planes):
             bipolar = np.where(plane > 0, 1, -1).astype(np.int8)
-            twice = self.matmul(bipolar, qt, bits) + colsum  # = 2 · P_pᵀ·q exactly
-            total += (1 << p) * (twice // 2) if p != in_bits - 1 else -(1 << p) * (twice // 2)
+            twice = self._compute(P.Mode.BACKWARD_WEIGHT, bits, m, k, n, binary=bipolar, ints=q) + rowsum
+            weight = -(1 << p) if p == in_bits - 1 and in_bits > 1 else (1 << p)
+            total += weight * (twice // 2)
         return total
 
     # -- the model ---------------------------------------------------------------------------
@@ -450,8 +486,8 @@ class Accelerator:
             else:
                 dz = g
             q, scale = quantize_grad(dz, bits, self.rng)
-            dwt = self.weight_grad(cache["a"], q, ls.in_bits, bits)  # [in, out], exact integers
-            params[f"{i}.w"], grads[f"{i}.w"] = self.latent[i], dwt.T * scale
+            dw = self.weight_grad(cache["a"], q, ls.in_bits, bits)  # [out, in], exact integers
+            params[f"{i}.w"], grads[f"{i}.w"] = self.latent[i], dw * scale
             if i > 0:
                 da = self.backward_data(i, q, bits) * scale  # [in, B]
                 g = da * caches[i - 1]["mask"]  # straight-through estimator of sign (|y| <= 1)

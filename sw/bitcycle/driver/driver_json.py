@@ -22,7 +22,7 @@ does not pass silently)::
       "grad_bits": {"min": 2, "max": 8},    # range the schedule may ask for (within engine bits)
       "engine": {"id": 0xB17C0001, "version": 1, "pe": 4, "simd": 16, "acc_bits": 32,
                  "max_bits": 16, "weight_words": 4096, "clock_hz": 100000000,
-                 "stream_bytes": 8},        # must match the overlay's ID/config registers
+                 "stream_bytes": 4, "thr_max": 1},   # must match the overlay's ID/config registers
       "overlay": {"bitfile": "bitcycle.bit", "ip": "bitcycle_top_0", "dma": "axi_dma_0"},
       "params": null                         # or a path (relative to driver.json) of an .npz with
                                              # "<layer>.weight" (latent float or ±1) and
@@ -74,9 +74,10 @@ class EngineSpec:
     simd: int = 16
     acc_bits: int = 32
     max_bits: int = 16
-    weight_words: int = 1 << 16
+    weight_words: int = 4096     # weight-memory depth in PE×SIMD tiles
     clock_hz: int = 100_000_000
-    stream_bytes: int = 8
+    stream_bytes: int = 4        # AXI-Stream / DMA data width in bytes (4 or 8)
+    thr_max: int = 1             # threshold slots per output channel
 
 
 @dataclass
@@ -195,9 +196,16 @@ def validate(spec: DriverSpec) -> DriverSpec:
     eng = spec.engine
     if not 1 <= eng.max_bits <= 16:
         raise BitCycleError(f"driver.json: engine.max_bits={eng.max_bits} must be in 1..16")
-    for name in ("pe", "simd", "weight_words", "clock_hz", "stream_bytes"):
+    for name in ("pe", "simd", "weight_words", "clock_hz", "thr_max"):
         if getattr(eng, name) < 1:
             raise BitCycleError(f"driver.json: engine.{name} must be >= 1, got {getattr(eng, name)}")
+    if eng.stream_bytes not in (4, 8):
+        raise BitCycleError(f"driver.json: engine.stream_bytes={eng.stream_bytes} must be 4 or 8 (32/64-bit AXI DMA)")
+    for name in ("pe", "simd"):
+        v = getattr(eng, name)
+        if v & (v - 1) or v > 8 * eng.stream_bytes:
+            raise BitCycleError(f"driver.json: engine.{name}={v} must be a power of two <= the stream width "
+                                f"({8 * eng.stream_bytes} bits)")
     if not 2 <= eng.acc_bits <= 62:
         raise BitCycleError(f"driver.json: engine.acc_bits={eng.acc_bits} must be in 2..62")
     if spec.classes < 2:
@@ -228,10 +236,11 @@ def validate(spec: DriverSpec) -> DriverSpec:
                     f"{where}: in_features={layer.in_features} but the previous layer gives {prev.out_features}")
             if prev.act == "sign" and layer.in_bits != 1:
                 raise BitCycleError(f"{where}: input is binary (previous act 'sign') so in_bits must be 1")
-        if layer.in_features * layer.out_features > eng.weight_words * eng.simd:
+        tiles = -(-layer.out_features // eng.pe) * -(-layer.in_features // eng.simd)
+        if tiles > eng.weight_words:
             raise BitCycleError(
-                f"{where}: {layer.in_features}x{layer.out_features} weights do not fit the engine's weight "
-                f"memory ({eng.weight_words} words x {eng.simd} bits); use a bigger overlay or a smaller model")
+                f"{where}: {layer.out_features}x{layer.in_features} weights need {tiles} PE×SIMD tiles but the "
+                f"engine's weight memory holds {eng.weight_words}; use a bigger overlay or a smaller model")
     if spec.layers[-1].out_features != spec.classes:
         raise BitCycleError(
             f"driver.json: last layer gives {spec.layers[-1].out_features} outputs but classes={spec.classes}")

@@ -14,7 +14,7 @@ import numpy as np
 from bitcycle.driver import protocol as P
 from bitcycle.driver.driver_json import ENGINE_ID, ENGINE_VERSION, EngineSpec
 from bitcycle.errors import BitCycleError
-from bitcycle.golden import bitserial_matmul
+from bitcycle.golden import stream as S
 
 
 class TransportTimeout(BitCycleError):
@@ -41,31 +41,39 @@ class Transport:
 
 
 def config_word(engine: EngineSpec) -> int:
-    """The CONFIG register: PE[7:0], SIMD[15:8] (as log2), ACC_BITS[21:16], MAX_BITS[26:22]."""
-    return (engine.pe & 0xFF) | ((engine.simd.bit_length() - 1) << 8) | ((engine.acc_bits & 0x3F) << 16) \
-        | ((engine.max_bits & 0x1F) << 22)
+    """The CONFIG register: PE[7:0], SIMD[15:8], ACC_BITS[21:16], MAX_BITS[26:22], stream bytes[31:27]."""
+    return (engine.pe & 0xFF) | ((engine.simd & 0xFF) << 8) | ((engine.acc_bits & 0x3F) << 16) \
+        | ((engine.max_bits & 0x1F) << 22) | ((engine.stream_bytes & 0x1F) << 27)
+
+
+_NO_WORDS = np.zeros(0, dtype=np.uint64)
 
 
 class EmuEngine:
-    """The engine as a numpy model: registers, weight memory, one job at a time."""
+    """The engine as a numpy model: registers, a tiled weight memory, one job at a time.
+
+    Arithmetic is :func:`bitcycle.golden.stream.engine_job` (i.e. ``bitserial_matmul``); packets
+    are parsed with the engine's own stream contract, so a packing bug in the driver fails here
+    exactly as it would on the RTL.
+    """
+
+    READ_ONLY = ("ID", "VERSION", "CONFIG", "STATUS", "ERROR", "CYCLES_LO", "CYCLES_HI")
 
     def __init__(self, engine: EngineSpec, latency: int = 8):
         self.engine = engine
+        self.geo = P.geometry(engine)
         self.model = P.CycleModel(engine.pe, engine.simd, latency)
-        self.regs = {name: 0 for name in P.REGISTERS}
-        self.regs["ID"] = ENGINE_ID
-        self.regs["VERSION"] = ENGINE_VERSION
-        self.regs["CONFIG"] = config_word(engine)
-        # weight memory: one ±1 row-chunk of SIMD lanes per word; kept as a flat ±1 array here
-        self.wmem = np.ones(engine.weight_words * engine.simd, dtype=np.int8)
+        self.regs = {name: 0 for name in P.REGISTER_NAMES}
+        self.regs.update(ID=ENGINE_ID, VERSION=ENGINE_VERSION, CONFIG=config_word(engine))
+        self.wmem = -np.ones((engine.weight_words, engine.pe, engine.simd), dtype=np.int8)
         self.armed = False
 
     # -- registers ---------------------------------------------------------------------------
     def write(self, name: str, value: int) -> None:
-        if name not in P.REGISTERS:
-            raise KeyError(name)
-        if name in ("ID", "VERSION", "STATUS", "ERROR", "CYCLES_LO", "CYCLES_HI", "CONFIG"):
-            return  # read-only
+        if name not in self.regs:
+            raise KeyError(f"no register {name!r}")
+        if name in self.READ_ONLY:
+            return
         if name == "CTRL":
             if value & P.CTRL_CLEAR:
                 self.regs["ERROR"] = 0
@@ -84,84 +92,112 @@ class EmuEngine:
         self.regs["STATUS"] = P.STATUS_ERROR | P.STATUS_DONE
         self.armed = False
 
+    def _tiles(self, m: int, k: int) -> int:
+        return P.weight_words(m, k, self.engine)
+
     def _start(self) -> None:
         r, e = self.regs, self.engine
         r["ERROR"] = 0
         r["STATUS"] = P.STATUS_BUSY
         self.armed = True
-        try:
-            mode = P.Mode(r["MODE"])
-        except ValueError:
+        if r["MODE"] not in [m.value for m in P.Mode] or r["MODE"] == P.Mode.LOAD_THRESHOLDS:
             return self._fail(0x20)
+        mode = P.Mode(r["MODE"])
         m, k, n, bits = r["M"], r["K"], r["N"], r["BITS"]
-        if mode != P.Mode.LOAD_W and not 1 <= bits <= e.max_bits:
+        if mode != P.Mode.LOAD_WEIGHTS and not 1 <= bits <= e.max_bits:
             return self._fail(0x01)
-        if min(m, k, n) < 1 or max(m, k, n) > 0xFFFF:
+        if min(m, k) < 1 or (mode != P.Mode.LOAD_WEIGHTS and n < 1) or max(m, k, n) > 0xFFFF:
             return self._fail(0x02)
-        if mode in (P.Mode.LOAD_W, P.Mode.FWD, P.Mode.BWD_DATA):
-            rows, cols = (k, m) if mode == P.Mode.BWD_DATA else (m, k)
-            if r["W_BASE"] + P.weight_words(rows, cols, e.simd) > e.weight_words:
+        if mode in (P.Mode.LOAD_WEIGHTS, P.Mode.FORWARD, P.Mode.BACKWARD_DATA):
+            if r["W_BASE"] + self._tiles(m, k) > e.weight_words:
                 return self._fail(0x08)
-        if mode != P.Mode.LOAD_W:
-            acc = r["ACC_BITS"]
-            if not 2 <= acc <= e.acc_bits:
-                return self._fail(0x10)
+        if mode != P.Mode.LOAD_WEIGHTS and not 2 <= r["ACC_BITS"] <= e.acc_bits:
+            return self._fail(0x10)
+
+    # -- weight memory -----------------------------------------------------------------------
+    def _store(self, w: np.ndarray) -> None:
+        e, base = self.engine, self.regs["W_BASE"]
+        m, k = w.shape
+        gk = -(-k // e.simd)
+        padded = -np.ones((-(-m // e.pe) * e.pe, gk * e.simd), dtype=np.int8)
+        padded[:m, :k] = w
+        tiles = padded.reshape(-1, e.pe, gk, e.simd).transpose(0, 2, 1, 3).reshape(-1, e.pe, e.simd)
+        self.wmem[base: base + len(tiles)] = tiles
+
+    def _weights(self, m: int, k: int) -> np.ndarray:
+        e, base = self.engine, self.regs["W_BASE"]
+        gm, gk = -(-m // e.pe), -(-k // e.simd)
+        tiles = self.wmem[base: base + gm * gk].reshape(gm, gk, e.pe, e.simd)
+        return tiles.transpose(0, 2, 1, 3).reshape(gm * e.pe, gk * e.simd)[:m, :k]
+
+    @staticmethod
+    def _unpack_tiles(words: np.ndarray, rows: int, cols: int, geo: S.Geometry) -> np.ndarray:
+        per = geo.tile_words
+        gm, gk = -(-rows // geo.pe), -(-cols // geo.simd)
+        dtype = "<u4" if geo.data_width == 32 else "<u8"
+        raw = np.asarray(words[: gm * gk * per], dtype=np.uint64).astype(dtype).view(np.uint8).reshape(gm * gk, -1)
+        bits = np.unpackbits(raw, axis=1, bitorder="little")[:, : geo.pe * geo.simd].astype(np.int8)
+        tiles = (2 * bits - 1).reshape(gm, gk, geo.pe, geo.simd)
+        out = tiles.transpose(0, 2, 1, 3).reshape(gm * geo.pe, gk * geo.simd)
+        return out[:rows, :cols]
+
+    @staticmethod
+    def _unpack_vectors(words: np.ndarray, length: int, n_vec: int, bits: int, chunk: int) -> np.ndarray:
+        n_chunks = -(-length // chunk)
+        w = np.asarray(words, dtype=np.uint64).reshape(n_vec, bits, n_chunks)[:, ::-1, :]  # plane LSB first
+        planes = ((w[..., None] >> np.arange(chunk, dtype=np.uint64)) & np.uint64(1)).astype(np.int64)
+        planes = planes.reshape(n_vec, bits, n_chunks * chunk)[:, :, :length]  # [V, bits, L]
+        if bits == 1:
+            return (2 * planes[:, 0, :] - 1).T
+        weights = np.array([1 << p for p in range(bits)], dtype=np.int64)
+        weights[-1] = -weights[-1]
+        return np.einsum("vpl,p->lv", planes, weights)
 
     # -- stream ------------------------------------------------------------------------------
-    def _expected_in(self) -> int:
-        r, sb = self.regs, self.engine.stream_bytes
-        mode, m, k, n = P.Mode(r["MODE"]), r["M"], r["K"], r["N"]
-        if mode == P.Mode.LOAD_W:
-            return P.words_for(-(-m * k // 8), sb)
-        ints = P.words_for(k * n * P.INT_BITS // 8, sb)
-        if mode == P.Mode.BWD_W:
-            return P.words_for(-(-m * k // 8), sb) + ints
-        return ints
-
-    def _weights(self, rows: int, cols: int) -> np.ndarray:
-        simd = self.engine.simd
-        chunks = -(-cols // simd)
-        base = self.regs["W_BASE"] * simd
-        block = self.wmem[base: base + rows * chunks * simd].reshape(rows, chunks * simd)
-        return block[:, :cols]
-
-    def stream(self, words_in: np.ndarray, n_out: int) -> np.ndarray:
+    def stream(self, words_in: np.ndarray) -> np.ndarray:
         """One DMA round trip. A job in error, or a length mismatch, produces no output words."""
         if not self.armed:
-            return np.zeros(0, dtype=np.uint64)
-        r, e, sb = self.regs, self.engine, self.engine.stream_bytes
-        words_in = np.asarray(words_in)
-        if words_in.size != self._expected_in():
-            self._fail(0x04)
-            return np.zeros(0, dtype=np.uint64)
+            return _NO_WORDS
+        r, geo = self.regs, self.geo
         mode, m, k, n, bits = P.Mode(r["MODE"]), r["M"], r["K"], r["N"], r["BITS"]
-        if mode == P.Mode.LOAD_W:
-            w = P.unpack_binary(words_in, (m, k))
-            simd, chunks = e.simd, -(-k // e.simd)
-            padded = np.ones((m, chunks * simd), dtype=np.int8)
-            padded[:, :k] = w
-            base = r["W_BASE"] * simd
-            self.wmem[base: base + padded.size] = padded.ravel()
-            out = np.zeros(0, dtype=np.uint64)
+        words_in = np.asarray(words_in, dtype=np.uint64)
+        if words_in.size != S.input_words(mode, geo, m, k, n, bits):
+            self._fail(0x04)
+            return _NO_WORDS
+        if mode == P.Mode.LOAD_WEIGHTS:
+            self._store(self._unpack_tiles(words_in, m, k, geo))
+            out = _NO_WORDS
         else:
-            if mode == P.Mode.BWD_W:
-                nb = P.words_for(-(-m * k // 8), sb)
-                binary = P.unpack_binary(words_in[:nb], (m, k))
-                ints = P.unpack_ints(words_in[nb:], (k, n))
+            acc_bits = r["ACC_BITS"]
+            if mode == P.Mode.FORWARD:
+                x = self._unpack_vectors(words_in, k, n, bits, geo.simd)
+                result = S.engine_job(mode, bits, acc_bits, ints=x, weights=self._weights(m, k))
+            elif mode == P.Mode.BACKWARD_DATA:
+                dy = self._unpack_vectors(words_in, m, n, bits, geo.pe)
+                result = S.engine_job(mode, bits, acc_bits, ints=dy, weights=self._weights(m, k))
             else:
-                ints = P.unpack_ints(words_in, (k, n))
-                binary = self._weights(m, k) if mode == P.Mode.FWD else self._weights(k, m).T
-            try:
-                result = bitserial_matmul(binary, ints, bits, acc_bits=min(r["ACC_BITS"], P.RESULT_BITS))
-            except ValueError:
-                self._fail(0x01)  # operand does not fit BITS: the RTL would compute garbage; flag it
-                return np.zeros(0, dtype=np.uint64)
-            out = P.pack_results(result, sb)
-        cycles = self.model.cycles(mode, bits, m, k, n)
+                n_tile = -(-k // geo.pe) * -(-n // geo.simd) * geo.tile_words
+                sx = self._unpack_tiles(words_in[:n_tile], k, n, geo)
+                dy = self._unpack_vectors(words_in[n_tile:], n, m, bits, geo.simd).T
+                result = S.engine_job(mode, bits, acc_bits, binary=sx, ints=dy)
+            out = self._pack_output(result, mode)
+        cycles = self.model.cycles(mode, bits, m, k, n, words_in.size)
         r["CYCLES_LO"], r["CYCLES_HI"] = cycles & 0xFFFFFFFF, cycles >> 32
         r["STATUS"] = P.STATUS_DONE
         self.armed = False
         return out
+
+    def _pack_output(self, result: np.ndarray, mode: P.Mode) -> np.ndarray:
+        vectors = result if mode == P.Mode.BACKWARD_WEIGHT else result.T  # [n_vec, rows]
+        lanes = self.geo.lanes
+        n_vec, rows = vectors.shape
+        pad = np.zeros((n_vec, -(-rows // lanes) * lanes), dtype=np.uint64)
+        pad[:, :rows] = (vectors.astype(np.int64) & 0xFFFFFFFF).astype(np.uint64)
+        pad = pad.reshape(n_vec, -1, lanes)
+        words = np.zeros(pad.shape[:2], dtype=np.uint64)
+        for lane in range(lanes):
+            words |= pad[:, :, lane] << np.uint64(32 * lane)
+        return words.reshape(-1)
 
 
 class EmuTransport(Transport):
@@ -177,7 +213,7 @@ class EmuTransport(Transport):
         return self.device.read(name)
 
     def stream(self, words_in: np.ndarray, n_out: int, timeout: float) -> np.ndarray:
-        out = self.device.stream(words_in, n_out)
+        out = self.device.stream(words_in)
         if out.size < n_out:
             # on hardware the receive channel would wait for words that never come: the same
             # outcome the driver sees there, a timeout
