@@ -195,58 +195,49 @@ def standard_binary_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1
 
 # ----------------------------------------------------------------------------- batch norm on integers
 class IntBatchNormFn(torch.autograd.Function):
-    """Training-mode BatchNorm whose input is integer-valued (a binary layer's output).
+    """Training-mode BatchNorm whose input is an integer times ``step`` (a binary layer's output).
 
     Saves the input as int8/int16 codes plus per-channel mean and 1/σ; x̂ is recomputed in backward.
     """
 
     @staticmethod
-    def forward(ctx, y, gamma, beta, running_mean, running_var, momentum, eps, name):
-        dims = [d for d in range(y.dim()) if d != 1]
-        mean = y.mean(dims)
-        var = y.var(dims, unbiased=False)
-        invstd = torch.rsqrt(var + eps)
-        shape = [1, -1] + [1] * (y.dim() - 2)
-        out = (y - mean.view(shape)) * (invstd * gamma).view(shape) + beta.view(shape)
-        if running_mean is not None:
-            m = y.numel() // y.shape[1]
-            with torch.no_grad():
-                running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
-                running_var.mul_(1 - momentum).add_(var * (m / max(m - 1, 1)), alpha=momentum)
-        lo, hi = (y.min().item(), y.max().item()) if y.numel() else (0, 0)
+    def forward(ctx, y, gamma, beta, running_mean, running_var, momentum, eps, name, step):
+        # torch's own kernels, forward and backward, so the result is bit-identical to nn.BatchNorm
+        # (a rounding difference next to 0 would flip the following sign and change the net).
+        out, mean, invstd = torch.ops.aten.native_batch_norm(y, gamma, beta, running_mean, running_var, True, momentum, eps)
+        codes = torch.round(y / step)
+        lo, hi = (codes.min().item(), codes.max().item()) if y.numel() else (0, 0)
         if lo >= -128 and hi <= 127:
-            codes = torch.round(y).to(torch.int8)
+            codes = codes.to(torch.int8)
         elif lo >= -32768 and hi <= 32767:
-            codes = torch.round(y).to(torch.int16)
+            codes = codes.to(torch.int16)
         else:
-            raise BitCycleError(f"{name}: BatchNorm input spans [{lo}, {hi}], beyond int16; use standard mode for this layer")
-        if not torch.equal(codes.to(y.dtype), y):
-            raise BitCycleError(f"{name}: BatchNorm input is not integer-valued (is the layer before it binary?); use standard mode for this layer")
+            raise BitCycleError(f"{name}: BatchNorm input spans [{lo}, {hi}] steps, beyond int16; use standard mode for this layer")
+        if not torch.equal(codes.to(y.dtype) * step, y):
+            raise BitCycleError(f"{name}: BatchNorm input is not a multiple of {step} (is the layer before it binary?); "
+                                f"use standard mode for this layer")
         ctx.save_for_backward(codes, mean, invstd, gamma)
-        ctx.dtype = y.dtype
+        ctx.meta = (y.dtype, step, eps)
         return out
 
     @staticmethod
     def backward(ctx, dout):
         codes, mean, invstd, gamma = ctx.saved_tensors
-        shape = [1, -1] + [1] * (codes.dim() - 2)
-        dims = [d for d in range(codes.dim()) if d != 1]
-        m = codes.numel() // codes.shape[1]
-        xhat = (codes.to(ctx.dtype) - mean.view(shape)) * invstd.view(shape)
-        dbeta = dout.sum(dims)
-        dgamma = (dout * xhat).sum(dims)
-        dy = None
-        if ctx.needs_input_grad[0]:
-            dy = (gamma * invstd / m).view(shape) * (m * dout - dbeta.view(shape) - xhat * dgamma.view(shape))
-        return dy, dgamma, dbeta, None, None, None, None, None
+        dtype, step, eps = ctx.meta
+        y = codes.to(dtype) * step  # exact: the codes were checked in forward
+        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2]]
+        dy, dgamma, dbeta = torch.ops.aten.native_batch_norm_backward(
+            dout.contiguous(), y, gamma, None, None, mean, invstd, True, eps, mask)
+        return dy, dgamma, dbeta, None, None, None, None, None, None
 
 
-def int_batch_norm(y: Tensor, bn: torch.nn.modules.batchnorm._BatchNorm, name: str = "BatchNorm") -> Tensor:
+def int_batch_norm(y: Tensor, bn: torch.nn.modules.batchnorm._BatchNorm, name: str = "BatchNorm",
+                   step: float = 1.0) -> Tensor:
     """``bn(y)`` with the reduced saved state; eval mode (or no affine) falls back to ``bn`` itself."""
     if not bn.training or not bn.affine or not bn.track_running_stats or bn.momentum is None:
         return bn(y)
     bn.num_batches_tracked.add_(1)
-    return IntBatchNormFn.apply(y, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.momentum, bn.eps, name)
+    return IntBatchNormFn.apply(y, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.momentum, bn.eps, name, step)
 
 
 # ----------------------------------------------------------------------------- plain-autograd references
@@ -286,3 +277,121 @@ class _GradQuantIdentity(torch.autograd.Function):
 def grad_quant_identity(y: Tensor, grad_quant: GradQuant) -> Tensor:
     """Identity forward; backward applies ``grad_quant`` to dy (none: plain identity)."""
     return y if grad_quant is None else _GradQuantIdentity.apply(y, grad_quant)
+
+
+# ----------------------------------------------------------------------------- hooks for Brevitas layers
+# The zoo's layers (bitcycle.nets.layers) quantise weights and activations with Brevitas and call
+# one ``matmul(x, w)`` hook with the already-quantised operands; the functions below are what a
+# memory-efficient run plugs into that hook and into the sign activations, max-pools and BatchNorms
+# around it (``bitcycle.train.memory.set_memory_efficient`` does the plugging).
+def _is_bipolar(x: Tensor) -> bool:
+    return bool(((x == 1) | (x == -1)).all())
+
+
+def _reduce_operand(x: Tensor, input_scale: Optional[float], where: str):
+    """A quantised layer input in its smallest exact form: packed bits if ±1, else int8 codes."""
+    if _is_bipolar(x):
+        return pack_signs(x), True
+    if input_scale is not None:
+        codes = torch.round(x / input_scale)
+        if codes.numel() and codes.min() >= -128 and codes.max() <= 127 and torch.equal(codes * input_scale, x):
+            return codes.to(torch.int8), False
+    raise BitCycleError(f"{where}: memory-efficient mode needs this layer's input to be ±1 (after a sign activation) "
+                        f"or on the 8-bit input grid; this one is neither, so train it in standard mode")
+
+
+class PackedOperandMatmulFn(torch.autograd.Function):
+    """``op(x, w)`` (linear or conv2d) on already-quantised operands, saving x packed (±1: 1 bit)
+    or as int8 codes (the 8-bit first-layer input). ``w`` is the quantised weight tensor Brevitas
+    produced; it is parameter-sized (not batch-sized) and saved as it is."""
+
+    @staticmethod
+    def forward(ctx, x, w, op, conv_args, input_scale, where):
+        y = F.linear(x, w) if op == "linear" else F.conv2d(x, w, None, *conv_args)
+        # Save only what the needed gradients use (as autograd does): w for dx, x for dW.
+        empty = x.new_empty(0, dtype=torch.uint8)
+        reduced, bipolar = _reduce_operand(x, input_scale, where) if ctx.needs_input_grad[1] else (empty, True)
+        w_bipolar = _is_bipolar(w)  # binary weights: 1 bit each; b-bit ones (8-bit last layer) as they are
+        w_saved = (pack_signs(w) if w_bipolar else w) if ctx.needs_input_grad[0] else empty
+        ctx.save_for_backward(w_saved, reduced)
+        ctx.meta = (x.shape, x.dtype, w.shape, w_bipolar, op, conv_args, input_scale, bipolar)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        w, reduced = ctx.saved_tensors
+        shape, dtype, w_shape, w_bipolar, op, conv_args, input_scale, bipolar = ctx.meta
+        dx = dw = None
+        if ctx.needs_input_grad[0]:
+            if w_bipolar:
+                w = unpack_signs(w, w_shape, dtype)
+            if op == "linear":
+                dx = dy @ w
+            else:
+                dx = torch.nn.grad.conv2d_input(shape, w, dy, *conv_args)
+        if ctx.needs_input_grad[1]:
+            x = unpack_signs(reduced, shape, dtype) if bipolar else reduced.to(dtype) * input_scale
+            if op == "linear":
+                dw = dy.reshape(-1, dy.shape[-1]).t() @ x.reshape(-1, x.shape[-1])
+            else:
+                dw = torch.nn.grad.conv2d_weight(x, w_shape, dy, *conv_args)
+        return dx, dw, None, None, None, None
+
+
+def packed_operand_linear(x, w, *, input_scale=None, where="BinaryLinear"):
+    return PackedOperandMatmulFn.apply(x, w, "linear", None, input_scale, where)
+
+
+def packed_operand_conv2d(x, w, stride, padding, dilation, groups, *, input_scale=None, where="BinaryConv2d"):
+    return PackedOperandMatmulFn.apply(x, w, "conv2d", (stride, padding, dilation, groups), input_scale, where)
+
+
+class PackedSignActFn(torch.autograd.Function):
+    """sign(clamp(x, −1, 1)) (Brevitas' ClampedBinaryQuant, scale 1), saving the clamp mask packed."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(pack_bits(x.abs() <= 1))
+        ctx.shape = x.shape
+        return binary_sign(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (packed,) = ctx.saved_tensors
+        return g * unpack_bits(packed, ctx.shape)
+
+
+def packed_sign_act(x: Tensor) -> Tensor:
+    return PackedSignActFn.apply(x)
+
+
+class PackedMaxPool2dFn(torch.autograd.Function):
+    """Max-pool of a ±1 tensor saving the input packed (1 bit) instead of int64 argmax indices;
+    backward recomputes the indices with the same kernel, so it routes gradients exactly as torch."""
+
+    @staticmethod
+    def forward(ctx, x, args):
+        ctx.save_for_backward(pack_signs(x))
+        ctx.meta = (x.shape, x.dtype, args)
+        return F.max_pool2d(x, *args)
+
+    @staticmethod
+    def backward(ctx, g):
+        (packed,) = ctx.saved_tensors
+        shape, dtype, (kernel, stride, padding, dilation, ceil_mode) = ctx.meta
+        x = unpack_signs(packed, shape, dtype)
+        _, idx = F.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode, return_indices=True)
+        dx = torch.ops.aten.max_pool2d_with_indices_backward(g, x, kernel, stride, padding, dilation, ceil_mode, idx)
+        return dx, None
+
+
+def packed_max_pool2d(x: Tensor, kernel, stride, padding, dilation, ceil_mode) -> Tensor:
+    pair = torch.nn.modules.utils._pair
+    stride = kernel if stride is None else stride
+    args = (pair(kernel), pair(stride), pair(padding), pair(dilation), bool(ceil_mode))
+    return PackedMaxPool2dFn.apply(x, args)
+
+
+def is_integer_valued(y: Tensor, limit: int = 32767) -> bool:
+    """True if ``y`` holds integers within ±``limit`` (what IntBatchNormFn can store exactly)."""
+    return bool(y.numel() and y.abs().max() <= limit and torch.equal(torch.round(y), y))
