@@ -81,6 +81,7 @@ def run(
         extra_env={"PYTHONPATH": os.pathsep.join([str(SIM_DIR), os.environ.get("PYTHONPATH", "")]), **(extra_env or {})},
         timescale=("1ns", "1ps"),
         log_file=(build_dir / f"{test_module}.log") if quiet else None,
+        results_xml=str(build_dir / f"{test_module}.results.xml"),  # not in sim/: keep the tree clean
     )
     _assert_passed(results, toplevel, seed)
 
