@@ -274,7 +274,8 @@ def load(path_or_dict) -> DriverSpec:
 
 # The zoo as the driver sees it (shapes only). The torch zoo (bitcycle.nets) has the same shapes;
 # the driver must not import it (torch), so the few numbers are repeated here.
-DATASET_SHAPES = {"digits": (64, 10, 16.0), "fashion-mnist": (784, 10, 255.0), "mnist": (784, 10, 255.0)}
+# (features, classes, x_max): samples arrive in [0, x_max] (bitcycle.train.data gives [0, 1]).
+DATASET_SHAPES = {"digits": (64, 10, 1.0), "fashion-mnist": (784, 10, 1.0)}
 MODEL_HIDDEN = {"tfc": [64, 64, 64], "sfc": [256, 256, 256], "lfc": [1024, 1024, 1024], "mlp": [128, 128]}
 
 
