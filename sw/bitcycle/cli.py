@@ -17,6 +17,7 @@ from bitcycle.errors import BitCycleError
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("bitcycle.demo", "walking skeleton: train a W1A1 MLP, run FINN, golden model and RTL, check bit-exactness"),
     "bench": ("bitcycle.benchcli", "run a benchmark (writes build/bench/NAME.json and a table)"),
+    "train": ("bitcycle.train.cli", "train a zoo model with cyclic gradient precision (--grad-bits cosine:2-8x8)"),
     "run": ("bitcycle.driver.runcli", "train through the driver on the engine: --backend emu|sim|pynq (metrics like train)"),
     "bitstream": ("bitcycle.compile.vendor", "build the FPGA image with Vitis HLS / Vivado (needs the Xilinx tools on PATH)"),
 }

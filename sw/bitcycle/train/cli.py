@@ -1,0 +1,66 @@
+"""``bitcycle train``: train a zoo model with cyclic gradient precision (see bitcycle.train.trainer)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from bitcycle.errors import BitCycleError
+from bitcycle.quant.schedule import SPEC_HELP
+
+
+def _kv(text: str) -> tuple[str, object]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"{text!r}: write KEY=VALUE, e.g. width=64")
+    key, value = text.split("=", 1)
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from bitcycle.train.data import DATASETS
+
+    p.add_argument("--model", default="sfc", help="zoo name (tfc sfc lfc cnv resnet) or a models/*.toml file")
+    p.add_argument("--set", dest="model_set", action="append", type=_kv, default=[], metavar="KEY=VALUE",
+                   help="model option, e.g. --set width=64 --set dropout=0.2 (repeatable)")
+    p.add_argument("--dataset", default="digits", help=f"one of {', '.join(DATASETS)}")
+    p.add_argument("--data-dir", default=None, help="data set directory (CIFAR-10 batches; Fashion-MNIST IDX files)")
+    p.add_argument("--grad-bits", default="fp32", help=SPEC_HELP)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=64, help="global batch (split over torchrun processes)")
+    p.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (cosine-annealed to 0)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-limit", type=int, default=None, help="use only the first N training samples")
+    p.add_argument("--test-limit", type=int, default=None, help="use only the first N test samples")
+    p.add_argument("--no-augment", action="store_true", help="no data augmentation")
+    p.add_argument("--no-weight-grad-quant", action="store_true", help="quantise only dy, keep dW in float")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 2, 1 per torchrun process)")
+    p.add_argument("--out", required=True, help="run directory: checkpoint, model.pt, metrics.json/.csv/.png")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from bitcycle.train.trainer import TrainConfig, train
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    threads = args.threads or (2 if world == 1 else 1)
+    if threads < 1:
+        raise BitCycleError("--threads must be >= 1")
+    torch.set_num_threads(threads)
+    cfg = TrainConfig(model=args.model, model_cfg=dict(args.model_set), dataset=args.dataset, data_dir=args.data_dir,
+                      grad_bits=args.grad_bits, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      seed=args.seed, train_limit=args.train_limit, test_limit=args.test_limit,
+                      augment=not args.no_augment, quantise_weight_grad=not args.no_weight_grad_quant)
+    m = train(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"{m['model']} on {m['dataset']}, grad bits {m['grad_bits']}: test accuracy {m['test_accuracy']:.4f}, "
+              f"mean grad bits {m['mean_grad_bits']:.2f}, training BOPs {m['train_bops']:.3e} "
+              f"({m['saving_vs_fp32']:.2%} fewer than FP32, {m['saving_vs_fixed8']:.2%} fewer than fixed 8-bit), "
+              f"{m['wall_time_s']:.1f} s → {args.out}/metrics.json")
+    return 0
