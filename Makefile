@@ -13,7 +13,8 @@ MODEL ?= sfc
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-$(VENV)/.bitcycle-setup:
+# Re-checked whenever a requirement file changes (the script itself returns at once when nothing did).
+$(VENV)/.bitcycle-setup: $(wildcard requirements/*.txt) pyproject.toml tools/setup.sh
 	@bash tools/setup.sh
 
 setup:  ## create .venv and install everything (idempotent)

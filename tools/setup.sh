@@ -32,6 +32,7 @@ fi
 stamp="$VENV/.bitcycle-setup"
 want=$(cat "$REQ"/*.txt pyproject.toml tools/setup.sh | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  touch "$stamp"
   log "up to date ($VENV matches $REQ/)"
   exit 0
 fi
