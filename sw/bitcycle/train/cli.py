@@ -37,6 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-limit", type=int, default=None, help="use only the first N test samples")
     p.add_argument("--no-augment", action="store_true", help="no data augmentation")
     p.add_argument("--no-weight-grad-quant", action="store_true", help="quantise only dy, keep dW in float")
+    p.add_argument("--memory-efficient", action="store_true",
+                   help="save only bit-packed sign(x) (and int8/int16 BN inputs) for backward: same gradients, less memory")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 2, 1 per torchrun process)")
     p.add_argument("--out", required=True, help="run directory: checkpoint, model.pt, metrics.json/.csv/.png")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -56,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(model=args.model, model_cfg=dict(args.model_set), dataset=args.dataset, data_dir=args.data_dir,
                       grad_bits=args.grad_bits, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       seed=args.seed, train_limit=args.train_limit, test_limit=args.test_limit,
-                      augment=not args.no_augment, quantise_weight_grad=not args.no_weight_grad_quant)
+                      augment=not args.no_augment, quantise_weight_grad=not args.no_weight_grad_quant,
+                      memory_efficient=args.memory_efficient)
     m = train(cfg, args.out, resume=args.resume, progress=not args.no_progress)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"{m['model']} on {m['dataset']}, grad bits {m['grad_bits']}: test accuracy {m['test_accuracy']:.4f}, "

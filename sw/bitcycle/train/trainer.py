@@ -51,6 +51,7 @@ class TrainConfig:
     test_limit: int | None = None
     augment: bool = True
     quantise_weight_grad: bool = True
+    memory_efficient: bool = False     # issue 5: save 1-bit sign(x) for backward (bitcycle.train.memory)
 
     def check(self) -> None:
         parse_grad_bits(self.grad_bits)
@@ -64,7 +65,7 @@ class TrainConfig:
 
 # the options that must match for --resume to continue the same run
 _RUN_KEYS = ("dataset", "grad_bits", "epochs", "batch_size", "lr", "seed", "train_limit", "test_limit", "augment",
-             "quantise_weight_grad")
+             "quantise_weight_grad", "memory_efficient")
 
 
 def resolve_model(cfg: TrainConfig, data: Dataset) -> tuple[str, dict]:
@@ -144,6 +145,10 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     for layer in grad_quant_layers(core):
         layer.quantise_weight_grad = cfg.quantise_weight_grad
     seed_grad_quant(core, cfg.seed * 131 + rank)
+    if cfg.memory_efficient:  # issue 5: same parameters and gradients, ~1 bit per stored activation
+        from bitcycle.train.memory import set_memory_efficient
+
+        set_memory_efficient(core)
     opt = torch.optim.Adam(core.parameters(), lr=cfg.lr)
     lr_sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     run_id = {k: getattr(cfg, k) for k in _RUN_KEYS}
