@@ -93,9 +93,7 @@ class Accelerator:
         self.spec = spec
         self.geo = P.geometry(spec.engine)
         self._check_identity()
-        self.layer_slots = bool(getattr(self.transport, "has_w_base", True))
-        self.loaded_layer = None
-        self._place_layers()
+        self.resident = None  # (layer, r0, r1, c0, c1) of the weight block in the engine
         self._init_params()
         self.reg_write("CTRL", P.CTRL_CLEAR)
         for i in range(len(spec.layers)):
@@ -137,18 +135,6 @@ class Accelerator:
             raise BitCycleError(
                 f"overlay CONFIG register is {got_cfg:#x} but driver.json's engine section gives {want_cfg:#x} "
                 f"(PE/SIMD/ACC_BITS/MAX_BITS differ): recompile or pick the matching driver.json")
-
-    def _place_layers(self) -> None:
-        """Weight-memory base word of each layer, packed one after the other."""
-        eng, base = self.spec.engine, 0
-        self.w_base = []
-        for layer in self.spec.layers:
-            self.w_base.append(base)
-            base += P.weight_words(layer.out_features, layer.in_features, eng)
-        if self.layer_slots and base > eng.weight_words:
-            raise BitCycleError(
-                f"the model needs {base} weight-memory words but the engine has {eng.weight_words}: "
-                f"use a smaller model or an overlay with a deeper weight memory")
 
     def _init_params(self) -> None:
         rng = np.random.default_rng(self.seed)
@@ -246,13 +232,11 @@ class Accelerator:
         except Exception:  # the recovery must not mask the original error
             pass
 
-    def _job(self, mode: P.Mode, bits: int, m: int, k: int, n: int, words_in: np.ndarray, w_base: int = 0,
+    def _job(self, mode: P.Mode, bits: int, m: int, k: int, n: int, words_in: np.ndarray,
              n_out: int = 0) -> np.ndarray:
         spec = self._need_spec()
         regs = {"MODE": int(mode), "BITS": bits, "M": m, "K": k, "N": n,
                 "ACC_BITS": spec.engine.acc_bits, "OUT_SEL": S.OUT_RAW}
-        if self.layer_slots:
-            regs["W_BASE"] = w_base
         for name, value in regs.items():
             self.reg_write(name, value)
         self.reg_write("CTRL", P.CTRL_START)
@@ -277,7 +261,7 @@ class Accelerator:
             code = self.reg_read("ERROR")
             self._recover()
             raise BitCycleError(f"engine flagged {mode.name} M={m} K={k} N={n} bits={bits}: {P.decode_error(code)}")
-        cycles = self.reg_read("CYCLES_LO") | (self.reg_read("CYCLES_HI") << 32)
+        cycles = self.reg_read("CYCLES")
         c = self._counters
         c["jobs"][mode.name] += 1
         c["cycles"][mode.name] += cycles
@@ -312,36 +296,55 @@ class Accelerator:
 
     def _pack(self, mode: P.Mode, bits: int, **operands) -> np.ndarray:
         try:
+            if mode == P.Mode.LOAD_WEIGHTS:
+                return P.pack_binary_tiles(operands["binary"], self.geo)
+            if mode == P.Mode.BACKWARD_WEIGHT:
+                dy = S.pack_vectors(np.asarray(operands["ints"]).T, bits, self.geo.simd)
+                return np.concatenate([P.pack_binary_tiles(operands["binary"], self.geo), dy])
             return S.pack_input(int(mode), self.geo, bits, **operands)
         except ValueError as err:
             raise BitCycleError(str(err)) from None
 
-    def _compute(self, mode: P.Mode, bits: int, m: int, k: int, n: int, w_base: int = 0, **operands) -> np.ndarray:
+    def _compute(self, mode: P.Mode, bits: int, m: int, k: int, n: int, **operands) -> np.ndarray:
         words = self._pack(mode, bits, **operands)
-        out = self._job(mode, bits, m, k, n, words, w_base=w_base, n_out=S.output_words(int(mode), self.geo, m, k, n))
+        out = self._job(mode, bits, m, k, n, words, n_out=S.output_words(int(mode), self.geo, m, k, n))
         return S.unpack_output(out, int(mode), self.geo, m, k, n)
 
-    def _resident(self, i: int) -> int:
-        """Make layer i's weights resident in the engine; returns its W_BASE."""
-        if self.layer_slots:
-            return self.w_base[i]
-        if self.loaded_layer != i:
-            self._load_weights(i)
-        return 0
+    def _weight_blocks(self, m: int, k: int) -> list[tuple[int, int, int, int]]:
+        """W[M, K] cut into blocks that fit the weight memory and the per-vector chunk limit."""
+        e = self.spec.engine
+        gk = min(-(-k // e.simd), e.max_chunks, e.weight_words)
+        gm = min(-(-m // e.pe), e.max_chunks, max(e.weight_words // gk, 1))
+        rb, cb = gm * e.pe, gk * e.simd
+        return [(r0, min(r0 + rb, m), c0, min(c0 + cb, k)) for r0 in range(0, m, rb) for c0 in range(0, k, cb)]
 
-    def _load_weights(self, i: int) -> None:
-        w = self.sign_w[i]
-        base = self.w_base[i] if self.layer_slots else 0
-        words = self._pack(P.Mode.LOAD_WEIGHTS, 1, binary=w)
-        self._job(P.Mode.LOAD_WEIGHTS, 1, w.shape[0], w.shape[1], 1, words, w_base=base)
-        self.loaded_layer = i
+    def _make_resident(self, i: int, block: tuple[int, int, int, int]) -> None:
+        if self.resident != (i, *block):
+            r0, r1, c0, c1 = block
+            w = np.ascontiguousarray(self.sign_w[i][r0:r1, c0:c1])
+            self._job(P.Mode.LOAD_WEIGHTS, 1, r1 - r0, c1 - c0, 1, self._pack(P.Mode.LOAD_WEIGHTS, 1, binary=w))
+            self.resident = (i, *block)
+
+    def _backward_weight(self, sx: np.ndarray, dy: np.ndarray, bits: int) -> np.ndarray:
+        """dW[M, K] = dy[M, N] · sx[K, N]ᵀ, split so sign(x) fits the activation memory (exact sums)."""
+        e = self.spec.engine
+        (k, n), m = sx.shape, dy.shape[0]
+        gn = min(-(-n // e.simd), e.max_chunks, e.act_tiles)
+        nb = gn * e.simd
+        kb = e.pe * max(e.act_tiles // gn, 1)
+        dw = np.zeros((m, k), dtype=np.int64)
+        for k0 in range(0, k, kb):
+            for n0 in range(0, n, nb):
+                part_x = np.ascontiguousarray(sx[k0:k0 + kb, n0:n0 + nb])
+                part_dy = np.ascontiguousarray(dy[:, n0:n0 + nb])
+                dw[:, k0:k0 + kb] += self._compute(P.Mode.BACKWARD_WEIGHT, bits, m, part_x.shape[0], part_x.shape[1],
+                                                   binary=part_x, ints=part_dy)
+        return dw
 
     def write_weights(self, layer, sign_w) -> None:
-        """Write ±1 weights [out, in] of ``layer`` (name or index) into the engine's weight memory.
-
-        With one weight-memory slot per layer (engine has W_BASE) the write happens now; with a
-        single slot the layer is (re)loaded when a FORWARD/BACKWARD_DATA job needs it.
-        """
+        """Set ±1 weights [out, in] of ``layer`` (name or index); they go into the engine's weight
+        memory now if that layer's block is resident, else when a job next needs them (the engine
+        holds one weight block at a time; layers larger than its memory are cut into blocks)."""
         i = self._layer_index(layer)
         spec = self.spec.layers[i]
         w = np.asarray(sign_w)
@@ -350,8 +353,10 @@ class Accelerator:
                                 f"[out, in] = [{spec.out_features}, {spec.in_features}]")
         w, _ = self._check_operands(w, np.zeros((w.shape[1], 1), np.int64), 2)
         self.sign_w[i] = w.copy()
-        if self.layer_slots or self.loaded_layer == i:
-            self._load_weights(i)
+        if self.resident is not None and self.resident[0] == i:
+            block = self.resident[1:]
+            self.resident = None
+            self._make_resident(i, block)
 
     def set_bits(self, bits: int) -> None:
         """Gradient bit-width of the next backward products (within driver.json's grad_bits and the engine's)."""
@@ -370,7 +375,7 @@ class Accelerator:
     def matmul(self, binary, ints, bits: int) -> np.ndarray:
         """binary[M, K] (±1) @ ints[K, N] on the engine: exactly golden's ``bitserial_matmul``.
 
-        Runs as a BACKWARD_WEIGHT job (the binary operand streamed in, weight memory untouched):
+        Runs as BACKWARD_WEIGHT jobs (the binary operand streamed in, weight memory untouched):
         dW[N, M] = intsᵀ · binaryᵀ, transposed back.
         """
         self._need_spec()
@@ -378,10 +383,7 @@ class Accelerator:
         binary, ints = self._check_operands(binary, ints, bits)
         if binary.shape[1] != ints.shape[0]:
             raise BitCycleError(f"matmul: binary is [M,K]={list(binary.shape)} but ints is [K,N]={list(ints.shape)}")
-        m, k = binary.shape
-        n = ints.shape[1]
-        dw = self._compute(P.Mode.BACKWARD_WEIGHT, bits, n, m, k, binary=binary, ints=np.ascontiguousarray(ints.T))
-        return dw.T.copy()
+        return self._backward_weight(binary, np.ascontiguousarray(ints.T), bits).T.copy()
 
     def _layer_operand(self, i: int, ints, rows: int, what: str, bits: int) -> np.ndarray:
         ints = np.asarray(ints)
@@ -395,8 +397,13 @@ class Accelerator:
         ls = self.spec.layers[i]
         bits = self._check_bits(ls.in_bits if bits is None else bits)
         x = self._layer_operand(i, ints, ls.in_features, "forward", bits)
-        base = self._resident(i)
-        return self._compute(P.Mode.FORWARD, bits, ls.out_features, ls.in_features, x.shape[1], w_base=base, ints=x)
+        y = np.zeros((ls.out_features, x.shape[1]), dtype=np.int64)
+        for block in self._weight_blocks(ls.out_features, ls.in_features):
+            r0, r1, c0, c1 = block
+            self._make_resident(i, block)
+            y[r0:r1] += self._compute(P.Mode.FORWARD, bits, r1 - r0, c1 - c0, x.shape[1],
+                                      ints=np.ascontiguousarray(x[c0:c1]))
+        return y
 
     def backward_data(self, layer, ints, bits: int | None = None) -> np.ndarray:
         """dx = sign(W)ᵀ · dy for ``layer``: dy [out, N] → int64 [in, N] (BACKWARD_DATA, W read transposed)."""
@@ -404,8 +411,14 @@ class Accelerator:
         ls = self.spec.layers[i]
         bits = self._check_bits(self.grad_bits if bits is None else bits)
         dy = self._layer_operand(i, ints, ls.out_features, "backward_data", bits)
-        base = self._resident(i)
-        return self._compute(P.Mode.BACKWARD_DATA, bits, ls.out_features, ls.in_features, dy.shape[1], w_base=base, ints=dy)
+        dx = np.zeros((ls.in_features, dy.shape[1]), dtype=np.int64)
+        # reverse block order: the block the forward pass left resident is used first
+        for block in reversed(self._weight_blocks(ls.out_features, ls.in_features)):
+            r0, r1, c0, c1 = block
+            self._make_resident(i, block)
+            dx[c0:c1] += self._compute(P.Mode.BACKWARD_DATA, bits, r1 - r0, c1 - c0, dy.shape[1],
+                                       ints=np.ascontiguousarray(dy[r0:r1]))
+        return dx
 
     def weight_grad(self, acts, q, in_bits: int, bits: int) -> np.ndarray:
         """Exact integer dW = q · actsᵀ: q [out, B] (b-bit codes), acts [in, B] → [out, in] (BACKWARD_WEIGHT).
@@ -414,16 +427,15 @@ class Accelerator:
         S_p of acts, dW = Σ_p w_p·(q·S_pᵀ + rowsum(q))/2 (w_p = 2^p, −2^(b−1) for the MSB), exact.
         """
         q = np.asarray(q)
-        m, k, n = q.shape[0], acts.shape[0], acts.shape[1]
         if in_bits == 1:
-            return self._compute(P.Mode.BACKWARD_WEIGHT, bits, m, k, n, binary=acts, ints=q)
+            return self._backward_weight(np.asarray(acts), q, bits)
         planes = bit_planes(np.asarray(acts, dtype=np.int64), in_bits)  # 0/1, [in_bits, in, B]
         rowsum = q.astype(np.int64).sum(axis=1)[:, None]
-        total = np.zeros((m, k), dtype=np.int64)
+        total = np.zeros((q.shape[0], acts.shape[0]), dtype=np.int64)
         for p, plane in enumerate(planes):
             bipolar = np.where(plane > 0, 1, -1).astype(np.int8)
-            twice = self._compute(P.Mode.BACKWARD_WEIGHT, bits, m, k, n, binary=bipolar, ints=q) + rowsum
-            weight = -(1 << p) if p == in_bits - 1 and in_bits > 1 else (1 << p)
+            twice = self._backward_weight(bipolar, q, bits) + rowsum  # = 2 · q·P_pᵀ exactly
+            weight = -(1 << p) if p == in_bits - 1 else (1 << p)
             total += weight * (twice // 2)
         return total
 

@@ -21,7 +21,8 @@ does not pass silently)::
       ],
       "grad_bits": {"min": 2, "max": 8},    # range the schedule may ask for (within engine bits)
       "engine": {"id": 0xB17C0001, "version": 1, "pe": 4, "simd": 16, "acc_bits": 32,
-                 "max_bits": 16, "weight_words": 4096, "clock_hz": 100000000,
+                 "max_bits": 16, "weight_words": 1024, "act_tiles": 256, "max_chunks": 64,
+                 "clock_hz": 100000000,
                  "stream_bytes": 4, "thr_max": 1},   # must match the overlay's ID/config registers
       "overlay": {"bitfile": "bitcycle.bit", "ip": "bitcycle_top_0", "dma": "axi_dma_0"},
       "params": null                         # or a path (relative to driver.json) of an .npz with
@@ -74,7 +75,9 @@ class EngineSpec:
     simd: int = 16
     acc_bits: int = 32
     max_bits: int = 16
-    weight_words: int = 4096     # weight-memory depth in PE×SIMD tiles
+    weight_words: int = 1024     # weight-memory depth in PE×SIMD tiles (WMEM_DEPTH)
+    act_tiles: int = 256         # sign(x) memory depth in PE×SIMD tiles for backward-weight (AMEM_DEPTH)
+    max_chunks: int = 64         # chunks (SIMD or PE values) per streamed vector (MAX_CHUNKS)
     clock_hz: int = 100_000_000
     stream_bytes: int = 4        # AXI-Stream / DMA data width in bytes (4 or 8)
     thr_max: int = 1             # threshold slots per output channel
@@ -196,7 +199,7 @@ def validate(spec: DriverSpec) -> DriverSpec:
     eng = spec.engine
     if not 1 <= eng.max_bits <= 16:
         raise BitCycleError(f"driver.json: engine.max_bits={eng.max_bits} must be in 1..16")
-    for name in ("pe", "simd", "weight_words", "clock_hz", "thr_max"):
+    for name in ("pe", "simd", "weight_words", "act_tiles", "max_chunks", "clock_hz", "thr_max"):
         if getattr(eng, name) < 1:
             raise BitCycleError(f"driver.json: engine.{name} must be >= 1, got {getattr(eng, name)}")
     if eng.stream_bytes not in (4, 8):
@@ -206,8 +209,8 @@ def validate(spec: DriverSpec) -> DriverSpec:
         if v & (v - 1) or v > 8 * eng.stream_bytes:
             raise BitCycleError(f"driver.json: engine.{name}={v} must be a power of two <= the stream width "
                                 f"({8 * eng.stream_bytes} bits)")
-    if not 2 <= eng.acc_bits <= 62:
-        raise BitCycleError(f"driver.json: engine.acc_bits={eng.acc_bits} must be in 2..62")
+    if not 2 <= eng.acc_bits <= 32:
+        raise BitCycleError(f"driver.json: engine.acc_bits={eng.acc_bits} must be in 2..32 (results are int32 lanes)")
     if spec.classes < 2:
         raise BitCycleError(f"driver.json: classes={spec.classes} must be >= 2")
     if not 1 <= spec.input.bits <= eng.max_bits:
@@ -236,11 +239,6 @@ def validate(spec: DriverSpec) -> DriverSpec:
                     f"{where}: in_features={layer.in_features} but the previous layer gives {prev.out_features}")
             if prev.act == "sign" and layer.in_bits != 1:
                 raise BitCycleError(f"{where}: input is binary (previous act 'sign') so in_bits must be 1")
-        tiles = -(-layer.out_features // eng.pe) * -(-layer.in_features // eng.simd)
-        if tiles > eng.weight_words:
-            raise BitCycleError(
-                f"{where}: {layer.out_features}x{layer.in_features} weights need {tiles} PE×SIMD tiles but the "
-                f"engine's weight memory holds {eng.weight_words}; use a bigger overlay or a smaller model")
     if spec.layers[-1].out_features != spec.classes:
         raise BitCycleError(
             f"driver.json: last layer gives {spec.layers[-1].out_features} outputs but classes={spec.classes}")

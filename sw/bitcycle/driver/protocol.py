@@ -5,7 +5,7 @@ this module only adapts it to the driver (a :class:`~bitcycle.golden.stream.Geom
 driver.json's engine section) and names the registers. numpy only (runs on the board).
 
 One engine job: program MODE, BITS, M, K, N (always the *layer's* W [M, K] and the batch N),
-ACC_BITS, OUT_SEL (and W_BASE when the engine places several layers in its weight memory); pulse
+ACC_BITS, OUT_SEL; pulse
 CTRL.START; send one input packet (TLAST on its last word) and receive the output packet; wait
 for STATUS.DONE with a timeout; read CYCLES and ERROR.
 
@@ -21,6 +21,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+import numpy as np
+
 from bitcycle.golden import stream as S
 
 
@@ -33,21 +35,26 @@ class Mode(enum.IntEnum):
 
 
 # Driver-side register names. A backend maps them to addresses (the generated regmap.py on
-# sim/pynq); the emu device uses them directly.
+# sim/pynq, see bitcycle.driver.registers); the emu device uses them directly.
 REGISTER_NAMES = ("ID", "VERSION", "CONFIG", "CTRL", "STATUS", "ERROR", "MODE", "BITS", "M", "K", "N",
-                  "ACC_BITS", "OUT_SEL", "W_BASE", "CYCLES_LO", "CYCLES_HI")
+                  "ACC_BITS", "OUT_SEL", "CLIP_SHIFT", "CYCLES")
 CTRL_START = 1 << 0
-CTRL_CLEAR = 1 << 1  # clear ERROR/DONE and drop any half-received packet
+CTRL_CLEAR = 1 << 1  # abort: back to idle from anywhere, drop any half-received packet
 STATUS_BUSY = 1 << 0
 STATUS_DONE = 1 << 1
 STATUS_ERROR = 1 << 2
+# ERROR register bits (hw/rtl/bitcycle_pkg.sv)
+ERR_BAD_MODE, ERR_BAD_BITS, ERR_BAD_SHAPE, ERR_BAD_ACC_BITS = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+ERR_OVERFLOW, ERR_BAD_OUT_SEL, ERR_SHORT, ERR_LONG = 1 << 4, 1 << 5, 1 << 6, 1 << 7
 ERROR_BITS = {
-    1 << 0: "bits out of range",
-    1 << 1: "bad shape (M, K or N is 0 or larger than the engine supports)",
-    1 << 2: "stream length mismatch",
-    1 << 3: "weight memory overflow",
-    1 << 4: "acc_bits out of range",
-    1 << 5: "bad mode",
+    ERR_BAD_MODE: "unknown mode",
+    ERR_BAD_BITS: "bits out of range 1..16",
+    ERR_BAD_SHAPE: "bad shape (M, K or N is 0, or too large for the engine's memories)",
+    ERR_BAD_ACC_BITS: "acc_bits out of range",
+    ERR_OVERFLOW: "the accumulator could overflow for this length and bits",
+    ERR_BAD_OUT_SEL: "bad output-stage select",
+    ERR_SHORT: "input stream shorter than the job (TLAST early)",
+    ERR_LONG: "input stream longer than the job",
 }
 
 
@@ -91,3 +98,21 @@ class CycleModel:
             tiles = c(k, self.pe) * c(n, self.simd)
             return tiles + bits * c(k, self.pe) * c(n, self.simd) * m + self.latency
         return bits * c(m, self.pe) * c(k, self.simd) * n + self.latency
+
+
+def pack_binary_tiles(binary, geo: S.Geometry) -> np.ndarray:
+    """Vectorised twin of :func:`bitcycle.golden.stream.pack_binary_tiles` (same words; the test
+    suite checks them equal). The golden one builds each tile as a Python integer, too slow for
+    a training step's weight write-backs."""
+    b = np.asarray(binary)
+    r, c = b.shape
+    gm, gk = -(-r // geo.pe), -(-c // geo.simd)
+    padded = np.zeros((gm * geo.pe, gk * geo.simd), dtype=np.uint8)
+    padded[:r, :c] = b > 0
+    tiles = padded.reshape(gm, geo.pe, gk, geo.simd).transpose(0, 2, 1, 3).reshape(gm * gk, geo.pe * geo.simd)
+    word_bits = geo.tile_words * geo.data_width
+    if word_bits > tiles.shape[1]:
+        tiles = np.concatenate([tiles, np.zeros((tiles.shape[0], word_bits - tiles.shape[1]), np.uint8)], axis=1)
+    raw = np.packbits(tiles, axis=1, bitorder="little")  # [tiles, word_bits/8] little-endian bytes
+    dtype = "<u4" if geo.data_width == 32 else "<u8"
+    return raw.reshape(-1).view(dtype).astype(np.uint64)

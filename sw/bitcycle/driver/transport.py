@@ -57,7 +57,7 @@ class EmuEngine:
     exactly as it would on the RTL.
     """
 
-    READ_ONLY = ("ID", "VERSION", "CONFIG", "STATUS", "ERROR", "CYCLES_LO", "CYCLES_HI")
+    READ_ONLY = ("ID", "VERSION", "CONFIG", "STATUS", "ERROR", "CYCLES")
 
     def __init__(self, engine: EngineSpec, latency: int = 8):
         self.engine = engine
@@ -66,6 +66,7 @@ class EmuEngine:
         self.regs = {name: 0 for name in P.REGISTER_NAMES}
         self.regs.update(ID=ENGINE_ID, VERSION=ENGINE_VERSION, CONFIG=config_word(engine))
         self.wmem = -np.ones((engine.weight_words, engine.pe, engine.simd), dtype=np.int8)
+        self.regs["CONFIG"] = config_word(engine)
         self.armed = False
 
     # -- registers ---------------------------------------------------------------------------
@@ -87,36 +88,56 @@ class EmuEngine:
     def read(self, name: str) -> int:
         return int(self.regs[name])
 
-    def _fail(self, bit: int) -> None:
-        self.regs["ERROR"] |= bit
+    def _fail(self, bits: int) -> None:
+        self.regs["ERROR"] |= bits
         self.regs["STATUS"] = P.STATUS_ERROR | P.STATUS_DONE
         self.armed = False
+
+    def config_errors(self) -> int:
+        """The RTL's start-time configuration check (bitcycle_engine.sv, JobCheck), bit for bit."""
+        r, e = self.regs, self.engine
+        mode, m, k, n, bits = r["MODE"], r["M"], r["K"], r["N"], r["BITS"]
+        c = lambda a, b: -(-a // b)  # noqa: E731
+        err = 0
+        if mode > 4:
+            return P.ERR_BAD_MODE
+        if mode in (P.Mode.FORWARD, P.Mode.BACKWARD_DATA, P.Mode.BACKWARD_WEIGHT):
+            red_len = {P.Mode.FORWARD: k, P.Mode.BACKWARD_DATA: m, P.Mode.BACKWARD_WEIGHT: n}[mode]
+            chunk = e.pe if mode == P.Mode.BACKWARD_DATA else e.simd
+            if not 1 <= bits <= 16:
+                err |= P.ERR_BAD_BITS
+            if not 2 <= r["ACC_BITS"] <= e.acc_bits:
+                err |= P.ERR_BAD_ACC_BITS
+            if r["OUT_SEL"] == 3 or (r["OUT_SEL"] == S.OUT_THRESHOLD and mode != P.Mode.FORWARD):
+                err |= P.ERR_BAD_OUT_SEL
+            if (0 in (m, k, n) or c(red_len, chunk) > e.max_chunks
+                    or (mode != P.Mode.BACKWARD_WEIGHT and self._tiles(m, k) > e.weight_words)
+                    or (mode == P.Mode.BACKWARD_WEIGHT and c(k, e.pe) * c(n, e.simd) > e.act_tiles)):
+                err |= P.ERR_BAD_SHAPE
+            worst = red_len if bits <= 1 else red_len << (bits - 1)
+            if not err & P.ERR_BAD_BITS and worst > (1 << (e.acc_bits - 1)) - 1:
+                err |= P.ERR_OVERFLOW
+        elif mode == P.Mode.LOAD_WEIGHTS:
+            if 0 in (m, k) or self._tiles(m, k) > e.weight_words:
+                err |= P.ERR_BAD_SHAPE
+        else:  # LOAD_THRESHOLDS: the driver does not use the threshold memory (host BatchNorm)
+            err |= P.ERR_BAD_MODE
+        return err
 
     def _tiles(self, m: int, k: int) -> int:
         return P.weight_words(m, k, self.engine)
 
     def _start(self) -> None:
-        r, e = self.regs, self.engine
-        r["ERROR"] = 0
-        r["STATUS"] = P.STATUS_BUSY
+        self.regs["ERROR"] = 0
+        self.regs["STATUS"] = P.STATUS_BUSY
         self.armed = True
-        if r["MODE"] not in [m.value for m in P.Mode] or r["MODE"] == P.Mode.LOAD_THRESHOLDS:
-            return self._fail(0x20)
-        mode = P.Mode(r["MODE"])
-        m, k, n, bits = r["M"], r["K"], r["N"], r["BITS"]
-        if mode != P.Mode.LOAD_WEIGHTS and not 1 <= bits <= e.max_bits:
-            return self._fail(0x01)
-        if min(m, k) < 1 or (mode != P.Mode.LOAD_WEIGHTS and n < 1) or max(m, k, n) > 0xFFFF:
-            return self._fail(0x02)
-        if mode in (P.Mode.LOAD_WEIGHTS, P.Mode.FORWARD, P.Mode.BACKWARD_DATA):
-            if r["W_BASE"] + self._tiles(m, k) > e.weight_words:
-                return self._fail(0x08)
-        if mode != P.Mode.LOAD_WEIGHTS and not 2 <= r["ACC_BITS"] <= e.acc_bits:
-            return self._fail(0x10)
+        err = self.config_errors()
+        if err:
+            self._fail(err)
 
     # -- weight memory -----------------------------------------------------------------------
     def _store(self, w: np.ndarray) -> None:
-        e, base = self.engine, self.regs["W_BASE"]
+        e, base = self.engine, 0
         m, k = w.shape
         gk = -(-k // e.simd)
         padded = -np.ones((-(-m // e.pe) * e.pe, gk * e.simd), dtype=np.int8)
@@ -125,7 +146,7 @@ class EmuEngine:
         self.wmem[base: base + len(tiles)] = tiles
 
     def _weights(self, m: int, k: int) -> np.ndarray:
-        e, base = self.engine, self.regs["W_BASE"]
+        e, base = self.engine, 0
         gm, gk = -(-m // e.pe), -(-k // e.simd)
         tiles = self.wmem[base: base + gm * gk].reshape(gm, gk, e.pe, e.simd)
         return tiles.transpose(0, 2, 1, 3).reshape(gm * e.pe, gk * e.simd)[:m, :k]
@@ -161,8 +182,9 @@ class EmuEngine:
         r, geo = self.regs, self.geo
         mode, m, k, n, bits = P.Mode(r["MODE"]), r["M"], r["K"], r["N"], r["BITS"]
         words_in = np.asarray(words_in, dtype=np.uint64)
-        if words_in.size != S.input_words(mode, geo, m, k, n, bits):
-            self._fail(0x04)
+        expected = S.input_words(mode, geo, m, k, n, bits)
+        if words_in.size != expected:
+            self._fail(P.ERR_SHORT if words_in.size < expected else P.ERR_LONG)
             return _NO_WORDS
         if mode == P.Mode.LOAD_WEIGHTS:
             self._store(self._unpack_tiles(words_in, m, k, geo))
@@ -182,7 +204,7 @@ class EmuEngine:
                 result = S.engine_job(mode, bits, acc_bits, binary=sx, ints=dy)
             out = self._pack_output(result, mode)
         cycles = self.model.cycles(mode, bits, m, k, n, words_in.size)
-        r["CYCLES_LO"], r["CYCLES_HI"] = cycles & 0xFFFFFFFF, cycles >> 32
+        r["CYCLES"] = min(cycles, 0xFFFFFFFF)
         r["STATUS"] = P.STATUS_DONE
         self.armed = False
         return out

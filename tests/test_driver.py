@@ -1,0 +1,337 @@
+"""The driver on the ``emu`` backend: exact products, the training step, bad input, driver.json.
+
+The emu device parses the engine's stream packets itself, so these tests exercise the driver's
+register programming, packing and job splitting exactly as the RTL and the board see them.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from bitcycle.driver import Accelerator, driver_json as DJ, spec_for_model
+from bitcycle.driver import protocol as P
+from bitcycle.driver.driver_json import EngineSpec
+from bitcycle.driver.hostmath import quantize_grad
+from bitcycle.errors import BitCycleError
+from bitcycle.golden import bitserial_matmul, int_range
+from bitcycle.golden import stream as S
+
+SEED = random.SystemRandom().randrange(1 << 30)
+print(f"test_driver seed {SEED}")
+
+# geometries: the default, and tiny memories that force the driver to split every job
+GEOMETRIES = [
+    dict(pe=4, simd=16, stream_bytes=4),
+    dict(pe=2, simd=8, stream_bytes=8, weight_words=5, act_tiles=3, max_chunks=2),
+    dict(pe=8, simd=32, stream_bytes=4, weight_words=4, act_tiles=4, max_chunks=3),
+]
+
+
+def small_acc(geometry=None, hidden=(20, 12), **kw) -> Accelerator:
+    spec = spec_for_model("mlp", hidden=list(hidden), engine=EngineSpec(**(geometry or {})))
+    return Accelerator("emu", driver_json=spec, **kw)
+
+
+def random_ints(rng, bits, shape):
+    if bits == 1:
+        return rng.choice([-1, 1], shape)
+    lo, hi = int_range(bits)
+    return rng.integers(lo, hi + 1, shape)
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=["default", "tiny-pe2", "tiny-pe8"])
+def test_matmul_equals_golden(geometry):
+    rng = np.random.default_rng(SEED)
+    acc = small_acc(geometry)
+    for _ in range(25):
+        bits = int(rng.integers(1, 17))
+        m, k, n = (int(v) for v in rng.integers(1, 60, 3))
+        binary = rng.choice([-1, 1], (m, k)).astype(np.int8)
+        ints = random_ints(rng, bits, (k, n))
+        got = acc.matmul(binary, ints, bits)
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, bitserial_matmul(binary, ints, bits), err_msg=f"bits={bits} {m}x{k}x{n}")
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=["default", "tiny-pe2", "tiny-pe8"])
+def test_layer_products_exact(geometry):
+    rng = np.random.default_rng(SEED + 1)
+    acc = small_acc(geometry)
+    w0 = acc.sign_w[0].astype(np.int64)
+    x = rng.integers(-128, 128, (64, 7))
+    np.testing.assert_array_equal(acc.forward_layer(0, x), w0 @ x)
+    dy = rng.integers(-7, 8, (20, 7))
+    np.testing.assert_array_equal(acc.backward_data(0, dy, 4), w0.T @ dy)
+    # layer 0's 8-bit input: weight gradient from bipolar bit-plane passes, exact
+    np.testing.assert_array_equal(acc.weight_grad(x, dy, 8, 4), dy @ x.T)
+    sx = rng.choice([-1, 1], (20, 9)).astype(np.int8)
+    dy2 = rng.integers(-7, 8, (12, 9))
+    np.testing.assert_array_equal(acc.weight_grad(sx, dy2, 1, 4), dy2 @ sx.T.astype(np.int64))
+
+
+def test_written_weights_are_used():
+    rng = np.random.default_rng(SEED + 2)
+    acc = small_acc(GEOMETRIES[1])
+    w = rng.choice([-1, 1], (12, 20)).astype(np.int8)
+    acc.write_weights("fc1", w)
+    x = rng.choice([-1, 1], (20, 5))
+    np.testing.assert_array_equal(acc.forward_layer("fc1", x, 1), w.astype(np.int64) @ x)
+    w2 = -w
+    acc.write_weights(1, w2)  # resident block is rewritten at once
+    np.testing.assert_array_equal(acc.forward_layer(1, x, 1), w2.astype(np.int64) @ x)
+
+
+def test_engine_stream_words_match_golden_stream():
+    """The driver's packets are exactly golden/stream.py's (its own tile packer is a vectorised twin)."""
+    rng = np.random.default_rng(SEED + 3)
+    for pe, simd, dw in ((4, 16, 32), (2, 8, 64), (32, 32, 32), (1, 1, 32)):
+        geo = S.Geometry(pe=pe, simd=simd, data_width=dw)
+        for _ in range(5):
+            b = rng.choice([-1, 1], tuple(int(v) for v in rng.integers(1, 50, 2))).astype(np.int8)
+            np.testing.assert_array_equal(P.pack_binary_tiles(b, geo), S.pack_binary_tiles(b, geo))
+
+
+def test_cycle_counters_follow_bits():
+    acc = small_acc()
+    rng = np.random.default_rng(SEED + 4)
+    x = rng.choice([-1, 1], (20, 16)).astype(np.int8)
+    cycles = {}
+    acc.backward_data(0, random_ints(rng, 2, (20, 16)), 2)  # loads layer 0's weights once
+    for bits in (2, 4, 8):
+        acc.counters(reset=True)
+        acc.backward_data(0, random_ints(rng, bits, (20, 16)), bits)
+        c = acc.counters()
+        assert c["jobs"]["BACKWARD_DATA"] == 1 and c["jobs"]["LOAD_WEIGHTS"] == 0
+        cycles[bits] = c["cycles"]["BACKWARD_DATA"]
+        # 20 rows / PE 4 = 5 chunks; 64 outputs / SIMD 16 = 4 lane groups; 16 vectors
+        assert cycles[bits] == bits * 5 * 4 * 16 + 8
+        assert c["bytes_sent"] == 4 * S.input_words(S.MODE_BACKWARD_DATA, acc.geo, 20, 64, 16, bits)
+    del x
+
+
+def test_train_step_deterministic_and_learns():
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x, y = d.data / 16.0, d.target
+    runs = []
+    for _ in range(2):
+        acc = small_acc(hidden=(32, 32), seed=3, lr=0.02)
+        acc.set_bits(4)
+        losses = []
+        for s in range(40):
+            idx = np.arange(s * 32, s * 32 + 32) % 1400
+            losses.append(acc.train_step(x[idx], y[idx])["loss"])
+        runs.append((losses, [w.copy() for w in acc.sign_w], acc.evaluate(x[1400:], y[1400:])))
+    (l1, w1, a1), (l2, w2, a2) = runs
+    assert l1 == l2 and a1 == a2
+    for u, v in zip(w1, w2):
+        np.testing.assert_array_equal(u, v)
+    assert np.mean(l1[-10:]) < 0.7 * np.mean(l1[:5])
+    assert a1 > 0.6  # 40 steps of a 64-32-32-10 binary MLP on digits; chance is 0.1
+
+
+def test_quantize_grad_unbiased_and_in_range():
+    rng = np.random.default_rng(SEED + 5)
+    g = rng.normal(size=(50, 40))
+    for bits in (1, 2, 4, 8):
+        q, s = quantize_grad(g, bits, rng)
+        lo, hi = (-1, 1) if bits == 1 else (-(2 ** (bits - 1) - 1), 2 ** (bits - 1) - 1)
+        assert q.min() >= lo and q.max() <= hi
+        mean = np.mean([quantize_grad(g, bits, rng)[0] for _ in range(300)], axis=0) * s
+        assert np.abs(mean - g).max() < 0.2 * np.abs(g).max()
+
+
+def test_schedule_drives_bits():
+    from bitcycle.quant.schedule import CyclicSchedule
+
+    acc = small_acc()
+    sched = CyclicSchedule(2, 8, 2, 10)
+    acc.set_schedule(sched)
+    rng = np.random.default_rng(0)
+    bits = [acc.train_step(rng.random((16, 64)), rng.integers(0, 10, 16))["grad_bits"] for _ in range(10)]
+    assert bits == [sched.bits(t) for t in range(10)]
+
+
+# -- bad input ---------------------------------------------------------------------------------
+
+def test_bad_bits_and_shapes():
+    acc = small_acc()
+    b = np.ones((3, 4), np.int8)
+    x = np.ones((4, 2), np.int64)
+    for bits in (0, 17, 2.5, True):
+        with pytest.raises(BitCycleError, match="outside the engine's range"):
+            acc.matmul(b, x, bits)
+    with pytest.raises(BitCycleError, match="K"):
+        acc.matmul(b, np.ones((5, 2), np.int64), 2)
+    with pytest.raises(BitCycleError, match="do not fit"):
+        acc.matmul(b, np.full((4, 2), 9), 4)
+    with pytest.raises(BitCycleError, match=r"input must be \[64, N\]"):
+        acc.forward_layer(0, np.ones((63, 2), np.int64))
+    with pytest.raises(BitCycleError, match="got shape"):
+        acc.write_weights(0, np.ones((20, 63), np.int8))
+    with pytest.raises(BitCycleError, match="no layer named"):
+        acc.write_weights("fc9", np.ones((20, 64), np.int8))
+    with pytest.raises(BitCycleError, match="grad_bits"):
+        acc.set_bits(12)
+    with pytest.raises(BitCycleError, match="features per sample"):
+        acc.train_step(np.zeros((4, 10)), np.zeros(4, int))
+    with pytest.raises(BitCycleError, match="labels must be in"):
+        acc.train_step(np.zeros((4, 64)), np.array([0, 1, 2, 10]))
+    # still usable after all of that
+    np.testing.assert_array_equal(acc.matmul(b, x, 2), b.astype(np.int64) @ x)
+
+
+def test_engine_error_register_reaches_user_and_recovers():
+    acc = small_acc()
+    # a configuration the engine rejects: bits out of range straight into the register
+    with pytest.raises(BitCycleError, match="bits out of range"):
+        acc._job(P.Mode.FORWARD, 0, 4, 4, 1, np.zeros(1, np.uint64), n_out=1)
+    # a short packet: the engine flags it and sends nothing; the driver's wait ends, not hangs
+    words = acc._pack(P.Mode.FORWARD, 4, ints=np.ones((64, 3), np.int64))
+    acc.resident = None
+    acc._make_resident(0, (0, 20, 0, 64))
+    with pytest.raises(BitCycleError, match="shorter than the job"):
+        acc._job(P.Mode.FORWARD, 4, 20, 64, 3, words[:-1], n_out=S.output_words(0, acc.geo, 20, 64, 3))
+    with pytest.raises(BitCycleError, match="longer than the job"):
+        acc._job(P.Mode.FORWARD, 4, 20, 64, 3, np.concatenate([words, words[:1]]),
+                 n_out=S.output_words(0, acc.geo, 20, 64, 3))
+    assert acc.reg_read("STATUS") == 0  # cleared
+    x = np.ones((64, 3), np.int64)
+    np.testing.assert_array_equal(acc.forward_layer(0, x, 4), acc.sign_w[0].astype(np.int64) @ x)
+
+
+def test_timeout_is_an_error_and_engine_stays_usable():
+    class HangOnce:
+        """Wraps the emu transport; the first compute transfer never completes (until a CLEAR)."""
+
+        def __init__(self, inner):
+            self.inner, self.armed, self.hanging = inner, False, False
+
+        def reg_write(self, name, value):
+            if name == "CTRL" and value & P.CTRL_CLEAR:
+                self.hanging = False
+            self.inner.reg_write(name, value)
+
+        def reg_read(self, name):
+            if name == "STATUS" and self.hanging:
+                return P.STATUS_BUSY
+            return self.inner.reg_read(name)
+
+        def stream(self, words, n_out, timeout):
+            if self.armed and n_out:
+                self.armed, self.hanging = False, True
+                return np.zeros(n_out, np.uint64)
+            return self.inner.stream(words, n_out, timeout)
+
+        def close(self):
+            pass
+
+    from bitcycle.driver.transport import EmuTransport
+
+    spec = spec_for_model("mlp", hidden=[20, 12])
+    hang = HangOnce(EmuTransport(spec.engine))
+    acc = Accelerator("emu", driver_json=spec, transport=hang, timeout=0.05)
+    hang.armed = True
+    x = np.ones((64, 2), np.int64)
+    with pytest.raises(BitCycleError, match="did not finish within 0.05 s"):
+        acc.forward_layer(0, x, 2)
+    np.testing.assert_array_equal(acc.forward_layer(0, x, 2), acc.sign_w[0].astype(np.int64) @ x)
+
+
+def test_overlay_id_mismatch():
+    spec = spec_for_model("mlp", hidden=[20, 12])
+    spec.engine.id = 0x12345678
+    with pytest.raises(BitCycleError, match="overlay is engine ID .* but driver.json expects 0x12345678"):
+        Accelerator("emu", driver_json=spec)
+    spec = spec_for_model("mlp", hidden=[20, 12])
+    from bitcycle.driver.transport import EmuTransport
+
+    other = EmuTransport(EngineSpec(pe=8))
+    with pytest.raises(BitCycleError, match="CONFIG register"):
+        Accelerator("emu", driver_json=spec, transport=other)
+
+
+def test_unknown_backend_and_no_model():
+    with pytest.raises(BitCycleError, match="unknown backend"):
+        Accelerator("fpga")
+    acc = Accelerator("emu")
+    with pytest.raises(BitCycleError, match="no model loaded"):
+        acc.matmul(np.ones((1, 1), np.int8), np.ones((1, 1), np.int64), 2)
+
+
+def test_pynq_backend_off_board_fails_at_construction():
+    with pytest.raises(BitCycleError) as err:
+        Accelerator("pynq", driver_json=spec_for_model("mlp", hidden=[20, 12]))
+    msg = str(err.value)
+    assert msg.startswith("no PYNQ device found") and "\n" not in msg
+
+
+# -- driver.json -------------------------------------------------------------------------------
+
+def test_driver_json_roundtrip(tmp_path):
+    spec = spec_for_model("sfc", "digits")
+    path = spec.save(tmp_path / "driver.json")
+    again = DJ.load(tmp_path)
+    assert again.to_dict() == spec.to_dict()
+    assert [l.in_bits for l in again.layers] == [8, 1, 1, 1]
+    assert again.layers[-1].act == "none" and again.classes == 10
+    assert json.loads(path.read_text())["schema"] == DJ.SCHEMA
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d.update(schema="other/9"), "this driver reads"),
+    (lambda d: d.update(colour=1), "unknown keys"),
+    (lambda d: d["layers"][1].update(in_features=7), "previous layer gives"),
+    (lambda d: d["layers"][1].update(in_bits=4), "in_bits must be 1"),
+    (lambda d: d["layers"][0].update(in_bits=17), "in_bits=17"),
+    (lambda d: d["engine"].update(simd=12), "power of two"),
+    (lambda d: d["engine"].update(stream_bytes=2), "4 or 8"),
+    (lambda d: d.update(classes=9), "classes=9"),
+    (lambda d: d["layers"][-1].update(act="sign"), "act 'none'"),
+    (lambda d: d.update(grad_bits={"min": 9, "max": 4}), "grad_bits"),
+    (lambda d: d["layers"][0].pop("name"), "missing 'name'"),
+    (lambda d: d["input"].update(features="64"), "must be an integer"),
+])
+def test_driver_json_rejects(mutate, message):
+    d = spec_for_model("sfc", "digits").to_dict()
+    mutate(d)
+    with pytest.raises(BitCycleError, match=message):
+        DJ.from_dict(d)
+
+
+def test_driver_json_missing_and_broken(tmp_path):
+    with pytest.raises(BitCycleError, match="not found"):
+        DJ.load(tmp_path / "nope.json")
+    (tmp_path / "driver.json").write_text("{ not json")
+    with pytest.raises(BitCycleError, match="not valid JSON"):
+        DJ.load(tmp_path)
+
+
+def test_params_save_load_roundtrip(tmp_path):
+    acc = small_acc(seed=5)
+    rng = np.random.default_rng(1)
+    acc.set_bits(4)
+    for _ in range(3):
+        acc.train_step(rng.random((16, 64)), rng.integers(0, 10, 16))
+    acc.save_params(tmp_path / "params.npz")
+    spec = acc.spec
+    spec.params = "params.npz"
+    spec.save(tmp_path / "driver.json")
+    x = rng.random((10, 64))
+    other = Accelerator("emu", driver_json=tmp_path / "driver.json", seed=99)
+    np.testing.assert_array_equal(other.forward(x), acc.forward(x))
+
+
+def test_driver_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, bitcycle.driver, bitcycle.driver.runcli, bitcycle.driver.pynq_backend, bitcycle.golden; "
+            "bad = [m for m in ('torch', 'finn', 'brevitas', 'qonnx') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
