@@ -1,0 +1,324 @@
+"""BitCycle's MAC unit as a FINN custom op: ``BitSerialMVAU`` (+ its RTL backend ``BitSerialMVAU_rtl``).
+
+A FINN MVAU whose binary weights (±1) sit in the engine's weight memory and whose integer operand
+is walked one bit-plane per cycle, so a vector costs ``bits · (MH/PE) · (MW/SIMD)`` cycles and the
+width ``bits`` is a run-time register in ``[bits_min, bits_max]`` (the backward passes of training
+use it; the forward pass uses ``bits`` = 1 for binary inputs, the input width for the first layer).
+
+Semantics (what ``execute_node`` computes, through ``bitcycle.golden.bitserial_matmul``):
+
+    s = W · x          W ∈ {−1, +1}^{MH×MW}; x bipolar (BINARY tensors hold 0 ↦ −1, 1 ↦ +1) or integer
+    s = sat(s, acc_bits)
+    y = Σ_j [s ≥ T_j] + ActVal   (thresholds on the signed sum; FINN's MultiThreshold semantics)
+    y = s                        (noActivation)
+
+FINN's XNOR MVAU thresholds popcounts (pop = (s + MW)/2); :class:`MapToBitSerialMVAU` rewrites
+them as T' = 2T − MW and absorbs the ``·2 − MW`` compensation after a last layer, so the mapped
+graph computes exactly what FINN's did. Importing this module registers both classes with FINN
+(``finn.custom_op.fpgadataflow`` and ``.rtl``), so ``SpecializeLayers`` picks the RTL backend.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+from onnx import helper
+from qonnx.core.datatype import DataType
+from qonnx.custom_op.general.multithreshold import multithreshold
+from qonnx.transformation.base import Transformation
+
+import finn.custom_op.fpgadataflow as finn_hw
+import finn.custom_op.fpgadataflow.rtl as finn_rtl
+from finn.custom_op.fpgadataflow.matrixvectoractivation import MVAU
+from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
+
+from bitcycle.errors import BitCycleError
+from bitcycle.golden.bitserial import MAX_BITS, bitserial_matmul
+
+# LUT cost of one PE row of hw/rtl/bitserial_mac.sv, measured with Yosys 0.23 `synth_xilinx` for
+# xc7 at ACC_BITS = 24 (2026-11-25): SIMD 8 → 234 LUT, 32 → 496, 64 → 809. Least-squares line:
+MAC_LUT_FIXED = 152.0      # per PE: accumulator, plane counter, saturation (scales with acc_bits/24)
+MAC_LUT_PER_LANE = 10.27   # per PE per SIMD lane: AND/XNOR + popcount tree
+MAC_LUT_ACC_REF = 24
+
+
+def engine_bits(dt: DataType) -> int:
+    """Width of the engine's integer operand for an input of FINN datatype ``dt``."""
+    if dt in (DataType["BINARY"], DataType["BIPOLAR"]):
+        return 1
+    if not dt.is_integer():
+        raise BitCycleError(f"the engine takes integer inputs, not {dt.name}")
+    return dt.bitwidth() + (0 if dt.signed() else 1)  # unsigned k bits need k+1 two's-complement bits
+
+
+def acc_bits_for(mw: int, in_dt: DataType) -> int:
+    """Minimal signed accumulator width that can never overflow for MW terms of ±1 · x."""
+    if in_dt in (DataType["BINARY"], DataType["BIPOLAR"]):
+        bound = mw
+    else:
+        bound = mw * max(abs(int(in_dt.min())), abs(int(in_dt.max())))
+    return max(2, int(bound).bit_length() + 1)
+
+
+@finn_hw.register_custom_op
+class BitSerialMVAU(MVAU):
+    """FINN MVAU computed by BitCycle's bit-serial MAC array (generic HW layer)."""
+
+    def get_nodeattr_types(self):
+        attrs = super().get_nodeattr_types()
+        attrs.update({
+            "bits": ("i", True, 1),          # integer-operand width of the forward pass
+            "bits_min": ("i", False, 1),     # run-time range of the engine's bits register
+            "bits_max": ("i", False, MAX_BITS),
+            "acc_bits": ("i", True, 32),     # signed accumulator width (output saturation)
+        })
+        return attrs
+
+    def verify_node(self):
+        info = super().verify_node()
+        lo, hi, b = self.get_nodeattr("bits_min"), self.get_nodeattr("bits_max"), self.get_nodeattr("bits")
+        if not 1 <= lo <= b <= hi <= MAX_BITS:
+            info.append(f"bits range violated: need 1 <= bits_min={lo} <= bits={b} <= bits_max={hi} <= {MAX_BITS}")
+        return info
+
+    def _engine_inputs(self, context):
+        node = self.onnx_node
+        x = np.asarray(context[node.input[0]]).reshape(-1, self.get_nodeattr("MW"))
+        if self.get_nodeattr("inputDataType") == "BINARY":
+            x = 2 * x - 1  # BINARY holds the bipolar code
+        w = np.asarray(context[node.input[1]])
+        return x.astype(np.int64), w.astype(np.int8)
+
+    def execute_node(self, context, graph):
+        node = self.onnx_node
+        x, w = self._engine_inputs(context)
+        s = bitserial_matmul(w.T, x.T, self.get_nodeattr("bits"), self.get_nodeattr("acc_bits")).T
+        if self.get_nodeattr("noActivation") == 0:
+            s = multithreshold(s.astype(np.float64), np.asarray(context[node.input[2]], dtype=np.float64),
+                               1, self.get_nodeattr("ActVal"))
+        oshape = context[node.output[0]].shape
+        context[node.output[0]] = np.asarray(s, dtype=np.float32).reshape(oshape)
+
+    def get_exp_cycles(self):
+        """One bit-plane per cycle: bits · (MH/PE) · (MW/SIMD) per input vector."""
+        return int(self.get_nodeattr("bits") * super().get_exp_cycles())
+
+    def cycles_at(self, bits: int) -> int:
+        return int(bits * super().get_exp_cycles())
+
+    def lut_estimation(self, fpgapart):
+        pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
+        acc = self.get_nodeattr("acc_bits")
+        macs = pe * (MAC_LUT_FIXED * acc / MAC_LUT_ACC_REF + MAC_LUT_PER_LANE * simd)
+        # bit-plane select of the SIMD input lanes (a bits_max:1 mux per lane, 4 inputs per LUT)
+        plane_mux = simd * math.ceil(self.get_nodeattr("bits_max") / 4)
+        thr = 0
+        if self.get_nodeattr("noActivation") == 0:
+            n_thr = self._n_thresholds()
+            thr = pe * n_thr * math.ceil(acc / 2)  # one comparator per threshold (carry chain: 2 bits/LUT)
+        return int(math.ceil(macs + plane_mux + thr))
+
+    def _n_thresholds(self) -> int:
+        odt = DataType[self.get_nodeattr("outputDataType")]
+        return max(1, 2 ** odt.bitwidth() - 1)
+
+    def dsp_estimation(self, fpgapart):
+        return 0  # popcounts and shifts: LUT logic only
+
+    def get_weight_datatype(self):
+        return DataType["BIPOLAR"]
+
+
+@finn_rtl.register_custom_op
+class BitSerialMVAU_rtl(BitSerialMVAU, RTLBackend):  # noqa: N801  (FINN's naming: <op>_rtl)
+    """RTL backend: a SystemVerilog wrapper instantiating hw/rtl's ``bitcycle_engine`` with this
+    layer's parameters, its weight image (``.mem``, one PE×SIMD tile per line) and thresholds."""
+
+    def get_nodeattr_types(self):
+        attrs = BitSerialMVAU.get_nodeattr_types(self)
+        attrs.update(RTLBackend.get_nodeattr_types(self))
+        return attrs
+
+    def execute_node(self, context, graph):
+        # "cppsim"/"rtlsim" of FINN need Vivado; the golden model is the bit-exact reference.
+        BitSerialMVAU.execute_node(self, context, graph)
+
+    def get_rtl_file_list(self, abspath=False):
+        gen = Path(self.get_nodeattr("code_gen_dir_ipgen") or ".")
+        names = [f"{self.onnx_node.name}_wrapper.sv", *RTL_SOURCES]
+        return [gen / n for n in names] if abspath else names
+
+    def code_generation_ipi(self):
+        gen = self.get_nodeattr("code_gen_dir_ipgen")
+        files = " ".join(f"{gen}/{f}" for f in self.get_rtl_file_list())
+        name = self.onnx_node.name
+        return [f"add_files -norecurse {files}",
+                f"create_bd_cell -type module -reference {name}_wrapper {name}"]
+
+    def generate_hdl(self, model, fpgapart, clk):
+        gen = Path(self.get_nodeattr("code_gen_dir_ipgen"))
+        gen.mkdir(parents=True, exist_ok=True)
+        for src in RTL_SOURCES:
+            shutil.copy(rtl_dir() / src, gen / src)
+        w = model.get_initializer(self.onnx_node.input[1])
+        (gen / f"{self.onnx_node.name}_weights.mem").write_text(weight_mem_text(w, self.get_nodeattr("PE"),
+                                                                                 self.get_nodeattr("SIMD")))
+        (gen / f"{self.onnx_node.name}_wrapper.sv").write_text(self.wrapper_sv())
+        self.set_nodeattr("ipgen_path", str(gen))
+
+    def wrapper_sv(self) -> str:
+        g = {k: self.get_nodeattr(k) for k in ("PE", "SIMD", "MW", "MH", "bits", "acc_bits", "noActivation")}
+        name = self.onnx_node.name
+        depth = (g["MW"] * g["MH"]) // (g["PE"] * g["SIMD"])
+        thr_max = 1 if g["noActivation"] else self._n_thresholds()
+        acc = min(32, g["acc_bits"])
+        out_sel = 0 if g["noActivation"] else 2
+        return WRAPPER_TEMPLATE.format(name=name, pe=g["PE"], simd=g["SIMD"], acc=acc, thr=thr_max,
+                                       depth=max(2, depth), mw=g["MW"], mh=g["MH"], bits=g["bits"],
+                                       out_sel=out_sel, chunks=max(1, math.ceil(g["MW"] / g["SIMD"])),
+                                       tmem=max(2, math.ceil(g["MH"] / g["PE"])))
+
+
+# hw/rtl files the wrapper needs (the engine and what it instantiates)
+RTL_SOURCES = ("bitcycle_pkg.sv", "bitcycle_ram.sv", "bitcycle_engine.sv")
+
+WRAPPER_TEMPLATE = """\
+// Generated by bitcycle.compile for FINN layer {name}: MW={mw} MH={mh} PE={pe} SIMD={simd}, forward bits={bits}.
+// The layer is a bitcycle_engine with its configuration tied to this layer's shape; its weight
+// tiles are loaded over the input stream (or written at run time) as bitcycle.golden.stream
+// describes. cfg_bits_i is a port so the host can change the width between batches.
+module {name}_wrapper (
+  input  logic        ap_clk,
+  input  logic        ap_rst_n,
+  input  logic [4:0]  cfg_bits,
+  input  logic [2:0]  cfg_mode,
+  input  logic        start,
+  output logic        busy,
+  output logic        done,
+  input  logic [31:0] in0_V_TDATA,
+  input  logic        in0_V_TVALID,
+  output logic        in0_V_TREADY,
+  input  logic        in0_V_TLAST,
+  output logic [31:0] out0_V_TDATA,
+  output logic        out0_V_TVALID,
+  input  logic        out0_V_TREADY,
+  output logic        out0_V_TLAST
+);
+  logic [31:0] cycles;
+  logic [bitcycle_pkg::ErrW-1:0] error;
+  bitcycle_engine #(
+    .PE({pe}), .SIMD({simd}), .ACC_BITS({acc}), .DATA_W(32), .THR_MAX({thr}),
+    .WMEM_DEPTH({depth}), .AMEM_DEPTH(2), .TMEM_DEPTH({tmem}), .MAX_CHUNKS({chunks})
+  ) u_engine (
+    .clk_i(ap_clk), .rst_ni(ap_rst_n),
+    .cfg_mode_i(cfg_mode), .cfg_bits_i(cfg_bits),
+    .cfg_m_i(16'd{mh}), .cfg_k_i(16'd{mw}), .cfg_n_i(16'd1),
+    .cfg_acc_bits_i(6'd{acc}), .cfg_out_sel_i(2'd{out_sel}), .cfg_clip_shift_i(5'd0),
+    .start_i(start), .abort_i(1'b0), .busy_o(busy), .done_o(done), .error_o(error), .cycles_o(cycles),
+    .s_axis_tdata(in0_V_TDATA), .s_axis_tvalid(in0_V_TVALID), .s_axis_tready(in0_V_TREADY),
+    .s_axis_tlast(in0_V_TLAST),
+    .m_axis_tdata(out0_V_TDATA), .m_axis_tvalid(out0_V_TVALID), .m_axis_tready(out0_V_TREADY),
+    .m_axis_tlast(out0_V_TLAST)
+  );
+endmodule
+"""
+
+
+def rtl_dir() -> Path:
+    """hw/rtl of the source tree (the package is installed editable from the repository)."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "hw" / "rtl").is_dir():
+            return parent / "hw" / "rtl"
+    raise BitCycleError("hw/rtl not found next to the bitcycle package; run from a source checkout (pip install -e .)")
+
+
+def weight_mem_text(w: np.ndarray, pe: int, simd: int) -> str:
+    """Weight image: W [MW, MH] (±1 or 0/1) → one hex line per PE×SIMD tile, FINN's folding order
+    (neuron fold outer, synapse fold inner); bit i·SIMD + j = weight of row pe_i, lane j (1 = +1)."""
+    bits = (np.asarray(w) > 0).astype(np.uint8).T  # [MH, MW]
+    mh, mw = bits.shape
+    lines = []
+    width = pe * simd
+    for nf in range(mh // pe):
+        for sf in range(mw // simd):
+            tile = bits[nf * pe:(nf + 1) * pe, sf * simd:(sf + 1) * simd].reshape(-1)
+            value = int("".join(str(b) for b in tile[::-1]), 2)
+            lines.append(f"{value:0{(width + 3) // 4}x}")
+    return "\n".join(lines) + "\n"
+
+
+class MapToBitSerialMVAU(Transformation):
+    """Each FINN MVAU with ±1 weights and an integer/binary input of ≤ bits_max bits becomes a
+    BitSerialMVAU (thresholds moved to the signed-sum domain, the XNOR compensation after a
+    last layer absorbed). Others (e.g. 8-bit weights) stay FINN MVAUs."""
+
+    def __init__(self, bits_min: int = 1, bits_max: int = MAX_BITS):
+        super().__init__()
+        self.bits_min, self.bits_max = bits_min, bits_max
+
+    def apply(self, model):
+        from qonnx.custom_op.registry import getCustomOp
+
+        graph = model.graph
+        for idx, node in enumerate(list(graph.node)):
+            if node.op_type != "MVAU":
+                continue
+            inst = getCustomOp(node)
+            w = model.get_initializer(node.input[1])
+            xnor = inst.get_nodeattr("binaryXnorMode") == 1
+            w_pm = (2 * w - 1) if xnor else w
+            if not np.all(np.abs(w_pm) == 1):
+                continue  # not binary weights: FINN's own MVAU serves it
+            in_dt = DataType[inst.get_nodeattr("inputDataType")]
+            bits = engine_bits(in_dt)
+            if bits > self.bits_max:
+                continue
+            mw = inst.get_nodeattr("MW")
+            acc_bits = acc_bits_for(mw, in_dt)
+            inputs = [node.input[0], node.input[1]]
+            model.set_initializer(node.input[1], w_pm.astype(np.float32))
+            model.set_tensor_datatype(node.input[1], DataType["BIPOLAR"])
+            out_tensor = node.output[0]
+            removed = []
+            no_act = inst.get_nodeattr("noActivation")
+            odt = inst.get_nodeattr("outputDataType")
+            if not no_act:
+                thr = model.get_initializer(node.input[2])
+                if xnor:
+                    thr = 2 * thr - mw
+                model.set_initializer(node.input[2], thr.astype(np.float32))
+                model.set_tensor_datatype(node.input[2], DataType.get_smallest_possible(-int(np.abs(thr).max()) - 1))
+                inputs.append(node.input[2])
+            elif xnor:
+                # popcount → signed sum: absorb the Mul(2) and Add(−MW) FINN left after the layer
+                mul = model.find_consumer(out_tensor)
+                add = model.find_consumer(mul.output[0]) if mul is not None and mul.op_type == "Mul" else None
+                ok = (mul is not None and mul.op_type == "Mul" and add is not None and add.op_type == "Add"
+                      and np.all(model.get_initializer(mul.input[1]) == 2)
+                      and np.all(model.get_initializer(add.input[1]) == -mw))
+                if not ok:
+                    raise BitCycleError(f"layer {node.name}: expected the XNOR compensation ·2 − {mw} after it; "
+                                        "the graph was changed between FINN passes — re-run the whole flow")
+                out_tensor = add.output[0]
+                removed = [mul, add]
+                odt = DataType.get_smallest_possible(-mw).name
+            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            for key in ("binaryXnorMode", "weightDataType", "outputDataType", "accDataType"):
+                attrs.pop(key, None)
+            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
+            new = helper.make_node("BitSerialMVAU", inputs, [out_tensor], name=node.name,
+                                   domain="finn.custom_op.fpgadataflow", **attrs,
+                                   weightDataType="BIPOLAR", outputDataType=odt,
+                                   accDataType=f"INT{acc_bits}", binaryXnorMode=0, bits=bits,
+                                   bits_min=self.bits_min, bits_max=self.bits_max, acc_bits=acc_bits)
+            graph.node.insert(idx, new)
+            graph.node.remove(node)
+            for r in removed:
+                graph.node.remove(r)
+            model.set_tensor_datatype(out_tensor, DataType[odt])
+            return model, True  # node list changed: FINN's transform loop calls us again
+        return model, False

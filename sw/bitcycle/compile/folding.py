@@ -1,0 +1,225 @@
+"""Folding (PE/SIMD) from a throughput target or a LUT budget, legal values only, and the resource
+report against the device.
+
+Legal values: PE divides MH (output channels), SIMD divides MW (the reduction) — FINN's rule;
+BitSerialMVAU layers also need powers of two (the engine's lanes). A sliding-window generator's
+SIMD follows the SIMD of the MVAU it feeds. Cost of a choice = FINN's per-layer LUT estimate after
+``SpecializeLayers`` (for BitSerialMVAU: the Yosys-calibrated model in ``customop``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from qonnx.transformation.base import Transformation
+
+from bitcycle.errors import BitCycleError
+
+# device capacities (LUT, BRAM36, DSP) by part-name prefix
+DEVICES = {
+    "xc7z020": {"board": "PYNQ-Z2", "LUT": 53_200, "BRAM36": 140, "DSP": 220},
+    "xczu3eg": {"board": "Ultra96-V2", "LUT": 70_560, "BRAM36": 216, "DSP": 360},
+    "xczu7ev": {"board": "ZCU104", "LUT": 230_400, "BRAM36": 312, "DSP": 1728},
+}
+PARTS = {"pynq-z2": "xc7z020clg400-1", "ultra96": "xczu3eg-sbva484-1-i", "zcu104": "xczu7ev-ffvc1156-2-e"}
+
+
+def device_for(part: str) -> dict:
+    for prefix, dev in DEVICES.items():
+        if part.lower().startswith(prefix):
+            return dict(dev, part=part)
+    raise BitCycleError(f"unknown FPGA part {part!r}; supported: {', '.join(PARTS.values())} "
+                        f"(or a board name: {', '.join(PARTS)})")
+
+
+def resolve_part(part_or_board: str) -> str:
+    part = PARTS.get(part_or_board.lower(), part_or_board)
+    device_for(part)
+    return part
+
+
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _knobs(node, inst):
+    """[(attribute, legal values)] of one node; empty when it has no folding."""
+    op = node.op_type
+    if op.startswith("BitSerialMVAU"):
+        pow2 = lambda n: [d for d in divisors(n) if d & (d - 1) == 0]  # noqa: E731
+        return [("PE", pow2(inst.get_nodeattr("MH"))), ("SIMD", pow2(inst.get_nodeattr("MW")))]
+    if op.startswith("MVAU"):
+        return [("PE", divisors(inst.get_nodeattr("MH"))), ("SIMD", divisors(inst.get_nodeattr("MW")))]
+    if op.startswith("Thresholding"):
+        return [("PE", divisors(inst.get_nodeattr("NumChannels")))]
+    if op.startswith("Pool"):
+        return [("PE", divisors(inst.get_nodeattr("Channels")))]
+    return []
+
+
+def _set(node, inst, values: dict):
+    for k, v in values.items():
+        inst.set_nodeattr(k, int(v))
+
+
+def _follow_window_generators(model):
+    """A ConvolutionInputGenerator's SIMD = the largest divisor of its channels ≤ its consumer's SIMD."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    for node in model.graph.node:
+        if not node.op_type.startswith("ConvolutionInputGenerator"):
+            continue
+        inst = getCustomOp(node)
+        consumer = model.find_consumer(node.output[0])
+        want = getCustomOp(consumer).get_nodeattr("SIMD") if consumer is not None and "MVAU" in consumer.op_type else 1
+        ch = inst.get_nodeattr("IFMChannels")
+        inst.set_nodeattr("SIMD", max(d for d in divisors(ch) if d <= max(1, want)))
+
+
+@dataclass
+class Choice:
+    values: dict
+    cycles: int
+    lut: int
+
+
+def _options(node, inst, fpgapart):
+    """Every legal folding of a node with its cycles and LUTs (Pareto-pruned, sorted by cycles)."""
+    knobs = _knobs(node, inst)
+    if not knobs:
+        return None
+    old = {k: inst.get_nodeattr(k) for k, _ in knobs}
+    combos = [{}]
+    for name, vals in knobs:
+        combos = [dict(c, **{name: v}) for c in combos for v in vals]
+    out = []
+    for combo in combos:
+        _set(node, inst, combo)
+        out.append(Choice(combo, int(inst.get_exp_cycles()), int(inst.lut_estimation(fpgapart))))
+    _set(node, inst, old)
+    out.sort(key=lambda c: (c.cycles, c.lut))
+    pareto, best_lut = [], math.inf
+    for c in sorted(out, key=lambda c: (c.lut, c.cycles)):
+        if not pareto or c.cycles < pareto[-1].cycles:
+            pareto.append(c)
+        best_lut = min(best_lut, c.lut)
+    return pareto  # increasing LUT, decreasing cycles
+
+
+def _cheapest_meeting(options, target_cycles):
+    for c in options:  # increasing LUT
+        if c.cycles <= target_cycles:
+            return c
+    return None
+
+
+class FoldForTarget(Transformation):
+    """Set PE/SIMD of every layer: for ``target_fps`` at ``clock_mhz`` the cheapest legal folding
+    meeting the cycle budget per image; for ``lut_budget`` the fastest pipeline that fits it."""
+
+    def __init__(self, fpgapart: str, target_fps: float | None = None, lut_budget: int | None = None,
+                 clock_mhz: float = 100.0):
+        super().__init__()
+        if (target_fps is None) == (lut_budget is None):
+            raise BitCycleError("give exactly one of --target-fps and --lut-budget")
+        if target_fps is not None and target_fps <= 0:
+            raise BitCycleError(f"--target-fps must be > 0, got {target_fps}")
+        if lut_budget is not None and lut_budget <= 0:
+            raise BitCycleError(f"--lut-budget must be > 0, got {lut_budget}")
+        self.fpgapart, self.target_fps, self.lut_budget, self.clock_mhz = fpgapart, target_fps, lut_budget, clock_mhz
+        self.report: dict = {}
+
+    def apply(self, model):
+        from qonnx.custom_op.registry import getCustomOp
+
+        layers = []
+        for node in model.graph.node:
+            inst = getCustomOp(node) if node.domain.startswith("finn.custom_op.fpgadataflow") else None
+            opts = _options(node, inst, self.fpgapart) if inst is not None else None
+            if opts:
+                layers.append((node, inst, opts))
+        if not layers:
+            raise BitCycleError("no foldable layer in the graph: run the flow up to SpecializeLayers first")
+        clock = self.clock_mhz * 1e6
+        if self.target_fps is not None:
+            target = int(clock / self.target_fps)
+            for node, inst, opts in layers:
+                c = _cheapest_meeting(opts, target)
+                if c is None:
+                    fastest = opts[-1]
+                    raise BitCycleError(
+                        f"folding infeasible: layer {node.name} needs {fastest.cycles} cycles/image even at "
+                        f"{fastest.values} (fully parallel), more than {target} for {self.target_fps:g} images/s at "
+                        f"{self.clock_mhz:g} MHz; lower --target-fps to ≤ {clock / fastest.cycles:.0f}")
+                _set(node, inst, c.values)
+        else:
+            candidates = sorted({c.cycles for _, _, opts in layers for c in opts}, reverse=True)
+            best = None
+            for target in candidates:  # decreasing cycles = increasing throughput
+                picks = [_cheapest_meeting(opts, target) for _, _, opts in layers]
+                if any(p is None for p in picks):
+                    break
+                if sum(p.lut for p in picks) > self.lut_budget:
+                    break
+                best = picks
+            if best is None:
+                least = sum(opts[0].lut for _, _, opts in layers)
+                raise BitCycleError(f"folding infeasible: even fully folded (PE=SIMD=1) the layers need ~{least} LUTs, "
+                                    f"over --lut-budget {self.lut_budget}; raise the budget or narrow the model")
+            for (node, inst, _), pick in zip(layers, best):
+                _set(node, inst, pick.values)
+        _follow_window_generators(model)
+        return model, False
+
+
+def resource_report(model, fpgapart: str, clock_mhz: float = 100.0) -> dict:
+    """FINN's per-layer estimates (LUT, BRAM18 → BRAM36, DSP, cycles) and totals vs the device."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    dev = device_for(fpgapart)
+    layers = []
+    for node in model.graph.node:
+        if not node.domain.startswith("finn.custom_op.fpgadataflow"):
+            continue
+        inst = getCustomOp(node)
+        est = inst.node_res_estimation(fpgapart)
+        entry = {"name": node.name, "op_type": node.op_type,
+                 "LUT": int(est.get("LUT", 0)), "BRAM_18K": int(est.get("BRAM_18K", 0)),
+                 "DSP": int(est.get("DSP", 0)), "cycles": int(inst.get_exp_cycles())}
+        for k in ("PE", "SIMD", "MW", "MH", "bits", "bits_min", "bits_max", "acc_bits"):
+            try:
+                entry[k] = int(inst.get_nodeattr(k))
+            except Exception:  # attribute not defined for this op
+                pass
+        layers.append(entry)
+    total_lut = sum(l["LUT"] for l in layers)
+    total_bram36 = math.ceil(sum(l["BRAM_18K"] for l in layers) / 2)
+    total_dsp = sum(l["DSP"] for l in layers)
+    slowest = max(layers, key=lambda l: l["cycles"])
+    fits = total_lut <= dev["LUT"] and total_bram36 <= dev["BRAM36"] and total_dsp <= dev["DSP"]
+    return {
+        "part": fpgapart, "board": dev["board"], "clock_mhz": clock_mhz,
+        "capacity": {"LUT": dev["LUT"], "BRAM36": dev["BRAM36"], "DSP": dev["DSP"]},
+        "total": {"LUT": total_lut, "BRAM36": total_bram36, "DSP": total_dsp},
+        "utilisation": {"LUT": total_lut / dev["LUT"], "BRAM36": total_bram36 / dev["BRAM36"],
+                        "DSP": total_dsp / dev["DSP"]},
+        "fits": fits,
+        "bottleneck": slowest["name"], "cycles_per_image": slowest["cycles"],
+        "images_per_s": clock_mhz * 1e6 / max(1, slowest["cycles"]),
+        "estimator": "FINN node_res_estimation (analytical) after SpecializeLayers; BitSerialMVAU: "
+                     "Yosys-calibrated model of hw/rtl/bitserial_mac.sv",
+        "layers": layers,
+    }
+
+
+def resource_table(report: dict) -> str:
+    """Markdown table of a resource report."""
+    rows = ["| layer | op | PE | SIMD | bits | cycles | LUT | BRAM18 |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for l in report["layers"]:
+        rows.append(f"| {l['name']} | {l['op_type']} | {l.get('PE', '')} | {l.get('SIMD', '')} | {l.get('bits', '')} "
+                    f"| {l['cycles']} | {l['LUT']} | {l['BRAM_18K']} |")
+    t, c = report["total"], report["capacity"]
+    rows.append(f"| **total** | {report['part']} | | | | {report['cycles_per_image']} | "
+                f"{t['LUT']} / {c['LUT']} | {t['BRAM36']} / {c['BRAM36']} BRAM36 |")
+    return "\n".join(rows) + f"\n\nfits: {report['fits']}; {report['images_per_s']:.0f} images/s at {report['clock_mhz']:g} MHz\n"

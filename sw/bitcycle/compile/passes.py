@@ -1,0 +1,289 @@
+"""BitCycle's compile passes, each a small FINN-style transformation with one job.
+
+Every pass is a ``qonnx.transformation.base.Transformation``: ``apply(model) -> (model, changed)``.
+Most compose FINN/qonnx transformations in the order FINN's own BNN flows use them; the checks
+turn FINN's silent failures (a node that streamlining could not absorb, a float weight) into one
+``BitCycleError`` line naming the node, what is supported and what to change.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from qonnx.core.datatype import DataType
+from qonnx.transformation.base import Transformation
+from qonnx.transformation.fold_constants import FoldConstants
+from qonnx.transformation.general import (
+    GiveReadableTensorNames,
+    GiveUniqueNodeNames,
+    RemoveStaticGraphInputs,
+    RemoveUnusedTensors,
+)
+from qonnx.transformation.infer_data_layouts import InferDataLayouts
+from qonnx.transformation.infer_datatypes import InferDataTypes
+from qonnx.transformation.infer_shapes import InferShapes
+
+from bitcycle.errors import BitCycleError
+
+# QONNX ops a BitCycle model may contain (what the zoo's Brevitas layers export to).
+SUPPORTED_QONNX_OPS = {
+    "Quant", "BipolarQuant", "MatMul", "Gemm", "Conv", "BatchNormalization", "MaxPool", "Reshape",
+    "Flatten", "Mul", "Add", "Sub", "Div", "Transpose", "Identity", "Constant", "Shape", "Gather",
+    "Unsqueeze", "Squeeze", "Concat", "Cast",
+}
+# Nodes that may stay outside the accelerator after conversion: layout shuffles at the input,
+# the XNOR compensation (Mul/Add) at the output of the last layer.
+HOST_OPS = {"Reshape", "Transpose", "Flatten", "Mul", "Add"}
+WEIGHT_OPS = ("MatMul", "Gemm", "Conv")
+
+
+def _producer_op(model, tensor):
+    prod = model.find_producer(tensor)
+    return prod.op_type if prod is not None else None
+
+
+def _apply_all(model, transforms):
+    for t in transforms:
+        model = model.transform(t)
+    return model
+
+
+class TidyUp(Transformation):
+    """Shapes, constant folding, unique readable names, datatypes (FINN's tidy-up step)."""
+
+    def apply(self, model):
+        model = _apply_all(model, [InferShapes(), FoldConstants(), GiveUniqueNodeNames(),
+                                   GiveReadableTensorNames(), InferDataTypes(), RemoveStaticGraphInputs()])
+        return model, False
+
+
+class CheckSupportedQONNX(Transformation):
+    """Reject what BitCycle cannot compile, before FINN fails somewhere deep: unknown ops, and
+    matrix layers whose weights are not quantised (the engine needs ±1, FINN needs integers)."""
+
+    def apply(self, model):
+        for node in model.graph.node:
+            if node.op_type not in SUPPORTED_QONNX_OPS:
+                raise BitCycleError(
+                    f"node {node.name or node.output[0]} is a {node.op_type}, which BitCycle cannot compile; "
+                    "supported: binary Linear/Conv2d, BatchNorm, sign/8-bit activations, MaxPool2d; "
+                    "replace it with a zoo layer (bitcycle.nets.layers)")
+            if node.op_type in WEIGHT_OPS and len(node.input) > 1:
+                w = node.input[1]
+                src = _producer_op(model, w)
+                if src not in ("Quant", "BipolarQuant"):
+                    raise BitCycleError(
+                        f"layer {node.name} ({node.op_type}) has float weights (no Quant node on {w}); "
+                        "the engine needs binary ±1 weights: use bitcycle.nets.layers.BinaryLinear/BinaryConv2d")
+            if node.op_type == "MatMul" and model.get_initializer(node.input[1]) is None \
+                    and _producer_op(model, node.input[1]) is None:
+                raise BitCycleError(f"layer {node.name}: both MatMul operands are activations; "
+                                    "only weight × activation products map onto the engine")
+        return model, False
+
+
+class AnnotateInput(Transformation):
+    """Mark the graph input as integer pixel codes (UINT8 for 0..255) so thresholds can be integer."""
+
+    def __init__(self, pixel_max: float):
+        super().__init__()
+        self.pixel_max = int(pixel_max)
+
+    def apply(self, model):
+        bits = max(1, int(self.pixel_max).bit_length())
+        model.set_tensor_datatype(model.graph.input[0].name, DataType[f"UINT{bits}"])
+        return model, False
+
+
+class ToFinn(Transformation):
+    """QONNX → FINN-ONNX (Quant nodes become MultiThreshold / annotated integer tensors)."""
+
+    def apply(self, model):
+        from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
+
+        model = model.transform(ConvertQONNXtoFINN())
+        return model.transform(TidyUp()), False
+
+
+class StreamlineBnn(Transformation):
+    """FINN's streamlining: scales and BatchNorm move into integer thresholds (MultiThreshold).
+    For CNNs also lowers Conv to Im2Col + MatMul in NHWC (FINN's CNV recipe)."""
+
+    def apply(self, model):
+        import finn.transformation.streamline.absorb as absorb
+        from finn.transformation.streamline import Streamline
+        from finn.transformation.streamline.reorder import MakeMaxPoolNHWC, MoveScalarLinearPastInvariants
+        from qonnx.transformation.bipolar_to_xnor import ConvertBipolarMatMulToXnorPopcount
+        from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
+
+        model = _apply_all(model, [MoveScalarLinearPastInvariants(), Streamline()])
+        if model.get_nodes_by_op_type("Conv"):
+            model = _apply_all(model, [LowerConvsToMatMul(), MakeMaxPoolNHWC(),
+                                       absorb.AbsorbTransposeIntoMultiThreshold(),
+                                       absorb.AbsorbConsecutiveTransposes(), MoveInputTransposeFirst(),
+                                       ConvertBipolarMatMulToXnorPopcount(), Streamline(),
+                                       absorb.AbsorbTransposeIntoMultiThreshold(),
+                                       absorb.AbsorbConsecutiveTransposes()])
+        model = _apply_all(model, [InferDataLayouts(), RemoveUnusedTensors(), TidyUp()])
+        return model, False
+
+
+class MoveInputTransposeFirst(Transformation):
+    """graph input → MultiThreshold (NCHW) → Transpose to NHWC  ⇒  input → Transpose → MultiThreshold
+    (NHWC): the layout change then happens on the host, and the input quantiser becomes a FINN
+    Thresholding layer on NHWC data like every other layer."""
+
+    def apply(self, model):
+        from qonnx.util.basic import get_by_name
+
+        gin = model.graph.input[0].name
+        mt = model.find_consumer(gin)
+        if mt is None or mt.op_type != "MultiThreshold":
+            return model, False
+        tr = model.find_consumer(mt.output[0])
+        if tr is None or tr.op_type != "Transpose" or list(get_by_name(tr.attribute, "perm").ints) != [0, 2, 3, 1]:
+            return model, False
+        nchw = model.get_tensor_shape(gin)
+        mid = model.make_new_valueinfo_name()
+        model.set_tensor_shape(mid, [nchw[0], nchw[2], nchw[3], nchw[1]])
+        out = tr.output[0]
+        tr.input[0], tr.output[0] = gin, mid
+        mt.input[0], mt.output[0] = mid, out
+        model.set_tensor_datatype(mid, model.get_tensor_datatype(gin))
+        layout = get_by_name(mt.attribute, "data_layout")
+        if layout is None:
+            from onnx import helper
+
+            mt.attribute.append(helper.make_attribute("data_layout", "NHWC"))
+        else:
+            layout.s = b"NHWC"
+        graph = model.graph
+        graph.node.remove(tr)
+        graph.node.insert(0, tr)
+        return model, False
+
+
+class ToXnorPopcount(Transformation):
+    """Binary × binary MatMuls → XnorPopcountMatMul, their ±1 compensation absorbed into the
+    thresholds, thresholds rounded to integers (RoundAndClipThresholds: needed for exactness)."""
+
+    def apply(self, model):
+        import finn.transformation.streamline.absorb as absorb
+        from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
+        from qonnx.transformation.bipolar_to_xnor import ConvertBipolarMatMulToXnorPopcount
+
+        model = _apply_all(model, [ConvertBipolarMatMulToXnorPopcount(), absorb.AbsorbAddIntoMultiThreshold(),
+                                   absorb.AbsorbMulIntoMultiThreshold(), RoundAndClipThresholds(),
+                                   InferDataTypes(), TidyUp()])
+        return model, False
+
+
+class CheckStreamlined(Transformation):
+    """After streamlining only integer MatMuls, thresholds, pooling and layout ops may remain; a
+    float node left between layers means FINN could not streamline the model."""
+
+    ALLOWED = {"MatMul", "XnorPopcountMatMul", "MultiThreshold", "MaxPool", "MaxPoolNHWC", "Im2Col",
+               "Reshape", "Transpose", "Flatten", "Mul", "Add"}
+
+    def apply(self, model):
+        nodes = list(model.graph.node)
+        matmuls = [i for i, n in enumerate(nodes) if n.op_type in ("MatMul", "XnorPopcountMatMul")]
+        last_mm = matmuls[-1] if matmuls else len(nodes)
+        first_mm = matmuls[0] if matmuls else 0
+        for i, node in enumerate(nodes):
+            bad = node.op_type not in self.ALLOWED
+            # scalar Mul/Add may remain only around the compute (input scaling, output compensation)
+            if node.op_type in ("Mul", "Add") and first_mm < i < last_mm:
+                bad = True
+            if bad:
+                raise BitCycleError(
+                    f"FINN could not streamline node {node.name} ({node.op_type}) between the matrix layers; "
+                    "BitCycle compiles chains of binary Linear/Conv → BatchNorm → sign (→ MaxPool); "
+                    "remove residual adds/float ops from the model or train a zoo tfc/sfc/lfc/cnv model")
+        return model, False
+
+
+class InferHwLayers(Transformation):
+    """MatMul + MultiThreshold → FINN's MVAU; lone thresholds → Thresholding; Im2Col → sliding
+    window; MaxPool → Pool. Then FINN's weight / accumulator minimisation."""
+
+    def apply(self, model):
+        import finn.transformation.fpgadataflow.convert_to_hw as to_hw
+        import finn.transformation.streamline.absorb as absorb
+        from finn.transformation.fpgadataflow.convert_to_hw.binary_matrix_vector_activation import (
+            InferBinaryMatrixVectorActivation,
+        )
+        from finn.transformation.fpgadataflow.convert_to_hw.conv_inp_gen import InferConvInpGen
+        from finn.transformation.fpgadataflow.convert_to_hw.pool import InferPool
+        from finn.transformation.fpgadataflow.convert_to_hw.quantized_matrix_vector_activation import (
+            InferQuantizedMatrixVectorActivation,
+        )
+        from finn.transformation.fpgadataflow.convert_to_hw.thresholding import InferThresholdingLayer
+        from finn.transformation.fpgadataflow.minimize_accumulator_width import MinimizeAccumulatorWidth
+        from finn.transformation.fpgadataflow.minimize_weight_bit_width import MinimizeWeightBitWidth
+        from finn.transformation.move_reshape import RemoveCNVtoFCFlatten
+
+        del to_hw
+        # sliding windows first: once the input quantiser is a Thresholding layer, FINN no longer
+        # sees an integer datatype on the first Im2Col
+        model = _apply_all(model, [InferConvInpGen(), InferBinaryMatrixVectorActivation(),
+                                   InferQuantizedMatrixVectorActivation(), InferThresholdingLayer(), InferPool(),
+                                   InferConvInpGen(),  # InferPool lowers MaxPool to Im2Col + Pool
+                                   RemoveCNVtoFCFlatten(), absorb.AbsorbConsecutiveTransposes(),
+                                   InferDataTypes(), MinimizeWeightBitWidth(), MinimizeAccumulatorWidth(),
+                                   GiveUniqueNodeNames(), InferShapes()])
+        return model, False
+
+
+class CheckHwMapped(Transformation):
+    """Every compute node must now be a FINN hardware layer; name the first one that is not."""
+
+    def apply(self, model):
+        from finn.util.fpgadataflow import is_fpgadataflow_node
+
+        nodes = list(model.graph.node)
+        hw = [i for i, n in enumerate(nodes) if is_fpgadataflow_node(n)]
+        if not hw:
+            raise BitCycleError("no node became a FINN hardware layer; the model has no binary matrix layers")
+        for i, node in enumerate(nodes):
+            if is_fpgadataflow_node(node):
+                continue
+            inside = hw[0] < i < hw[-1]
+            if inside or node.op_type not in HOST_OPS:
+                raise BitCycleError(
+                    f"node {node.name} ({node.op_type}) has no FINN hardware layer and sits inside the "
+                    "dataflow; BitCycle maps binary Linear/Conv, thresholds and MaxPool only: change that layer")
+        return model, False
+
+
+class Specialize(Transformation):
+    """FINN's SpecializeLayers for an FPGA part: each HW layer picks its HLS or RTL backend
+    (BitSerialMVAU picks BitCycle's RTL)."""
+
+    def __init__(self, fpgapart: str):
+        super().__init__()
+        self.fpgapart = fpgapart
+
+    def apply(self, model):
+        from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+
+        import bitcycle.compile.customop  # noqa: F401  (registers BitSerialMVAU with FINN)
+
+        model = model.transform(SpecializeLayers(self.fpgapart))
+        return model.transform(GiveUniqueNodeNames()), False
+
+
+def integer_range_bits(lo: int, hi: int) -> int:
+    """Minimal signed two's-complement width holding [lo, hi]."""
+    bits = 1
+    while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
+        bits += 1
+    return max(bits, 2)
+
+
+def dtype_of(model, tensor) -> DataType:
+    return model.get_tensor_datatype(tensor)
+
+
+__all__ = ["TidyUp", "CheckSupportedQONNX", "AnnotateInput", "ToFinn", "StreamlineBnn", "ToXnorPopcount",
+           "CheckStreamlined", "InferHwLayers", "CheckHwMapped", "Specialize", "integer_range_bits",
+           "dtype_of", "np"]
