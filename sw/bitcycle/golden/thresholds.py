@@ -109,3 +109,23 @@ def apply_thresholds(acc, thresholds: Thresholds, channel_axis: int = 1) -> np.n
     d = thresholds.direction.astype(np.int64).reshape(shape)
     t = thresholds.threshold.reshape(shape)
     return np.where(d * acc.astype(np.int64) >= t, 1, -1).astype(np.int8)
+
+
+def clip_shift8(acc, shift: int) -> np.ndarray:
+    """The clipping block's hardware: round(acc / 2^shift) half to even, saturated to int8 codes.
+
+    Equals ``bitcycle.quant.clip.ClipBlock`` output / scale for integer ``acc``.
+    """
+    acc = np.asarray(acc)
+    if not np.issubdtype(acc.dtype, np.integer):
+        raise ValueError(f"accumulators must be integers, got dtype {acc.dtype}")
+    acc = acc.astype(np.int64)
+    if shift <= 0:
+        q = acc << -shift
+    else:
+        floor = acc >> shift  # arithmetic shift: floor division by 2^shift
+        rem = acc - (floor << shift)
+        half = 1 << (shift - 1)
+        up = (rem > half) | ((rem == half) & ((floor & 1) == 1))  # round half to even
+        q = floor + up
+    return np.clip(q, -128, 127).astype(np.int8)
