@@ -95,7 +95,7 @@ class Accelerator:
         self._check_identity()
         self.resident = None  # (layer, r0, r1, c0, c1) of the weight block in the engine
         self._init_params()
-        self.reg_write("CTRL", P.CTRL_CLEAR)
+        self.reg_write("CTRL", P.CTRL_ABORT)
         for i in range(len(spec.layers)):
             self.write_weights(i, sign_pm1(self.latent[i]))
         self.grad_bits = spec.grad_bits["max"]
@@ -130,6 +130,8 @@ class Accelerator:
             raise BitCycleError(
                 f"overlay is engine ID {got_id:#010x} v{got_ver} but driver.json expects {eng.id:#010x} "
                 f"v{eng.version}: load the bitstream this driver.json was compiled with")
+        if not getattr(self.transport, "has_config", True):
+            return  # no CONFIG register in this engine build: the ID/version check is all there is
         got_cfg, want_cfg = self.reg_read("CONFIG"), config_word(eng)
         if got_cfg != want_cfg:
             raise BitCycleError(
@@ -218,17 +220,17 @@ class Accelerator:
         deadline = time.monotonic() + self.timeout
         while True:
             status = self.reg_read("STATUS")
-            if status & (P.STATUS_DONE | P.STATUS_ERROR):
+            if not status & P.STATUS_BUSY:
                 return status
             if time.monotonic() > deadline:
                 self._recover()
                 raise BitCycleError(f"engine did not finish within {self.timeout:g} s (STATUS={status:#x}); "
-                                    "it was cleared and is usable again — raise timeout= for big jobs")
+                                    "it was aborted and is usable again — raise timeout= for big jobs")
             time.sleep(0.0005)
 
     def _recover(self) -> None:
         try:
-            self.reg_write("CTRL", P.CTRL_CLEAR)
+            self.reg_write("CTRL", P.CTRL_ABORT)
         except Exception:  # the recovery must not mask the original error
             pass
 
@@ -236,13 +238,12 @@ class Accelerator:
              n_out: int = 0) -> np.ndarray:
         spec = self._need_spec()
         regs = {"MODE": int(mode), "BITS": bits, "M": m, "K": k, "N": n,
-                "ACC_BITS": spec.engine.acc_bits, "OUT_SEL": S.OUT_RAW}
+                "ACC_BITS": spec.engine.acc_bits, "OUT_CFG": S.OUT_RAW}
         for name, value in regs.items():
             self.reg_write(name, value)
         self.reg_write("CTRL", P.CTRL_START)
-        status = self.reg_read("STATUS")
-        if status & P.STATUS_ERROR:  # configuration rejected before any data moved
-            code = self.reg_read("ERROR")
+        code = self.reg_read("ERROR")
+        if code:  # configuration rejected before any data moved
             self._recover()
             raise BitCycleError(f"engine rejected {mode.name} M={m} K={k} N={n} bits={bits}: {P.decode_error(code)}")
         t0 = time.perf_counter()
@@ -253,12 +254,12 @@ class Accelerator:
             self._recover()
             why = P.decode_error(code) if code else str(err)
             raise BitCycleError(f"{mode.name} transfer did not complete within {self.timeout:g} s ({why}); "
-                                "the engine was cleared and is usable again") from None
+                                "the engine was aborted and is usable again") from None
         finally:
             self._counters["engine_seconds"] += time.perf_counter() - t0
-        status = self._wait_done()
-        if status & P.STATUS_ERROR:
-            code = self.reg_read("ERROR")
+        self._wait_done()
+        code = self.reg_read("ERROR")
+        if code:
             self._recover()
             raise BitCycleError(f"engine flagged {mode.name} M={m} K={k} N={n} bits={bits}: {P.decode_error(code)}")
         cycles = self.reg_read("CYCLES")

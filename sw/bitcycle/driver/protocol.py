@@ -5,7 +5,7 @@ this module only adapts it to the driver (a :class:`~bitcycle.golden.stream.Geom
 driver.json's engine section) and names the registers. numpy only (runs on the board).
 
 One engine job: program MODE, BITS, M, K, N (always the *layer's* W [M, K] and the batch N),
-ACC_BITS, OUT_SEL; pulse
+ACC_BITS, OUT_CFG; pulse
 CTRL.START; send one input packet (TLAST on its last word) and receive the output packet; wait
 for STATUS.DONE with a timeout; read CYCLES and ERROR.
 
@@ -37,12 +37,11 @@ class Mode(enum.IntEnum):
 # Driver-side register names. A backend maps them to addresses (the generated regmap.py on
 # sim/pynq, see bitcycle.driver.registers); the emu device uses them directly.
 REGISTER_NAMES = ("ID", "VERSION", "CONFIG", "CTRL", "STATUS", "ERROR", "MODE", "BITS", "M", "K", "N",
-                  "ACC_BITS", "OUT_SEL", "CLIP_SHIFT", "CYCLES")
-CTRL_START = 1 << 0
-CTRL_CLEAR = 1 << 1  # abort: back to idle from anywhere, drop any half-received packet
+                  "ACC_BITS", "OUT_CFG", "CYCLES")
+CTRL_START = 1 << 0  # sample the configuration and start a job
+CTRL_ABORT = 1 << 1  # back to idle from anywhere, drop any half-received packet
 STATUS_BUSY = 1 << 0
-STATUS_DONE = 1 << 1
-STATUS_ERROR = 1 << 2
+STATUS_DONE = 1 << 1  # DONE and ERROR hold until the next START
 # ERROR register bits (hw/rtl/bitcycle_pkg.sv)
 ERR_BAD_MODE, ERR_BAD_BITS, ERR_BAD_SHAPE, ERR_BAD_ACC_BITS = 1 << 0, 1 << 1, 1 << 2, 1 << 3
 ERR_OVERFLOW, ERR_BAD_OUT_SEL, ERR_SHORT, ERR_LONG = 1 << 4, 1 << 5, 1 << 6, 1 << 7

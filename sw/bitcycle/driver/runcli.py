@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -28,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=300, help="training steps (batches)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate on latent weights")
+    parser.add_argument("--lr-schedule", choices=("cosine", "constant"), default="cosine",
+                        help="cosine: anneal the learning rate to 0 over the run, as `bitcycle train` does")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=0, help="test accuracy every N steps (0: at the end)")
     parser.add_argument("--train-limit", type=int, default=None, help="use only the first N training samples")
@@ -47,7 +50,7 @@ def make_schedule(grad_bits: str, steps: int):
 
 
 def train(acc, train_x, train_y, test_x, test_y, steps: int, batch_size: int, seed: int,
-          eval_every: int = 0, progress: bool = True) -> dict:
+          eval_every: int = 0, progress: bool = True, lr_schedule: str = "cosine") -> dict:
     """The training loop shared by ``bitcycle run``, the notebooks and the benchmark."""
     if batch_size < 2:
         raise BitCycleError("--batch-size must be >= 2 (BatchNorm needs batch statistics)")
@@ -64,12 +67,15 @@ def train(acc, train_x, train_y, test_x, test_y, steps: int, batch_size: int, se
         except ImportError:
             bar = None
     order, pos = rng.permutation(len(train_y)), 0
+    base_lr = acc.optimizer.lr
     t0, c0 = time.perf_counter(), time.process_time()
     for step in range(steps):
         if pos + batch_size > len(order):
             order, pos = rng.permutation(len(train_y)), 0
         idx = order[pos:pos + batch_size]
         pos += batch_size
+        if lr_schedule == "cosine":
+            acc.optimizer.lr = 0.5 * base_lr * (1.0 + math.cos(math.pi * step / steps))
         m = acc.train_step(train_x[idx], train_y[idx])
         history.append(m)
         if eval_every and (step + 1) % eval_every == 0 and step + 1 < steps:
@@ -110,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
                      seed=args.seed, lr=args.lr) as acc:
         acc.set_schedule(schedule)
         result = train(acc, train_x, train_y, test_x, test_y, args.steps, args.batch_size, args.seed,
-                       args.eval_every, progress=not args.quiet)
+                       args.eval_every, progress=not args.quiet, lr_schedule=args.lr_schedule)
         counters = acc.counters()
         acc.save_params(out / "params.npz")
         weights_digest = weights_fingerprint(acc)
@@ -121,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         "command": "run", "backend": args.backend, "model": spec.model, "dataset": args.dataset,
         "data_source": source, "layers": [f"{l.in_features}x{l.out_features}" for l in spec.layers],
         "grad_bits": str(gb_spec), "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
+        "lr_schedule": args.lr_schedule,
         "seed": args.seed, "test_acc": result["test_acc"], "final_loss": result["history"][-1]["loss"],
         "mean_grad_bits": float(np.mean(bits)), "train_wall_s": result["train_wall_s"],
         "train_cpu_s": result["train_cpu_s"], "seconds_per_step": result["train_wall_s"] / args.steps,

@@ -76,9 +76,8 @@ class EmuEngine:
         if name in self.READ_ONLY:
             return
         if name == "CTRL":
-            if value & P.CTRL_CLEAR:
-                self.regs["ERROR"] = 0
-                self.regs["STATUS"] = 0
+            if value & P.CTRL_ABORT:
+                self.regs["STATUS"] &= ~P.STATUS_BUSY
                 self.armed = False
             if value & P.CTRL_START:
                 self._start()
@@ -90,7 +89,7 @@ class EmuEngine:
 
     def _fail(self, bits: int) -> None:
         self.regs["ERROR"] |= bits
-        self.regs["STATUS"] = P.STATUS_ERROR | P.STATUS_DONE
+        self.regs["STATUS"] = P.STATUS_DONE
         self.armed = False
 
     def config_errors(self) -> int:
@@ -108,7 +107,8 @@ class EmuEngine:
                 err |= P.ERR_BAD_BITS
             if not 2 <= r["ACC_BITS"] <= e.acc_bits:
                 err |= P.ERR_BAD_ACC_BITS
-            if r["OUT_SEL"] == 3 or (r["OUT_SEL"] == S.OUT_THRESHOLD and mode != P.Mode.FORWARD):
+            out_sel = r["OUT_CFG"] & 0x3
+            if out_sel == 3 or (out_sel == S.OUT_THRESHOLD and mode != P.Mode.FORWARD):
                 err |= P.ERR_BAD_OUT_SEL
             if (0 in (m, k, n) or c(red_len, chunk) > e.max_chunks
                     or (mode != P.Mode.BACKWARD_WEIGHT and self._tiles(m, k) > e.weight_words)
