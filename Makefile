@@ -8,7 +8,7 @@ export PYTHONHASHSEED := 0
 JOBS  ?= auto
 MODEL ?= sfc
 
-.PHONY: help setup demo test test-fast sim lint bench clean bitstream compile synth
+.PHONY: help setup demo test test-fast sim lint bench clean bitstream compile synth bench-memory
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ sim: $(VENV)/.bitcycle-setup  ## RTL testbenches only (SIM=icarus for Icarus)
 
 bitstream: $(VENV)/.bitcycle-setup  ## FPGA image with Vitis HLS / Vivado (MODEL=...)
 	$(PY) -m bitcycle.cli bitstream --model $(MODEL)
+
+bench-memory: $(VENV)/.bitcycle-setup  ## issue 5: training memory std vs 1-bit mode, zoo × batch 100/200, accuracy → build/bench/memory.json
+	$(PY) -m bitcycle.cli bench memory --all --json build/bench/memory.json
 
 clean:  ## remove build outputs (keeps .venv)
 	rm -rf build sim_build .pytest_cache .hypothesis

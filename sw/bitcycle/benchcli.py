@@ -11,7 +11,9 @@ import importlib
 import sys
 
 # name -> (module, one-line help)
-BENCHES: dict[str, tuple[str, str]] = {}
+BENCHES: dict[str, tuple[str, str]] = {
+    "memory": ("bitcycle.train.bench_memory", "training memory, standard vs memory-efficient (1-bit sign(x)) mode"),
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
