@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("bitcycle.train.cli", "train a zoo model with cyclic gradient precision (--grad-bits cosine:2-8x8)"),
     "run": ("bitcycle.driver.runcli", "train through the driver on the engine: --backend emu|sim|pynq (metrics like train)"),
     "bitstream": ("bitcycle.compile.vendor", "build the FPGA image with Vitis HLS / Vivado (needs the Xilinx tools on PATH)"),
+    "export": ("bitcycle.compile.export_cmd", "trained checkpoint → QONNX (Brevitas export, integer input and logits)"),
+    "compile": ("bitcycle.compile.compile_cmd", "checkpoint → FINN dataflow on BitCycle's engine → build/<model>/ (no vendor tools)"),
 }
 
 

@@ -1,0 +1,161 @@
+"""``bitcycle export`` and ``bitcycle compile`` (the CLI table points both here: ``run`` dispatches
+on which one was called through ``args.command_name``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from bitcycle.errors import BitCycleError
+
+DATASET_PIXEL_MAX = {"digits": 16.0, "fashion-mnist": 255.0, "cifar10": 255.0}
+
+
+def load_model(args):
+    """(torch model, name) from --checkpoint (a `bitcycle train` run dir or file) or --model NAME."""
+    import torch
+
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    if args.checkpoint:
+        path = Path(args.checkpoint)
+        if path.is_dir() or path.name == "model.pt":
+            from bitcycle.train.checkpoint import load_trained
+
+            model = load_trained(path)
+        else:
+            from bitcycle.compile.export import load_checkpoint
+
+            model = load_checkpoint(path)
+        return model, getattr(model, "zoo_name", path.stem)
+    from bitcycle.nets import get_model, load_model_config
+
+    name, cfg = args.model, {}
+    if name.endswith(".toml"):
+        name, cfg = load_model_config(name)
+    cfg.update(json.loads(args.model_cfg) if args.model_cfg else {})
+    model = get_model(name, **cfg).eval()
+    return model, name
+
+
+def test_pixels(dataset: str | None, shape, pixel_max: float, n: int, data_dir=None) -> np.ndarray:
+    """n test images as raw pixel codes 0..pixel_max (what the accelerator's input sees)."""
+    if n <= 0:
+        return np.zeros((0, *shape[1:]), dtype=np.float32)
+    if dataset in (None, "random"):
+        rng = np.random.default_rng(0)
+        return rng.integers(0, int(pixel_max) + 1, size=(n, *shape[1:])).astype(np.float32)
+    from bitcycle.train.data import load_dataset
+
+    ds = load_dataset(dataset, data_dir, test_limit=n, augment=False)
+    x = ds.test_x.numpy().astype(np.float64) * pixel_max
+    codes = np.round(x)
+    if np.max(np.abs(codes - x)) > 1e-3:
+        raise BitCycleError(f"data set {dataset}: images are not pixel codes / {pixel_max:g}; cannot feed integers")
+    if int(np.prod(codes.shape[1:])) != int(np.prod(shape[1:])):
+        raise BitCycleError(f"data set {dataset} has images of shape {list(codes.shape[1:])} but the model takes "
+                            f"{list(shape[1:])}; pick the data set the model was trained on")
+    return codes.reshape(len(codes), *shape[1:]).astype(np.float32)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="trained run directory (or its model.pt / checkpoint.pt) from `bitcycle train`")
+    src.add_argument("--model", help="zoo name (tfc, sfc, lfc, cnv) or models/NAME.toml, with untrained weights")
+    parser.add_argument("--model-cfg", default="", help='JSON of get_model options, e.g. \'{"in_features": 64}\'')
+    parser.add_argument("--dataset", default=None, choices=["digits", "fashion-mnist", "cifar10", "random"],
+                        help="images for the bit-exactness checks (default: from the model's input shape)")
+    parser.add_argument("--data-dir", default=None, help="data set directory (Fashion-MNIST / CIFAR-10)")
+    parser.add_argument("--out", default=None, help="output directory (default build/<model>)")
+
+
+def _infer_dataset(model, dataset):
+    if dataset:
+        return dataset
+    feats = getattr(model, "in_features", None)
+    if feats == 64:
+        return "digits"
+    if feats == 784 or getattr(model, "input_size", None) == 28:
+        return "fashion-mnist"
+    return "random"
+
+
+def _prepare(args):
+    from bitcycle.compile.export import input_spec_for, prepare
+
+    model, name = load_model(args)
+    dataset = _infer_dataset(model, args.dataset)
+    shape, pixel_max = input_spec_for(model)
+    pixel_max = DATASET_PIXEL_MAX.get(dataset, pixel_max)
+    return model, name, dataset, prepare(model, shape, pixel_max=pixel_max, name=name)
+
+
+# -------------------------------------------------------------------------------------- export
+def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+
+
+def run_export(args) -> int:
+    from bitcycle.compile.export import export_qonnx
+
+    _, name, _, exported = _prepare(args)
+    out = Path(args.out or Path("build") / name)
+    path = export_qonnx(exported, out / "qonnx.onnx")
+    print(f"QONNX: {path}  (integer input 0..{exported.pixel_max:g}, integer logits; "
+          f"head scale {exported.head_scale:.6g}, bias {exported.head_bias:.6g})")
+    return 0
+
+
+# ------------------------------------------------------------------------------------- compile
+def add_compile_arguments(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument("--part", default="pynq-z2",
+                        help="FPGA part or board: pynq-z2 (xc7z020clg400-1), ultra96, zcu104, or a part name")
+    fold = parser.add_mutually_exclusive_group()
+    fold.add_argument("--target-fps", type=float, default=None, help="images/s the dataflow must sustain")
+    fold.add_argument("--lut-budget", type=int, default=None, help="LUTs the dataflow may use (fastest folding that fits)")
+    parser.add_argument("--clock-mhz", type=float, default=100.0, help="clock for the folding target (default 100)")
+    parser.add_argument("--check-images", type=int, default=100,
+                        help="test images every intermediate graph is checked on, bit-exact (default 100; 0 = skip)")
+    parser.add_argument("--bits-max", type=int, default=16, help="run-time bit-width range of the engine: 1..BITS_MAX")
+    parser.add_argument("--grad-bits", default="2-8", help="gradient bit range the driver's schedule uses (min-max)")
+
+
+def run_compile(args) -> int:
+    from bitcycle.compile.folding import device_for, resolve_part
+    from bitcycle.compile.project import build_project
+
+    part = resolve_part(args.part)
+    if not 1 <= args.bits_max <= 16:
+        raise BitCycleError(f"--bits-max must be in 1..16 (the engine's range), got {args.bits_max}")
+    try:
+        gmin, gmax = (int(v) for v in args.grad_bits.split("-"))
+    except ValueError:
+        raise BitCycleError(f"--grad-bits must look like 2-8, got {args.grad_bits!r}") from None
+    model, name, dataset, exported = _prepare(args)
+    fold = {"clock_mhz": args.clock_mhz}
+    if args.lut_budget is not None:
+        fold["lut_budget"] = args.lut_budget
+    else:
+        # default: the fastest folding within 80 % of the device's LUTs
+        fold["lut_budget"] = int(0.8 * device_for(part)["LUT"]) if args.target_fps is None else None
+        if args.target_fps is not None:
+            fold = {"clock_mhz": args.clock_mhz, "target_fps": args.target_fps}
+    pixels = test_pixels(dataset, exported.input_shape, exported.pixel_max, args.check_images, args.data_dir)
+    out = Path(args.out or Path("build") / name)
+    summary = build_project(exported, pixels, out, part, fold, bits_max=args.bits_max, torch_model=model,
+                            grad_bits=(gmin, gmax))
+    res = summary["resources"]
+    checked = [k for k, v in summary["stages"].items() if v["checked"]]
+    print(f"compiled {name} for {part} into {out}/")
+    print(f"  bit-exact vs torch on {summary['images_checked']} {dataset} images at stages: {', '.join(checked)}")
+    print(f"  {res['total']['LUT']} / {res['capacity']['LUT']} LUT, {res['total']['BRAM36']} / {res['capacity']['BRAM36']} "
+          f"BRAM36, fits: {res['fits']}, {res['images_per_s']:.0f} images/s at {args.clock_mhz:g} MHz")
+    print(f"  next: make bitstream MODEL={name}  (runs {out}/finn_build.py and {out}/bd/bd.tcl with Vitis/Vivado)")
+    return 0
+
+
+# the CLI calls add_arguments/run of the module; the two commands share this module through
+# thin wrappers (bitcycle.compile.export_cmd / compile_cmd)

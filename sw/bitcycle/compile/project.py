@@ -1,0 +1,258 @@
+"""``build/<model>/``: everything the compile flow produces, written to a temporary directory and
+renamed into place at the end, so a failed run never leaves a directory that looks complete.
+
+Layout::
+
+    qonnx.onnx            Brevitas export after qonnx cleanup
+    graphs/NN_stage.onnx  every intermediate graph (the checked ones are bit-exact vs torch)
+    model.onnx            folded, specialised FINN graph (input of the vendor flow)
+    codegen/              FINN-generated HLS C++ / RTL per layer (BitSerialMVAU: wrapper + hw/rtl)
+    rtl/                  BitCycle's RTL (hw/rtl) for the training engine
+    weights/              per engine layer: ±1 weights (.npy, .mem tiles), thresholds (.npy)
+    bd/bd.tcl             Vivado block design: PS + AXI DMA + AXI-Lite + bitcycle_top
+    finn_build.py         FINN builder run: Vitis HLS / Vivado → .bit + .hwh
+    driver.json           schema bitcycle.driver/1 (MLPs; the driver's format has no conv layers)
+    dataflow.json         layers, shapes, folding, bits ranges, stream widths, files
+    resources.json / .md  FINN estimates per layer and total vs the device
+    compile.json          stage checks (images compared, mismatches) and timings
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bitcycle.errors import BitCycleError
+
+BD_PS = {
+    "zynq7": {"PS_IP": "processing_system7", "PS_RULE": "processing_system7",
+              "PS_MASTER": "M_AXI_GP0", "PS_HP": "S_AXI_HP0", "PS_CLK": "FCLK_CLK0",
+              "PS_CONFIG": "set_property -dict [list CONFIG.PCW_USE_S_AXI_HP0 {1} "
+                           "CONFIG.PCW_FPGA0_PERIPHERAL_FREQMHZ {@CLK_MHZ@}] $ps"},
+    "zynqmp": {"PS_IP": "zynq_ultra_ps_e", "PS_RULE": "zynq_ultra_ps_e",
+               "PS_MASTER": "M_AXI_HPM0_FPD", "PS_HP": "S_AXI_HP0_FPD", "PS_CLK": "pl_clk0",
+               "PS_CONFIG": "set_property -dict [list CONFIG.PSU__USE__S_AXI_GP2 {1} "
+                            "CONFIG.PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ {@CLK_MHZ@}] $ps"},
+}
+BOARD_NAMES = {"xc7z020": "Pynq-Z2", "xczu3eg": "Ultra96", "xczu7ev": "ZCU104"}
+
+
+def repo_dir() -> Path:
+    from bitcycle.compile.customop import rtl_dir
+
+    return rtl_dir().parents[1]
+
+
+def _fill(template: str, values: dict) -> str:
+    for k, v in values.items():
+        template = template.replace(f"@{k}@", str(v))
+    return template
+
+
+def block_design_tcl(part: str, clock_mhz: float, dma_width: int = 64, engine_params: dict | None = None) -> str:
+    family = "zynq7" if part.lower().startswith("xc7z") else "zynqmp"
+    ps = dict(BD_PS[family])
+    board = next((b for p, b in BOARD_NAMES.items() if part.lower().startswith(p)), part)
+    params = engine_params or {}
+    eng = ("set_property -dict [list " + " ".join(f"CONFIG.{k} {{{v}}}" for k, v in params.items()) + "] $eng") \
+        if params else "# engine parameters: bitcycle_top defaults"
+    text = (repo_dir() / "hw" / "hls" / "zynq_bd.tcl.in").read_text()
+    text = _fill(text, {**ps, "PART": part, "BOARD": board, "DMA_WIDTH": dma_width, "ENGINE_PARAMS": eng})
+    return _fill(text, {"CLK_MHZ": f"{clock_mhz:g}"})
+
+
+def finn_build_script(model_name: str, part: str, clock_mhz: float) -> str:
+    board = next((b for p, b in BOARD_NAMES.items() if part.lower().startswith(p)), part)
+    text = (repo_dir() / "hw" / "hls" / "finn_build.py.in").read_text()
+    return _fill(text, {"MODEL": model_name, "PART": part, "BOARD": board, "CLK_NS": f"{1000.0 / clock_mhz:g}"})
+
+
+def _codegen(model, part: str, clock_mhz: float, codegen_dir: Path):
+    """FINN's PrepareIP: HLS C++ for FINN's HLS layers, RTL for RTL layers (ours included)."""
+    codegen_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["FINN_BUILD_DIR"] = str(codegen_dir)
+    from finn.util.settings import initialize_dummy_settings
+
+    initialize_dummy_settings()
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+
+    return model.transform(PrepareIP(part, 1000.0 / clock_mhz))
+
+
+def _relocate(model, old: Path, new: Path):
+    """Code-generation paths point into the temporary directory; make them point at the final one."""
+    for node in model.graph.node:
+        for attr in node.attribute:
+            if attr.type == attr.STRING and attr.s.startswith(str(old).encode()):
+                attr.s = attr.s.replace(str(old).encode(), str(new).encode(), 1)
+
+
+def _engine_layers(model):
+    from qonnx.custom_op.registry import getCustomOp
+
+    return [(n, getCustomOp(n)) for n in model.graph.node if n.op_type.startswith("BitSerialMVAU")]
+
+
+def _write_weights(model, wdir: Path) -> list[dict]:
+    from bitcycle.compile.customop import weight_mem_text
+
+    wdir.mkdir(parents=True, exist_ok=True)
+    files = []
+    for node, inst in _engine_layers(model):
+        w = model.get_initializer(node.input[1])  # [MW, MH] ±1
+        entry = {"layer": node.name, "weights": f"weights/{node.name}.weights.npy",
+                 "weights_mem": f"weights/{node.name}.weights.mem"}
+        np.save(wdir / f"{node.name}.weights.npy", np.asarray(w.T, dtype=np.int8))  # [MH, MW]
+        (wdir / f"{node.name}.weights.mem").write_text(
+            weight_mem_text(w, inst.get_nodeattr("PE"), inst.get_nodeattr("SIMD")))
+        if len(node.input) > 2:
+            thr = model.get_initializer(node.input[2])
+            np.save(wdir / f"{node.name}.thresholds.npy", np.asarray(thr, dtype=np.int64))
+            entry["thresholds"] = f"weights/{node.name}.thresholds.npy"
+        files.append(entry)
+    return files
+
+
+def dataflow_description(model, exported, files: list[dict]) -> dict:
+    from qonnx.custom_op.registry import getCustomOp
+
+    layers = []
+    for node in model.graph.node:
+        entry = {"name": node.name, "op_type": node.op_type,
+                 "in_shape": list(model.get_tensor_shape(node.input[0]) or []),
+                 "out_shape": list(model.get_tensor_shape(node.output[0]) or []),
+                 "host": not node.domain.startswith("finn.custom_op.fpgadataflow")}
+        if not entry["host"]:
+            inst = getCustomOp(node)
+            for k in ("PE", "SIMD", "MW", "MH", "bits", "bits_min", "bits_max", "acc_bits", "noActivation",
+                      "inputDataType", "outputDataType", "weightDataType"):
+                try:
+                    entry[k] = inst.get_nodeattr(k)
+                except Exception:  # not an attribute of this op
+                    pass
+            entry["instream_width"] = int(inst.get_instream_width())
+            entry["outstream_width"] = int(inst.get_outstream_width())
+            entry["folded_in_shape"] = [int(d) for d in inst.get_folded_input_shape()]
+            entry["folded_out_shape"] = [int(d) for d in inst.get_folded_output_shape()]
+            entry["cycles"] = int(inst.get_exp_cycles())
+        entry.update(next((f for f in files if f["layer"] == node.name), {}))
+        entry.pop("layer", None)
+        layers.append(entry)
+    return {"model": exported.name, "input_shape": list(exported.input_shape), "pixel_max": exported.pixel_max,
+            "input_datatype": str(model.get_tensor_datatype(model.graph.input[0].name).name),
+            "head": {"scale": exported.head_scale, "bias": exported.head_bias,
+                     "note": "logits = scale · integer_output + bias (host side)"},
+            "layers": layers}
+
+
+def driver_spec(model, exported, torch_model, grad_bits=(2, 8)):
+    """driver.json (schema bitcycle.driver/1) for an MLP; None + reason for other models."""
+    from bitcycle.driver.driver_json import DriverSpec, InputSpec, LayerSpec, validate
+
+    eng = _engine_layers(model)
+    if any(n.op_type.startswith("ConvolutionInputGenerator") for n in model.graph.node):
+        return None, "driver.json (schema bitcycle.driver/1) describes fully-connected layers only; this model has convolutions"
+    if not eng:
+        return None, "no layer mapped onto the engine"
+    layers = []
+    for i, (node, inst) in enumerate(eng):
+        last = i == len(eng) - 1
+        layers.append(LayerSpec(name=f"fc{i}", in_features=inst.get_nodeattr("MW"), out_features=inst.get_nodeattr("MH"),
+                                in_bits=inst.get_nodeattr("bits"), norm="none" if last else "batchnorm",
+                                act="none" if last else "sign"))
+    in_bits = layers[0].in_bits
+    # the zoo's input quantiser: x = 2·p/pixel_max − 1 in Q1.(b−1) ⇒ x_int = p·2^b/pixel_max − 2^(b−1)
+    spec = DriverSpec(model=exported.name, classes=layers[-1].out_features,
+                      input=InputSpec(features=layers[0].in_features, bits=in_bits,
+                                      scale=float(2 ** in_bits / exported.pixel_max), offset=float(-(2 ** (in_bits - 1)))),
+                      layers=layers, grad_bits={"min": int(grad_bits[0]), "max": int(grad_bits[1])},
+                      params="params.npz" if torch_model is not None else None)
+    try:
+        validate(spec)
+    except BitCycleError as err:
+        return None, f"driver.json not written: {err}"
+    return spec, None
+
+
+def _params_npz(torch_model, path: Path) -> bool:
+    """``<layer>.weight`` (latent float) and ``<layer>.bn_*`` of the zoo MLP, named fc0, fc1, …"""
+    import torch
+
+    from bitcycle.nets import binary_layers
+
+    layers = binary_layers(torch_model)
+    bns = [m for m in torch_model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    out = {}
+    for i, layer in enumerate(layers):
+        out[f"fc{i}.weight"] = layer.weight.detach().numpy().astype(np.float32)
+        if i < len(bns):
+            bn = bns[i]
+            out[f"fc{i}.bn_mean"] = bn.running_mean.numpy().astype(np.float32)
+            out[f"fc{i}.bn_var"] = bn.running_var.numpy().astype(np.float32)
+            out[f"fc{i}.bn_gamma"] = bn.weight.detach().numpy().astype(np.float32)
+            out[f"fc{i}.bn_beta"] = bn.bias.detach().numpy().astype(np.float32)
+    np.savez(path, **out)
+    return True
+
+
+def build_project(exported, pixels: np.ndarray, out_dir: str | Path, part: str, fold_kwargs: dict,
+                  bits_max: int = 16, torch_model=None, progress: bool = True, grad_bits=(2, 8)) -> dict:
+    """Export, compile, check, generate; returns the summary (also in compile.json)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from bitcycle.compile.export import export_qonnx
+    from bitcycle.compile.flow import run_flow
+    from bitcycle.compile.folding import resource_table
+
+    out_dir = Path(out_dir)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    (tmp / "graphs").mkdir(parents=True)
+    t0 = time.time()
+    try:
+        expected = exported.integer_outputs(pixels) if len(pixels) else np.zeros((0,))
+        qonnx_path = export_qonnx(exported, tmp / "qonnx.onnx")
+        t_export = time.time() - t0
+        result = run_flow(ModelWrapper(str(qonnx_path)), exported.pixel_max, pixels, expected, part, fold_kwargs,
+                          bits_max=bits_max, progress=progress, save_dir=tmp / "graphs")
+        t_flow = time.time() - t0 - t_export
+        model = _codegen(result.model, part, float(fold_kwargs.get("clock_mhz", 100.0)), tmp / "codegen")
+        shutil.copytree(repo_dir() / "hw" / "rtl", tmp / "rtl")
+        files = _write_weights(model, tmp / "weights")
+        clock = float(fold_kwargs.get("clock_mhz", 100.0))
+        (tmp / "bd").mkdir()
+        (tmp / "bd" / "bd.tcl").write_text(block_design_tcl(part, clock))
+        (tmp / "finn_build.py").write_text(finn_build_script(exported.name, part, clock))
+        flow_desc = dataflow_description(model, exported, files)
+        spec, why_not = driver_spec(model, exported, torch_model, grad_bits)
+        if spec is not None:
+            if torch_model is not None:
+                _params_npz(torch_model, tmp / "params.npz")
+            spec.save(tmp / "driver.json")
+        flow_desc["driver_json"] = "driver.json" if spec is not None else None
+        flow_desc["driver_json_note"] = why_not
+        (tmp / "dataflow.json").write_text(json.dumps(flow_desc, indent=2) + "\n")
+        (tmp / "resources.json").write_text(json.dumps(result.resources, indent=2) + "\n")
+        (tmp / "resources.md").write_text(resource_table(result.resources))
+        summary = {"model": exported.name, "part": part, "fold": fold_kwargs, "stages": result.stages,
+                   "images_checked": int(len(pixels)), "bit_exact": True,
+                   "resources": {k: result.resources[k] for k in ("total", "capacity", "fits", "images_per_s")},
+                   "wall_s": {"export": round(t_export, 2), "flow": round(t_flow, 2),
+                              "total": round(time.time() - t0, 2)},
+                   "cpu_s": round(time.process_time(), 2)}
+        (tmp / "compile.json").write_text(json.dumps(summary, indent=2) + "\n")
+        _relocate(model, tmp, out_dir)
+        model.save(str(tmp / "model.onnx"))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+    return summary
