@@ -8,7 +8,7 @@ export PYTHONHASHSEED := 0
 JOBS  ?= auto
 MODEL ?= sfc
 
-.PHONY: help setup demo test test-fast sim lint bench clean bitstream compile synth bench-memory
+.PHONY: help setup demo test test-fast sim lint bench clean bitstream compile export synth bench-memory bench-train
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -29,8 +29,21 @@ test: $(VENV)/.bitcycle-setup  ## the full suite: unit, property, integration, R
 sim: $(VENV)/.bitcycle-setup  ## RTL testbenches only (SIM=icarus for Icarus)
 	$(PY) -m pytest -n $(JOBS) -m rtl sim
 
-bitstream: $(VENV)/.bitcycle-setup  ## FPGA image with Vitis HLS / Vivado (MODEL=...)
-	$(PY) -m bitcycle.cli bitstream --model $(MODEL)
+# MODEL: a zoo name (tfc/sfc/lfc/cnv), models/NAME.toml, or a `bitcycle train` run directory
+COMPILE_SRC = $(if $(wildcard $(MODEL)/model.pt),--checkpoint $(MODEL),--model $(MODEL))
+COMPILE_ARGS ?=
+
+export: $(VENV)/.bitcycle-setup  ## issue 7: MODEL → QONNX in build/<model>/qonnx.onnx
+	$(PY) -m bitcycle.cli export $(COMPILE_SRC) $(COMPILE_ARGS)
+
+compile: $(VENV)/.bitcycle-setup  ## issue 7: MODEL → FINN dataflow + engine layers → build/<model>/ (stops before vendor tools)
+	$(PY) -m bitcycle.cli compile $(COMPILE_SRC) $(COMPILE_ARGS)
+
+bitstream: $(VENV)/.bitcycle-setup  ## FPGA image with Vitis HLS / Vivado (MODEL=...); exit 2 naming the missing tool
+	$(PY) -m bitcycle.cli bitstream $(COMPILE_SRC) $(COMPILE_ARGS)
+
+bench-train: $(VENV)/.bitcycle-setup  ## issue 4: Fashion-MNIST, LFC MLP + CNV CNN × fp32/fixed:8/cosine:2-8x8 → build/bench/train.json (~1.5 h on 2 cores)
+	$(PY) -m bitcycle.cli bench train
 
 bench-memory: $(VENV)/.bitcycle-setup  ## issue 5: training memory std vs 1-bit mode, zoo × batch 100/200, accuracy → build/bench/memory.json
 	$(PY) -m bitcycle.cli bench memory --all --json build/bench/memory.json

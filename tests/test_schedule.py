@@ -79,7 +79,7 @@ def test_parse_errors(spec, words):
     assert words in str(err.value) and "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("args", [(0, 8, 1, 10), (2, 33, 1, 10), (5, 4, 1, 10), (2, 8, 0, 10), (2, 8, 1, 0)])
+@pytest.mark.parametrize("args", [(0, 8, 1, 10), (2, 33, 1, 10), (5, 4, 1, 10), (2, 8, 0, 10), (2, 8, 1, 0), (2, 8, 11, 10)])
 def test_constructor_errors(args):
     with pytest.raises(BitCycleError):
         CyclicSchedule(*args)

@@ -20,35 +20,41 @@ from bitcycle.errors import BitCycleError
 NO_QUANT_BITS = 32
 
 
-def quantise_grad(g: torch.Tensor, bits: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return (q, scale) with q an int32 tensor of b-bit signed integers and g ≈ q·scale (unbiased)."""
+def _quantise(g: torch.Tensor, bits: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(q, scale) with q an integer-valued float32 tensor (one fused in-place pass: this runs on
+    every binary layer's dy and dW at every step, so it is kept cheap)."""
     if not 1 <= int(bits) < NO_QUANT_BITS:
         raise BitCycleError(f"gradient bits={bits} must be in 1..31 to quantise (32 = no quantisation)")
     bits = int(bits)
     g = g.detach()
-    amax = g.abs().max()
+    amax = g.abs().max().float()
     if not torch.isfinite(amax):
         raise BitCycleError("gradient holds inf/NaN; lower the learning rate")
     u = torch.rand(g.shape, generator=generator, dtype=torch.float32, device=g.device)
     if amax == 0:
-        return torch.zeros_like(g, dtype=torch.int32), torch.ones((), dtype=g.dtype, device=g.device)
+        return torch.zeros(g.shape, dtype=torch.float32, device=g.device), torch.ones((), dtype=torch.float32, device=g.device)
     if bits == 1:
-        scale = amax
-        prob_plus = (1.0 + g.float() / scale) * 0.5
-        q = torch.where(u < prob_plus, 1, -1).to(torch.int32)
-        return q, scale
-    qmax = (1 << (bits - 1)) - 1
+        # +1 with probability (1 + g/s)/2: u < (1 + g/s)/2  ⇔  2u − 1 < g/s
+        q = torch.where(u.mul_(2.0).sub_(1.0) < g.float() / amax, 1.0, -1.0)
+        return q, amax
+    qmax = float((1 << (bits - 1)) - 1)
     scale = amax / qmax
-    q = torch.floor(g.float() / scale + u).clamp_(-qmax, qmax).to(torch.int32)
-    return q, scale
+    q = g.float() / scale
+    return q.add_(u).floor_().clamp_(-qmax, qmax), scale
+
+
+def quantise_grad(g: torch.Tensor, bits: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (q, scale) with q an int32 tensor of b-bit signed integers and g ≈ q·scale (unbiased)."""
+    q, scale = _quantise(g, bits, generator)
+    return q.to(torch.int32), scale
 
 
 def fake_quantise_grad(g: torch.Tensor, bits: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """g quantised to b bits and scaled back (same dtype as g); bits ≥ 32 returns g unchanged."""
     if bits >= NO_QUANT_BITS:
         return g
-    q, scale = quantise_grad(g, bits, generator)
-    return (q.to(g.dtype) * scale).to(g.dtype)
+    q, scale = _quantise(g, bits, generator)
+    return q.mul_(scale).to(g.dtype)
 
 
 class GradQuantFn(torch.autograd.Function):

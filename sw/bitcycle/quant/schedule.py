@@ -53,6 +53,9 @@ class CyclicSchedule:
             raise BitCycleError(f"cycles={cycles!r} must be an integer >= 1")
         if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
             raise BitCycleError(f"total_steps={total_steps!r} must be an integer >= 1")
+        if kind != "fixed" and cycles > total_steps:
+            raise BitCycleError(f"{cycles} cycles do not fit in {total_steps} steps; use at most {total_steps} cycles "
+                                f"(or train longer)")
         self.b_min, self.b_max, self.cycles, self.total_steps, self.kind = b_min, b_max, cycles, total_steps, kind
         self.period = total_steps / cycles  # float: the cycles tile the run exactly
 

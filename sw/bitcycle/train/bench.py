@@ -1,0 +1,181 @@
+"""``bitcycle bench train`` (``make bench-train``): cyclic vs fixed vs FP32 gradients on Fashion-MNIST.
+
+Runs the LFC-like MLP (models/lfc-fmnist.toml) and the CNV-like CNN (models/cnv-fmnist.toml,
+narrowed to 1/4 of FINN's channels) with each grad-bits SPEC — same seed, same epochs — and writes
+
+    build/bench/train.json   every run's metrics (as measured) + the issue's targets, checked
+    build/bench/train.md     the Markdown table printed at the end
+    build/bench/train.png    test accuracy and gradient bits per run
+    build/bench/train/RUN/   each run's own directory (metrics.json/.csv/.png, model.pt)
+
+train.json is rewritten after every run, so an interrupted benchmark keeps what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import shutil
+import time
+from pathlib import Path
+
+from bitcycle.train import checkpoint as ckpt
+
+REPO = Path(__file__).resolve().parents[3]
+MODEL_FILES = {"lfc": REPO / "models" / "lfc-fmnist.toml", "cnv": REPO / "models" / "cnv-fmnist.toml"}
+TARGETS = {"cycles_saving_vs_fixed8": 0.35, "bops_saving_vs_fp32": 0.96, "acc_gap_vs_fixed8": 0.01,
+           "acc_lfc": 0.87, "acc_cnv": 0.90}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models", default="lfc,cnv", help="comma list of lfc, cnv")
+    p.add_argument("--specs", default="fp32,fixed:8,cosine:2-8x8", help="comma list of grad-bits SPECs")
+    p.add_argument("--epochs-mlp", type=int, default=4)
+    p.add_argument("--epochs-cnn", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=0.02)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--train-limit", type=int, default=None, help="first N training samples only (quick checks)")
+    p.add_argument("--test-limit", type=int, default=None)
+    p.add_argument("--out", default="build/bench", help="writes OUT/train.json, .md, .png and OUT/train/RUN/")
+
+
+def _run_name(model: str, spec: str) -> str:
+    return f"{model}-{spec.replace(':', '').replace('-', '_')}"
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from bitcycle.errors import BitCycleError
+    from bitcycle.quant.schedule import parse_grad_bits
+    from bitcycle.train.data import load_dataset
+    from bitcycle.train.trainer import TrainConfig, train
+
+    torch.set_num_threads(args.threads)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    specs = [str(parse_grad_bits(s)) for s in args.specs.split(",") if s.strip()]
+    for m in models:
+        if m not in MODEL_FILES:
+            raise BitCycleError(f"bench train: unknown model {m!r}; choose from {', '.join(MODEL_FILES)}")
+    out = Path(args.out)
+    runs_dir = out / "train"
+    data = load_dataset("fashion-mnist", train_limit=args.train_limit, test_limit=args.test_limit)
+    t0, c0 = time.perf_counter(), time.process_time()
+    results: list[dict] = []
+    report = {"bench": "train", "dataset": "fashion-mnist", "train_samples": len(data.train_y),
+              "test_samples": len(data.test_y), "threads": args.threads, "batch_size": args.batch_size,
+              "lr": args.lr, "seed": args.seed, "epochs": {"lfc": args.epochs_mlp, "cnv": args.epochs_cnn},
+              "complete": False, "runs": results}
+    for model in models:
+        for spec in specs:
+            name = _run_name(model, spec)
+            run_dir = runs_dir / name
+            shutil.rmtree(run_dir, ignore_errors=True)  # every figure comes from this run
+            cfg = TrainConfig(model=str(MODEL_FILES[model]), dataset="fashion-mnist", grad_bits=spec,
+                              epochs=args.epochs_mlp if model == "lfc" else args.epochs_cnn,
+                              batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                              train_limit=args.train_limit, test_limit=args.test_limit)
+            print(f"== {name}: {cfg.epochs} epochs", flush=True)
+            m = train(cfg, run_dir, data=data)
+            row = {"run": name, "model": model, "model_cfg": m["model_cfg"], "grad_bits": spec,
+                   "epochs": cfg.epochs, "steps": m["steps"],
+                   "test_accuracy": m["test_accuracy"], "best_test_accuracy": m["best_test_accuracy"],
+                   "accuracy_per_epoch": [e["test_acc"] for e in m["epochs_detail"]],
+                   "mean_grad_bits": m["mean_grad_bits"], "train_bops": m["train_bops"],
+                   "fp32_bops": m["fp32_bops"], "saving_vs_fp32": m["saving_vs_fp32"],
+                   "saving_vs_fixed8": m["saving_vs_fixed8"],
+                   "engine_backward_planes": m["engine_backward_planes"],
+                   "engine_backward_saving_vs_fixed8": m["engine_backward_saving_vs_fixed8"],
+                   "wall_time_s": m["wall_time_s"], "cpu_time_s": m["cpu_time_s"],
+                   "bits_per_step": m["bits_per_step"]}
+            results.append(row)
+            print(f"   test accuracy {row['test_accuracy']:.4f}, {row['wall_time_s']:.0f} s wall, "
+                  f"{row['cpu_time_s']:.0f} s CPU", flush=True)
+            report["wall_time_s"] = time.perf_counter() - t0
+            report["cpu_time_s"] = time.process_time() - c0
+            ckpt.atomic_write_json(out / "train.json", report)
+    report["targets"] = check_targets(results)
+    report["complete"] = True
+    report["wall_time_s"] = time.perf_counter() - t0
+    report["cpu_time_s"] = time.process_time() - c0
+    ckpt.atomic_write_json(out / "train.json", report)
+    table = markdown_table(report)
+    ckpt.atomic_write_text(out / "train.md", table)
+    ckpt.atomic_write_bytes(out / "train.png", plot(results))
+    print(table)
+    return 0
+
+
+def check_targets(results: list[dict]) -> list[dict]:
+    """The issue's targets, each with the measured value and whether it is met."""
+    by = {(r["model"], r["grad_bits"]): r for r in results}
+    checks = []
+    for model in sorted({r["model"] for r in results}):
+        cyc, fixed = by.get((model, "cosine:2-8x8")), by.get((model, "fixed:8"))
+        if cyc:
+            checks.append({"model": model, "target": "cosine engine backward cycles saving vs fixed:8 >= 35 %",
+                           "measured": cyc["engine_backward_saving_vs_fixed8"],
+                           "met": cyc["engine_backward_saving_vs_fixed8"] >= TARGETS["cycles_saving_vs_fixed8"]})
+            checks.append({"model": model, "target": "cosine BOPs saving vs FP32 training >= 96 %",
+                           "measured": cyc["saving_vs_fp32"], "met": cyc["saving_vs_fp32"] >= TARGETS["bops_saving_vs_fp32"]})
+        if cyc and fixed:
+            gap = fixed["test_accuracy"] - cyc["test_accuracy"]
+            checks.append({"model": model, "target": "cosine accuracy within 1.0 point of fixed:8",
+                           "measured": gap, "met": gap <= TARGETS["acc_gap_vs_fixed8"]})
+        goal = TARGETS.get(f"acc_{model}")
+        if goal is not None:
+            best = max(r["test_accuracy"] for r in results if r["model"] == model)
+            checks.append({"model": model, "target": f"test accuracy >= {goal:.0%}", "measured": best, "met": best >= goal})
+    return checks
+
+
+def markdown_table(report: dict) -> str:
+    lines = [f"Fashion-MNIST, {report['train_samples']} train / {report['test_samples']} test samples, batch "
+             f"{report['batch_size']}, Adam lr {report['lr']} (cosine), seed {report['seed']}, {report['threads']} threads.",
+             "",
+             "| model | grad bits | epochs | test acc | mean b_g | training BOPs | saving vs FP32 | BOP saving vs fixed:8 "
+             "| engine bwd cycles vs fixed:8 | wall s | CPU s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in report["runs"]:
+        lines.append(f"| {r['model']} | {r['grad_bits']} | {r['epochs']} | {r['test_accuracy']:.2%} | "
+                     f"{r['mean_grad_bits']:.2f} | {r['train_bops']:.3e} | {r['saving_vs_fp32']:.2%} | "
+                     f"{r['saving_vs_fixed8']:.2%} | {r['engine_backward_saving_vs_fixed8']:.2%} | "
+                     f"{r['wall_time_s']:.0f} | {r['cpu_time_s']:.0f} |")
+    if report.get("targets"):
+        lines += ["", "| model | target | measured | met |", "|---|---|---:|---|"]
+        for t in report["targets"]:
+            lines.append(f"| {t['model']} | {t['target']} | {t['measured']:.4f} | {'yes' if t['met'] else '**no**'} |")
+    lines += ["", f"Whole benchmark: {report['wall_time_s']:.0f} s wall, {report['cpu_time_s']:.0f} s CPU."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: list[dict]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+    for r in results:
+        ep = list(range(1, len(r["accuracy_per_epoch"]) + 1))
+        ax[0].plot(ep, r["accuracy_per_epoch"], "o-", label=r["run"])
+    ax[0].set_xlabel("epoch")
+    ax[0].set_ylabel("test accuracy")
+    ax[0].legend(fontsize=7)
+    shown = set()
+    for r in results:
+        if r["grad_bits"] in shown:
+            continue
+        shown.add(r["grad_bits"])
+        ax[1].step(range(len(r["bits_per_step"])), r["bits_per_step"], where="post", label=r["grad_bits"], lw=0.8)
+    ax[1].set_xlabel(f"step ({results[0]['model']})" if results else "step")
+    ax[1].set_ylabel("gradient bits")
+    ax[1].set_yscale("log", base=2)
+    ax[1].legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return buf.getvalue()
