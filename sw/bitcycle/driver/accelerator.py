@@ -26,7 +26,8 @@ import numpy as np
 
 from bitcycle.driver import driver_json as DJ
 from bitcycle.driver import protocol as P
-from bitcycle.driver.hostmath import Adam, BatchNorm, quantize_grad, quantize_input, sign_pm1, softmax_xent
+from bitcycle.driver.hostmath import (Adam, BatchNorm, PerTensorNorm, quantize_grad, quantize_input, sign_pm1,
+                                     softmax_xent)
 from bitcycle.driver.transport import EmuTransport, Transport, TransportTimeout, config_word
 from bitcycle.errors import BitCycleError
 from bitcycle.golden import bit_planes
@@ -49,8 +50,8 @@ class Accelerator:
     """
 
     def __init__(self, backend: str = "emu", bitfile: str | None = None, driver_json=None,
-                 timeout: float = 10.0, seed: int = 0, lr: float = 1e-2, transport: Transport | None = None,
-                 **backend_options):
+                 timeout: float = 10.0, seed: int = 0, lr: float = 1e-2, quantise_weight_grad: bool = True,
+                 transport: Transport | None = None, **backend_options):
         if backend not in BACKENDS:
             raise BitCycleError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
         self.backend = backend
@@ -58,6 +59,7 @@ class Accelerator:
         self.timeout = float(timeout)
         self.seed = int(seed)
         self.lr = float(lr)
+        self.quantise_weight_grad = bool(quantise_weight_grad)
         self._backend_options = backend_options
         self.transport: Transport | None = transport
         self.spec: DJ.DriverSpec | None = None
@@ -141,10 +143,11 @@ class Accelerator:
     def _init_params(self) -> None:
         rng = np.random.default_rng(self.seed)
         self.latent, self.norms = [], []
+        norms = {"batchnorm": BatchNorm, "pertensor": PerTensorNorm}
         for layer in self.spec.layers:
-            bound = np.sqrt(6.0 / (layer.in_features + layer.out_features))
-            self.latent.append(rng.uniform(-bound, bound, (layer.out_features, layer.in_features)))
-            self.norms.append(BatchNorm(layer.out_features) if layer.norm == "batchnorm" else None)
+            # latent weights uniform in [−1, 1] and clipped there, as the torch zoo
+            self.latent.append(rng.uniform(-1.0, 1.0, (layer.out_features, layer.in_features)))
+            self.norms.append(norms[layer.norm](layer.out_features) if layer.norm in norms else None)
         params = self.spec.params_path()
         if params is not None:
             self._load_params(params)
@@ -252,8 +255,10 @@ class Accelerator:
         except TransportTimeout as err:
             code = self.reg_read("ERROR")
             self._recover()
-            why = P.decode_error(code) if code else str(err)
-            raise BitCycleError(f"{mode.name} transfer did not complete within {self.timeout:g} s ({why}); "
+            if code:
+                raise BitCycleError(f"engine stopped {mode.name} M={m} K={k} N={n} bits={bits}: {P.decode_error(code)}; "
+                                    "it was aborted and is usable again") from None
+            raise BitCycleError(f"{mode.name} transfer did not complete within {self.timeout:g} s ({err}); "
                                 "the engine was aborted and is usable again") from None
         finally:
             self._counters["engine_seconds"] += time.perf_counter() - t0
@@ -499,8 +504,11 @@ class Accelerator:
             else:
                 dz = g
             q, scale = quantize_grad(dz, bits, self.rng)
-            dw = self.weight_grad(cache["a"], q, ls.in_bits, bits)  # [out, in], exact integers
-            params[f"{i}.w"], grads[f"{i}.w"] = self.latent[i], dw * scale
+            dw = self.weight_grad(cache["a"], q, ls.in_bits, bits) * scale  # exact integers × one scale
+            if self.quantise_weight_grad:  # dW → Q_b(dW) too, as `bitcycle train` does by default
+                qw, wscale = quantize_grad(dw, bits, self.rng)
+                dw = qw * wscale
+            params[f"{i}.w"], grads[f"{i}.w"] = self.latent[i], dw
             if i > 0:
                 da = self.backward_data(i, q, bits) * scale  # [in, B]
                 g = da * caches[i - 1]["mask"]  # straight-through estimator of sign (|y| <= 1)

@@ -17,7 +17,7 @@ does not pass silently)::
         {"name": "fc0", "in_features": 64, "out_features": 256, "in_bits": 8,
          "norm": "batchnorm", "act": "sign"},
         {"name": "fc1", ..., "in_bits": 1, "norm": "batchnorm", "act": "sign"},
-        {"name": "fc2", ..., "in_bits": 1, "norm": "batchnorm", "act": "none"}   # logits
+        {"name": "fc2", ..., "in_bits": 1, "norm": "pertensor", "act": "none"}   # logits
       ],
       "grad_bits": {"min": 2, "max": 8},    # range the schedule may ask for (within engine bits)
       "engine": {"id": 0xB17C0001, "version": 1, "pe": 4, "simd": 16, "acc_bits": 32,
@@ -44,7 +44,7 @@ from bitcycle.errors import BitCycleError
 SCHEMA = "bitcycle.driver/1"
 ENGINE_ID = 0xB17C0001  # the engine's ID register value this driver speaks to (checked on load)
 ENGINE_VERSION = 1
-NORMS = ("batchnorm", "none")
+NORMS = ("batchnorm", "pertensor", "none")
 ACTS = ("sign", "none")
 _TOP_KEYS = {"schema", "model", "classes", "input", "layers", "grad_bits", "engine", "overlay", "params"}
 
@@ -288,17 +288,18 @@ def spec_for_model(model: str, dataset: str = "digits", hidden: list[int] | None
         hidden = MODEL_HIDDEN[model]
     features, classes, x_max = DATASET_SHAPES[dataset]
     in_bits = 8
-    # map [0, x_max] onto [-127, 127]: symmetric 8-bit input for the first layer
-    scale = 254.0 / x_max
+    # as the torch zoo: x in [0, x_max] → 2x/x_max − 1 in [−1, 1] → 8-bit fixed point, step 2^-7
+    # (x_int = clip(round(256·x/x_max − 128), −128, 127))
+    scale = 256.0 / x_max
     widths = [features, *hidden, classes]
     layers = [
         LayerSpec(name=f"fc{i}", in_features=widths[i], out_features=widths[i + 1],
-                  in_bits=in_bits if i == 0 else 1, norm="batchnorm",
+                  in_bits=in_bits if i == 0 else 1, norm="batchnorm" if i < len(widths) - 2 else "pertensor",
                   act="sign" if i < len(widths) - 2 else "none")
         for i in range(len(widths) - 1)
     ]
     spec = DriverSpec(model=model, classes=classes,
-                      input=InputSpec(features=features, bits=in_bits, scale=scale, offset=-127.0),
+                      input=InputSpec(features=features, bits=in_bits, scale=scale, offset=-128.0),
                       layers=layers, grad_bits={"min": int(grad_bits[0]), "max": int(grad_bits[1])},
                       engine=engine or EngineSpec())
     return validate(spec)

@@ -12,7 +12,7 @@ import numpy as np
 
 from bitcycle.errors import BitCycleError
 
-BN_EPS = 1e-5
+BN_EPS = 1e-4  # as the torch zoo (bitcycle.nets)
 BN_MOMENTUM = 0.1
 
 
@@ -100,6 +100,23 @@ class BatchNorm:
         dxhat = dy * self.gamma[:, None]
         dz = inv[:, None] / n * (n * dxhat - dxhat.sum(axis=1, keepdims=True) - xhat * (dxhat * xhat).sum(axis=1, keepdims=True))
         return dz, dgamma, dbeta
+
+
+class PerTensorNorm(BatchNorm):
+    """One mean/variance/affine pair for the whole [features, B] tensor (FINN's TensorNorm, the
+    torch zoo's last layer): BatchNorm over a single feature holding every value."""
+
+    def __init__(self, features: int = 1, **kw):
+        super().__init__(1, **kw)
+
+    def forward(self, z: np.ndarray, train: bool):
+        y, cache = super().forward(z.reshape(1, -1), train)
+        return y.reshape(z.shape), (cache, z.shape)
+
+    def backward(self, dy: np.ndarray, cache):
+        inner, shape = cache
+        dz, dgamma, dbeta = super().backward(dy.reshape(1, -1), inner)
+        return dz.reshape(shape), dgamma, dbeta
 
 
 @dataclass

@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr-schedule", choices=("cosine", "constant"), default="cosine",
                         help="cosine: anneal the learning rate to 0 over the run, as `bitcycle train` does")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-weight-grad-quant", action="store_true",
+                        help="quantise only dy (the engine operand), keep dW = Q(dy)·sign(x) unrounded")
     parser.add_argument("--eval-every", type=int, default=0, help="test accuracy every N steps (0: at the end)")
     parser.add_argument("--train-limit", type=int, default=None, help="use only the first N training samples")
     parser.add_argument("--test-limit", type=int, default=None, help="score only the first N test samples")
@@ -113,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with Accelerator(args.backend, bitfile=args.bitfile, driver_json=spec, timeout=args.timeout,
-                     seed=args.seed, lr=args.lr) as acc:
+                     seed=args.seed, lr=args.lr, quantise_weight_grad=not args.no_weight_grad_quant) as acc:
         acc.set_schedule(schedule)
         result = train(acc, train_x, train_y, test_x, test_y, args.steps, args.batch_size, args.seed,
                        args.eval_every, progress=not args.quiet, lr_schedule=args.lr_schedule)
@@ -127,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         "command": "run", "backend": args.backend, "model": spec.model, "dataset": args.dataset,
         "data_source": source, "layers": [f"{l.in_features}x{l.out_features}" for l in spec.layers],
         "grad_bits": str(gb_spec), "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
-        "lr_schedule": args.lr_schedule,
+        "lr_schedule": args.lr_schedule, "quantise_weight_grad": not args.no_weight_grad_quant,
         "seed": args.seed, "test_acc": result["test_acc"], "final_loss": result["history"][-1]["loss"],
         "mean_grad_bits": float(np.mean(bits)), "train_wall_s": result["train_wall_s"],
         "train_cpu_s": result["train_cpu_s"], "seconds_per_step": result["train_wall_s"] / args.steps,
