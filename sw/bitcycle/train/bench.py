@@ -30,8 +30,8 @@ TARGETS = {"cycles_saving_vs_fixed8": 0.35, "bops_saving_vs_fp32": 0.96, "acc_ga
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", default="lfc,cnv", help="comma list of lfc, cnv")
     p.add_argument("--specs", default="fp32,fixed:8,cosine:2-8x8", help="comma list of grad-bits SPECs")
-    p.add_argument("--epochs-mlp", type=int, default=4)
-    p.add_argument("--epochs-cnn", type=int, default=2)
+    p.add_argument("--epochs-mlp", type=int, default=3)
+    p.add_argument("--epochs-cnn", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=0.02)
     p.add_argument("--seed", type=int, default=0)

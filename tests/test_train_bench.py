@@ -1,0 +1,27 @@
+"""bench train's target checks and table, on synthetic rows (the benchmark itself runs for an hour)."""
+
+from bitcycle.train.bench import _run_name, check_targets, markdown_table
+
+
+def _row(model, spec, acc, eng, fp32):
+    return {"run": _run_name(model, spec), "model": model, "grad_bits": spec, "epochs": 1, "test_accuracy": acc,
+            "mean_grad_bits": 5.0, "train_bops": 10, "saving_vs_fp32": fp32, "saving_vs_fixed8": 0.3,
+            "engine_backward_saving_vs_fixed8": eng, "wall_time_s": 1.0, "cpu_time_s": 2.0}
+
+
+def test_targets():
+    rows = [_row("lfc", "fixed:8", 0.880, 0.0, 0.98), _row("lfc", "cosine:2-8x8", 0.875, 0.37, 0.99),
+            _row("cnv", "fixed:8", 0.90, 0.0, 0.98), _row("cnv", "cosine:2-8x8", 0.88, 0.34, 0.95)]
+    got = {(t["model"], t["target"].split()[0] + t["target"].split()[1]): t["met"] for t in check_targets(rows)}
+    assert got == {("lfc", "cosineengine"): True, ("lfc", "cosineBOPs"): True, ("lfc", "cosineaccuracy"): True,
+                   ("lfc", "testaccuracy"): True, ("cnv", "cosineengine"): False, ("cnv", "cosineBOPs"): False,
+                   ("cnv", "cosineaccuracy"): False, ("cnv", "testaccuracy"): True}
+
+
+def test_table():
+    rows = [_row("lfc", "fixed:8", 0.88, 0.0, 0.98)]
+    report = {"train_samples": 60000, "test_samples": 10000, "batch_size": 256, "lr": 0.02, "seed": 0, "threads": 2,
+              "runs": rows, "targets": check_targets(rows), "wall_time_s": 12.0, "cpu_time_s": 20.0}
+    md = markdown_table(report)
+    assert "| lfc | fixed:8 | 1 | 88.00% |" in md and "12 s wall" in md
+    assert _run_name("lfc", "cosine:2-8x8") == "lfc-cosine2_8x8"
