@@ -42,7 +42,7 @@ compile: $(VENV)/.bitcycle-setup  ## issue 7: MODEL → FINN dataflow + engine l
 bitstream: $(VENV)/.bitcycle-setup  ## FPGA image with Vitis HLS / Vivado (MODEL=...); exit 2 naming the missing tool
 	$(PY) -m bitcycle.cli bitstream $(COMPILE_SRC) $(COMPILE_ARGS)
 
-bench-train: $(VENV)/.bitcycle-setup  ## issue 4: Fashion-MNIST, LFC MLP + CNV CNN × fp32/fixed:8/cosine:2-8x8 → build/bench/train.json (~1.5 h on 2 busy cores)
+bench-train: $(VENV)/.bitcycle-setup  ## issue 4: Fashion-MNIST, LFC MLP + CNV CNN × fp32/fixed:8/cosine:2-8x8 → build/bench/train.json (~1 h on 2 busy cores)
 	$(PY) -m bitcycle.cli bench train
 
 bench-memory: $(VENV)/.bitcycle-setup  ## issue 5: training memory std vs 1-bit mode, zoo × batch 100/200, accuracy → build/bench/memory.json

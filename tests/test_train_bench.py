@@ -4,7 +4,8 @@ from bitcycle.train.bench import _run_name, check_targets, markdown_table
 
 
 def _row(model, spec, acc, eng, fp32):
-    return {"run": _run_name(model, spec), "model": model, "grad_bits": spec, "epochs": 1, "test_accuracy": acc,
+    return {"run": _run_name(model, spec), "model": model, "grad_bits": spec, "epochs": 1, "train_samples": 60000,
+            "test_accuracy": acc,
             "mean_grad_bits": 5.0, "train_bops": 10, "saving_vs_fp32": fp32, "saving_vs_fixed8": 0.3,
             "engine_backward_saving_vs_fixed8": eng, "wall_time_s": 1.0, "cpu_time_s": 2.0}
 
@@ -23,5 +24,5 @@ def test_table():
     report = {"train_samples": 60000, "test_samples": 10000, "batch_size": 256, "lr": 0.02, "seed": 0, "threads": 2,
               "runs": rows, "targets": check_targets(rows), "wall_time_s": 12.0, "cpu_time_s": 20.0}
     md = markdown_table(report)
-    assert "| lfc | fixed:8 | 1 | 88.00% |" in md and "12 s wall" in md
+    assert "| lfc | fixed:8 | 1 | 60000 | 88.00% |" in md and "12 s wall" in md
     assert _run_name("lfc", "cosine:2-8x8") == "lfc-cosine2_8x8"

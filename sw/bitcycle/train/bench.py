@@ -1,7 +1,10 @@
 """``bitcycle bench train`` (``make bench-train``): cyclic vs fixed vs FP32 gradients on Fashion-MNIST.
 
 Runs the LFC-like MLP (models/lfc-fmnist.toml) and the CNV-like CNN (models/cnv-fmnist.toml,
-narrowed to 1/4 of FINN's channels) with each grad-bits SPEC — same seed, same epochs — and writes
+narrowed to 1/4 of FINN's channels) with each grad-bits SPEC — same seed, same epochs — and writes.
+Defaults fit about an hour on 2 shared cores: 1 epoch each, batch 256, and the CNN on the first
+30,000 training samples (``--cnn-train-limit 0`` for all); ``--epochs-mlp/--epochs-cnn`` for more.
+
 
     build/bench/train.json   every run's metrics (as measured) + the issue's targets, checked
     build/bench/train.md     the Markdown table printed at the end
@@ -30,8 +33,10 @@ TARGETS = {"cycles_saving_vs_fixed8": 0.35, "bops_saving_vs_fp32": 0.96, "acc_ga
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", default="lfc,cnv", help="comma list of lfc, cnv")
     p.add_argument("--specs", default="fp32,fixed:8,cosine:2-8x8", help="comma list of grad-bits SPECs")
-    p.add_argument("--epochs-mlp", type=int, default=3)
+    p.add_argument("--epochs-mlp", type=int, default=1)
     p.add_argument("--epochs-cnn", type=int, default=1)
+    p.add_argument("--cnn-train-limit", type=int, default=30000,
+                   help="the CNN trains on the first N training samples (time budget; 0 = all 60000)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=0.02)
     p.add_argument("--seed", type=int, default=0)
@@ -73,14 +78,17 @@ def run(args: argparse.Namespace) -> int:
             name = _run_name(model, spec)
             run_dir = runs_dir / name
             shutil.rmtree(run_dir, ignore_errors=True)  # every figure comes from this run
+            limit = args.train_limit
+            if model == "cnv" and args.cnn_train_limit:
+                limit = min(limit or args.cnn_train_limit, args.cnn_train_limit)
             cfg = TrainConfig(model=str(MODEL_FILES[model]), dataset="fashion-mnist", grad_bits=spec,
                               epochs=args.epochs_mlp if model == "lfc" else args.epochs_cnn,
                               batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                              train_limit=args.train_limit, test_limit=args.test_limit)
+                              train_limit=limit, test_limit=args.test_limit)
             print(f"== {name}: {cfg.epochs} epochs", flush=True)
             m = train(cfg, run_dir, data=data)
             row = {"run": name, "model": model, "model_cfg": m["model_cfg"], "grad_bits": spec,
-                   "epochs": cfg.epochs, "steps": m["steps"],
+                   "epochs": cfg.epochs, "train_samples": m["steps_per_epoch"] * cfg.batch_size, "steps": m["steps"],
                    "test_accuracy": m["test_accuracy"], "best_test_accuracy": m["best_test_accuracy"],
                    "accuracy_per_epoch": [e["test_acc"] for e in m["epochs_detail"]],
                    "mean_grad_bits": m["mean_grad_bits"], "train_bops": m["train_bops"],
@@ -135,11 +143,11 @@ def markdown_table(report: dict) -> str:
     lines = [f"Fashion-MNIST, {report['train_samples']} train / {report['test_samples']} test samples, batch "
              f"{report['batch_size']}, Adam lr {report['lr']} (cosine), seed {report['seed']}, {report['threads']} threads.",
              "",
-             "| model | grad bits | epochs | test acc | mean b_g | training BOPs | saving vs FP32 | BOP saving vs fixed:8 "
+             "| model | grad bits | epochs | train samples | test acc | mean b_g | training BOPs | saving vs FP32 | BOP saving vs fixed:8 "
              "| engine bwd cycles vs fixed:8 | wall s | CPU s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in report["runs"]:
-        lines.append(f"| {r['model']} | {r['grad_bits']} | {r['epochs']} | {r['test_accuracy']:.2%} | "
+        lines.append(f"| {r['model']} | {r['grad_bits']} | {r['epochs']} | {r.get('train_samples', '')} | {r['test_accuracy']:.2%} | "
                      f"{r['mean_grad_bits']:.2f} | {r['train_bops']:.3e} | {r['saving_vs_fp32']:.2%} | "
                      f"{r['saving_vs_fixed8']:.2%} | {r['engine_backward_saving_vs_fixed8']:.2%} | "
                      f"{r['wall_time_s']:.0f} | {r['cpu_time_s']:.0f} |")
