@@ -36,18 +36,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cnn-width", type=float, default=0.5, help="accuracy runs: width_mult of the CNN (2 shared cores)")
     p.add_argument("--grad-spec", default="cosine:2-8x8", help="accuracy runs: --grad-bits of bitcycle train")
     p.add_argument("--no-accuracy", action="store_true", help="suite without the training runs")
+    p.add_argument("--same-process", action="store_true",
+                   help="measure in this process (faster; the peak-RSS figures then include earlier work)")
 
 
 def _mib(b) -> str:
     return f"{b / 2**20:.2f}"
 
 
-def measure_pair(model: str, batch: int, grad_bits: int) -> dict:
-    from bitcycle.train.memory import compare, measure_step_subprocess
+def measure_pair(model: str, batch: int, grad_bits: int, same_process: bool = False) -> dict:
+    from bitcycle.train.memory import compare, measure_step, measure_step_subprocess
 
-    std = measure_step_subprocess(model, batch, False, grad_bits=grad_bits)
-    eff = measure_step_subprocess(model, batch, True, grad_bits=grad_bits)
-    return compare(std, eff)
+    measure = measure_step if same_process else measure_step_subprocess
+    std = measure(model, batch, False, grad_bits=grad_bits)
+    eff = measure(model, batch, True, grad_bits=grad_bits)
+    return {**compare(std, eff), "separate_processes": not same_process}
 
 
 def accuracy_pair(model: str, model_cfg: dict, args) -> dict:
@@ -105,8 +108,10 @@ def markdown(result: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
     from tqdm import tqdm
 
+    torch.set_num_threads(1)  # 2 shared cores; the measured processes use 1 thread too
     if not args.all and args.model is None:
         raise BitCycleError("give --model NAME (and --batch B), or --all for the suite")
     if args.model is not None and args.model not in ALL_MODELS:
@@ -120,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     Path("build").mkdir(exist_ok=True)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     if not args.all:
-        result = measure_pair(args.model, args.batch, args.grad_bits)
+        result = measure_pair(args.model, args.batch, args.grad_bits, args.same_process)
         result.update(wall_s=time.perf_counter() - wall0, cpu_s=time.process_time() - cpu0)
         _write(out, result, markdown({"runs": [result]}))
         print(f"{args.model} batch {args.batch}: standard {_mib(result['standard_bytes'])} MiB, "
@@ -129,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     configs = [(m, b) for m in ALL_MODELS for b in ALL_BATCHES]
     runs = []
     for model, batch in tqdm(configs, desc="memory", unit="config"):
-        runs.append(measure_pair(model, batch, args.grad_bits))
+        runs.append(measure_pair(model, batch, args.grad_bits, args.same_process))
     result = {"runs": runs, "accuracy": []}
     if not args.no_accuracy:
         for model, cfg in (("sfc", {}), ("cnv", {"width_mult": args.cnn_width})):
