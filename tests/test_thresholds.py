@@ -35,6 +35,18 @@ def test_clipped_thresholds_keep_the_function():
     assert np.array_equal(apply_thresholds(acc, th), apply_thresholds(acc, clipped))
 
 
+def test_ge_form_for_the_engine():
+    rng = np.random.default_rng(SEED + 1)
+    c = 48
+    th = bn_sign_thresholds(rng.normal(0, 20, c), rng.uniform(1, 400, c), rng.normal(0, 1, c), rng.normal(0, 2, c), 1e-4)
+    th = th.clipped(-64, 64)
+    thr, invert = th.ge_form()
+    assert invert.any() and (~invert).any() and np.all(np.abs(thr) <= 66)
+    acc = np.repeat(np.arange(-64, 65)[:, None], c, axis=1)
+    engine_bit = (acc >= thr[None, :]) ^ invert[None, :]
+    assert np.array_equal(np.where(engine_bit, 1, -1), apply_thresholds(acc, th))
+
+
 def test_rejects_bad_input():
     with pytest.raises(ValueError, match="differ in length"):
         bn_sign_thresholds([0.0], [1.0, 1.0], [1.0], [0.0], 1e-4)

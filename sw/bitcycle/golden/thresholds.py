@@ -40,6 +40,13 @@ class Thresholds:
     def apply(self, acc, channel_axis: int = 1) -> np.ndarray:
         return apply_thresholds(acc, self, channel_axis)
 
+    def ge_form(self) -> tuple[np.ndarray, np.ndarray]:
+        """(thr, invert) for a unit that only tests ``acc ≥ thr`` (the engine's THRESHOLD stage):
+        out = +1 ⇔ (acc ≥ thr) XOR invert. For γ < 0: −acc ≥ T ⇔ ¬(acc ≥ 1 − T), so thr = 1 − T
+        and the host (or FINN's way: negating that weight row) inverts the bit."""
+        invert = self.direction < 0
+        return np.where(invert, 1 - self.threshold, self.threshold).astype(np.int64), invert
+
     def clipped(self, acc_lo: int, acc_hi: int) -> "Thresholds":
         """The same function on accumulators in [acc_lo, acc_hi], thresholds clamped to that range
         (± one step beyond it for always/never): what a register of the accumulator's width holds."""
@@ -112,20 +119,13 @@ def apply_thresholds(acc, thresholds: Thresholds, channel_axis: int = 1) -> np.n
 
 
 def clip_shift8(acc, shift: int) -> np.ndarray:
-    """The clipping block's hardware: round(acc / 2^shift) half to even, saturated to int8 codes.
-
-    Equals ``bitcycle.quant.clip.ClipBlock`` output / scale for integer ``acc``.
+    """The clipping block's hardware: floor(acc / 2^shift) (an arithmetic right shift; a left shift
+    for shift < 0), saturated to int8 codes. Equals ``bitcycle.quant.clip.ClipBlock`` output / scale
+    for integer ``acc``, and the engine's CLIP8 output stage for shift ≥ 0.
     """
     acc = np.asarray(acc)
     if not np.issubdtype(acc.dtype, np.integer):
         raise ValueError(f"accumulators must be integers, got dtype {acc.dtype}")
     acc = acc.astype(np.int64)
-    if shift <= 0:
-        q = acc << -shift
-    else:
-        floor = acc >> shift  # arithmetic shift: floor division by 2^shift
-        rem = acc - (floor << shift)
-        half = 1 << (shift - 1)
-        up = (rem > half) | ((rem == half) & ((floor & 1) == 1))  # round half to even
-        q = floor + up
+    q = acc << -shift if shift <= 0 else acc >> shift
     return np.clip(q, -128, 127).astype(np.int8)

@@ -5,12 +5,16 @@ Composed the Brevitas way from ``Int8ActPerTensorFixedPoint`` (8-bit signed, pow
 with the scale made a trained *parameter* (not runtime statistics), initialised so that the block
 starts as the identity on [−128, 127]:
 
-    q = clamp(round(acc / 2^s), −128, 127),   out = q · 2^s,   s = round(log2 scale) (learned)
+    q = clamp(floor(acc / 2^s), −128, 127),   out = q · 2^s,   s = round(log2 scale) (learned)
+
+floor, not round: for s ≥ 0 that is exactly the engine's CLIP8 output stage, an arithmetic right
+shift then saturation (``bitcycle.golden.stream.clip8``), so the trained net and the RTL agree bit
+for bit.
 
 Backward is straight-through: ∂out/∂acc = 1 inside the clip range and 0 outside; the scale
 parameter gets the PACT-style gradient from the clipped values, so the clip range is trained in.
-In hardware the block is an arithmetic shift by s with round-half-to-even and saturation to 8 bits
-(``bitcycle.golden.thresholds.clip_shift8`` is its golden model); the exported QONNX graph holds a
+In hardware the block is an arithmetic shift by s and saturation to 8 bits
+(``bitcycle.golden.thresholds.clip_shift8`` is its golden model, also for s < 0); the exported QONNX graph holds a
 ``Quant`` node with bit width 8, which FINN turns into an 8-bit MultiThreshold.
 """
 
@@ -20,6 +24,7 @@ import math
 
 import torch
 from brevitas.core.scaling import ScalingImplType
+from brevitas.inject.enum import FloatToIntImplType
 from brevitas.nn import QuantIdentity
 from brevitas.quant import Int8ActPerTensorFixedPoint
 
@@ -33,6 +38,7 @@ class Clip8Quant(Int8ActPerTensorFixedPoint):
     """8-bit signed, power-of-two scale, the scale a trained parameter (initialised from max_val)."""
 
     scaling_impl_type = ScalingImplType.PARAMETER
+    float_to_int_impl_type = FloatToIntImplType.FLOOR  # = the engine's arithmetic right shift
     max_val = 128.0  # scale 1: identity on the 8-bit range at the start
     min_val = -128.0
 
