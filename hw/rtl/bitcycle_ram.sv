@@ -1,0 +1,39 @@
+// bitcycle_ram: simple dual-port RAM (one write port with per-lane enables, one synchronous read
+// port), the shape Yosys/Vivado map to block or distributed RAM. No reset: contents are data.
+module bitcycle_ram #(
+  parameter int LANE_W = 32,
+  parameter int LANES  = 1,
+  parameter int DEPTH  = 64,
+  localparam int AddrW = (DEPTH > 1) ? $clog2(DEPTH) : 1,
+  localparam int Width = LANE_W * LANES
+) (
+  input  logic              clk_i,
+  input  logic              we_i,
+  input  logic [AddrW-1:0]  waddr_i,
+  input  logic [LANES-1:0]  wlane_i,
+  input  logic [LANE_W-1:0] wdata_i,
+  input  logic [AddrW-1:0]  raddr_i,
+  output logic [Width-1:0]  rdata_o
+);
+
+  if (LANE_W < 1 || LANES < 1 || DEPTH < 1) begin : g_bad_params
+`ifdef __ICARUS__  // Icarus 11 has no elaboration-time $error
+    initial $fatal(1, "bitcycle_ram: LANE_W, LANES and DEPTH must be >= 1");
+`else
+    $error("bitcycle_ram: LANE_W, LANES and DEPTH must be >= 1");
+`endif
+  end
+
+  logic [Width-1:0] mem_q [DEPTH];
+  logic [Width-1:0] rdata_q;
+
+  always_ff @(posedge clk_i) begin
+    for (int l = 0; l < LANES; l++) begin
+      if (we_i && wlane_i[l]) mem_q[waddr_i][l*LANE_W +: LANE_W] <= wdata_i;
+    end
+    rdata_q <= mem_q[raddr_i];
+  end
+
+  assign rdata_o = rdata_q;
+
+endmodule
