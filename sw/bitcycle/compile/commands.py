@@ -120,6 +120,9 @@ def add_compile_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check-images", type=int, default=100,
                         help="test images every intermediate graph is checked on, bit-exact (default 100; 0 = skip)")
     parser.add_argument("--bits-max", type=int, default=16, help="run-time bit-width range of the engine: 1..BITS_MAX")
+    parser.add_argument("--input-quant", default="host", choices=["host", "fabric"],
+                        help="8-bit input quantiser on the host (default: driver.json input.scale/offset) or as a "
+                             "FINN Thresholding layer in the fabric")
     parser.add_argument("--grad-bits", default="2-8", help="gradient bit range the driver's schedule uses (min-max)")
 
 
@@ -146,7 +149,7 @@ def run_compile(args) -> int:
     pixels = test_pixels(dataset, exported.input_shape, exported.pixel_max, args.check_images, args.data_dir)
     out = Path(args.out or Path("build") / name)
     summary = build_project(exported, pixels, out, part, fold, bits_max=args.bits_max, torch_model=model,
-                            grad_bits=(gmin, gmax))
+                            grad_bits=(gmin, gmax), input_quant=args.input_quant)
     res = summary["resources"]
     checked = [k for k, v in summary["stages"].items() if v["checked"]]
     print(f"compiled {name} for {part} into {out}/")

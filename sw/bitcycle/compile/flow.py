@@ -32,7 +32,8 @@ class FlowResult:
     resources: dict | None = None
 
 
-def stages(pixel_max: float, fpgapart: str, fold_kwargs: dict, bits_max: int = 16) -> list[Stage]:
+def stages(pixel_max: float, fpgapart: str, fold_kwargs: dict, bits_max: int = 16,
+           input_quant: str = "host") -> list[Stage]:
     from bitcycle.compile import passes as P
     from bitcycle.compile.customop import MapToBitSerialMVAU
     from bitcycle.compile.folding import FoldForTarget
@@ -42,7 +43,8 @@ def stages(pixel_max: float, fpgapart: str, fold_kwargs: dict, bits_max: int = 1
         Stage("finn", [P.AnnotateInput(pixel_max), P.ToFinn()]),
         Stage("streamlined", [P.StreamlineBnn()]),
         Stage("xnor", [P.ToXnorPopcount(), P.CheckStreamlined()]),
-        Stage("hw", [P.InferHwLayers(), P.CheckHwMapped()]),
+        Stage("hw", [P.InferHwLayers()] + ([P.InputQuantOnHost()] if input_quant == "host" else [])
+              + [P.CheckHwMapped()]),
         Stage("engine", [MapToBitSerialMVAU(bits_max=bits_max)]),
         Stage("specialized", [P.Specialize(fpgapart)], check=False),
         Stage("folded", [FoldForTarget(fpgapart, **fold_kwargs)], check=False),
@@ -77,7 +79,8 @@ def check_stage(name: str, model, pixels: np.ndarray, expected: np.ndarray) -> i
 
 
 def run_flow(qonnx_model, pixel_max: float, pixels: np.ndarray, expected: np.ndarray, fpgapart: str,
-             fold_kwargs: dict, bits_max: int = 16, progress: bool = True, save_dir=None) -> FlowResult:
+             fold_kwargs: dict, bits_max: int = 16, progress: bool = True, save_dir=None,
+             input_quant: str = "host") -> FlowResult:
     """Apply every stage; check the executable ones on ``pixels`` against ``expected``."""
     from tqdm import tqdm
 
@@ -85,7 +88,9 @@ def run_flow(qonnx_model, pixel_max: float, pixels: np.ndarray, expected: np.nda
 
     model = qonnx_model
     result = FlowResult(model=None, engine_model=None)
-    all_stages = stages(pixel_max, fpgapart, fold_kwargs, bits_max)
+    if input_quant not in ("host", "fabric"):
+        raise BitCycleError(f"input_quant must be 'host' or 'fabric', got {input_quant!r}")
+    all_stages = stages(pixel_max, fpgapart, fold_kwargs, bits_max, input_quant)
     bar = tqdm(all_stages, desc="compile", unit="stage", disable=not progress, leave=False)
     for stage in bar:
         bar.set_postfix_str(stage.name)

@@ -32,7 +32,7 @@ SUPPORTED_QONNX_OPS = {
 }
 # Nodes that may stay outside the accelerator after conversion: layout shuffles at the input,
 # the XNOR compensation (Mul/Add) at the output of the last layer.
-HOST_OPS = {"Reshape", "Transpose", "Flatten", "Mul", "Add"}
+HOST_OPS = {"Reshape", "Transpose", "Flatten", "Mul", "Add", "MultiThreshold"}
 WEIGHT_OPS = ("MatMul", "Gemm", "Conv")
 
 
@@ -252,6 +252,38 @@ class CheckHwMapped(Transformation):
                 raise BitCycleError(
                     f"node {node.name} ({node.op_type}) has no FINN hardware layer and sits inside the "
                     "dataflow; BitCycle maps binary Linear/Conv, thresholds and MaxPool only: change that layer")
+        return model, False
+
+
+class InputQuantOnHost(Transformation):
+    """Turn the leading Thresholding layer (the 8-bit input quantiser on raw pixels) back into a
+    host-side MultiThreshold. In the fabric FINN stores its 2^b − 1 thresholds for every channel
+    (FINN estimates 25,000 LUTs for SFC's 784 channels); on the host it is one
+    ``clip(round(p·scale + offset))`` per pixel (driver.json's ``input.scale/offset``)."""
+
+    def apply(self, model):
+        from onnx import helper
+        from qonnx.custom_op.registry import getCustomOp
+
+        graph = model.graph
+        for idx, node in enumerate(graph.node):
+            if not node.op_type.startswith("Thresholding"):
+                continue
+            prod = model.find_producer(node.input[0])
+            at_input = node.input[0] == graph.input[0].name or (
+                prod is not None and prod.op_type in ("Transpose", "Reshape") and prod.input[0] == graph.input[0].name)
+            if not at_input:
+                return model, False
+            inst = getCustomOp(node)
+            ndim = len(model.get_tensor_shape(node.input[0]))
+            odt = inst.get_nodeattr("outputDataType")
+            new = helper.make_node("MultiThreshold", [node.input[0], node.input[1]], [node.output[0]],
+                                   name=f"HostInputQuant_{node.name}", domain="qonnx.custom_op.general",
+                                   out_dtype=odt, out_bias=float(inst.get_nodeattr("ActVal")),
+                                   data_layout="NHWC" if ndim == 4 else "NC")
+            graph.node.insert(idx, new)
+            graph.node.remove(node)
+            return model, False
         return model, False
 
 

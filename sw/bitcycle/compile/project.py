@@ -201,7 +201,8 @@ def _params_npz(torch_model, path: Path) -> bool:
 
 
 def build_project(exported, pixels: np.ndarray, out_dir: str | Path, part: str, fold_kwargs: dict,
-                  bits_max: int = 16, torch_model=None, progress: bool = True, grad_bits=(2, 8)) -> dict:
+                  bits_max: int = 16, torch_model=None, progress: bool = True, grad_bits=(2, 8),
+                  input_quant: str = "host") -> dict:
     """Export, compile, check, generate; returns the summary (also in compile.json)."""
     from qonnx.core.modelwrapper import ModelWrapper
 
@@ -220,7 +221,7 @@ def build_project(exported, pixels: np.ndarray, out_dir: str | Path, part: str, 
         qonnx_path = export_qonnx(exported, tmp / "qonnx.onnx")
         t_export = time.time() - t0
         result = run_flow(ModelWrapper(str(qonnx_path)), exported.pixel_max, pixels, expected, part, fold_kwargs,
-                          bits_max=bits_max, progress=progress, save_dir=tmp / "graphs")
+                          bits_max=bits_max, progress=progress, save_dir=tmp / "graphs", input_quant=input_quant)
         t_flow = time.time() - t0 - t_export
         model = _codegen(result.model, part, float(fold_kwargs.get("clock_mhz", 100.0)), tmp / "codegen")
         shutil.copytree(repo_dir() / "hw" / "rtl", tmp / "rtl")
@@ -235,12 +236,14 @@ def build_project(exported, pixels: np.ndarray, out_dir: str | Path, part: str, 
             if torch_model is not None:
                 _params_npz(torch_model, tmp / "params.npz")
             spec.save(tmp / "driver.json")
+        flow_desc["input_quant"] = input_quant
         flow_desc["driver_json"] = "driver.json" if spec is not None else None
         flow_desc["driver_json_note"] = why_not
         (tmp / "dataflow.json").write_text(json.dumps(flow_desc, indent=2) + "\n")
         (tmp / "resources.json").write_text(json.dumps(result.resources, indent=2) + "\n")
         (tmp / "resources.md").write_text(resource_table(result.resources))
-        summary = {"model": exported.name, "part": part, "fold": fold_kwargs, "stages": result.stages,
+        summary = {"model": exported.name, "part": part, "fold": fold_kwargs, "input_quant": input_quant,
+                   "stages": result.stages,
                    "images_checked": int(len(pixels)), "bit_exact": True,
                    "resources": {k: result.resources[k] for k in ("total", "capacity", "fits", "images_per_s")},
                    "wall_s": {"export": round(t_export, 2), "flow": round(t_flow, 2),
