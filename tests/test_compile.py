@@ -227,7 +227,7 @@ def test_generated_wrapper_elaborates_in_verilator(tmp_path):
     """The RTL backend's wrapper around hw/rtl's engine elaborates (Verilator lint)."""
     import shutil
 
-    from bitcycle.compile.customop import RTL_SOURCES, WRAPPER_TEMPLATE, rtl_dir
+    from bitcycle.compile.customop import WRAPPER_TEMPLATE, rtl_dir, rtl_sources
 
     verilator = shutil.which("verilator", path=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
     if verilator is None:
@@ -235,7 +235,7 @@ def test_generated_wrapper_elaborates_in_verilator(tmp_path):
     sv = WRAPPER_TEMPLATE.format(name="L0", pe=2, simd=16, acc=8, thr=1, depth=4, mw=32, mh=4, bits=1, out_sel=2,
                                  chunks=2, tmem=2)
     (tmp_path / "L0_wrapper.sv").write_text(sv)
-    files = [str(rtl_dir() / f) for f in RTL_SOURCES] + [str(tmp_path / "L0_wrapper.sv")]
+    files = [str(rtl_dir() / f) for f in rtl_sources()] + [str(tmp_path / "L0_wrapper.sv")]
     env = dict(os.environ, PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
     done = subprocess.run([verilator, "--lint-only", "-Wno-fatal", "-Wno-lint", "-Wno-style", *files,
                            "--top-module", "L0_wrapper"], capture_output=True, text=True, env=env, timeout=300)
