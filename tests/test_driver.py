@@ -257,8 +257,21 @@ def test_overlay_id_mismatch():
     from bitcycle.driver.transport import EmuTransport
 
     other = EmuTransport(EngineSpec(pe=8))
-    with pytest.raises(BitCycleError, match="CONFIG register"):
+    with pytest.raises(BitCycleError, match=r"build parameters differ .*PE=8 \(driver.json: 4\)"):
         Accelerator("emu", driver_json=spec, transport=other)
+
+
+def test_driver_speaks_the_generated_register_map():
+    from bitcycle.driver import regmap, registers
+
+    registers.check_bits()
+    addr = registers.addresses()
+    assert addr["CTRL"] == regmap.CTRL_ADDR and addr["CYCLES"] == regmap.CYCLES_ADDR
+    for bit, name in zip([P.ERR_BAD_MODE, P.ERR_BAD_BITS, P.ERR_BAD_SHAPE, P.ERR_BAD_ACC_BITS, P.ERR_OVERFLOW,
+                          P.ERR_BAD_OUT_SEL, P.ERR_SHORT, P.ERR_LONG], list(regmap.FIELDS["ERROR"])):
+        assert bit == 1 << regmap.FIELDS["ERROR"][name][0], name
+    assert [m.value for m in P.Mode] == [regmap.ENUMS["MODE.MODE"][m.name] for m in P.Mode]
+    assert DJ.ENGINE_ID == regmap.ID_VALUE
 
 
 def test_unknown_backend_and_no_model():

@@ -28,7 +28,7 @@ from bitcycle.driver import driver_json as DJ
 from bitcycle.driver import protocol as P
 from bitcycle.driver.hostmath import (Adam, BatchNorm, PerTensorNorm, quantize_grad, quantize_input, sign_pm1,
                                      softmax_xent)
-from bitcycle.driver.transport import EmuTransport, Transport, TransportTimeout, config_word
+from bitcycle.driver.transport import HWCFG_FIELDS, EmuTransport, Transport, TransportTimeout, field
 from bitcycle.errors import BitCycleError
 from bitcycle.golden import bit_planes
 from bitcycle.golden import stream as S
@@ -126,19 +126,19 @@ class Accelerator:
         return self.spec
 
     def _check_identity(self) -> None:
+        """ID, VERSION.MAJOR and the build parameters in HWCFG0..2 must match driver.json's engine."""
         eng = self.spec.engine
-        got_id, got_ver = self.reg_read("ID"), self.reg_read("VERSION")
+        got_id, got_ver = self.reg_read("ID"), field("VERSION", "MAJOR", self.reg_read("VERSION"))
         if got_id != eng.id or got_ver != eng.version:
             raise BitCycleError(
                 f"overlay is engine ID {got_id:#010x} v{got_ver} but driver.json expects {eng.id:#010x} "
                 f"v{eng.version}: load the bitstream this driver.json was compiled with")
-        if not getattr(self.transport, "has_config", True):
-            return  # no CONFIG register in this engine build: the ID/version check is all there is
-        got_cfg, want_cfg = self.reg_read("CONFIG"), config_word(eng)
-        if got_cfg != want_cfg:
-            raise BitCycleError(
-                f"overlay CONFIG register is {got_cfg:#x} but driver.json's engine section gives {want_cfg:#x} "
-                f"(PE/SIMD/ACC_BITS/MAX_BITS differ): recompile or pick the matching driver.json")
+        regs = {r: self.reg_read(r) for r in ("HWCFG0", "HWCFG1", "HWCFG2")}
+        wrong = [f"{name}={field(reg, name, regs[reg])} (driver.json: {get(eng)})"
+                 for reg, name, get in HWCFG_FIELDS if field(reg, name, regs[reg]) != get(eng)]
+        if wrong:
+            raise BitCycleError(f"overlay build parameters differ from driver.json's engine section: {', '.join(wrong)}; "
+                                "recompile or pick the matching driver.json")
 
     def _init_params(self) -> None:
         rng = np.random.default_rng(self.seed)

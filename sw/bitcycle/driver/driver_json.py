@@ -20,7 +20,7 @@ does not pass silently)::
         {"name": "fc2", ..., "in_bits": 1, "norm": "pertensor", "act": "none"}   # logits
       ],
       "grad_bits": {"min": 2, "max": 8},    # range the schedule may ask for (within engine bits)
-      "engine": {"id": 0xB17C0001, "version": 1, "pe": 4, "simd": 16, "acc_bits": 32,
+      "engine": {"id": 0x42435943, "version": 1, "pe": 4, "simd": 16, "acc_bits": 32,
                  "max_bits": 16, "weight_words": 1024, "act_tiles": 256, "max_chunks": 64,
                  "clock_hz": 100000000,
                  "stream_bytes": 4, "thr_max": 1},   # must match the overlay's ID/config registers
@@ -39,11 +39,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bitcycle.driver import regmap as _regmap
 from bitcycle.errors import BitCycleError
 
 SCHEMA = "bitcycle.driver/1"
-ENGINE_ID = 0xB17C0001  # the engine's ID register value this driver speaks to (checked on load)
-ENGINE_VERSION = 1
+ENGINE_ID = _regmap.ID_VALUE  # the engine's ID register ("BCYC"), checked on load
+ENGINE_VERSION = _regmap.VERSION_MAJOR  # VERSION.MAJOR must match; MINOR may differ
 NORMS = ("batchnorm", "pertensor", "none")
 ACTS = ("sign", "none")
 _TOP_KEYS = {"schema", "model", "classes", "input", "layers", "grad_bits", "engine", "overlay", "params"}

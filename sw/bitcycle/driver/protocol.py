@@ -36,7 +36,7 @@ class Mode(enum.IntEnum):
 
 # Driver-side register names. A backend maps them to addresses (the generated regmap.py on
 # sim/pynq, see bitcycle.driver.registers); the emu device uses them directly.
-REGISTER_NAMES = ("ID", "VERSION", "CONFIG", "CTRL", "STATUS", "ERROR", "MODE", "BITS", "M", "K", "N",
+REGISTER_NAMES = ("ID", "VERSION", "HWCFG0", "HWCFG1", "HWCFG2", "CTRL", "STATUS", "ERROR", "MODE", "BITS", "M", "K", "N",
                   "ACC_BITS", "OUT_CFG", "CYCLES")
 CTRL_START = 1 << 0  # sample the configuration and start a job
 CTRL_ABORT = 1 << 1  # back to idle from anywhere, drop any half-received packet

@@ -1,29 +1,29 @@
 """Register addresses for the ``sim`` and ``pynq`` transports, from the generated register map.
 
 ``bitcycle/driver/regmap.py`` is generated from ``hw/regs/bitcycle.rdl`` (``make regs``, owned by
-the engine); this module only maps the driver's register names (protocol.REGISTER_NAMES) onto
-its addresses, so the driver code never hard-codes an offset.
+the engine); the driver's register names (protocol.REGISTER_NAMES) are the map's names, so no
+offset is written by hand anywhere in the driver.
 """
 
 from __future__ import annotations
 
+from bitcycle.driver import protocol as P
+from bitcycle.driver import regmap
 from bitcycle.errors import BitCycleError
-
-
-def _regmap():
-    try:
-        from bitcycle.driver import regmap
-    except ImportError:
-        raise BitCycleError("bitcycle/driver/regmap.py is missing: run `make regs` (generated from hw/regs)") from None
-    return regmap
 
 
 def addresses() -> dict[str, int]:
     """Driver register name → byte offset in the engine's AXI4-Lite block."""
-    rm = _regmap()
-    table = getattr(rm, "ADDRESSES", None) or getattr(rm, "REGISTERS", None)
-    if table is None:
-        table = {k[:-5]: v for k, v in vars(rm).items() if k.endswith("_ADDR") and isinstance(v, int)}
-    table = {str(k).upper(): (v if isinstance(v, int) else v["address"] if isinstance(v, dict) else v.address)
-             for k, v in table.items()}
-    return table
+    missing = [name for name in P.REGISTER_NAMES if name not in regmap.ADDRESSES]
+    if missing:
+        raise BitCycleError(f"the generated regmap.py lacks registers {missing}: regenerate it with `make regs`")
+    return {name: regmap.ADDRESSES[name] for name in P.REGISTER_NAMES}
+
+
+def check_bits() -> None:
+    """The CTRL/STATUS bit positions the driver uses are the map's."""
+    f = regmap.FIELDS
+    assert f["CTRL"]["START"][0] == P.CTRL_START.bit_length() - 1
+    assert f["CTRL"]["ABORT"][0] == P.CTRL_ABORT.bit_length() - 1
+    assert f["STATUS"]["BUSY"][0] == P.STATUS_BUSY.bit_length() - 1
+    assert f["STATUS"]["DONE"][0] == P.STATUS_DONE.bit_length() - 1

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from bitcycle.driver import protocol as P
-from bitcycle.driver.transport import Transport, TransportTimeout, config_word
+from bitcycle.driver.transport import Transport, TransportTimeout
 from bitcycle.errors import BitCycleError
 
 REPO = Path(__file__).resolve().parents[3]
@@ -82,12 +82,10 @@ class SimTransport(Transport):
                   "MAX_CHUNKS": engine.max_chunks}
         tag = "drv_" + "_".join(f"{k.lower()}{v}" for k, v in params.items())
         self.top = toplevel == "bitcycle_top"
-        self.has_config = not self.top  # the port-level engine reports its parameters through the server
         key = secrets.token_bytes(16)
         self._listener = Listener(("127.0.0.1", 0), authkey=key)
         host, port = self._listener.address
-        env = dict(os.environ, BITCYCLE_SIM_ADDR=f"{host}:{port}", BITCYCLE_SIM_KEY=key.hex(),
-                   BITCYCLE_SIM_CONFIG=str(config_word(engine)))
+        env = dict(os.environ, BITCYCLE_SIM_ADDR=f"{host}:{port}", BITCYCLE_SIM_KEY=key.hex())
         venv_bin = str(Path(sys.executable).parent)
         env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")  # verilated.mk calls `python`
         code = _LAUNCH.format(sim_dir=str(SIM_DIR), toplevel=toplevel, sources=sources or ENGINE_SOURCES,

@@ -15,7 +15,7 @@ environment) and executes requests until the parent says ``close``:
 The simulator only advances while a request is being executed, so the parent may take any time
 between requests. Two DUTs: ``bitcycle_top`` (registers over AXI4-Lite, generated regmap) or
 ``bitcycle_engine`` (configuration ports: the register file is then kept here, and ID/VERSION
-answer the driver's constants — that engine build has no identity register).
+answer the register map's constants, HWCFG the DUT's parameters — the core has no register block).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from cocotb.triggers import ClockCycles, with_timeout
 from cocotbext.axi import AxiStreamFrame
 
 from bitcycle.driver import protocol as P
-from bitcycle.driver.driver_json import ENGINE_ID, ENGINE_VERSION
+from bitcycle.driver.driver_json import ENGINE_ID, EngineSpec
+from bitcycle.driver.transport import hwcfg, version_word
 from bitcycle.golden import stream as st
 
 CFG_NAMES = ("MODE", "BITS", "M", "K", "N", "ACC_BITS", "OUT_CFG")
@@ -39,11 +40,15 @@ CFG_NAMES = ("MODE", "BITS", "M", "K", "N", "ACC_BITS", "OUT_CFG")
 class PortRegisters:
     """The register view of ``bitcycle_engine``'s configuration ports."""
 
-    def __init__(self, tb, config_word: int):
+    def __init__(self, tb):
         self.tb = tb
         self.shadow = {name: 0 for name in CFG_NAMES}
         self.shadow["ACC_BITS"] = tb.acc_bits_max
-        self.config_word = config_word
+        dut = tb.dut
+        p = lambda name: int(getattr(dut, name).value)  # noqa: E731
+        built = EngineSpec(pe=p("PE"), simd=p("SIMD"), acc_bits=p("ACC_BITS"), stream_bytes=p("DATA_W") // 8,
+                           weight_words=p("WMEM_DEPTH"), act_tiles=p("AMEM_DEPTH"), max_chunks=p("MAX_CHUNKS"))
+        self.hwcfg = hwcfg(built, p("THR_MAX"), p("TMEM_DEPTH"))  # the parameters this engine was built with
 
     async def write(self, name: str, value: int) -> None:
         if name in self.shadow:
@@ -66,9 +71,9 @@ class PortRegisters:
         if name == "ID":
             return ENGINE_ID
         if name == "VERSION":
-            return ENGINE_VERSION
-        if name == "CONFIG":
-            return self.config_word
+            return version_word()
+        if name in self.hwcfg:
+            return self.hwcfg[name]
         res = await self.tb.status()
         if name == "STATUS" and res.busy:
             # a register read over AXI4-Lite takes cycles; ports are read instantly, so let the
@@ -120,8 +125,7 @@ async def serve(dut):
     tb = EngineTB(dut, regs=top)
     await tb.start_clock_and_reset()
     geo = tb.geo
-    config = int(os.environ.get("BITCYCLE_SIM_CONFIG", "0"))
-    regs = AxiRegisters(tb) if top else PortRegisters(tb, config)
+    regs = AxiRegisters(tb) if top else PortRegisters(tb)
     conn.send(("ready", {"top": top, "pe": geo.pe, "simd": geo.simd, "data_width": geo.data_width,
                          "acc_bits": tb.acc_bits_max}))
     while True:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from bitcycle.driver import protocol as P
+from bitcycle.driver import regmap
 from bitcycle.driver.driver_json import ENGINE_ID, ENGINE_VERSION, EngineSpec
 from bitcycle.errors import BitCycleError
 from bitcycle.golden import stream as S
@@ -40,10 +41,32 @@ class Transport:
         pass
 
 
-def config_word(engine: EngineSpec) -> int:
-    """The CONFIG register: PE[7:0], SIMD[15:8], ACC_BITS[21:16], MAX_BITS[26:22], stream bytes[31:27]."""
-    return (engine.pe & 0xFF) | ((engine.simd & 0xFF) << 8) | ((engine.acc_bits & 0x3F) << 16) \
-        | ((engine.max_bits & 0x1F) << 22) | ((engine.stream_bytes & 0x1F) << 27)
+# build parameters in the HWCFG registers that the driver relies on: register, field, EngineSpec getter
+HWCFG_FIELDS = [
+    ("HWCFG0", "PE", lambda e: e.pe), ("HWCFG0", "SIMD", lambda e: e.simd),
+    ("HWCFG0", "ACC_BITS", lambda e: e.acc_bits), ("HWCFG0", "DATA_WORDS", lambda e: e.stream_bytes // 4),
+    ("HWCFG1", "WMEM_DEPTH", lambda e: e.weight_words), ("HWCFG1", "AMEM_DEPTH", lambda e: e.act_tiles),
+    ("HWCFG2", "MAX_CHUNKS", lambda e: e.max_chunks),
+]
+
+
+def field(reg: str, name: str, value: int) -> int:
+    lsb, width = regmap.FIELDS[reg][name][:2]
+    return (value >> lsb) & ((1 << width) - 1)
+
+
+def hwcfg(engine: EngineSpec, thr_max: int = 1, tmem_depth: int = 64) -> dict[str, int]:
+    """HWCFG0..2 as an engine built with ``engine``'s parameters reports them."""
+    words = {"HWCFG0": 0, "HWCFG1": 0, "HWCFG2": 0}
+    extra = [("HWCFG0", "THR_MAX", lambda e: thr_max), ("HWCFG2", "TMEM_DEPTH", lambda e: tmem_depth)]
+    for reg, name, get in HWCFG_FIELDS + extra:
+        lsb, width = regmap.FIELDS[reg][name][:2]
+        words[reg] |= (get(engine) & ((1 << width) - 1)) << lsb
+    return words
+
+
+def version_word(major: int = ENGINE_VERSION) -> int:
+    return (major << regmap.FIELDS["VERSION"]["MAJOR"][0]) | regmap.VERSION_MINOR
 
 
 _NO_WORDS = np.zeros(0, dtype=np.uint64)
@@ -57,16 +80,15 @@ class EmuEngine:
     exactly as it would on the RTL.
     """
 
-    READ_ONLY = ("ID", "VERSION", "CONFIG", "STATUS", "ERROR", "CYCLES")
+    READ_ONLY = ("ID", "VERSION", "HWCFG0", "HWCFG1", "HWCFG2", "STATUS", "ERROR", "CYCLES")
 
     def __init__(self, engine: EngineSpec, latency: int = 8):
         self.engine = engine
         self.geo = P.geometry(engine)
         self.model = P.CycleModel(engine.pe, engine.simd, latency)
         self.regs = {name: 0 for name in P.REGISTER_NAMES}
-        self.regs.update(ID=ENGINE_ID, VERSION=ENGINE_VERSION, CONFIG=config_word(engine))
+        self.regs.update(ID=ENGINE_ID, VERSION=version_word(), **hwcfg(engine, engine.thr_max))
         self.wmem = -np.ones((engine.weight_words, engine.pe, engine.simd), dtype=np.int8)
-        self.regs["CONFIG"] = config_word(engine)
         self.armed = False
 
     # -- registers ---------------------------------------------------------------------------
