@@ -8,7 +8,7 @@ export PYTHONHASHSEED := 0
 JOBS  ?= auto
 MODEL ?= sfc
 
-.PHONY: help setup demo test test-fast sim lint bench clean bitstream compile export synth bench-memory bench-train
+.PHONY: help setup demo test test-fast sim lint bench clean bitstream compile export synth bench-memory bench-train bench-driver run
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -47,6 +47,12 @@ bench-train: $(VENV)/.bitcycle-setup  ## issue 4: Fashion-MNIST, LFC MLP + CNV C
 
 bench-memory: $(VENV)/.bitcycle-setup  ## issue 5: training memory std vs 1-bit mode, zoo × batch 100/200, accuracy → build/bench/memory.json
 	$(PY) -m bitcycle.cli bench memory --all --json build/bench/memory.json
+
+bench-driver: $(VENV)/.bitcycle-setup  ## issue 8: training step via the driver: emu/sim time, RTL cycles, projected board time, vs PyTorch → build/bench/driver.json
+	$(PY) -m bitcycle.cli bench driver
+
+run: $(VENV)/.bitcycle-setup  ## issue 8: train through the driver (BACKEND=emu|sim|pynq MODEL=sfc STEPS=440) → build/run/metrics.json
+	$(PY) -m bitcycle.cli run --backend $(or $(BACKEND),emu) --model $(MODEL) --dataset digits --grad-bits cosine:2-8x4 --steps $(or $(STEPS),440) --out build/run
 
 clean:  ## remove build outputs (keeps .venv)
 	rm -rf build sim_build .pytest_cache .hypothesis
