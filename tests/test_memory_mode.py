@@ -7,7 +7,7 @@ import torch
 
 from bitcycle.errors import BitCycleError
 from bitcycle.nets import get_model
-from bitcycle.quant.memory import packed_max_pool2d, packed_operand_linear
+from bitcycle.quant.memory import packed_max_pool2d, packed_operand_linear, shape_only_avg_pool2d
 from bitcycle.train.memory import compare, measure_step, measure_saved_bytes, set_memory_efficient
 
 torch.set_num_threads(1)
@@ -93,3 +93,14 @@ def test_max_pool_routes_gradients_like_torch():
     torch.nn.functional.max_pool2d(a, 2).backward(dy)
     packed_max_pool2d(b, 2, None, 0, 1, False).backward(dy)
     assert torch.equal(a.grad, b.grad)
+
+
+def test_shape_only_avg_pool_equals_torch():
+    g = torch.Generator().manual_seed(SEED)
+    x = torch.randn(2, 3, 7, 7, generator=g)
+    dy = torch.randn(2, 3, 3, 3, generator=g)
+    a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    torch.nn.functional.avg_pool2d(a, 2).backward(dy)
+    out = shape_only_avg_pool2d(b, 2)
+    out.backward(dy)
+    assert torch.equal(out, torch.nn.functional.avg_pool2d(x, 2)) and torch.equal(a.grad, b.grad)

@@ -395,3 +395,30 @@ def packed_max_pool2d(x: Tensor, kernel, stride, padding, dilation, ceil_mode) -
 def is_integer_valued(y: Tensor, limit: int = 32767) -> bool:
     """True if ``y`` holds integers within ±``limit`` (what IntBatchNormFn can store exactly)."""
     return bool(y.numel() and y.abs().max() <= limit and torch.equal(torch.round(y), y))
+
+
+class ShapeOnlyAvgPool2dFn(torch.autograd.Function):
+    """Average pooling saving nothing: its backward needs only the input's shape (torch's own
+    avg_pool2d saves the whole float input, e.g. the residual stream of a ResNet shortcut)."""
+
+    @staticmethod
+    def forward(ctx, x, args):
+        ctx.meta = (x.shape, x.dtype, args)
+        return F.avg_pool2d(x, *args)
+
+    @staticmethod
+    def backward(ctx, g):
+        shape, dtype, (kernel, stride, padding, ceil_mode, count_include_pad, divisor_override) = ctx.meta
+        # the kernel reads only the sizes of `self`: a zero-stride view costs no memory
+        shape_only = torch.zeros((), dtype=dtype, device=g.device).expand(shape)
+        dx = torch.ops.aten.avg_pool2d_backward(g, shape_only, kernel, stride, padding, ceil_mode,
+                                                count_include_pad, divisor_override)
+        return dx, None
+
+
+def shape_only_avg_pool2d(x: Tensor, kernel, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                          divisor_override=None) -> Tensor:
+    pair = torch.nn.modules.utils._pair
+    stride = kernel if stride is None else stride
+    args = (pair(kernel), pair(stride), pair(padding), bool(ceil_mode), bool(count_include_pad), divisor_override)
+    return ShapeOnlyAvgPool2dFn.apply(x, args)

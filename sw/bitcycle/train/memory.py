@@ -12,6 +12,7 @@ BinaryLinear / BinaryConv2d (matmul)   float input (±1 or 8-bit)     ±1 input 
 sign activation (QuantIdentity, 1 bit) float pre-activation + masks  clamp mask, 1 bit/value
 MaxPool2d on ±1 data                   int64 argmax indices          input signs, 1 bit/value
 BatchNorm1d/2d after a binary layer    float input                   int8/int16 input + mean, 1/σ
+AvgPool2d (ResNet shortcut)            float input                   nothing (backward needs shapes)
 =====================================  ============================  ================================
 
 Documented fallback: a BatchNorm or max-pool whose input is not integer-valued / not ±1 in some
@@ -49,6 +50,7 @@ from bitcycle.quant.memory import (
     packed_operand_conv2d,
     packed_operand_linear,
     packed_sign_act,
+    shape_only_avg_pool2d,
     _is_bipolar,
 )
 
@@ -115,6 +117,13 @@ def _pool_forward(model, name, pool, x):
     return type(pool).forward(pool, x)
 
 
+def _avg_pool_forward(pool, x):
+    if torch.is_grad_enabled() and x.requires_grad:
+        return shape_only_avg_pool2d(x, pool.kernel_size, pool.stride, pool.padding, pool.ceil_mode,
+                                     pool.count_include_pad, pool.divisor_override)
+    return type(pool).forward(pool, x)
+
+
 def set_memory_efficient(model: torch.nn.Module, enabled: bool = True) -> list[str]:
     """Switch ``model`` (a zoo model) to/from memory-efficient training; returns the switched modules.
 
@@ -141,6 +150,8 @@ def set_memory_efficient(model: torch.nn.Module, enabled: bool = True) -> list[s
             m.forward = functools.partial(_bn_forward, model, name, input_scale, m)
         elif type(m) is torch.nn.MaxPool2d and not m.return_indices:
             m.forward = functools.partial(_pool_forward, model, name, m)
+        elif type(m) is torch.nn.AvgPool2d:
+            m.forward = functools.partial(_avg_pool_forward, m)
         else:
             continue
         setattr(m, EFFICIENT_ATTR, True)
