@@ -201,14 +201,14 @@ module {name}_wrapper (
   input  logic        start,
   output logic        busy,
   output logic        done,
-  input  logic [31:0] in0_V_TDATA,
-  input  logic        in0_V_TVALID,
-  output logic        in0_V_TREADY,
-  input  logic        in0_V_TLAST,
-  output logic [31:0] out0_V_TDATA,
-  output logic        out0_V_TVALID,
-  input  logic        out0_V_TREADY,
-  output logic        out0_V_TLAST
+  input  logic [31:0] in0_V_tdata,
+  input  logic        in0_V_tvalid,
+  output logic        in0_V_tready,
+  input  logic        in0_V_tlast,
+  output logic [31:0] out0_V_tdata,
+  output logic        out0_V_tvalid,
+  input  logic        out0_V_tready,
+  output logic        out0_V_tlast
 );
   bitcycle_engine #(
     .PE({pe}), .SIMD({simd}), .ACC_BITS({acc}), .DATA_W(32), .THR_MAX({thr}),
@@ -219,10 +219,10 @@ module {name}_wrapper (
     .cfg_m_i(16'd{mh}), .cfg_k_i(16'd{mw}), .cfg_n_i(16'd1),
     .cfg_acc_bits_i(6'd{acc}), .cfg_out_sel_i(2'd{out_sel}), .cfg_clip_shift_i(5'd0),
     .start_i(start), .abort_i(1'b0), .busy_o(busy), .done_o(done), .error_o(), .cycles_o(),
-    .s_axis_tdata(in0_V_TDATA), .s_axis_tvalid(in0_V_TVALID), .s_axis_tready(in0_V_TREADY),
-    .s_axis_tlast(in0_V_TLAST),
-    .m_axis_tdata(out0_V_TDATA), .m_axis_tvalid(out0_V_TVALID), .m_axis_tready(out0_V_TREADY),
-    .m_axis_tlast(out0_V_TLAST)
+    .s_axis_tdata(in0_V_tdata), .s_axis_tvalid(in0_V_tvalid), .s_axis_tready(in0_V_tready),
+    .s_axis_tlast(in0_V_tlast),
+    .m_axis_tdata(out0_V_tdata), .m_axis_tvalid(out0_V_tvalid), .m_axis_tready(out0_V_tready),
+    .m_axis_tlast(out0_V_tlast)
   );
 endmodule
 """
