@@ -62,3 +62,10 @@ def test_bad_input():
         min_acc_bits(4, 8, x_range=(-200, 10))
     with pytest.raises(ValueError, match="bits"):
         min_acc_bits(4, 0)
+
+
+def test_training_acc_bits_of_a_layer():
+    # SFC layer 2: K=256 fan-in (±1), 256 fan-out, batch 100; dy at 8 bits
+    got = __import__("bitcycle.golden.accwidth", fromlist=["x"]).training_acc_bits(256, 256, 100, 1, 8)
+    assert got == {"forward": 10, "backward_data": 17, "backward_weight": 15}
+    # 100·128 = 12800 ≤ 2^14 − 1 = 16383 → 15 bits; 256·128 = 32768 > 2^15 − 1 → 17 bits

@@ -61,3 +61,18 @@ def popcount_bits(k: int) -> int:
     if isinstance(k, bool) or int(k) != k or k < 1:
         raise ValueError(f"K must be a positive integer, got {k!r}")
     return int(k).bit_length()
+
+
+def training_acc_bits(k_forward: int, k_backward_data: int, k_backward_weight: int, input_bits: int,
+                      grad_bits: int, input_range: tuple[int, int] | None = None) -> dict:
+    """Accumulator widths of one binary layer's three engine passes (DESIGN.md's table):
+
+    forward y = W·x (K = fan-in, x at ``input_bits``: 1 after a sign, 8 for the first layer or after
+    a clipping block, ``input_range`` where a clip narrows it), backward-data dx = Wᵀ·dy (K = fan-out),
+    backward-weight dW = dy·sign(x)ᵀ (K = batch × output positions), dy at ``grad_bits``.
+    """
+    return {
+        "forward": min_acc_bits(k_forward, input_bits, input_range),
+        "backward_data": min_acc_bits(k_backward_data, grad_bits),
+        "backward_weight": min_acc_bits(k_backward_weight, grad_bits),
+    }

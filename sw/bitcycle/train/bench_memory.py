@@ -47,10 +47,16 @@ def _mib(b) -> str:
 def measure_pair(model: str, batch: int, grad_bits: int, same_process: bool = False) -> dict:
     from bitcycle.train.memory import compare, measure_step, measure_step_subprocess
 
+    from bitcycle.nets import get_model
+    from bitcycle.train.memory import ZOO_DEFAULTS, acc_bits_table
+
     measure = measure_step if same_process else measure_step_subprocess
     std = measure(model, batch, False, grad_bits=grad_bits)
     eff = measure(model, batch, True, grad_bits=grad_bits)
-    return {**compare(std, eff), "separate_processes": not same_process}
+    cfg = ZOO_DEFAULTS[model]
+    shape = (cfg["in_channels"], cfg["input_size"], cfg["input_size"]) if "input_size" in cfg else (784,)
+    acc = acc_bits_table(get_model(model, **cfg), shape, batch, grad_bits)
+    return {**compare(std, eff), "separate_processes": not same_process, "acc_bits": acc}
 
 
 def accuracy_pair(model: str, model_cfg: dict, args) -> dict:
@@ -95,6 +101,16 @@ def markdown(result: dict) -> str:
             kinds = lambda k: ", ".join(f"{d} {b}" for d, b in k.items())
             lines.append(f"| {row['layer']} | {row['standard_bytes']} | {row['efficient_bytes']} | "
                          f"{kinds(row['standard_kinds'])} | {kinds(row['efficient_kinds'])} |")
+    acc_rows = [r for r in result["runs"] if r.get("acc_bits") and r["batch"] == 100]
+    if acc_rows:
+        lines += ["", "### Minimal accumulator widths per layer (batch 100; forward / backward-data / backward-weight)", "",
+                  "| model | layer | K fwd | input bits | fwd | K bwd-data | bwd-data | K bwd-weight | bwd-weight | grad bits |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in acc_rows:
+            for a in r["acc_bits"]:
+                lines.append(f"| {r['model']} | {a['layer']} | {a['K_forward']} | {a['input_bits']} | {a['forward']} | "
+                             f"{a['K_backward_data']} | {a['backward_data']} | {a['K_backward_weight']} | "
+                             f"{a['backward_weight']} | {a['grad_bits']} |")
     if result.get("accuracy"):
         lines += ["", "### Test accuracy, standard vs memory-efficient (same seed, epochs, data)", "",
                   "| model | cfg | epochs | train images | grad bits | standard | efficient | gap (points) | final weights identical | wall s std / eff |",

@@ -360,3 +360,49 @@ def _main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(_main())
+
+
+def acc_bits_table(model: torch.nn.Module, sample_shape, batch: int, grad_bits: int) -> list[dict]:
+    """Minimal accumulator widths (``bitcycle.golden.accwidth``) of each binary layer's forward,
+    backward-data and backward-weight passes at ``batch`` and ``grad_bits``, from one probe forward."""
+    from bitcycle.golden.accwidth import training_acc_bits
+    from bitcycle.nets.layers import BinaryConv2d, BinaryLinear
+
+    rows, hooks = [], []
+
+    def probe(name, module, args, out):
+        x = args[0].value if hasattr(args[0], "value") else args[0]
+        in_bits = 1 if _is_bipolar(x) else int(_input_bits(model))
+        if isinstance(module, BinaryConv2d):
+            kh, kw = module.kernel_size
+            k_fwd = module.in_channels // module.groups * kh * kw
+            k_bd = module.out_channels // module.groups * kh * kw
+            k_bw = batch * out.shape[-1] * out.shape[-2]
+        else:
+            k_fwd, k_bd, k_bw = module.in_features, module.out_features, batch
+        rows.append({"layer": name, "K_forward": k_fwd, "K_backward_data": k_bd, "K_backward_weight": k_bw,
+                     "input_bits": in_bits, "grad_bits": grad_bits,
+                     **training_acc_bits(k_fwd, k_bd, k_bw, in_bits, grad_bits)})
+
+    for name, m in model.named_modules():
+        if isinstance(m, (BinaryLinear, BinaryConv2d)):
+            hooks.append(m.register_forward_hook(functools.partial(probe, name)))
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.rand(1, *sample_shape))
+    finally:
+        model.train(was)
+        for h in hooks:
+            h.remove()
+    return rows
+
+
+def _input_bits(model) -> int:
+    from brevitas.nn import QuantIdentity
+
+    for m in model.modules():
+        if isinstance(m, QuantIdentity) and m.act_quant.is_quant_enabled and int(m.act_quant.bit_width()) > 1:
+            return int(m.act_quant.bit_width())
+    raise BitCycleError(f"{type(model).__name__}: a binary layer's input is neither ±1 nor from an integer input quantiser")
