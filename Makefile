@@ -8,7 +8,7 @@ export PYTHONHASHSEED := 0
 JOBS  ?= auto
 MODEL ?= sfc
 
-.PHONY: help setup demo test test-fast sim lint bench clean bitstream compile export synth bench-memory bench-train bench-driver run
+.PHONY: help setup demo test test-fast sim lint bench clean bitstream compile export synth bench-memory bench-train regs bench-hw bench-driver run
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -26,8 +26,25 @@ demo: $(VENV)/.bitcycle-setup  ## walking skeleton: train → QONNX → FINN →
 test: $(VENV)/.bitcycle-setup  ## the full suite: unit, property, integration, RTL (cocotb)
 	$(PY) -m pytest -n $(JOBS) --dist loadgroup tests sim
 
-sim: $(VENV)/.bitcycle-setup  ## RTL testbenches only (SIM=icarus for Icarus)
-	$(PY) -m pytest -n $(JOBS) -m rtl sim
+sim: $(VENV)/.bitcycle-setup  ## RTL testbenches: Verilator (+line/toggle coverage → build/sim/coverage.txt), then Icarus
+	BITCYCLE_COVERAGE=1 SIM=verilator $(PY) -m pytest -n $(JOBS) -m rtl sim
+	$(PY) tools/sim_coverage.py
+	SIM=icarus $(PY) -m pytest -n $(JOBS) -m rtl sim
+
+# hand-written RTL lints clean with -Wall; the waivers cover only the generated register block
+RTL_LINT = hw/rtl/bitcycle_regs_pkg.sv hw/rtl/bitcycle_regs.sv hw/rtl/bitcycle_ram.sv hw/rtl/bitcycle_engine.sv hw/rtl/bitcycle_top.sv
+lint: $(VENV)/.bitcycle-setup  ## issue 6: Verilator --lint-only -Wall of the engine RTL
+	verilator --lint-only -Wall hw/regs/verilator_waivers.vlt $(RTL_LINT) --top-module bitcycle_top
+	verilator --lint-only -Wall hw/rtl/bitserial_mac.sv --top-module bitserial_mac
+
+regs: $(VENV)/.bitcycle-setup  ## issue 6: hw/regs/bitcycle.rdl → hw/rtl/bitcycle_regs*.sv + sw/bitcycle/driver/regmap.py
+	$(PY) tools/gen_regs.py
+
+bench-hw: $(VENV)/.bitcycle-setup  ## issue 6: engine cycles per matrix vs bits (Verilator) → build/bench/hw.json + hw.md + plot
+	$(PY) -m bitcycle.cli bench hw
+
+synth: $(VENV)/.bitcycle-setup  ## issue 6: Yosys synth_xilinx (xc7z020) of the engine at a few PE×SIMD → build/bench/synth.json + .md
+	$(PY) tools/synth.py
 
 # MODEL: a zoo name (tfc/sfc/lfc/cnv), models/NAME.toml, or a `bitcycle train` run directory
 COMPILE_SRC = $(if $(wildcard $(MODEL)/model.pt),--checkpoint $(MODEL),--model $(MODEL))

@@ -50,7 +50,9 @@ def run(
     _tool_env()
     sim = simulator()
     parameters = dict(parameters or {})
-    build_dir = BUILD / f"{toplevel}{('_' + tag) if tag else ''}_{sim}"
+    # `make sim` sets BITCYCLE_COVERAGE=1: Verilator line/toggle coverage for every testbench
+    coverage = sim == "verilator" and (coverage or os.environ.get("BITCYCLE_COVERAGE") == "1")
+    build_dir = BUILD / f"{toplevel}{('_' + tag) if tag else ''}_{sim}{'_cov' if coverage else ''}"
     build_args: list[str] = []
     if sim == "verilator":
         build_args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O2"]
@@ -82,6 +84,7 @@ def run(
         timescale=("1ns", "1ps"),
         log_file=(build_dir / f"{test_module}.log") if quiet else None,
         results_xml=str(build_dir / f"{test_module}.results.xml"),  # not in sim/: keep the tree clean
+        plusargs=[f"+verilator+coverage+file+{build_dir / 'coverage.dat'}"] if coverage else [],
     )
     _assert_passed(results, toplevel, seed)
 

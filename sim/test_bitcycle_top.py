@@ -121,7 +121,7 @@ def test_codes_agree():
     assert [e.upper() for e in ERR_BITS] == regmap.ERROR_BITS
 
 
-TOP_SOURCES = ["bitcycle_pkg.sv", "bitcycle_regs_pkg.sv", "bitcycle_regs.sv", "bitcycle_ram.sv",
+TOP_SOURCES = ["bitcycle_regs_pkg.sv", "bitcycle_regs.sv", "bitcycle_ram.sv",
                "bitcycle_engine.sv", "bitcycle_top.sv"]
 TOP_CONFIGS = {
     "p4s16d32": dict(PE=4, SIMD=16, ACC_BITS=24, DATA_W=32, THR_MAX=2, WMEM_DEPTH=32, AMEM_DEPTH=32,

@@ -20,9 +20,7 @@
 // Job control: start_i samples the configuration; the next cycle checks it (errors end the job
 // at once, nothing consumed); a short input packet aborts the job, a long one is drained to its
 // TLAST. abort_i returns to idle from anywhere. done_o/error_o hold until the next start.
-module bitcycle_engine
-  import bitcycle_pkg::*;
-#(
+module bitcycle_engine #(
   parameter int PE         = 4,    // output rows of the array (power of two)
   parameter int SIMD       = 16,   // reduction lanes of the array (power of two)
   parameter int ACC_BITS   = 32,   // signed accumulator width (<= 32: int32 lanes out)
@@ -50,7 +48,7 @@ module bitcycle_engine
   input  logic                abort_i,
   output logic                busy_o,
   output logic                done_o,
-  output logic [ErrW-1:0]     error_o,
+  output logic [7:0]          error_o,   // Err* bits below
   output logic [31:0]         cycles_o,
   // AXI4-Stream in
   input  logic [DATA_W-1:0]   s_axis_tdata,
@@ -63,6 +61,26 @@ module bitcycle_engine
   input  logic                m_axis_tready,
   output logic                m_axis_tlast
 );
+
+  // Job modes, output-stage selects and error bits: the codes of hw/regs/bitcycle.rdl and
+  // bitcycle.golden.stream. (Local parameters, not a package: Yosys 0.23 has no package import.)
+  localparam logic [2:0] ModeForward        = 3'd0;  // y  = W  . x
+  localparam logic [2:0] ModeBackwardData   = 3'd1;  // dx = W^T . dy
+  localparam logic [2:0] ModeBackwardWeight = 3'd2;  // dW = dy . sign(x)^T
+  localparam logic [2:0] ModeLoadWeights    = 3'd3;  // W tiles -> weight memory
+  localparam logic [2:0] ModeLoadThresholds = 3'd4;  // thresholds -> threshold memory
+  localparam logic [1:0] OutRaw       = 2'd0;        // sum saturated to acc_bits
+  localparam logic [1:0] OutClip8     = 2'd1;        // clamp(sat >>> clip_shift, -128, 127)
+  localparam logic [1:0] OutThreshold = 2'd2;        // thresholds reached (forward only)
+  localparam int ErrW          = 8;
+  localparam int ErrBadMode    = 0;  // MODE holds an unknown code
+  localparam int ErrBadBits    = 1;  // BITS outside 1..16
+  localparam int ErrBadShape   = 2;  // M/K/N zero, or too large for a memory
+  localparam int ErrBadAccBits = 3;  // ACC_BITS outside 2..ACC_BITS parameter
+  localparam int ErrOverflow   = 4;  // len * 2^(bits-1) could overflow the accumulator
+  localparam int ErrBadOutSel  = 5;  // reserved OUT_SEL, or thresholds outside forward
+  localparam int ErrShort      = 6;  // TLAST before the expected end: job aborted
+  localparam int ErrLong       = 7;  // no TLAST at the expected end: rest drained
 
   // ---------------------------------------------------------------------------------------------
   // Parameters
@@ -140,8 +158,8 @@ module bitcycle_engine
 
   // ---------------------------------------------------------------------------------------------
   // Job state: configuration latched at start, derived sizes (constant during a job)
-  typedef enum logic [1:0] {JobIdle, JobCheck, JobRun} job_state_e;
-  job_state_e job_q, job_d;
+  localparam logic [1:0] JobIdle = 2'd0, JobCheck = 2'd1, JobRun = 2'd2;
+  logic [1:0] job_q, job_d;
 
   logic [2:0]      mode_q;
   logic [4:0]      bits_q;
@@ -273,8 +291,8 @@ module bitcycle_engine
 
   // ---------------------------------------------------------------------------------------------
   // Input side: tiles (load modes, sign(x) of backward-weight), then vectors into the two banks
-  typedef enum logic [2:0] {InIdle, InTiles, InVec, InDrain, InDone} in_state_e;
-  in_state_e       in_q, in_d;
+  localparam logic [2:0] InIdle = 3'd0, InTiles = 3'd1, InVec = 3'd2, InDrain = 3'd3, InDone = 3'd4;
+  logic [2:0]      in_q, in_d;
   logic [1:0]      full_q, full_d;          // vector bank holds a complete vector
   logic            wbank_q, wbank_d;
   logic [20:0]     waddr_q, waddr_d;        // word within the vector
@@ -593,7 +611,8 @@ module bitcycle_engine
     unique case (out_sel_q)
       OutClip8:     value = (shifted > 127) ? 32'sd127 : ((shifted < -128) ? -32'sd128 : 32'(shifted));
       OutThreshold: value = 32'(thr_count);
-      default:      value = 32'(sat);
+      OutRaw:       value = 32'(sat);
+      default:      value = 32'(sat);  // reserved code: refused at start (ErrBadOutSel)
     endcase
   end
 

@@ -13,11 +13,11 @@
 // width. `done_o` pulses for one cycle with the result, saturated to OUT_BITS (the golden
 // model's `acc_bits`). `bits_i` must stay constant over a dot product.
 module bitserial_mac #(
-  parameter int unsigned SIMD     = 16,
-  parameter int unsigned MAX_BITS = 16,
-  parameter int unsigned ACC_BITS = 32,
-  parameter int unsigned OUT_BITS = ACC_BITS,
-  localparam int unsigned BitsW   = $clog2(MAX_BITS + 1)
+  parameter int SIMD     = 16,
+  parameter int MAX_BITS = 16,
+  parameter int ACC_BITS = 32,
+  parameter int OUT_BITS = ACC_BITS,
+  localparam int BitsW   = $clog2(MAX_BITS + 1)
 ) (
   input  logic                       clk_i,
   input  logic                       rst_ni,
@@ -33,17 +33,29 @@ module bitserial_mac #(
 
   // Elaboration-time parameter checks.
   if (SIMD < 1) begin : g_bad_simd
+`ifdef __ICARUS__  // Icarus 11 has no elaboration-time $error
+    initial $fatal(1, "bitserial_mac: SIMD must be >= 1");
+`else
     $error("bitserial_mac: SIMD must be >= 1");
+`endif
   end
   if (MAX_BITS < 1 || MAX_BITS > 16) begin : g_bad_bits
+`ifdef __ICARUS__  // Icarus 11 has no elaboration-time $error
+    initial $fatal(1, "bitserial_mac: MAX_BITS must be in 1..16");
+`else
     $error("bitserial_mac: MAX_BITS must be in 1..16");
+`endif
   end
   if (OUT_BITS < 2 || OUT_BITS > ACC_BITS || ACC_BITS > 62) begin : g_bad_acc
+`ifdef __ICARUS__  // Icarus 11 has no elaboration-time $error
+    initial $fatal(1, "bitserial_mac: need 2 <= OUT_BITS <= ACC_BITS <= 62");
+`else
     $error("bitserial_mac: need 2 <= OUT_BITS <= ACC_BITS <= 62");
+`endif
   end
 
-  localparam int unsigned CntW = $clog2(SIMD + 1);
-  localparam int unsigned PlaneW = $clog2(MAX_BITS);
+  localparam int CntW = $clog2(SIMD + 1);
+  localparam int PlaneW = $clog2(MAX_BITS);
   localparam logic signed [ACC_BITS-1:0] OutMax = ACC_BITS'((64'sd1 <<< (OUT_BITS - 1)) - 1);
   localparam logic signed [ACC_BITS-1:0] OutMin = ACC_BITS'(-(64'sd1 <<< (OUT_BITS - 1)));
 
@@ -56,17 +68,20 @@ module bitserial_mac #(
   logic signed [ACC_BITS-1:0] plane_sum, term;
   logic                       msb_plane, bipolar;
 
+  // bipolar: XNOR match; integer plane: weight-positive AND plane bit (1-bit wide, so that `~`
+  // cannot set bits above bit 0 inside the wider popcount sum)
+  logic [SIMD-1:0] lane_hit;
+  assign lane_hit = lane_en_i & (bipolar ? ~(weight_i ^ plane_i) : (weight_i & plane_i));
+
   // Popcounts of one beat.
   always_comb begin
     pop_match = '0;
     pop_en    = '0;
     pop_x     = '0;
-    for (int unsigned i = 0; i < SIMD; i++) begin
+    for (int i = 0; i < SIMD; i++) begin
       pop_en    = pop_en + CntW'(lane_en_i[i]);
       pop_x     = pop_x + CntW'(lane_en_i[i] & plane_i[i]);
-      // bipolar: XNOR match; integer plane: weight-positive AND plane bit
-      pop_match = pop_match + CntW'(lane_en_i[i] & (bipolar ? ~(weight_i[i] ^ plane_i[i])
-                                                            : (weight_i[i] & plane_i[i])));
+      pop_match = pop_match + CntW'(lane_hit[i]);
     end
   end
 

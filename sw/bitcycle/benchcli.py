@@ -12,9 +12,10 @@ import sys
 
 # name -> (module, one-line help)
 BENCHES: dict[str, tuple[str, str]] = {
-    "driver": ("bitcycle.driver.bench", "a training step through the driver: emu/sim time, RTL cycles, projected board time, vs PyTorch"),
     "memory": ("bitcycle.train.bench_memory", "training memory, standard vs memory-efficient (1-bit sign(x)) mode"),
     "train": ("bitcycle.train.bench", "cyclic vs fixed vs FP32 gradient precision on Fashion-MNIST (LFC MLP, CNV CNN)"),
+    "driver": ("bitcycle.driver.bench", "a training step through the driver: emu/sim time, RTL cycles, projected board time, vs PyTorch"),
+    "hw": ("bitcycle.hwbench", "engine RTL cycles per matrix vs bits in Verilator (mode, bits, M, K, N, PE, SIMD)"),
 }
 
 
