@@ -59,54 +59,36 @@ def build_model():
 
 
 class _FinnFlow:
-    """FINN steps of the skeleton (to be replaced by bitcycle.compile's passes)."""
+    """The skeleton's view of the compile stage: export and FINN passes from bitcycle.compile,
+    plus the look into each matrix layer's operands and pre-activations that the demo compares."""
 
     @staticmethod
     def export_qonnx(model, shape, path):
-        import contextlib
-        import io
-        import logging
+        from bitcycle.compile.export import export_qonnx, prepare
 
-        import torch
-        from brevitas.export import export_qonnx
-
-        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-        with contextlib.redirect_stdout(io.StringIO()):  # the exporter's step-by-step chatter
-            export_qonnx(model, torch.randn(*shape), export_path=str(path))
+        # pixel_max=1: the inputs are already floats in [0, 1] on the 8-bit grid (see digits_split)
+        export_qonnx(prepare(model, shape, pixel_max=1.0, name="sfc-digits"), path)
 
     @staticmethod
     def streamline_to_xnor(path):
-        from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
-        from finn.transformation.streamline import Streamline
-        from finn.transformation.streamline.absorb import AbsorbAddIntoMultiThreshold, AbsorbMulIntoMultiThreshold
-        from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
         from qonnx.core.modelwrapper import ModelWrapper
-        from qonnx.transformation.bipolar_to_xnor import ConvertBipolarMatMulToXnorPopcount
-        from qonnx.transformation.fold_constants import FoldConstants
-        from qonnx.transformation.general import GiveReadableTensorNames, GiveUniqueNodeNames, RemoveStaticGraphInputs
-        from qonnx.transformation.infer_datatypes import InferDataTypes
-        from qonnx.transformation.infer_shapes import InferShapes
 
+        from bitcycle.compile import passes as P
+
+        graphs = []
         m = ModelWrapper(str(path))
-        for t in (InferShapes(), FoldConstants(), GiveUniqueNodeNames(), GiveReadableTensorNames(), InferDataTypes(), RemoveStaticGraphInputs()):
-            m = m.transform(t)
-        graphs = [("qonnx_tidy", m)]
-        m = m.transform(ConvertQONNXtoFINN()); graphs.append(("finn", m))
-        m = m.transform(Streamline()); graphs.append(("streamlined", m))
-        for t in (ConvertBipolarMatMulToXnorPopcount(), AbsorbAddIntoMultiThreshold(), AbsorbMulIntoMultiThreshold(), RoundAndClipThresholds(), Streamline()):
-            m = m.transform(t)
-        graphs.append(("xnor", m))
+        for name, steps in (("qonnx", [P.CheckSupportedQONNX(), P.TidyUp()]), ("finn", [P.ToFinn()]),
+                            ("streamlined", [P.StreamlineBnn()]), ("xnor", [P.ToXnorPopcount(), P.CheckStreamlined()])):
+            for step in steps:
+                m = m.transform(step)
+            graphs.append((name, m))
         return graphs
 
     @staticmethod
     def to_binary_mvau(model):
-        from finn.transformation.fpgadataflow.convert_to_hw.binary_matrix_vector_activation import InferBinaryMatrixVectorActivation
-        from finn.transformation.fpgadataflow.convert_to_hw.quantized_matrix_vector_activation import InferQuantizedMatrixVectorActivation
-        from qonnx.transformation.infer_datatypes import InferDataTypes
+        from bitcycle.compile import passes as P
 
-        model = model.transform(InferBinaryMatrixVectorActivation())
-        model = model.transform(InferQuantizedMatrixVectorActivation())
-        return model.transform(InferDataTypes())
+        return model.transform(P.InferHwLayers()).transform(P.CheckHwMapped())
 
     @staticmethod
     def execute(model, x):
