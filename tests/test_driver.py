@@ -349,7 +349,71 @@ def test_driver_imports_no_torch():
     import subprocess
     import sys
 
-    code = ("import sys, bitcycle.driver, bitcycle.driver.runcli, bitcycle.driver.pynq_backend, bitcycle.golden; "
+    code = ("import sys, bitcycle.driver, bitcycle.driver.runcli, bitcycle.driver.pynq_backend, bitcycle.golden, "
+            "bitcycle.quant.schedule, bitcycle.driver.data; "
             "bad = [m for m in ('torch', 'finn', 'brevitas', 'qonnx') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- CLI and the board install -------------------------------------------------------------------
+
+def test_run_cli_writes_metrics(tmp_path, capsys):
+    from bitcycle.cli import main
+
+    out = tmp_path / "run"
+    rc = main(["run", "--steps", "4", "--hidden", "16,16", "--batch-size", "16", "--grad-bits", "cosine:2-6x2",
+               "--out", str(out), "--quiet", "--test-limit", "50"])
+    assert rc == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["backend"] == "emu" and m["steps"] == 4 and 0.0 <= m["test_acc"] <= 1.0
+    assert [h for h in (out / "history.csv").read_text().splitlines()[1:]].__len__() == 4
+    assert m["engine_cycles_total"] > 0 and m["bytes_sent"] > 0 and len(m["weights_sha256"]) == 64
+    again = DJ.load(out / "driver.json")  # the trained model, loadable by the driver
+    assert again.params == "params.npz" and (out / "params.npz").is_file()
+    assert "| test accuracy |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--grad-bits", "cosine:9-2x1"], "b_min=9 > b_max=2"),
+    (["--grad-bits", "fp32"], "no meaning on the engine"),
+    (["--grad-bits", "cosine:2-12x2"], "driver.json allows 2..8"),
+    (["--backend", "pynq"], "no PYNQ device found"),
+    (["--steps", "0"], "--steps must be >= 1"),
+    (["--model", "huge"], "unknown model 'huge'"),
+])
+def test_run_cli_bad_input(tmp_path, capsys, argv, message):
+    from bitcycle.cli import main
+
+    base = ["run", "--steps", "8", "--hidden", "16,16", "--out", str(tmp_path / "r"), "--quiet"]
+    if "--model" in argv:
+        base = [a for a in base if a not in ("--hidden", "16,16")]
+    if "--grad-bits" in argv and argv[1] == "cosine:2-12x2":
+        base += ["--driver-json", str(spec_for_model("mlp", hidden=[16, 16]).save(tmp_path / "d.json"))]
+    rc = main(base + argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and message in err[0], err
+
+
+def test_board_install_path_without_torch(tmp_path):
+    """On a board image there is no torch/FINN: the driver, the data fallback and `bitcycle run` still work."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys, importlib.abc
+class NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split('.')[0] in ('torch', 'finn', 'brevitas', 'qonnx', 'onnx', 'cocotb'):
+            raise ImportError('not on the board image: ' + name)
+sys.meta_path.insert(0, NoTorch())
+from bitcycle.driver.data import load
+x, y, xt, yt, source = load('digits')
+assert source == 'sklearn (numpy split)' and x.shape == (1438, 64) and xt.shape == (359, 64), (source, x.shape)
+from bitcycle.cli import main
+rc = main(['run', '--steps', '8', '--hidden', '16,16', '--batch-size', '16', '--out', {str(tmp_path / 'b')!r},
+           '--quiet', '--test-limit', '40'])
+assert rc == 0
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+    assert json.loads((tmp_path / "b" / "metrics.json").read_text())["data_source"] == "sklearn (numpy split)"

@@ -97,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
     from bitcycle.driver import Accelerator, driver_json as DJ
     from bitcycle.driver.data import load as load_data
 
+    if args.steps < 1:
+        raise BitCycleError("--steps must be >= 1")
     gb_spec, schedule = make_schedule(args.grad_bits, args.steps)
     if args.driver_json:
         spec = DJ.load(args.driver_json)

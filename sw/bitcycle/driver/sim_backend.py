@@ -144,6 +144,14 @@ class SimTransport(Transport):
         self._conn.send(req)
         return self._expect("ok", self.timeout if timeout is None else timeout)
 
+    def child_cpu_seconds(self) -> float:
+        """CPU time (user + system) the simulator process has used so far (Linux /proc)."""
+        try:
+            fields = Path(f"/proc/{self._proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return 0.0
+
     def reg_write(self, name: str, value: int) -> None:
         self._request("write", name, int(value))
 
