@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
 from brevitas.quant_tensor import QuantTensor
 
+from bitcycle.quant.forward import ForwardBitsMixin, uniform_quant_ste
 from bitcycle.quant.grad import NO_QUANT_BITS, GradQuantMixin, grad_quant
 from bitcycle.quant.quantizers import BinaryActQuant, BinaryWeightQuant, InputQuant8, IntWeightQuant
 
@@ -30,7 +31,7 @@ def _weight_quant(bits: int):
     return BinaryWeightQuant if bits == 1 else IntWeightQuant
 
 
-class _BinaryMixin(GradQuantMixin):
+class _BinaryMixin(GradQuantMixin, ForwardBitsMixin):
     """Shared forward path of BinaryLinear / BinaryConv2d (see the module docstring)."""
 
     def _grad_quant_active(self) -> bool:
@@ -38,6 +39,8 @@ class _BinaryMixin(GradQuantMixin):
 
     def inner_forward_impl(self, x, quant_weight, quant_bias):  # called by Brevitas' forward_impl
         x, w = _value(x), _value(quant_weight)
+        if self.training and self.forward_bits > 1 and self.weight_bits == 1:  # CycleBNN variant (quant.forward)
+            w = uniform_quant_ste(self.weight, self.forward_bits)
         if not self._grad_quant_active():
             return self.matmul(x, w)
         if self.quantise_weight_grad:
@@ -90,9 +93,20 @@ class BinaryConv2d(_BinaryMixin, QuantConv2d):
         return n * c * h * w * (self.in_channels // self.groups) * kh * kw
 
 
+class BinaryAct(ForwardBitsMixin, QuantIdentity):
+    """Bipolar sign activation (±1, Brevitas binary quantiser, STE clipped to [−1, 1]).
+
+    In training with ``forward_bits`` > 1 (CycleBNN's forward cycling) it is b-bit uniform instead."""
+
+    def forward(self, x):
+        if self.training and self.forward_bits > 1:
+            return uniform_quant_ste(_value(x), self.forward_bits)
+        return super().forward(x)
+
+
 def binary_act() -> QuantIdentity:
     """Bipolar sign activation (±1), STE in backward."""
-    return QuantIdentity(act_quant=BinaryActQuant)
+    return BinaryAct(act_quant=BinaryActQuant)
 
 
 def input_quant(bits: int = 8) -> QuantIdentity:

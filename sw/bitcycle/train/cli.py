@@ -39,6 +39,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-weight-grad-quant", action="store_true", help="quantise only dy, keep dW in float")
     p.add_argument("--memory-efficient", action="store_true",
                    help="save only bit-packed sign(x) (and int8/int16 BN inputs) for backward: same gradients, less memory")
+    p.add_argument("--forward-bits", default=None, metavar="SPEC",
+                   help="CycleBNN's variant: cycle the forward W/A precision (e.g. cosine:2-8x4) before binarising")
+    p.add_argument("--forward-fraction", type=float, default=0.5,
+                   help="fraction of the steps with --forward-bits; binary afterwards (default 0.5)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 2, 1 per torchrun process)")
     p.add_argument("--out", required=True, help="run directory: checkpoint, model.pt, metrics.json/.csv/.png")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -59,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
                       grad_bits=args.grad_bits, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       seed=args.seed, train_limit=args.train_limit, test_limit=args.test_limit,
                       augment=not args.no_augment, quantise_weight_grad=not args.no_weight_grad_quant,
-                      memory_efficient=args.memory_efficient)
+                      memory_efficient=args.memory_efficient, forward_bits=args.forward_bits,
+                      forward_fraction=args.forward_fraction)
     m = train(cfg, args.out, resume=args.resume, progress=not args.no_progress)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"{m['model']} on {m['dataset']}, grad bits {m['grad_bits']}: test accuracy {m['test_accuracy']:.4f}, "

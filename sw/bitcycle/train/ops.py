@@ -37,20 +37,28 @@ class LayerOps:
     act_bits: int           # b_a of the layer's input
     needs_dx: bool          # False for the first layer: nothing upstream needs its input gradient
 
-    def bops(self, b_g: int) -> int:
-        per = self.weight_bits * self.act_bits + self.act_bits * b_g
+    def widths(self, b_f: int = 1) -> tuple[int, int]:
+        """(b_w, b_a) in a step whose forward W/A precision is b_f (CycleBNN's variant; 1 = binary)."""
+        b_w = b_f if self.weight_bits == 1 else self.weight_bits
+        b_a = b_f if self.act_bits == 1 else self.act_bits
+        return b_w, b_a
+
+    def bops(self, b_g: int, b_f: int = 1) -> int:
+        b_w, b_a = self.widths(b_f)
+        per = b_w * b_a + b_a * b_g
         if self.needs_dx:
-            per += self.weight_bits * b_g
+            per += b_w * b_g
         return self.macs * per
 
     def fp32_bops(self) -> int:
         return self.macs * FP32_BITS * FP32_BITS * (3 if self.needs_dx else 2)
 
-    def engine_planes(self, b_g: int) -> tuple[int, int]:
+    def engine_planes(self, b_g: int, b_f: int = 1) -> tuple[int, int]:
         """(forward, backward) bit-planes for one sample: binary × int products cost the int's bits."""
-        fwd = self.act_bits if self.weight_bits == 1 else self.weight_bits * self.act_bits
-        bwd_w = b_g if self.act_bits == 1 else self.act_bits * b_g
-        bwd_d = (b_g if self.weight_bits == 1 else self.weight_bits * b_g) if self.needs_dx else 0
+        b_w, b_a = self.widths(b_f)
+        fwd = b_a if b_w == 1 else b_w * b_a
+        bwd_w = b_g if b_a == 1 else b_a * b_g
+        bwd_d = (b_g if b_w == 1 else b_w * b_g) if self.needs_dx else 0
         return self.macs * fwd, self.macs * (bwd_w + bwd_d)
 
 
@@ -92,34 +100,39 @@ def _input_bits(model) -> int:
     return FP32_BITS
 
 
-def run_costs(layers: list[LayerOps], bits_per_step: list[int], samples_per_step) -> dict:
+def run_costs(layers: list[LayerOps], bits_per_step: list[int], samples_per_step,
+              forward_bits_per_step: list[int] | None = None) -> dict:
     """Totals of a training run under both cost models, with the savings vs FP32 and vs fixed 8-bit.
 
     ``samples_per_step`` is an int (every step the same batch) or a list, one per step.
+    ``forward_bits_per_step`` (CycleBNN's forward cycling) defaults to 1 (binary) at every step;
+    the fixed-8 reference keeps the same forward widths and only sets b_g = 8.
     """
     if isinstance(samples_per_step, int):
         samples_per_step = [samples_per_step] * len(bits_per_step)
+    if forward_bits_per_step is None:
+        forward_bits_per_step = [1] * len(bits_per_step)
     macs = sum(l.macs for l in layers)
-    bops = fp32 = fixed8 = 0
+    bops = fixed8 = 0
     eng_fwd = eng_bwd = eng_bwd8 = eng_bwd32 = 0
-    cache: dict[int, tuple[int, int, int]] = {}
-    for b, n in zip(bits_per_step, samples_per_step):
-        if b not in cache:
-            planes = [l.engine_planes(b) for l in layers]
-            cache[b] = (sum(l.bops(b) for l in layers), sum(p[0] for p in planes), sum(p[1] for p in planes))
-        step_bops, step_fwd, step_bwd = cache[b]
+    cache: dict[tuple[int, int], tuple[int, int, int]] = {}
+
+    def step_cost(b: int, bf: int) -> tuple[int, int, int]:
+        if (b, bf) not in cache:
+            planes = [l.engine_planes(b, bf) for l in layers]
+            cache[b, bf] = (sum(l.bops(b, bf) for l in layers), sum(p[0] for p in planes), sum(p[1] for p in planes))
+        return cache[b, bf]
+
+    for b, bf, n in zip(bits_per_step, forward_bits_per_step, samples_per_step):
+        step_bops, step_fwd, step_bwd = step_cost(b, bf)
         bops += n * step_bops
         eng_fwd += n * step_fwd
         eng_bwd += n * step_bwd
-    for b in (8, FP32_BITS):
-        if b not in cache:
-            planes = [l.engine_planes(b) for l in layers]
-            cache[b] = (sum(l.bops(b) for l in layers), sum(p[0] for p in planes), sum(p[1] for p in planes))
+        fixed8 += n * step_cost(8, bf)[0]
+        eng_bwd8 += n * step_cost(8, bf)[2]
+        eng_bwd32 += n * step_cost(FP32_BITS, bf)[2]
     samples = sum(samples_per_step)
     fp32 = samples * sum(l.fp32_bops() for l in layers)
-    fixed8 = samples * cache[8][0]
-    eng_bwd8 = samples * cache[8][2]
-    eng_bwd32 = samples * cache[FP32_BITS][2]
     return {
         "macs_per_sample": macs,
         "samples": samples,
@@ -135,6 +148,7 @@ def run_costs(layers: list[LayerOps], bits_per_step: list[int], samples_per_step
         "engine_backward_saving_vs_fixed8": 1.0 - eng_bwd / eng_bwd8,
         "engine_total_saving_vs_fixed8": 1.0 - (eng_fwd + eng_bwd) / (eng_fwd + eng_bwd8),
         "mean_grad_bits": sum(bits_per_step) / max(len(bits_per_step), 1),
+        "mean_forward_bits": sum(forward_bits_per_step) / max(len(forward_bits_per_step), 1),
     }
 
 

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from bitcycle.errors import BitCycleError
 from bitcycle.nets import MODELS, clip_latent_weights, get_model, load_model_config
+from bitcycle.quant.forward import set_forward_bits
 from bitcycle.quant.grad import grad_quant_layers, grad_quant_state, load_grad_quant_state, seed_grad_quant, set_grad_bits
 from bitcycle.quant.schedule import parse_grad_bits
 from bitcycle.train import checkpoint as ckpt
@@ -52,9 +53,20 @@ class TrainConfig:
     augment: bool = True
     quantise_weight_grad: bool = True
     memory_efficient: bool = False     # issue 5: save 1-bit sign(x) for backward (bitcycle.train.memory)
+    forward_bits: str | None = None    # CycleBNN's variant: forward W/A precision SPEC (bitcycle.quant.forward)
+    forward_fraction: float = 0.5      # ... for this fraction of the steps, binary afterwards
 
     def check(self) -> None:
         parse_grad_bits(self.grad_bits)
+        if self.forward_bits:
+            fwd = parse_grad_bits(self.forward_bits)
+            if fwd.b_max > 16:
+                raise BitCycleError(f"--forward-bits {self.forward_bits}: forward precision goes up to 16 bits")
+            if not 0 < self.forward_fraction <= 1:
+                raise BitCycleError(f"--forward-fraction {self.forward_fraction}: give a fraction in (0, 1]")
+            if self.memory_efficient:
+                raise BitCycleError("--forward-bits and --memory-efficient exclude each other (the 1-bit saved "
+                                    "activations need a binary forward pass); drop one")
         if self.epochs < 1:
             raise BitCycleError(f"--epochs {self.epochs}: train for at least 1 epoch")
         if self.batch_size < 2:
@@ -65,7 +77,7 @@ class TrainConfig:
 
 # the options that must match for --resume to continue the same run
 _RUN_KEYS = ("dataset", "grad_bits", "epochs", "batch_size", "lr", "seed", "train_limit", "test_limit", "augment",
-             "quantise_weight_grad", "memory_efficient")
+             "quantise_weight_grad", "memory_efficient", "forward_bits", "forward_fraction")
 
 
 def resolve_model(cfg: TrainConfig, data: Dataset) -> tuple[str, dict]:
@@ -139,6 +151,10 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         raise BitCycleError(f"{len(data.train_y)} training samples give no full batch of {cfg.batch_size}; lower --batch-size")
     total_steps = spe * cfg.epochs
     schedule = spec.schedule(total_steps)
+    fwd_steps, fwd_schedule = 0, None
+    if cfg.forward_bits:  # CycleBNN's variant: forward W/A precision cycles for the first steps
+        fwd_steps = max(1, int(round(total_steps * cfg.forward_fraction)))
+        fwd_schedule = parse_grad_bits(cfg.forward_bits).schedule(fwd_steps)
 
     torch.manual_seed(cfg.seed)
     core = get_model(name, **model_cfg)
@@ -192,6 +208,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         for bx, by in batches(data.train_x, data.train_y, cfg.batch_size, epoch, cfg.seed, data.augment, rank, world):
             bits = schedule.bits(step)
             set_grad_bits(core, bits)
+            fbits = fwd_schedule.bits(step) if fwd_schedule is not None and step < fwd_steps else 1
+            set_forward_bits(core, fbits)
             logits = model(bx)
             loss = F.cross_entropy(logits, by)
             opt.zero_grad(set_to_none=True)
@@ -206,7 +224,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
             ep_loss += loss * len(by)
             ep_correct += correct
             ep_n += len(by)
-            history["steps"].append({"step": step, "epoch": epoch, "grad_bits": bits, "loss": loss,
+            history["steps"].append({"step": step, "epoch": epoch, "grad_bits": bits, "forward_bits": fbits, "loss": loss,
                                      "train_acc": correct / len(by), "lr": opt.param_groups[0]["lr"]})
             step += 1
             bar.update(1)
@@ -232,7 +250,9 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
 
     wall = wall_before + time.perf_counter() - t_wall
     cpu = cpu_before + time.process_time() - t_cpu
+    set_forward_bits(core, 1)
     bits_per_step = [s["grad_bits"] for s in history["steps"]]
+    fwd_per_step = [s.get("forward_bits", 1) for s in history["steps"]]
     last = history["epochs"][-1]
     metrics = {
         "model": name, "model_cfg": model_cfg, **{k: v for k, v in asdict(cfg).items() if k not in ("model", "model_cfg")},
@@ -243,7 +263,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         "train_loss": last["train_loss"], "train_accuracy": last["train_acc"],
         "epochs_detail": history["epochs"],
         "bits_per_step": bits_per_step,
-        **run_costs(layers, bits_per_step, cfg.batch_size),
+        **({"forward_bits_per_step": fwd_per_step} if cfg.forward_bits else {}),
+        **run_costs(layers, bits_per_step, cfg.batch_size, fwd_per_step),
         "layers": layers_table(layers),
         "wall_time_s": wall, "cpu_time_s": cpu,
     }
@@ -277,9 +298,9 @@ def write_metrics(out: Path, metrics: dict, history: dict) -> None:
     test_at = {e["step"] - 1: e["test_acc"] for e in history["epochs"]}
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["step", "epoch", "grad_bits", "loss", "train_acc", "lr", "test_acc"])
+    w.writerow(["step", "epoch", "grad_bits", "forward_bits", "loss", "train_acc", "lr", "test_acc"])
     for s in history["steps"]:
-        w.writerow([s["step"], s["epoch"], s["grad_bits"], f"{s['loss']:.6g}", f"{s['train_acc']:.6g}",
+        w.writerow([s["step"], s["epoch"], s["grad_bits"], s.get("forward_bits", 1), f"{s['loss']:.6g}", f"{s['train_acc']:.6g}",
                     f"{s['lr']:.6g}", f"{test_at[s['step']]:.6g}" if s["step"] in test_at else ""])
     ckpt.atomic_write_text(out / "metrics.csv", buf.getvalue())
     ckpt.atomic_write_bytes(out / "metrics.png", plot_png(history, f"{metrics['model']} on {metrics['dataset']}, "
