@@ -94,3 +94,24 @@ def test_sim_products_and_bad_input(digits):
         # ... and the engine is still usable and exact
         np.testing.assert_array_equal(acc.forward_layer(0, x), w0 @ x)
         np.testing.assert_array_equal(acc.backward_data(0, rng.integers(-7, 8, (16, 5)), 4).shape, (64, 5))
+
+
+def test_bitcycle_run_emu_and_sim_identical(tmp_path):
+    """`bitcycle run` end to end on both backends: same metrics, same final weights (SHA-256 of sign(W))."""
+    import json
+
+    from bitcycle.cli import main
+
+    runs = {}
+    for backend in ("emu", "sim"):
+        out = tmp_path / backend
+        rc = main(["run", "--backend", backend, "--steps", "5", "--hidden", "16,16", "--batch-size", "16",
+                   "--grad-bits", "cosine:2-8x1", "--test-limit", "48", "--out", str(out), "--quiet", "--timeout", "60"])
+        assert rc == 0
+        runs[backend] = json.loads((out / "metrics.json").read_text())
+    emu, sim = runs["emu"], runs["sim"]
+    assert sim["weights_sha256"] == emu["weights_sha256"]
+    assert sim["test_acc"] == emu["test_acc"] and sim["final_loss"] == emu["final_loss"]
+    assert sim["jobs"] == emu["jobs"] and sim["bytes_sent"] == emu["bytes_sent"]
+    np.testing.assert_array_equal(np.load(tmp_path / "emu" / "params.npz")["fc1.weight"],
+                                  np.load(tmp_path / "sim" / "params.npz")["fc1.weight"])

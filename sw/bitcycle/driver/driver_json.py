@@ -57,6 +57,13 @@ class InputSpec:
     scale: float = 1.0
     offset: float = 0.0
 
+    @property
+    def full_scale(self) -> float:
+        """The input value that maps to the top of the integer range: 1.0 when the model takes
+        [0, 1] data (``spec_for_model``), the pixel maximum (e.g. 255) when a compiled model takes
+        raw pixel codes. Multiply [0, 1] data by it before :meth:`Accelerator.forward`."""
+        return float(2 ** self.bits / self.scale) if self.scale else 1.0
+
 
 @dataclass
 class LayerSpec:

@@ -110,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
         raise BitCycleError(f"--grad-bits {args.grad_bits} asks for {gb_spec.b_min}..{gb_spec.b_max} bits but "
                             f"driver.json allows {lo}..{hi}")
     train_x, train_y, test_x, test_y, source = load_data(args.dataset)
+    # data arrive in [0, 1]; a compiled driver.json may take raw pixel codes (input.full_scale)
+    train_x, test_x = train_x * spec.input.full_scale, test_x * spec.input.full_scale
     if args.train_limit:
         train_x, train_y = train_x[:args.train_limit], train_y[:args.train_limit]
     if args.test_limit:
