@@ -145,12 +145,25 @@ class SimTransport(Transport):
         return self._expect("ok", self.timeout if timeout is None else timeout)
 
     def child_cpu_seconds(self) -> float:
-        """CPU time (user + system) the simulator process has used so far (Linux /proc)."""
-        try:
-            fields = Path(f"/proc/{self._proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            return 0.0
+        """CPU time (user + system) used so far by the simulator's process tree (Linux /proc):
+        the launcher and the Verilated binary it starts."""
+        stats = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                    stats[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))  # ppid, utime+stime
+                except (OSError, IndexError, ValueError):
+                    continue
+        tree, total, grew = {self._proc.pid}, 0, True
+        while grew:
+            grew = False
+            for pid, (ppid, _) in stats.items():
+                if ppid in tree and pid not in tree:
+                    tree.add(pid)
+                    grew = True
+        total = sum(stats[pid][1] for pid in tree if pid in stats)
+        return total / os.sysconf("SC_CLK_TCK")
 
     def reg_write(self, name: str, value: int) -> None:
         self._request("write", name, int(value))
