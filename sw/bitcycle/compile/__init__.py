@@ -1,1 +1,17 @@
-"""Brevitas → QONNX → FINN dataflow → HLS/RTL project and driver metadata."""
+"""Brevitas → QONNX → FINN dataflow → HLS/RTL project and driver metadata (issue 7).
+
+Public API (FINN/torch are imported only inside these modules, never by ``bitcycle.driver``):
+
+* ``bitcycle.compile.export``: ``prepare(model, input_shape, pixel_max)`` → ``ExportedModel``
+  (integer pixel input, integer logits, the cut-off head affine), ``export_qonnx(exported, path)``,
+  ``load_checkpoint(path)``.
+* ``bitcycle.compile.passes``: the FINN-style passes (``TidyUp``, ``CheckSupportedQONNX``,
+  ``AnnotateInput``, ``ToFinn``, ``StreamlineBnn``, ``ToXnorPopcount``, ``CheckStreamlined``,
+  ``InferHwLayers``, ``InputQuantOnHost``, ``CheckHwMapped``, ``Specialize``).
+* ``bitcycle.compile.customop``: ``BitSerialMVAU`` / ``BitSerialMVAU_rtl`` (registered with FINN on
+  import) and ``MapToBitSerialMVAU``.
+* ``bitcycle.compile.folding``: ``FoldForTarget``, ``resource_report``, ``resource_table``.
+* ``bitcycle.compile.flow``: ``run_flow`` (all stages, each executable graph checked bit-exact),
+  ``execute``.
+* ``bitcycle.compile.project``: ``build_project`` → ``build/<model>/``.
+"""

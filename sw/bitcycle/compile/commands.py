@@ -60,6 +60,21 @@ def test_pixels(dataset: str | None, shape, pixel_max: float, n: int, data_dir=N
     return codes.reshape(len(codes), *shape[1:]).astype(np.float32)
 
 
+def default_out(args) -> Path:
+    """build/<run directory name> for a checkpoint, build/<model name> for a zoo model."""
+    if args.out:
+        return Path(args.out)
+    if args.checkpoint:
+        p = Path(args.checkpoint)
+        return Path("build") / (p.parent.name if p.is_file() or p.suffix == ".pt" else p.name)
+    return Path("build") / Path(args.model).stem
+
+
+def make_hint(args) -> str:
+    src = args.checkpoint or args.model
+    return f"make bitstream MODEL={src}" + (f" COMPILE_ARGS='--out {args.out}'" if args.out else "")
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="trained run directory (or its model.pt / checkpoint.pt) from `bitcycle train`")
@@ -101,7 +116,7 @@ def run_export(args) -> int:
     from bitcycle.compile.export import export_qonnx
 
     _, name, _, exported = _prepare(args)
-    out = Path(args.out or Path("build") / name)
+    out = default_out(args)
     path = export_qonnx(exported, out / "qonnx.onnx")
     print(f"QONNX: {path}  (integer input 0..{exported.pixel_max:g}, integer logits; "
           f"head scale {exported.head_scale:.6g}, bias {exported.head_bias:.6g})")
@@ -147,7 +162,7 @@ def run_compile(args) -> int:
         if args.target_fps is not None:
             fold = {"clock_mhz": args.clock_mhz, "target_fps": args.target_fps}
     pixels = test_pixels(dataset, exported.input_shape, exported.pixel_max, args.check_images, args.data_dir)
-    out = Path(args.out or Path("build") / name)
+    out = default_out(args)
     summary = build_project(exported, pixels, out, part, fold, bits_max=args.bits_max, torch_model=model,
                             grad_bits=(gmin, gmax), input_quant=args.input_quant)
     res = summary["resources"]
@@ -156,7 +171,7 @@ def run_compile(args) -> int:
     print(f"  bit-exact vs torch on {summary['images_checked']} {dataset} images at stages: {', '.join(checked)}")
     print(f"  {res['total']['LUT']} / {res['capacity']['LUT']} LUT, {res['total']['BRAM36']} / {res['capacity']['BRAM36']} "
           f"BRAM36, fits: {res['fits']}, {res['images_per_s']:.0f} images/s at {args.clock_mhz:g} MHz")
-    print(f"  next: make bitstream MODEL={name}  (runs {out}/finn_build.py and {out}/bd/bd.tcl with Vitis/Vivado)")
+    print(f"  next: {make_hint(args)}  (runs {out}/finn_build.py and {out}/bd/bd.tcl with Vitis/Vivado)")
     return 0
 
 

@@ -37,10 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bitcycle.compile.commands import run_compile
+    from bitcycle.compile.commands import default_out, run_compile
 
-    name = Path(args.checkpoint).name if args.checkpoint else Path(args.model).stem
-    out = Path(args.out or Path("build") / name)
+    out = default_out(args)
     if args.recompile or not (out / "compile.json").is_file():
         args.out = str(out)
         run_compile(args)
