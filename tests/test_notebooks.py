@@ -56,3 +56,9 @@ def test_notebook_01_short_sim_run(tmp_path, monkeypatch):
     text = text_of(nb1)
     assert "backend sim" in text and "falling back" not in text
     assert "saving" in text
+
+
+def test_notebook_02_without_a_trained_model(tmp_path, monkeypatch):
+    nb2 = execute("02_inference.ipynb", {"BITCYCLE_BACKEND": "emu", "BITCYCLE_TEST_IMAGES": "60"}, tmp_path, monkeypatch)
+    text = text_of(nb2)
+    assert "training a small one on the emulator first" in text and "60 test images" in text
