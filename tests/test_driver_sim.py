@@ -20,8 +20,8 @@ from bitcycle.golden import stream as S
 
 pytestmark = [pytest.mark.rtl, pytest.mark.xdist_group("driver_sim")]
 
-# small memories so the driver's job splitting runs on the RTL too
-ENGINE = EngineSpec(pe=4, simd=16, stream_bytes=4, weight_words=64, act_tiles=64, max_chunks=16)
+# the default engine build (shared with the notebook's sim run: one Verilator build)
+ENGINE = EngineSpec()
 SEED = random.SystemRandom().randrange(1 << 30)
 print(f"test_driver_sim seed {SEED}")
 
@@ -73,6 +73,12 @@ def test_sim_products_and_bad_input(digits):
             ints = rng.choice([-1, 1], (k, n)) if bits == 1 else rng.integers(lo, hi + 1, (k, n))
             np.testing.assert_array_equal(acc.matmul(b, ints, bits), bitserial_matmul(b, ints, bits),
                                           err_msg=f"bits={bits} {m}x{k}x{n}")
+        # a reduction longer than MAX_CHUNKS·SIMD: the driver splits it into several engine jobs
+        b = rng.choice([-1, 1], (6, 64 * 16 + 37)).astype(np.int8)
+        ints = rng.integers(-8, 8, (b.shape[1], 3))
+        acc.counters(reset=True)
+        np.testing.assert_array_equal(acc.matmul(b, ints, 4), bitserial_matmul(b, ints, 4))
+        assert acc.counters()["jobs"]["BACKWARD_WEIGHT"] == 2
         w0 = acc.sign_w[0].astype(np.int64)
         x = rng.integers(-128, 128, (64, 5))
         # the engine's error register: illegal bits written straight into the register
@@ -80,9 +86,9 @@ def test_sim_products_and_bad_input(digits):
             acc._job(P.Mode.FORWARD, 0, 16, 64, 5, np.zeros(1, np.uint64), n_out=1)
         # an illegal shape for the engine's memories
         with pytest.raises(BitCycleError, match="bad shape"):
-            acc._job(P.Mode.LOAD_WEIGHTS, 1, 4096, 64, 1, np.zeros(1, np.uint64))
+            acc._job(P.Mode.LOAD_WEIGHTS, 1, 4096, 4096, 1, np.zeros(1, np.uint64))
         # a short packet: the engine aborts the job, the driver reports it (no hang)
-        acc._make_resident(0, (0, 16, 0, 64))
+        acc._make_resident(0, (0, 16, 0, 64))  # layer 0 is [16, 64]
         words = acc._pack(P.Mode.FORWARD, 8, ints=x)
         with pytest.raises(BitCycleError, match="FORWARD"):
             acc._job(P.Mode.FORWARD, 8, 16, 64, 5, words[:-3], n_out=S.output_words(0, acc.geo, 16, 64, 5))
