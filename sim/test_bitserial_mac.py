@@ -8,22 +8,13 @@ import numpy as np
 import pytest
 
 import cocotb
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
+from cocotb.triggers import ClockCycles
 
-from bitcycle.golden import bitserial_matmul, bit_planes, int_range
+from bitcycle.golden import bitserial_matmul, int_range
+from mac_driver import collect_results, feed_dot, start_and_reset
 
 SIMD = 8
 ACC_BITS = 24
-
-
-async def reset(dut) -> None:
-    dut.rst_ni.value = 0
-    dut.valid_i.value = 0
-    dut.last_i.value = 0
-    await ClockCycles(dut.clk_i, 2)
-    dut.rst_ni.value = 1
-    await RisingEdge(dut.clk_i)
 
 
 def random_dot(rng: random.Random, bits: int, k: int):
@@ -36,55 +27,22 @@ def random_dot(rng: random.Random, bits: int, k: int):
     return w, x
 
 
-async def feed_dot(dut, rng: random.Random, w: np.ndarray, x: np.ndarray, bits: int, gap_prob: float) -> None:
-    """Drive one dot product: chunks of SIMD lanes, `bits` planes per chunk, random idle cycles."""
-    simd = int(dut.SIMD.value)
-    planes = bit_planes(x[:, None], bits)[:, :, 0]  # [bits, K]
-    n_chunks = -(-len(w) // simd)
-    for c in range(n_chunks):
-        lanes = range(c * simd, min((c + 1) * simd, len(w)))
-        weight = sum(1 << i for i, k in enumerate(lanes) if w[k] > 0)
-        en = (1 << len(lanes)) - 1
-        for p in range(bits):
-            while rng.random() < gap_prob:
-                dut.valid_i.value = 0
-                await FallingEdge(dut.clk_i)
-            dut.valid_i.value = 1
-            dut.weight_i.value = weight
-            # lanes past K carry random junk: lane_en must mask them
-            dut.plane_i.value = sum(int(planes[p, k]) << i for i, k in enumerate(lanes)) | (rng.getrandbits(simd) & ~en)
-            dut.lane_en_i.value = en
-            dut.last_i.value = int(c == n_chunks - 1)
-            await FallingEdge(dut.clk_i)
-    dut.valid_i.value = 0
-    dut.last_i.value = 0
-
-
 @cocotb.test()
 async def random_dot_products(dut):
     """Bit-exact against the golden model over bits 1..8, K from 1 to 3*SIMD, random gaps."""
     rng = random.Random(cocotb.RANDOM_SEED)
     dut._log.info("seed %d", cocotb.RANDOM_SEED)
-    cocotb.start_soon(Clock(dut.clk_i, 10, unit="ns").start())
-    await reset(dut)
+    await start_and_reset(dut)
+    out_bits = int(dut.OUT_BITS.value)
     results: list[int] = []
-
-    async def collect():
-        while True:
-            await RisingEdge(dut.clk_i)
-            if dut.done_o.value == 1:
-                results.append(dut.result_o.value.to_signed())
-
-    cocotb.start_soon(collect())
-    await FallingEdge(dut.clk_i)
+    collect_results(dut, results)
     expected = []
     for trial in range(60):
-        bits = 1 + trial % 8
-        k = rng.randint(1, 3 * SIMD)
-        w, x = random_dot(rng, bits, k)
+        bits = 1 + trial % 8  # bits change between dot products
+        w, x = random_dot(rng, bits, rng.randint(1, 3 * SIMD))
         dut.bits_i.value = bits
-        await feed_dot(dut, rng, w, x, bits, gap_prob=0.2)
-        expected.append(int(bitserial_matmul(w[None, :], x[:, None], bits, acc_bits=ACC_BITS)[0, 0]))
+        await feed_dot(dut, w, x, bits, rng, gap_prob=0.2)
+        expected.append(int(bitserial_matmul(w[None, :], x[:, None], bits, acc_bits=out_bits)[0, 0]))
     await ClockCycles(dut.clk_i, 3)
     assert results == expected, f"mismatch: got {results} expected {expected}"
 
@@ -93,31 +51,21 @@ async def random_dot_products(dut):
 async def reset_mid_dot_product(dut):
     """A reset in the middle of a dot product discards it; the next one is exact."""
     rng = random.Random(cocotb.RANDOM_SEED + 1)
-    cocotb.start_soon(Clock(dut.clk_i, 10, unit="ns").start())
-    await reset(dut)
-    await FallingEdge(dut.clk_i)
+    await start_and_reset(dut)
     bits = 4
     dut.bits_i.value = bits
     w, x = random_dot(rng, bits, 2 * SIMD)
-    # half of the planes of the first chunk, then reset
+    # two planes of a first chunk, then reset
     dut.valid_i.value = 1
     dut.weight_i.value = rng.getrandbits(SIMD)
     dut.plane_i.value = rng.getrandbits(SIMD)
     dut.lane_en_i.value = (1 << SIMD) - 1
     dut.last_i.value = 0
     await ClockCycles(dut.clk_i, 2)
-    await reset(dut)
-    await FallingEdge(dut.clk_i)
-    got = []
-
-    async def collect():
-        while True:
-            await RisingEdge(dut.clk_i)
-            if dut.done_o.value == 1:
-                got.append(dut.result_o.value.to_signed())
-
-    cocotb.start_soon(collect())
-    await feed_dot(dut, rng, w, x, bits, gap_prob=0.0)
+    await start_and_reset(dut, start_clock=False)
+    got: list[int] = []
+    collect_results(dut, got)
+    await feed_dot(dut, w, x, bits, rng)
     await ClockCycles(dut.clk_i, 3)
     assert got == [int(bitserial_matmul(w[None, :], x[:, None], bits)[0, 0])]
 
@@ -125,32 +73,22 @@ async def reset_mid_dot_product(dut):
 @cocotb.test()
 async def saturates_at_out_bits(dut):
     """Sums beyond the signed OUT_BITS range come out clamped, as golden's acc_bits."""
-    cocotb.start_soon(Clock(dut.clk_i, 10, unit="ns").start())
-    await reset(dut)
-    await FallingEdge(dut.clk_i)
+    await start_and_reset(dut)
     out_bits = int(dut.OUT_BITS.value)
-    bits = 8
-    k = 3 * SIMD
-    for sign in (1, -1):
+    bits, k = 8, 3 * SIMD
+    results: list[int] = []
+    collect_results(dut, results)
+    for extreme in (127, -128):
         w = np.ones(k, dtype=np.int8)
-        x = np.full(k, 127 if sign > 0 else -128, dtype=np.int64)
+        x = np.full(k, extreme, dtype=np.int64)
         dut.bits_i.value = bits
-        results = []
-
-        async def collect():
-            while not results:
-                await RisingEdge(dut.clk_i)
-                if dut.done_o.value == 1:
-                    results.append(dut.result_o.value.to_signed())
-
-        task = cocotb.start_soon(collect())
-        await FallingEdge(dut.clk_i)
-        await feed_dot(dut, random.Random(0), w, x, bits, gap_prob=0.0)
-        await task
-        assert results[0] == int(bitserial_matmul(w[None, :], x[:, None], bits, acc_bits=out_bits)[0, 0])
+        await feed_dot(dut, w, x, bits)
+        await ClockCycles(dut.clk_i, 2, rising=False)  # end on a falling edge: the next drive is safe
+        assert results[-1] == int(bitserial_matmul(w[None, :], x[:, None], bits, acc_bits=out_bits)[0, 0])
         exact = int(bitserial_matmul(w[None, :], x[:, None], bits)[0, 0])
         if abs(exact) >= 1 << (out_bits - 1):  # this OUT_BITS overflows: the output sits at the limit
-            assert results[0] == (-(1 << (out_bits - 1)) if sign < 0 else (1 << (out_bits - 1)) - 1)
+            assert results[-1] == (-(1 << (out_bits - 1)) if extreme < 0 else (1 << (out_bits - 1)) - 1)
+    assert len(results) == 2
 
 
 @pytest.mark.rtl

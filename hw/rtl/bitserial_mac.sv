@@ -85,13 +85,15 @@ module bitserial_mac #(
     end
   end
 
+  assign bipolar   = (bits_i == BitsW'(1));
+  assign msb_plane = ({{(32-PlaneW){1'b0}}, plane_q} == 32'(bits_i) - 1);
+
+  // Plane sum, shifted to its weight; the MSB plane of a two's-complement operand subtracts.
+  // (No variable is read after being written here: Icarus re-triggers such always_comb blocks.)
   always_comb begin
-    bipolar   = (bits_i == BitsW'(1));
-    msb_plane = ({{(32-PlaneW){1'b0}}, plane_q} == 32'(bits_i) - 1);
     plane_sum = bipolar ? (ACC_BITS'(pop_match) <<< 1) - ACC_BITS'(pop_en)
                         : (ACC_BITS'(pop_match) <<< 1) - ACC_BITS'(pop_x);
-    term      = plane_sum <<< plane_q;
-    if (msb_plane && !bipolar) term = -term;
+    term      = (msb_plane && !bipolar) ? -(plane_sum <<< plane_q) : (plane_sum <<< plane_q);
   end
 
   always_comb begin
