@@ -73,6 +73,25 @@ def test_layer_products_exact(geometry):
     np.testing.assert_array_equal(acc.weight_grad(sx, dy2, 1, 4), dy2 @ sx.T.astype(np.int64))
 
 
+def test_reductions_split_to_fit_the_accumulator():
+    """A narrow accumulator: the driver cuts reductions so the engine never flags OVERFLOW, sums exact."""
+    rng = np.random.default_rng(SEED + 9)
+    acc = small_acc(dict(pe=4, simd=16, acc_bits=16), hidden=(300, 12))
+    b = rng.choice([-1, 1], (5, 300)).astype(np.int8)
+    x = rng.integers(-128, 128, (300, 4))
+    acc.counters(reset=True)
+    np.testing.assert_array_equal(acc.matmul(b, x, 8), bitserial_matmul(b, x, 8))
+    assert acc.counters()["jobs"]["BACKWARD_WEIGHT"] == 2  # 300 > (2^15 − 1) / 2^7 = 255
+    w1 = acc.sign_w[1].astype(np.int64)
+    dy = rng.integers(-128, 128, (12, 3))
+    np.testing.assert_array_equal(acc.backward_data(1, np.ones((12, 3), np.int64), 8), w1.T @ np.ones((12, 3)))
+    x1 = rng.choice([-1, 1], (300, 3))
+    np.testing.assert_array_equal(acc.forward_layer(1, x1), w1 @ x1)
+    with pytest.raises(BitCycleError, match="ACC_BITS=16 cannot hold"):
+        acc.matmul(b, np.zeros((300, 1), np.int64), 16)
+    del dy
+
+
 def test_written_weights_are_used():
     rng = np.random.default_rng(SEED + 2)
     acc = small_acc(GEOMETRIES[1])

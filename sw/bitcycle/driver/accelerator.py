@@ -316,11 +316,22 @@ class Accelerator:
         out = self._job(mode, bits, m, k, n, words, n_out=S.output_words(int(mode), self.geo, m, k, n))
         return S.unpack_output(out, int(mode), self.geo, m, k, n)
 
-    def _weight_blocks(self, m: int, k: int) -> list[tuple[int, int, int, int]]:
-        """W[M, K] cut into blocks that fit the weight memory and the per-vector chunk limit."""
+    def _max_chunks(self, bits: int, chunk: int) -> int:
+        """Chunks per reduction so the engine's worst case len·2^(bits−1) fits ACC_BITS (else ERROR.OVERFLOW)."""
         e = self.spec.engine
-        gk = min(-(-k // e.simd), e.max_chunks, e.weight_words)
-        gm = min(-(-m // e.pe), e.max_chunks, max(e.weight_words // gk, 1))
+        max_len = ((1 << (e.acc_bits - 1)) - 1) >> (bits - 1 if bits > 1 else 0)
+        if max_len < chunk:
+            raise BitCycleError(f"the engine's ACC_BITS={e.acc_bits} cannot hold even one {chunk}-lane chunk at "
+                                f"bits={bits}; use fewer bits or an overlay with wider accumulators")
+        return min(e.max_chunks, max_len // chunk)
+
+    def _weight_blocks(self, m: int, k: int, col_bits: int, row_bits: int) -> list[tuple[int, int, int, int]]:
+        """W[M, K] cut into blocks that fit the weight memory, the per-vector chunk limit and the
+        accumulator (FORWARD reduces over the columns at ``col_bits``, BACKWARD_DATA over the rows
+        at ``row_bits``); one block structure per layer, so a block stays resident across modes."""
+        e = self.spec.engine
+        gk = min(-(-k // e.simd), self._max_chunks(col_bits, e.simd), e.weight_words)
+        gm = min(-(-m // e.pe), self._max_chunks(row_bits, e.pe), max(e.weight_words // gk, 1))
         rb, cb = gm * e.pe, gk * e.simd
         return [(r0, min(r0 + rb, m), c0, min(c0 + cb, k)) for r0 in range(0, m, rb) for c0 in range(0, k, cb)]
 
@@ -335,7 +346,7 @@ class Accelerator:
         """dW[M, K] = dy[M, N] · sx[K, N]ᵀ, split so sign(x) fits the activation memory (exact sums)."""
         e = self.spec.engine
         (k, n), m = sx.shape, dy.shape[0]
-        gn = min(-(-n // e.simd), e.max_chunks, e.act_tiles)
+        gn = min(-(-n // e.simd), self._max_chunks(bits, e.simd), e.act_tiles)
         nb = gn * e.simd
         kb = e.pe * max(e.act_tiles // gn, 1)
         dw = np.zeros((m, k), dtype=np.int64)
@@ -404,7 +415,8 @@ class Accelerator:
         bits = self._check_bits(ls.in_bits if bits is None else bits)
         x = self._layer_operand(i, ints, ls.in_features, "forward", bits)
         y = np.zeros((ls.out_features, x.shape[1]), dtype=np.int64)
-        for block in self._weight_blocks(ls.out_features, ls.in_features):
+        grad_max = self.spec.grad_bits["max"]
+        for block in self._weight_blocks(ls.out_features, ls.in_features, max(bits, ls.in_bits), grad_max):
             r0, r1, c0, c1 = block
             self._make_resident(i, block)
             y[r0:r1] += self._compute(P.Mode.FORWARD, bits, r1 - r0, c1 - c0, x.shape[1],
@@ -419,7 +431,8 @@ class Accelerator:
         dy = self._layer_operand(i, ints, ls.out_features, "backward_data", bits)
         dx = np.zeros((ls.in_features, dy.shape[1]), dtype=np.int64)
         # reverse block order: the block the forward pass left resident is used first
-        for block in reversed(self._weight_blocks(ls.out_features, ls.in_features)):
+        grad_max = max(bits, self.spec.grad_bits["max"])
+        for block in reversed(self._weight_blocks(ls.out_features, ls.in_features, ls.in_bits, grad_max)):
             r0, r1, c0, c1 = block
             self._make_resident(i, block)
             dx[c0:c1] += self._compute(P.Mode.BACKWARD_DATA, bits, r1 - r0, c1 - c0, dy.shape[1],
