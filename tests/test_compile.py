@@ -223,25 +223,6 @@ def test_unstreamlinable_and_unsupported_models_are_named(tmp_path):
         run_flow(ModelWrapper(str(path)), 16, np.zeros((0, 16)), np.zeros((0, 4)), PART, {"target_fps": 1}, progress=False)
 
 
-def test_generated_wrapper_elaborates_in_verilator(tmp_path):
-    """The RTL backend's wrapper around hw/rtl's engine elaborates (Verilator lint)."""
-    import shutil
-
-    from bitcycle.compile.customop import WRAPPER_TEMPLATE, rtl_dir, rtl_sources
-
-    verilator = shutil.which("verilator", path=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
-    if verilator is None:
-        pytest.skip("verilator not installed")
-    sv = WRAPPER_TEMPLATE.format(name="L0", pe=2, simd=16, acc=8, thr=1, depth=4, mw=32, mh=4, bits=1, out_sel=2,
-                                 chunks=2, tmem=2)
-    (tmp_path / "L0_wrapper.sv").write_text(sv)
-    files = [str(rtl_dir() / f) for f in rtl_sources()] + [str(tmp_path / "L0_wrapper.sv")]
-    env = dict(os.environ, PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
-    done = subprocess.run([verilator, "--lint-only", "-Wno-fatal", "-Wno-lint", "-Wno-style", *files,
-                           "--top-module", "L0_wrapper"], capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-
-
 def test_input_quantiser_in_fabric_or_on_host(digits_pixels, tmp_path):
     """Both placements of the 8-bit input quantiser are bit-exact; on the host it leaves the dataflow."""
     from qonnx.core.modelwrapper import ModelWrapper

@@ -148,38 +148,66 @@ class BitSerialMVAU_rtl(BitSerialMVAU, RTLBackend):  # noqa: N801  (FINN's namin
 
     def get_rtl_file_list(self, abspath=False):
         gen = Path(self.get_nodeattr("code_gen_dir_ipgen") or ".")
-        names = [f"{self.onnx_node.name}_wrapper.sv", *rtl_sources()]
+        names = [f"{self.onnx_node.name}_wrapper.sv", LAYER_SOURCE, *rtl_sources()]
         return [gen / n for n in names] if abspath else names
 
     def code_generation_ipi(self):
         gen = self.get_nodeattr("code_gen_dir_ipgen")
         files = " ".join(f"{gen}/{f}" for f in self.get_rtl_file_list())
+        mems = " ".join(f"{gen}/{self.onnx_node.name}_{k}.mem" for k in ("wwords", "twords"))
         name = self.onnx_node.name
-        return [f"add_files -norecurse {files}",
+        return [f"add_files -norecurse {files} {mems}",
                 f"create_bd_cell -type module -reference {name}_wrapper {name}"]
+
+    def _images(self, model):
+        """Engine words of the weight tiles and thresholds (bitcycle.golden.stream's packers)."""
+        import bitcycle.golden.stream as st
+
+        geo = st.Geometry(pe=self.get_nodeattr("PE"), simd=self.get_nodeattr("SIMD"), data_width=32,
+                          thr_max=self._thr_max())
+        w = model.get_initializer(self.onnx_node.input[1])  # [MW, MH] ±1
+        wwords = st.pack_binary_tiles(np.asarray(w.T, dtype=np.int8), geo)
+        twords = np.zeros(0, dtype=np.uint64)
+        if self.get_nodeattr("noActivation") == 0:
+            thr = np.asarray(model.get_initializer(self.onnx_node.input[2]), dtype=np.int64)
+            if thr.shape[0] == 1 and self.get_nodeattr("MH") > 1:
+                thr = np.repeat(thr, self.get_nodeattr("MH"), axis=0)
+            twords = st.pack_thresholds(thr, geo)
+        return wwords, twords
+
+    def _thr_max(self) -> int:
+        return 1 if self.get_nodeattr("noActivation") else self._n_thresholds()
 
     def generate_hdl(self, model, fpgapart, clk):
         gen = Path(self.get_nodeattr("code_gen_dir_ipgen"))
         gen.mkdir(parents=True, exist_ok=True)
         for src in rtl_sources():
             shutil.copy(rtl_dir() / src, gen / src)
+        shutil.copy(rtl_dir().parent / "hls" / LAYER_SOURCE, gen / LAYER_SOURCE)
         w = model.get_initializer(self.onnx_node.input[1])
-        (gen / f"{self.onnx_node.name}_weights.mem").write_text(weight_mem_text(w, self.get_nodeattr("PE"),
-                                                                                 self.get_nodeattr("SIMD")))
-        (gen / f"{self.onnx_node.name}_wrapper.sv").write_text(self.wrapper_sv())
+        name = self.onnx_node.name
+        (gen / f"{name}_weights.mem").write_text(weight_mem_text(w, self.get_nodeattr("PE"), self.get_nodeattr("SIMD")))
+        wwords, twords = self._images(model)
+        (gen / f"{name}_wwords.mem").write_text("".join(f"{int(v):08x}\n" for v in wwords))
+        (gen / f"{name}_twords.mem").write_text("".join(f"{int(v):08x}\n" for v in twords) or "00000000\n")
+        (gen / f"{name}_wrapper.sv").write_text(self.wrapper_sv(len(wwords), len(twords), gen))
         self.set_nodeattr("ipgen_path", str(gen))
 
-    def wrapper_sv(self) -> str:
+    def wrapper_sv(self, w_words: int, t_words: int, gen: Path) -> str:
         g = {k: self.get_nodeattr(k) for k in ("PE", "SIMD", "MW", "MH", "bits", "acc_bits", "noActivation")}
         name = self.onnx_node.name
-        depth = (g["MW"] * g["MH"]) // (g["PE"] * g["SIMD"])
-        thr_max = 1 if g["noActivation"] else self._n_thresholds()
-        acc = min(32, g["acc_bits"])
-        out_sel = 0 if g["noActivation"] else 2
-        return WRAPPER_TEMPLATE.format(name=name, pe=g["PE"], simd=g["SIMD"], acc=acc, thr=thr_max,
-                                       depth=max(2, depth), mw=g["MW"], mh=g["MH"], bits=g["bits"],
-                                       out_sel=out_sel, chunks=max(1, math.ceil(g["MW"] / g["SIMD"])),
-                                       tmem=max(2, math.ceil(g["MH"] / g["PE"])))
+        idt = DataType[self.get_nodeattr("inputDataType")]
+        odt = DataType[self.get_nodeattr("outputDataType")]
+        ibits, obits = idt.bitwidth(), odt.bitwidth()
+        return WRAPPER_TEMPLATE.format(
+            name=name, pe=g["PE"], simd=g["SIMD"], mw=g["MW"], mh=g["MH"], bits=g["bits"],
+            ibits=ibits, isigned=int(idt.signed() and idt != DataType["BIPOLAR"]), obits=obits,
+            acc=min(32, g["acc_bits"]), thr=self._thr_max(), out_sel=0 if g["noActivation"] else 2,
+            w_words=w_words, t_words=t_words, w_file=gen / f"{name}_wwords.mem", t_file=gen / f"{name}_twords.mem",
+            inw=((g["SIMD"] * ibits + 7) // 8) * 8, outw=((g["PE"] * obits + 7) // 8) * 8)
+
+
+LAYER_SOURCE = "bitcycle_finn_layer.sv"  # hw/hls: FINN streams ↔ engine jobs
 
 
 def rtl_sources() -> list[str]:
@@ -189,41 +217,31 @@ def rtl_sources() -> list[str]:
     return [f for f in files if f.endswith("_pkg.sv")] + [f for f in files if not f.endswith("_pkg.sv")]
 
 WRAPPER_TEMPLATE = """\
-// Generated by bitcycle.compile for FINN layer {name}: MW={mw} MH={mh} PE={pe} SIMD={simd}, forward bits={bits}.
-// The layer is a bitcycle_engine with its configuration tied to this layer's shape; its weight
-// tiles are loaded over the input stream (or written at run time) as bitcycle.golden.stream
-// describes. cfg_bits_i is a port so the host can change the width between batches.
+// Generated by bitcycle.compile for FINN layer {name}: MW={mw} MH={mh} PE={pe} SIMD={simd}, bits={bits}.
+// FINN-facing streams; hw/hls/bitcycle_finn_layer.sv runs the layer on hw/rtl's bitcycle_engine,
+// loading the weight/threshold images below after reset.
 module {name}_wrapper (
-  input  logic        ap_clk,
-  input  logic        ap_rst_n,
-  input  logic [4:0]  cfg_bits,
-  input  logic [2:0]  cfg_mode,
-  input  logic        start,
-  output logic        busy,
-  output logic        done,
-  input  logic [31:0] in0_V_tdata,
-  input  logic        in0_V_tvalid,
-  output logic        in0_V_tready,
-  input  logic        in0_V_tlast,
-  output logic [31:0] out0_V_tdata,
-  output logic        out0_V_tvalid,
-  input  logic        out0_V_tready,
-  output logic        out0_V_tlast
+  input  logic              ap_clk,
+  input  logic              ap_rst_n,
+  input  logic [{inw}-1:0]  in0_V_tdata,
+  input  logic              in0_V_tvalid,
+  output logic              in0_V_tready,
+  output logic [{outw}-1:0] out0_V_tdata,
+  output logic              out0_V_tvalid,
+  input  logic              out0_V_tready
 );
-  bitcycle_engine #(
-    .PE({pe}), .SIMD({simd}), .ACC_BITS({acc}), .DATA_W(32), .THR_MAX({thr}),
-    .WMEM_DEPTH({depth}), .AMEM_DEPTH(2), .TMEM_DEPTH({tmem}), .MAX_CHUNKS({chunks})
-  ) u_engine (
-    .clk_i(ap_clk), .rst_ni(ap_rst_n),
-    .cfg_mode_i(cfg_mode), .cfg_bits_i(cfg_bits),
-    .cfg_m_i(16'd{mh}), .cfg_k_i(16'd{mw}), .cfg_n_i(16'd1),
-    .cfg_acc_bits_i(6'd{acc}), .cfg_out_sel_i(2'd{out_sel}), .cfg_clip_shift_i(5'd0),
-    .start_i(start), .abort_i(1'b0), .busy_o(busy), .done_o(done), .error_o(), .cycles_o(),
-    .s_axis_tdata(in0_V_tdata), .s_axis_tvalid(in0_V_tvalid), .s_axis_tready(in0_V_tready),
-    .s_axis_tlast(in0_V_tlast),
-    .m_axis_tdata(out0_V_tdata), .m_axis_tvalid(out0_V_tvalid), .m_axis_tready(out0_V_tready),
-    .m_axis_tlast(out0_V_tlast)
+  logic ready;  // weights loaded (not a FINN port)
+  bitcycle_finn_layer #(
+    .MW({mw}), .MH({mh}), .PE({pe}), .SIMD({simd}), .IBITS({ibits}), .ISIGNED({isigned}), .BITS({bits}),
+    .OBITS({obits}), .ACC_BITS({acc}), .THR_MAX({thr}), .OUT_SEL({out_sel}),
+    .W_WORDS({w_words}), .T_WORDS({t_words}), .W_FILE("{w_file}"), .T_FILE("{t_file}")
+  ) u_layer (
+    .ap_clk(ap_clk), .ap_rst_n(ap_rst_n), .bits_i(5'd{bits}), .ready_o(ready),
+    .in0_V_tdata(in0_V_tdata), .in0_V_tvalid(in0_V_tvalid), .in0_V_tready(in0_V_tready),
+    .out0_V_tdata(out0_V_tdata), .out0_V_tvalid(out0_V_tvalid), .out0_V_tready(out0_V_tready)
   );
+  logic unused_ready;
+  assign unused_ready = ready;
 endmodule
 """
 

@@ -2,7 +2,8 @@
 report against the device.
 
 Legal values: PE divides MH (output channels), SIMD divides MW (the reduction) — FINN's rule;
-BitSerialMVAU layers also need powers of two (the engine's lanes). A sliding-window generator's
+BitSerialMVAU layers also need powers of two ≤ 32 (the engine's lanes, one 32-bit word per
+plane-chunk). A sliding-window generator's
 SIMD follows the SIMD of the MVAU it feeds. Cost of a choice = FINN's per-layer LUT estimate after
 ``SpecializeLayers`` (for BitSerialMVAU: the Yosys-calibrated model in ``customop``).
 """
@@ -23,6 +24,9 @@ DEVICES = {
     "xczu7ev": {"board": "ZCU104", "LUT": 230_400, "BRAM36": 312, "DSP": 1728},
 }
 PARTS = {"pynq-z2": "xc7z020clg400-1", "ultra96": "xczu3eg-sbva484-1-i", "zcu104": "xczu7ev-ffvc1156-2-e"}
+
+
+ENGINE_MAX_LANES = 32
 
 
 def device_for(part: str) -> dict:
@@ -47,7 +51,8 @@ def _knobs(node, inst):
     """[(attribute, legal values)] of one node; empty when it has no folding."""
     op = node.op_type
     if op.startswith("BitSerialMVAU"):
-        pow2 = lambda n: [d for d in divisors(n) if d & (d - 1) == 0]  # noqa: E731
+        # the engine's lanes: powers of two, at most one 32-bit stream word per plane-chunk
+        pow2 = lambda n: [d for d in divisors(n) if d & (d - 1) == 0 and d <= ENGINE_MAX_LANES]  # noqa: E731
         return [("PE", pow2(inst.get_nodeattr("MH"))), ("SIMD", pow2(inst.get_nodeattr("MW")))]
     if op.startswith("MVAU"):
         return [("PE", divisors(inst.get_nodeattr("MH"))), ("SIMD", divisors(inst.get_nodeattr("MW")))]

@@ -92,6 +92,15 @@ def _relocate(model, old: Path, new: Path):
                 attr.s = attr.s.replace(str(old).encode(), str(new).encode(), 1)
 
 
+def _relocate_files(root: Path, old: Path, new: Path):
+    """Generated HDL names its memory images by absolute path (FINN's too): point them at ``new``."""
+    for f in root.rglob("*"):
+        if f.suffix in (".sv", ".v", ".vh", ".tcl", ".cpp", ".h", ".sh") and f.is_file():
+            text = f.read_text(errors="ignore")
+            if str(old) in text:
+                f.write_text(text.replace(str(old), str(new)))
+
+
 def _engine_layers(model):
     from qonnx.custom_op.registry import getCustomOp
 
@@ -211,7 +220,7 @@ def build_project(exported, pixels: np.ndarray, out_dir: str | Path, part: str, 
     from bitcycle.compile.folding import resource_table
 
     out_dir = Path(out_dir)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    tmp = (out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}").resolve()
     if tmp.exists():
         shutil.rmtree(tmp)
     (tmp / "graphs").mkdir(parents=True)
@@ -251,7 +260,8 @@ def build_project(exported, pixels: np.ndarray, out_dir: str | Path, part: str, 
                               "total": round(time.time() - t0, 2)},
                    "cpu_s": round(time.process_time(), 2)}
         (tmp / "compile.json").write_text(json.dumps(summary, indent=2) + "\n")
-        _relocate(model, tmp, out_dir)
+        _relocate(model, tmp, out_dir.resolve())
+        _relocate_files(tmp / "codegen", tmp, out_dir.resolve())
         model.save(str(tmp / "model.onnx"))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
