@@ -75,7 +75,7 @@ def unpack_signs(packed: Tensor, shape, dtype=torch.float32) -> Tensor:
 
 def binary_sign(x: Tensor) -> Tensor:
     """sign with 0 ↦ +1 (Brevitas' binary_sign), no gradient logic."""
-    return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
+    return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)  # scalar branches: no full-size temporaries
 
 
 # ----------------------------------------------------------------------------- input codecs
@@ -194,28 +194,38 @@ def standard_binary_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1
 
 
 # ----------------------------------------------------------------------------- batch norm on integers
+def integer_codes(y: Tensor, steps=(1.0,)) -> Optional[tuple]:
+    """(int8/int16 codes, step) if ``y`` = codes · step exactly for the first fitting step, else None.
+
+    What a binary layer's output is: an integer (step 1), or one on the 8-bit input grid."""
+    with torch.no_grad():
+        for step in steps:
+            if step is None or not y.numel():
+                continue
+            q = y if step == 1.0 else y / step
+            r = torch.round(q)
+            if not torch.equal(r, q):
+                continue
+            lo, hi = r.min().item(), r.max().item()
+            for dtype in (torch.int8, torch.int16):
+                info = torch.iinfo(dtype)
+                if info.min <= lo and hi <= info.max:
+                    return r.to(dtype), step
+    return None
+
+
 class IntBatchNormFn(torch.autograd.Function):
     """Training-mode BatchNorm whose input is an integer times ``step`` (a binary layer's output).
 
-    Saves the input as int8/int16 codes plus per-channel mean and 1/σ; x̂ is recomputed in backward.
+    Saves the input as int8/int16 ``codes`` (from ``integer_codes``) plus per-channel mean and 1/σ;
+    the input is recomputed exactly in backward.
     """
 
     @staticmethod
-    def forward(ctx, y, gamma, beta, running_mean, running_var, momentum, eps, name, step):
+    def forward(ctx, y, gamma, beta, running_mean, running_var, momentum, eps, codes, step):
         # torch's own kernels, forward and backward, so the result is bit-identical to nn.BatchNorm
         # (a rounding difference next to 0 would flip the following sign and change the net).
         out, mean, invstd = torch.ops.aten.native_batch_norm(y, gamma, beta, running_mean, running_var, True, momentum, eps)
-        codes = torch.round(y / step)
-        lo, hi = (codes.min().item(), codes.max().item()) if y.numel() else (0, 0)
-        if lo >= -128 and hi <= 127:
-            codes = codes.to(torch.int8)
-        elif lo >= -32768 and hi <= 32767:
-            codes = codes.to(torch.int16)
-        else:
-            raise BitCycleError(f"{name}: BatchNorm input spans [{lo}, {hi}] steps, beyond int16; use standard mode for this layer")
-        if not torch.equal(codes.to(y.dtype) * step, y):
-            raise BitCycleError(f"{name}: BatchNorm input is not a multiple of {step} (is the layer before it binary?); "
-                                f"use standard mode for this layer")
         ctx.save_for_backward(codes, mean, invstd, gamma)
         ctx.meta = (y.dtype, step, eps)
         return out
@@ -232,12 +242,20 @@ class IntBatchNormFn(torch.autograd.Function):
 
 
 def int_batch_norm(y: Tensor, bn: torch.nn.modules.batchnorm._BatchNorm, name: str = "BatchNorm",
-                   step: float = 1.0) -> Tensor:
-    """``bn(y)`` with the reduced saved state; eval mode (or no affine) falls back to ``bn`` itself."""
+                   step: float = 1.0, codes: Optional[Tensor] = None) -> Tensor:
+    """``bn(y)`` with the reduced saved state; eval mode (or no affine) falls back to ``bn`` itself.
+
+    ``codes``: ``integer_codes(y, (step,))[0]`` if the caller already has them."""
     if not bn.training or not bn.affine or not bn.track_running_stats or bn.momentum is None:
         return bn(y)
+    if codes is None:
+        found = integer_codes(y, (step,))
+        if found is None:
+            raise BitCycleError(f"{name}: BatchNorm input is not a multiple of {step} within int16 (is the layer "
+                                f"before it binary?); use standard mode for this layer")
+        codes = found[0]
     bn.num_batches_tracked.add_(1)
-    return IntBatchNormFn.apply(y, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.momentum, bn.eps, name, step)
+    return IntBatchNormFn.apply(y, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.momentum, bn.eps, codes, step)
 
 
 # ----------------------------------------------------------------------------- plain-autograd references
@@ -394,7 +412,7 @@ def packed_max_pool2d(x: Tensor, kernel, stride, padding, dilation, ceil_mode) -
 
 def is_integer_valued(y: Tensor, limit: int = 32767) -> bool:
     """True if ``y`` holds integers within ±``limit`` (what IntBatchNormFn can store exactly)."""
-    return bool(y.numel() and y.abs().max() <= limit and torch.equal(torch.round(y), y))
+    return bool(y.numel() and y.abs().max() <= limit and torch.equal(torch.round(y), y))  # (tests, callers)
 
 
 class ShapeOnlyAvgPool2dFn(torch.autograd.Function):

@@ -45,7 +45,7 @@ import torch
 from bitcycle.errors import BitCycleError
 from bitcycle.quant.memory import (
     int_batch_norm,
-    is_integer_valued,
+    integer_codes,
     packed_max_pool2d,
     packed_operand_conv2d,
     packed_operand_linear,
@@ -99,10 +99,9 @@ def _sign_forward(module, x):
 def _bn_forward(model, name, input_scale, bn, y):
     if bn.training and torch.is_grad_enabled():
         # A binary layer's output is an integer; the first layer's is one on the 8-bit input grid.
-        with torch.no_grad():
-            step = next((s for s in (1.0, input_scale) if s is not None and is_integer_valued(y / s)), None)
-        if step is not None:
-            return int_batch_norm(y, bn, name, step=step)
+        found = integer_codes(y, (1.0, input_scale))
+        if found is not None:
+            return int_batch_norm(y, bn, name, step=found[1], codes=found[0])
         model.memory_fallbacks.add(name)
     return type(bn).forward(bn, y)
 
