@@ -7,14 +7,18 @@ counters, the training step — is here and shared; a backend is only a
 A training step (Wang et al.'s memory-efficient BNN training, with CycleBNN's cyclic gradient
 precision) runs the three products on the engine:
 
-    forward          z_l  = W_l · a_l                 (FWD, bits = in_bits: 8 for layer 0, 1 after)
-    backward-data    da_l = W_lᵀ · q(dz_l)            (BWD_DATA, bits = b_g from the schedule)
-    backward-weight  dW_lᵀ = sign(a_l)ᵀ · q(dz_l)ᵀ    (BWD_W, bits = b_g; only sign(a) is stored)
+    forward          z_l  = W_l · a_l               (FORWARD, bits = in_bits: 8 for layer 0, 1 after)
+    backward-data    da_l = W_lᵀ · q(dz_l)          (BACKWARD_DATA, bits = b_g from the schedule)
+    backward-weight  dW_l = q(dz_l) · sign(a_l)ᵀ    (BACKWARD_WEIGHT, bits = b_g; only sign(a) is kept)
 
 and BatchNorm, the loss, the gradient quantiser, Adam on latent weights and the schedule on the
 host; the new sign(W) is written back into the engine's weight memory. Layer 0's input is 8-bit,
-not binary: its weight gradient is computed as Σ_p w_p·(S_pᵀ·q + 1ᵀ·q)/2 over the bipolar
-bit-planes S_p of the input, i.e. ``in_bits`` BWD_W passes, exact in integers.
+not binary: its weight gradient is Σ_p w_p·(q·S_pᵀ + rowsum q)/2 over the bipolar bit-planes S_p
+of the input, i.e. ``in_bits`` BACKWARD_WEIGHT passes, exact in integers.
+
+Jobs larger than the engine's memories (WMEM/AMEM depth, MAX_CHUNKS) or whose worst-case sum
+could overflow ACC_BITS are cut into several jobs whose integer results are summed or stacked,
+so every product still equals the golden model exactly.
 """
 
 from __future__ import annotations

@@ -73,7 +73,6 @@ class PynqTransport(Transport):
             raise BitCycleError(f"overlay {path.name} has no IP named as driver.json says ({err}); "
                                 f"IPs: {sorted(self.overlay.ip_dict)}") from None
         self.addr = registers.addresses()
-        self.has_w_base = "W_BASE" in self.addr
         self.dtype = np.uint32 if spec.engine.stream_bytes == 4 else np.uint64
         self.timeout = timeout
         self._allocate = pynq.allocate
