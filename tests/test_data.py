@@ -133,3 +133,13 @@ def test_crop_flip_is_a_crop_of_the_padded_image():
         found = any(torch.equal(out[i], c) for dy in range(9) for dx in range(9)
                     for c in (padded[i, :, dy:dy + 8, dx:dx + 8], padded[i, :, dy:dy + 8, dx:dx + 8].flip(-1)))
         assert found, i
+
+
+def test_limit_dataset_is_a_copy():
+    from bitcycle.train.data import limit_dataset
+
+    ds = load_dataset("digits")
+    small = limit_dataset(ds, 50, 20, augment=False)
+    assert len(small.train_y) == 50 and len(small.test_y) == 20 and small.augment == "none"
+    assert len(ds.train_y) == 1438 and len(ds.test_y) == 359
+    assert torch.equal(small.train_x, ds.train_x[:50])

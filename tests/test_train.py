@@ -117,3 +117,9 @@ def test_torchrun_two_processes(tmp_path):
     # resume across 2 processes needs the same count; the checkpoint holds one generator state per rank
     state = torch.load(out / "checkpoint.pt", weights_only=False)
     assert state["world"] == 2 and len(state["grad_quant"]) == 2
+
+
+def test_preloaded_data_gets_the_run_limits(tmp_path):
+    data = load_dataset("digits")
+    m = train(_cfg(epochs=1, train_limit=128, test_limit=50), tmp_path / "l", progress=False, data=data)
+    assert m["steps"] == 2 and len(data.train_y) == 1438

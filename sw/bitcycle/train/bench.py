@@ -2,8 +2,8 @@
 
 Runs the LFC-like MLP (models/lfc-fmnist.toml) and the CNV-like CNN (models/cnv-fmnist.toml,
 narrowed to 1/4 of FINN's channels) with each grad-bits SPEC — same seed, same epochs — and writes.
-Defaults fit about an hour on 2 shared cores: 1 epoch each, batch 256, and the CNN on the first
-30,000 training samples (``--cnn-train-limit 0`` for all); ``--epochs-mlp/--epochs-cnn`` for more.
+Defaults fit about an hour on 2 shared cores: 1 epoch each, batch 256 (``--epochs-mlp``,
+``--epochs-cnn`` for more; ``--cnn-train-limit N`` trains the CNN on the first N samples only).
 
 
     build/bench/train.json   every run's metrics (as measured) + the issue's targets, checked
@@ -35,8 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--specs", default="fp32,fixed:8,cosine:2-8x8", help="comma list of grad-bits SPECs")
     p.add_argument("--epochs-mlp", type=int, default=1)
     p.add_argument("--epochs-cnn", type=int, default=1)
-    p.add_argument("--cnn-train-limit", type=int, default=30000,
-                   help="the CNN trains on the first N training samples (time budget; 0 = all 60000)")
+    p.add_argument("--cnn-train-limit", type=int, default=0,
+                   help="the CNN trains on the first N training samples only (time budget; 0 = all 60000)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=0.02)
     p.add_argument("--seed", type=int, default=0)

@@ -152,6 +152,15 @@ def load_dataset(name: str, data_dir: str | Path | None = None, train_limit: int
         ds = load_cifar10(data_dir)
     else:
         raise BitCycleError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+    return limit_dataset(ds, train_limit, test_limit, augment)
+
+
+def limit_dataset(ds: Dataset, train_limit: int | None = None, test_limit: int | None = None,
+                  augment: bool = True) -> Dataset:
+    """A view of ``ds`` with only the first N train / test samples (and augmentation off if asked)."""
+    from dataclasses import replace
+
+    ds = replace(ds)
     for limit, attr in ((train_limit, "train"), (test_limit, "test")):
         if limit is not None:
             if limit < 1:

@@ -33,7 +33,7 @@ from bitcycle.quant.forward import set_forward_bits
 from bitcycle.quant.grad import grad_quant_layers, grad_quant_state, load_grad_quant_state, seed_grad_quant, set_grad_bits
 from bitcycle.quant.schedule import parse_grad_bits
 from bitcycle.train import checkpoint as ckpt
-from bitcycle.train.data import Dataset, batches, load_dataset, steps_per_epoch
+from bitcycle.train.data import Dataset, batches, limit_dataset, load_dataset, steps_per_epoch
 from bitcycle.train.ops import layer_ops, layers_table, run_costs
 
 
@@ -145,6 +145,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     spec = parse_grad_bits(cfg.grad_bits)
     if data is None:
         data = load_dataset(cfg.dataset, cfg.data_dir, cfg.train_limit, cfg.test_limit, cfg.augment)
+    else:  # a pre-loaded set (the benchmark shares one): apply this run's limits to it
+        data = limit_dataset(data, cfg.train_limit, cfg.test_limit, cfg.augment)
     name, model_cfg = resolve_model(cfg, data)
     spe = steps_per_epoch(len(data.train_y), cfg.batch_size)
     if spe < 1:
