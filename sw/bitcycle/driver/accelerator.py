@@ -218,6 +218,7 @@ class Accelerator:
         """Cycles per mode (from the engine's CYCLES register), jobs, bytes moved, register accesses."""
         out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in self._counters.items()}
         out["cycles_total"] = sum(out["cycles"].values())
+        out["cycles_source"] = getattr(self.transport, "cycles_source", "engine CYCLES register")
         if reset:
             self._reset_counters()
         return out

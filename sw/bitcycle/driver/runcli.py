@@ -139,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
         "train_cpu_s": result["train_cpu_s"], "seconds_per_step": result["train_wall_s"] / args.steps,
         "engine_cycles": counters["cycles"], "engine_cycles_total": counters["cycles_total"],
         "engine_cycles_per_step": counters["cycles_total"] / args.steps,
+        "engine_cycles_source": counters["cycles_source"],
         "bytes_sent": counters["bytes_sent"], "bytes_received": counters["bytes_received"],
         "jobs": counters["jobs"], "weights_sha256": weights_digest, "evals": result["evals"],
     }

@@ -26,6 +26,7 @@ class Transport:
     """Register and stream access to one engine. Subclasses implement the four methods."""
 
     name = "abstract"
+    cycles_source = "engine CYCLES register"  # where counters()["cycles"] come from
 
     def reg_write(self, name: str, value: int) -> None:
         raise NotImplementedError
@@ -246,6 +247,7 @@ class EmuEngine:
 
 class EmuTransport(Transport):
     name = "emu"
+    cycles_source = "cycle model (bits·⌈M/PE⌉·⌈K/SIMD⌉·N + latency), not measured"
 
     def __init__(self, engine: EngineSpec):
         self.device = EmuEngine(engine)
