@@ -385,7 +385,7 @@ def test_run_cli_writes_metrics(tmp_path, capsys):
                "--out", str(out), "--quiet", "--test-limit", "50"])
     assert rc == 0
     m = json.loads((out / "metrics.json").read_text())
-    assert m["backend"] == "emu" and m["steps"] == 4 and 0.0 <= m["test_acc"] <= 1.0
+    assert m["backend"] == "emu" and m["steps"] == 4 and 0.0 <= m["test_accuracy"] <= 1.0
     assert [h for h in (out / "history.csv").read_text().splitlines()[1:]].__len__() == 4
     assert m["engine_cycles_total"] > 0 and m["bytes_sent"] > 0 and len(m["weights_sha256"]) == 64
     again = DJ.load(out / "driver.json")  # the trained model, loadable by the driver

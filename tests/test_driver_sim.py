@@ -117,7 +117,7 @@ def test_bitcycle_run_emu_and_sim_identical(tmp_path):
         runs[backend] = json.loads((out / "metrics.json").read_text())
     emu, sim = runs["emu"], runs["sim"]
     assert sim["weights_sha256"] == emu["weights_sha256"]
-    assert sim["test_acc"] == emu["test_acc"] and sim["final_loss"] == emu["final_loss"]
+    assert sim["test_accuracy"] == emu["test_accuracy"] and sim["final_loss"] == emu["final_loss"]
     assert sim["jobs"] == emu["jobs"] and sim["bytes_sent"] == emu["bytes_sent"]
     np.testing.assert_array_equal(np.load(tmp_path / "emu" / "params.npz")["fc1.weight"],
                                   np.load(tmp_path / "sim" / "params.npz")["fc1.weight"])

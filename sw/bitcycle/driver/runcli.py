@@ -134,9 +134,10 @@ def run(args: argparse.Namespace) -> int:
         "data_source": source, "layers": [f"{l.in_features}x{l.out_features}" for l in spec.layers],
         "grad_bits": str(gb_spec), "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
         "lr_schedule": args.lr_schedule, "quantise_weight_grad": not args.no_weight_grad_quant,
-        "seed": args.seed, "test_acc": result["test_acc"], "final_loss": result["history"][-1]["loss"],
-        "mean_grad_bits": float(np.mean(bits)), "train_wall_s": result["train_wall_s"],
-        "train_cpu_s": result["train_cpu_s"], "seconds_per_step": result["train_wall_s"] / args.steps,
+        # key names as `bitcycle train`'s metrics.json where the quantity is the same
+        "seed": args.seed, "test_accuracy": result["test_acc"], "final_loss": result["history"][-1]["loss"],
+        "mean_grad_bits": float(np.mean(bits)), "wall_time_s": result["train_wall_s"],
+        "cpu_time_s": result["train_cpu_s"], "seconds_per_step": result["train_wall_s"] / args.steps,
         "engine_cycles": counters["cycles"], "engine_cycles_total": counters["cycles_total"],
         "engine_cycles_per_step": counters["cycles_total"] / args.steps,
         "engine_cycles_source": counters["cycles_source"],
@@ -169,9 +170,9 @@ def markdown(m: dict) -> str:
     rows = [
         ("backend", m["backend"]), ("model", f"{m['model']} ({' → '.join(m['layers'])})"),
         ("dataset", f"{m['dataset']} ({m['data_source']})"), ("grad bits", f"{m['grad_bits']} (mean {m['mean_grad_bits']:.2f})"),
-        ("steps × batch", f"{m['steps']} × {m['batch_size']}"), ("test accuracy", f"{100 * m['test_acc']:.2f} %"),
+        ("steps × batch", f"{m['steps']} × {m['batch_size']}"), ("test accuracy", f"{100 * m['test_accuracy']:.2f} %"),
         ("final loss", f"{m['final_loss']:.4f}"),
-        ("time per step", f"{1e3 * m['seconds_per_step']:.1f} ms wall, {1e3 * m['train_cpu_s'] / m['steps']:.1f} ms CPU"),
+        ("time per step", f"{1e3 * m['seconds_per_step']:.1f} ms wall, {1e3 * m['cpu_time_s'] / m['steps']:.1f} ms CPU"),
         ("engine cycles per step", f"{m['engine_cycles_per_step']:.0f}"),
         ("DMA bytes (sent / received)", f"{m['bytes_sent']} / {m['bytes_received']}"),
     ]
