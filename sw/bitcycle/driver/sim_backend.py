@@ -88,6 +88,8 @@ class SimTransport(Transport):
         env = dict(os.environ, BITCYCLE_SIM_ADDR=f"{host}:{port}", BITCYCLE_SIM_KEY=key.hex())
         venv_bin = str(Path(sys.executable).parent)
         env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")  # verilated.mk calls `python`
+        # an incremental (split) Verilator rebuild after an RTL change needs the PCH include flag
+        env.setdefault("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
         code = _LAUNCH.format(sim_dir=str(SIM_DIR), toplevel=toplevel, sources=sources or ENGINE_SOURCES,
                               parameters=params, tag=tag)
         self.log_path = REPO / "build" / "sim" / f"{toplevel}_{tag}.driver.log"
