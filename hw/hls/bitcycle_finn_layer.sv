@@ -25,8 +25,8 @@ module bitcycle_finn_layer #(
   parameter int OUT_SEL   = 2,     // 0 raw sums, 2 thresholds
   parameter int W_WORDS   = 4,     // words of the weight image
   parameter int T_WORDS   = 0,     // words of the threshold image (0: no thresholds)
-  parameter     W_FILE    = "weights.mem",
-  parameter     T_FILE    = "thresholds.mem",
+  parameter     W_FILE    = "",      // generated images (absolute paths); "" = none
+  parameter     T_FILE    = "",
   localparam int InW      = ((SIMD * IBITS + 7) / 8) * 8,
   localparam int OutW     = ((PE * OBITS + 7) / 8) * 8
 ) (
@@ -62,8 +62,8 @@ module bitcycle_finn_layer #(
   logic [31:0] wrom [W_WORDS];
   logic [31:0] trom [(T_WORDS > 0) ? T_WORDS : 1];
   initial begin
-    $readmemh(W_FILE, wrom);
-    if (T_WORDS > 0) $readmemh(T_FILE, trom);
+    if (W_FILE != "") $readmemh(W_FILE, wrom);
+    if (T_WORDS > 0 && T_FILE != "") $readmemh(T_FILE, trom);
   end
 
   // engine
@@ -110,7 +110,7 @@ module bitcycle_finn_layer #(
   always_comb begin
     plane_word = '0;
     for (int j = 0; j < SIMD; j++) begin
-      if (int'(plane_q) < IBITS) plane_word[j] = vec_q[chunk_q][j * IBITS + int'(plane_q)];
+      if (plane_q < IBITS) plane_word[j] = vec_q[chunk_q][j * IBITS + plane_q];
       else                       plane_word[j] = (ISIGNED != 0) ? vec_q[chunk_q][j * IBITS + IBITS - 1] : 1'b0;
     end
   end
@@ -135,10 +135,10 @@ module bitcycle_finn_layer #(
           start = 1'b1;
           started_d = 1'b1;
           cnt_d = '0;
-        end else if (int'(cnt_q) < ((state_q == SLoadW) ? W_WORDS : T_WORDS)) begin
+        end else if (cnt_q < ((state_q == SLoadW) ? W_WORDS : T_WORDS)) begin
           e_in_data  = (state_q == SLoadW) ? wrom[WAW'(cnt_q)] : trom[TAW'(cnt_q)];
           e_in_valid = 1'b1;
-          e_in_last  = int'(cnt_q) == ((state_q == SLoadW) ? W_WORDS : T_WORDS) - 1;
+          e_in_last  = cnt_q == ((state_q == SLoadW) ? W_WORDS : T_WORDS) - 1;
           if (e_in_ready) cnt_d = cnt_q + 1'b1;
         end else if (!busy) begin
           started_d = 1'b0;
@@ -154,7 +154,7 @@ module bitcycle_finn_layer #(
       SCollect: begin
         in0_V_tready = 1'b1;
         if (in0_V_tvalid) begin
-          if (int'(beat_q) == SF - 1) begin
+          if (beat_q == SfW'(SF - 1)) begin
             state_d = SPlanes;
             plane_d = 5'(bits_i - 1'b1);
             chunk_d = '0;
@@ -166,9 +166,9 @@ module bitcycle_finn_layer #(
       SPlanes: begin
         e_in_data  = plane_word;
         e_in_valid = 1'b1;
-        e_in_last  = (plane_q == 5'd0) && (int'(chunk_q) == SF - 1);
+        e_in_last  = (plane_q == 5'd0) && (chunk_q == SfW'(SF - 1));
         if (e_in_ready) begin
-          if (int'(chunk_q) == SF - 1) begin
+          if (chunk_q == SfW'(SF - 1)) begin
             chunk_d = '0;
             if (plane_q == 5'd0) state_d = SWait;
             else plane_d = plane_q - 1'b1;
@@ -205,8 +205,8 @@ module bitcycle_finn_layer #(
         pack_q <= '0;
       end
       if (e_out_valid && e_out_ready) begin
-        pack_q[int'(lane_q) * OBITS +: OBITS] <= e_out_data[OBITS-1:0];
-        if (int'(lane_q) == PE - 1) begin
+        pack_q[lane_q * OBITS +: OBITS] <= e_out_data[OBITS-1:0];
+        if (lane_q == PeW'(PE - 1)) begin
           lane_q <= '0;
           pend_q <= 1'b1;
         end else begin

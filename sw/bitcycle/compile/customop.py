@@ -38,11 +38,14 @@ from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 from bitcycle.errors import BitCycleError
 from bitcycle.golden.bitserial import MAX_BITS, bitserial_matmul
 
-# LUT cost of one PE row of hw/rtl/bitserial_mac.sv, measured with Yosys 0.23 `synth_xilinx` for
-# xc7 at ACC_BITS = 24 (2026-11-25): SIMD 8 → 234 LUT, 32 → 496, 64 → 809. Least-squares line:
-MAC_LUT_FIXED = 152.0      # per PE: accumulator, plane counter, saturation (scales with acc_bits/24)
-MAC_LUT_PER_LANE = 10.27   # per PE per SIMD lane: AND/XNOR + popcount tree
-MAC_LUT_ACC_REF = 24
+# LUT cost of one generated layer (hw/hls/bitcycle_finn_layer.sv around hw/rtl/bitcycle_engine.sv),
+# measured with Yosys 0.23 `synth_xilinx` for xc7 on 2026-11-25, LUTs + LUTRAM (4 per RAM32M/64M):
+#   PE×SIMD 4×16 acc 8 → 2,856;  2×8 acc 14 → 2,602;  8×8 acc 9 → 2,504;  8×32 acc 10 → 5,628.
+# Least-squares fit (within 4 % of every point): fixed control/output stage, per cell, per
+# accumulator lane-bit.
+ENGINE_LUT_FIXED = 1518.5
+ENGINE_LUT_PER_CELL = 5.45
+ENGINE_LUT_PER_ACC_BIT = 8.45
 
 
 def engine_bits(dt: DataType) -> int:
@@ -110,16 +113,11 @@ class BitSerialMVAU(MVAU):
         return int(bits * super().get_exp_cycles())
 
     def lut_estimation(self, fpgapart):
+        """Yosys-calibrated model of the generated layer (see ENGINE_LUT_* above)."""
         pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
-        acc = self.get_nodeattr("acc_bits")
-        macs = pe * (MAC_LUT_FIXED * acc / MAC_LUT_ACC_REF + MAC_LUT_PER_LANE * simd)
-        # bit-plane select of the SIMD input lanes (a bits_max:1 mux per lane, 4 inputs per LUT)
-        plane_mux = simd * math.ceil(self.get_nodeattr("bits_max") / 4)
-        thr = 0
-        if self.get_nodeattr("noActivation") == 0:
-            n_thr = self._n_thresholds()
-            thr = pe * n_thr * math.ceil(acc / 2)  # one comparator per threshold (carry chain: 2 bits/LUT)
-        return int(math.ceil(macs + plane_mux + thr))
+        acc = min(32, self.get_nodeattr("acc_bits"))
+        return int(math.ceil(ENGINE_LUT_FIXED + ENGINE_LUT_PER_CELL * pe * simd
+                             + ENGINE_LUT_PER_ACC_BIT * max(pe, simd) * acc))
 
     def _n_thresholds(self) -> int:
         odt = DataType[self.get_nodeattr("outputDataType")]

@@ -5,7 +5,7 @@ Legal values: PE divides MH (output channels), SIMD divides MW (the reduction) â
 BitSerialMVAU layers also need powers of two â‰¤ 32 (the engine's lanes, one 32-bit word per
 plane-chunk). A sliding-window generator's
 SIMD follows the SIMD of the MVAU it feeds. Cost of a choice = FINN's per-layer LUT estimate after
-``SpecializeLayers`` (for BitSerialMVAU: the Yosys-calibrated model in ``customop``).
+``SpecializeLayers`` (for BitSerialMVAU: the model fitted to Yosys runs in ``customop``).
 """
 
 from __future__ import annotations
@@ -213,7 +213,7 @@ def resource_report(model, fpgapart: str, clock_mhz: float = 100.0) -> dict:
         "bottleneck": slowest["name"], "cycles_per_image": slowest["cycles"],
         "images_per_s": clock_mhz * 1e6 / max(1, slowest["cycles"]),
         "estimator": "FINN node_res_estimation (analytical) after SpecializeLayers; BitSerialMVAU: "
-                     "Yosys-calibrated model of hw/rtl/bitserial_mac.sv",
+                     "model fitted to Yosys synth_xilinx of the generated layer (engine included)",
         "layers": layers,
     }
 
