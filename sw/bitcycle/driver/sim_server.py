@@ -26,7 +26,7 @@ from multiprocessing.connection import Client
 import numpy as np
 
 import cocotb
-from cocotb.triggers import ClockCycles, with_timeout
+from cocotb.triggers import ClockCycles, FallingEdge, with_timeout
 from cocotbext.axi import AxiStreamFrame
 
 from bitcycle.driver import protocol as P
@@ -35,37 +35,94 @@ from bitcycle.driver.transport import hwcfg, version_word
 from bitcycle.golden import stream as st
 
 CFG_NAMES = ("MODE", "BITS", "M", "K", "N", "ACC_BITS", "OUT_CFG")
+CFG_PORTS = {"MODE": "cfg_mode_i", "BITS": "cfg_bits_i", "M": "cfg_m_i", "K": "cfg_k_i", "N": "cfg_n_i",
+             "ACC_BITS": "cfg_acc_bits_i"}
+
+
+class Harness:
+    """Clock, reset and the AXI bus functional models around the DUT (cocotbext-axi)."""
+
+    def __init__(self, dut):
+        import logging
+
+        from cocotbext.axi import AxiStreamBus, AxiStreamSink, AxiStreamSource
+
+        self.dut = dut
+        self.top = hasattr(dut, "s_axil_awvalid")
+        p = lambda name: int(getattr(dut, name).value)  # noqa: E731
+        self.params = {name: p(name) for name in ("PE", "SIMD", "ACC_BITS", "DATA_W", "THR_MAX", "WMEM_DEPTH",
+                                                  "AMEM_DEPTH", "TMEM_DEPTH", "MAX_CHUNKS")}
+        self.geo = st.Geometry(pe=self.params["PE"], simd=self.params["SIMD"], data_width=self.params["DATA_W"],
+                               thr_max=self.params["THR_MAX"])
+        self.source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.clk_i, dut.rst_ni,
+                                      reset_active_level=False)
+        self.sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), dut.clk_i, dut.rst_ni,
+                                  reset_active_level=False)
+        for bfm in (self.source, self.sink):
+            bfm.log.setLevel(logging.WARNING)
+        self.axil = None
+        if self.top:
+            from cocotbext.axi import AxiLiteBus, AxiLiteMaster
+
+            self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk_i, dut.rst_ni,
+                                      reset_active_level=False)
+            for part in (getattr(self.axil, "write_if", None), getattr(self.axil, "read_if", None)):
+                if part is not None:
+                    part.log.setLevel(logging.WARNING)
+
+    async def start(self):
+        from cocotb.clock import Clock
+
+        dut = self.dut
+        cocotb.start_soon(Clock(dut.clk_i, 10, unit="ns").start())
+        dut.rst_ni.value = 0
+        if not self.top:
+            dut.start_i.value = 0
+            dut.abort_i.value = 0
+        await ClockCycles(dut.clk_i, 3)
+        dut.rst_ni.value = 1
+        await ClockCycles(dut.clk_i, 2)
 
 
 class PortRegisters:
     """The register view of ``bitcycle_engine``'s configuration ports."""
 
-    def __init__(self, tb):
-        self.tb = tb
+    def __init__(self, hw: Harness):
+        self.hw = hw
         self.shadow = {name: 0 for name in CFG_NAMES}
-        self.shadow["ACC_BITS"] = tb.acc_bits_max
-        dut = tb.dut
-        p = lambda name: int(getattr(dut, name).value)  # noqa: E731
-        built = EngineSpec(pe=p("PE"), simd=p("SIMD"), acc_bits=p("ACC_BITS"), stream_bytes=p("DATA_W") // 8,
-                           weight_words=p("WMEM_DEPTH"), act_tiles=p("AMEM_DEPTH"), max_chunks=p("MAX_CHUNKS"))
-        self.hwcfg = hwcfg(built, p("THR_MAX"), p("TMEM_DEPTH"))  # the parameters this engine was built with
+        self.shadow["ACC_BITS"] = hw.params["ACC_BITS"]
+        pr = hw.params
+        built = EngineSpec(pe=pr["PE"], simd=pr["SIMD"], acc_bits=pr["ACC_BITS"], stream_bytes=pr["DATA_W"] // 8,
+                           weight_words=pr["WMEM_DEPTH"], act_tiles=pr["AMEM_DEPTH"], max_chunks=pr["MAX_CHUNKS"])
+        self.hwcfg = hwcfg(built, pr["THR_MAX"], pr["TMEM_DEPTH"])  # the parameters this engine was built with
+
+    async def _pulse(self, port: str) -> None:
+        dut = self.hw.dut
+        await FallingEdge(dut.clk_i)
+        getattr(dut, port).value = 1
+        await FallingEdge(dut.clk_i)
+        getattr(dut, port).value = 0
 
     async def write(self, name: str, value: int) -> None:
+        dut = self.hw.dut
         if name in self.shadow:
             self.shadow[name] = value
         elif name == "CTRL":
             if value & P.CTRL_ABORT:
-                await self.tb.pulse("abort")
+                await self._pulse("abort_i")
             if value & P.CTRL_START:
-                s = self.shadow
-                await self.tb.configure(s["MODE"], s["BITS"], s["M"], s["K"], s["N"], s["ACC_BITS"],
-                                        s["OUT_CFG"] & 0x3, (s["OUT_CFG"] >> 8) & 0x1F)
-                await self.tb.pulse("start")
-                await ClockCycles(self.tb.dut.clk_i, 2)  # the configuration check takes one cycle
+                await FallingEdge(dut.clk_i)
+                for reg, port in CFG_PORTS.items():
+                    getattr(dut, port).value = self.shadow[reg]
+                dut.cfg_out_sel_i.value = self.shadow["OUT_CFG"] & 0x3
+                dut.cfg_clip_shift_i.value = (self.shadow["OUT_CFG"] >> 8) & 0x1F
+                await self._pulse("start_i")
+                await ClockCycles(dut.clk_i, 2)  # the configuration check takes one cycle
         else:
             raise KeyError(f"bitcycle_engine has no writable register {name!r}")
 
     async def read(self, name: str) -> int:
+        dut = self.hw.dut
         if name in self.shadow:
             return self.shadow[name]
         if name == "ID":
@@ -74,35 +131,33 @@ class PortRegisters:
             return version_word()
         if name in self.hwcfg:
             return self.hwcfg[name]
-        res = await self.tb.status()
-        if name == "STATUS" and res.busy:
-            # a register read over AXI4-Lite takes cycles; ports are read instantly, so let the
-            # clock run while the host polls (the simulator only advances inside requests)
-            await ClockCycles(self.tb.dut.clk_i, 8)
-            res = await self.tb.status()
         if name == "STATUS":
-            return (P.STATUS_BUSY if res.busy else 0) | (P.STATUS_DONE if res.done else 0)
+            if int(dut.busy_o.value):
+                # a register read over AXI4-Lite takes cycles; ports are read instantly, so let the
+                # clock run while the host polls (the simulator only advances inside requests)
+                await ClockCycles(dut.clk_i, 8)
+            return (P.STATUS_BUSY if int(dut.busy_o.value) else 0) | (P.STATUS_DONE if int(dut.done_o.value) else 0)
         if name == "ERROR":
-            return res.error
+            return int(dut.error_o.value)
         if name == "CYCLES":
-            return res.cycles
+            return int(dut.cycles_o.value)
         raise KeyError(f"bitcycle_engine has no register {name!r}")
 
 
 class AxiRegisters:
     """Registers of ``bitcycle_top`` over AXI4-Lite, addresses from the generated regmap."""
 
-    def __init__(self, tb):
+    def __init__(self, hw: Harness):
         from bitcycle.driver import registers
 
-        self.tb = tb
+        self.hw = hw
         self.addr = registers.addresses()
 
     async def write(self, name: str, value: int) -> None:
-        await self.tb.axil.write_dword(self.addr[name], value)
+        await self.hw.axil.write_dword(self.addr[name], value)
 
     async def read(self, name: str) -> int:
-        return int(await self.tb.axil.read_dword(self.addr[name]))
+        return int(await self.hw.axil.read_dword(self.addr[name]))
 
 
 def restart_sink(sink) -> None:
@@ -117,17 +172,14 @@ def restart_sink(sink) -> None:
 @cocotb.test()
 async def serve(dut):
     """Serve the parent's requests until it closes the channel."""
-    from bitcycle_tb import EngineTB  # sim/ (the engine's testbench helpers)
-
     host, port = os.environ["BITCYCLE_SIM_ADDR"].rsplit(":", 1)
     conn = Client((host, int(port)), authkey=bytes.fromhex(os.environ["BITCYCLE_SIM_KEY"]))
-    top = hasattr(dut, "s_axil_awvalid")
-    tb = EngineTB(dut, regs=top)
-    await tb.start_clock_and_reset()
-    geo = tb.geo
-    regs = AxiRegisters(tb) if top else PortRegisters(tb)
-    conn.send(("ready", {"top": top, "pe": geo.pe, "simd": geo.simd, "data_width": geo.data_width,
-                         "acc_bits": tb.acc_bits_max}))
+    hw = Harness(dut)
+    await hw.start()
+    geo = hw.geo
+    regs = AxiRegisters(hw) if hw.top else PortRegisters(hw)
+    conn.send(("ready", {"top": hw.top, "pe": geo.pe, "simd": geo.simd, "data_width": geo.data_width,
+                         "acc_bits": hw.params["ACC_BITS"]}))
     while True:
         try:
             req = conn.recv()
@@ -145,24 +197,24 @@ async def serve(dut):
                 # simulated-time budget: every word in or out moves in a few cycles; a job that
                 # never answers runs into it and is reported, not waited on forever
                 budget_ns = 10 * (40 * (len(words) + n_out) + 2000)
-                while not tb.sink.empty():  # leftovers of an aborted job
-                    tb.sink.recv_nowait()
+                while not hw.sink.empty():  # leftovers of an aborted job
+                    hw.sink.recv_nowait()
                 if len(words):
-                    await tb.source.send(AxiStreamFrame(st.words_to_bytes(words, geo)))
+                    await hw.source.send(AxiStreamFrame(st.words_to_bytes(words, geo)))
                     try:
-                        await with_timeout(tb.source.wait(), budget_ns, "ns")
+                        await with_timeout(hw.source.wait(), budget_ns, "ns")
                     except Exception:  # cocotb SimTimeoutError: the engine stopped taking words
-                        tb.source.clear()
+                        hw.source.clear()
                         conn.send(("short", np.zeros(0, np.uint64)))
                         continue
                 if n_out:
                     try:
-                        frame = await with_timeout(tb.sink.recv(), budget_ns, "ns")
+                        frame = await with_timeout(hw.sink.recv(), budget_ns, "ns")
                         out = st.bytes_to_words(bytes(frame.tdata), geo)
                     except Exception:  # cocotb SimTimeoutError
                         out = np.zeros(0, np.uint64)
                     if out.size < n_out:
-                        restart_sink(tb.sink)
+                        restart_sink(hw.sink)
                     conn.send(("ok" if out.size >= n_out else "short", out))
                 else:
                     conn.send(("ok", np.zeros(0, np.uint64)))
