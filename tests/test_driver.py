@@ -436,3 +436,19 @@ assert rc == 0
 """
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
     assert json.loads((tmp_path / "b" / "metrics.json").read_text())["data_source"] == "sklearn (numpy split)"
+
+
+def test_bench_driver_writes_json_and_table(tmp_path):
+    from bitcycle.cli import main
+
+    rc = main(["bench", "driver", "--hidden", "16,16", "--bits", "2,8", "--emu-steps", "2", "--sim-steps", "0",
+               "--torch-steps", "2", "--out", str(tmp_path)])
+    assert rc == 0
+    data = json.loads((tmp_path / "driver.json").read_text())
+    rows = {r["bits"]: r for r in data["driver"]}
+    assert set(rows) == {2, 8} and all(r["backend"] == "emu" for r in rows.values())
+    # the engine's cost follows the gradient bit-width
+    assert rows[8]["cycles_per_step_by_mode"]["BACKWARD_DATA"] > 3 * rows[2]["cycles_per_step_by_mode"]["BACKWARD_DATA"]
+    assert rows[2]["projected_board_ms_per_step"] > rows[2]["projected_engine_ms_per_step"] > 0
+    assert [t["bits"] for t in data["torch_cpu"]] == [2, 8] and data["torch_cpu"][0]["wall_ms_per_step"] > 0
+    assert "| emu | 2 |" in (tmp_path / "driver.md").read_text()
