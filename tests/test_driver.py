@@ -452,3 +452,13 @@ def test_bench_driver_writes_json_and_table(tmp_path):
     assert rows[2]["projected_board_ms_per_step"] > rows[2]["projected_engine_ms_per_step"] > 0
     assert [t["bits"] for t in data["torch_cpu"]] == [2, 8] and data["torch_cpu"][0]["wall_ms_per_step"] > 0
     assert "| emu | 2 |" in (tmp_path / "driver.md").read_text()
+
+
+def test_run_cli_dataset_must_match_the_model(tmp_path, capsys):
+    from bitcycle.cli import main
+
+    spec = spec_for_model("mlp", "fashion-mnist", hidden=[16, 16])
+    rc = main(["run", "--driver-json", str(spec.save(tmp_path / "d.json")), "--dataset", "digits", "--steps", "8",
+               "--out", str(tmp_path / "r"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "has 64 features per sample but the model takes 784" in err

@@ -25,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--driver-json", default=None, help="a compiled model's driver.json (else built from --model)")
     parser.add_argument("--bitfile", default=None, help="overlay .bit for --backend pynq")
     parser.add_argument("--dataset", default="digits", choices=("digits", "fashion-mnist"))
+    parser.add_argument("--data-dir", default=None, help="Fashion-MNIST IDX folder (default: the Debian package's)")
     parser.add_argument("--grad-bits", default="cosine:2-8x4", help="fixed:B | cosine:L-HxC | triangle:L-HxC")
     parser.add_argument("--steps", type=int, default=300, help="training steps (batches)")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -109,7 +110,10 @@ def run(args: argparse.Namespace) -> int:
     if gb_spec.b_min < lo or gb_spec.b_max > hi:
         raise BitCycleError(f"--grad-bits {args.grad_bits} asks for {gb_spec.b_min}..{gb_spec.b_max} bits but "
                             f"driver.json allows {lo}..{hi}")
-    train_x, train_y, test_x, test_y, source = load_data(args.dataset)
+    train_x, train_y, test_x, test_y, source = load_data(args.dataset, args.data_dir)
+    if train_x.shape[1] != spec.input.features:
+        raise BitCycleError(f"--dataset {args.dataset} has {train_x.shape[1]} features per sample but the model takes "
+                            f"{spec.input.features}; pick the data set the model was built for")
     # data arrive in [0, 1]; a compiled driver.json may take raw pixel codes (input.full_scale)
     train_x, test_x = train_x * spec.input.full_scale, test_x * spec.input.full_scale
     if args.train_limit:
