@@ -99,6 +99,8 @@ class SimTransport(Transport):
         env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")  # verilated.mk calls `python`
         # an incremental (split) Verilator rebuild after an RTL change needs the PCH include flag
         env.setdefault("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
+        if self.top:
+            env["SIM"] = "verilator"  # Icarus 11 rejects the generated register block (DESIGN.md)
         code = _LAUNCH.format(sim_dir=str(SIM_DIR), toplevel=toplevel, sources=sources or engine_sources(),
                               parameters=params, tag=tag)
         self.log_path = REPO / "build" / "sim" / f"{toplevel}_{tag}.driver.log"
