@@ -399,7 +399,7 @@ module bitcycle_engine #(
   logic [CntW-1:0]             hold_cnt_q;
   logic                        hold_vec_last_q, hold_job_last_q;
   logic signed [ACC_BITS-1:0]  acc_q [NumAcc];
-  logic [NumAcc-1:0][ACC_BITS-1:0] acc_d;
+  logic [NumAcc*ACC_BITS-1:0]  acc_d;  // lane o at [o*ACC_BITS +: ACC_BITS] (flat: Yosys 0.23)
 
   assign grp_first = (pl_q == bits_q - 1'b1) && (rc_q == '0);
   assign grp_last  = (pl_q == '0) && (rc_q == n_red - 1'b1);
@@ -474,7 +474,7 @@ module bitcycle_engine #(
   // The array: cell (i, j) = weight tile bit i*SIMD + j. Forward lanes are rows i (sum over j);
   // transposed lanes are columns j (sum over i). Integer plane bits are x[j] resp. x[i].
   logic [TileBits-1:0]           wtile;
-  logic [NumAcc-1:0][CntW-1:0]   pop_match;
+  logic [NumAcc*CntW-1:0]       pop_match;  // lane o at [o*CntW +: CntW]
   logic [CntW-1:0]               pop_x, pop_en;
   logic                          s1_trans_q, s1_bipolar_q, s1_amem_q;
 
@@ -482,7 +482,7 @@ module bitcycle_engine #(
     logic [CntW-1:0] n;
     n = '0;
     for (int i = 0; i < NumAcc; i++) n = n + CntW'(v[i]);
-    return n;
+    popcount = n;  // (no `return`: Yosys 0.23)
   endfunction
 
   assign wtile  = s1_amem_q ? amem_rdata[TileBits-1:0] : wmem_rdata[TileBits-1:0];
@@ -517,10 +517,10 @@ module bitcycle_engine #(
         assign col_hits[i] = 1'b0;
       end
     end
-    assign pop_match[o] = popcount(s1_trans_q ? col_hits : row_hits);
+    assign pop_match[o*CntW +: CntW] = popcount(s1_trans_q ? col_hits : row_hits);
     assign base      = s1_first_q ? '0 : (s1_plane_first_q ? (acc_q[o] <<< 1) : acc_q[o]);
-    assign plane_sum = (ACC_BITS'(pop_match[o]) <<< 1) - ACC_BITS'(s1_bipolar_q ? pop_en : pop_x);
-    assign acc_d[o]  = s1_valid_q ? (s1_msb_q ? base - plane_sum : base + plane_sum) : acc_q[o];
+    assign plane_sum = (ACC_BITS'(pop_match[o*CntW +: CntW]) <<< 1) - ACC_BITS'(s1_bipolar_q ? pop_en : pop_x);
+    assign acc_d[o*ACC_BITS +: ACC_BITS] = s1_valid_q ? (s1_msb_q ? base - plane_sum : base + plane_sum) : acc_q[o];
   end
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
@@ -581,7 +581,7 @@ module bitcycle_engine #(
       s1_trans_q   <= is_bwd_data;
       s1_bipolar_q <= (bits_q == 5'd1);
       s1_amem_q    <= is_bwd_weight;
-      for (int o = 0; o < NumAcc; o++) acc_q[o] <= acc_d[o];
+      for (int o = 0; o < NumAcc; o++) acc_q[o] <= acc_d[o*ACC_BITS +: ACC_BITS];
     end
   end
 
@@ -607,7 +607,7 @@ module bitcycle_engine #(
     logic [3:0] n;
     n = '0;
     for (int t = 0; t < THR_MAX; t++) n = n + 4'(v >= $signed(thr[t*32 +: 32]));
-    return n;
+    thresholds_reached = n;
   endfunction
 
   assign sat_hi    = ACC_BITS'((48'sd1 <<< (acc_bits_q - 1'b1)) - 48'sd1);
@@ -696,7 +696,7 @@ module bitcycle_engine #(
       m_last_q     <= m_last_d;
       out_done_q   <= out_done_d;
       if (s1_valid_q && s1_grp_last_q) begin
-        for (int o = 0; o < NumAcc; o++) hold_q[o] <= acc_d[o];
+        for (int o = 0; o < NumAcc; o++) hold_q[o] <= acc_d[o*ACC_BITS +: ACC_BITS];
         hold_thr_q      <= tmem_rdata[ThrBits-1:0];
         hold_cnt_q      <= s1_out_cnt_q;
         hold_vec_last_q <= s1_vec_last_q;
