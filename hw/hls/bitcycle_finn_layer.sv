@@ -110,7 +110,7 @@ module bitcycle_finn_layer #(
   always_comb begin
     plane_word = '0;
     for (int j = 0; j < SIMD; j++) begin
-      if (plane_q < IBITS) plane_word[j] = vec_q[chunk_q][j * IBITS + plane_q];
+      if ({27'd0, plane_q} < IBITS) plane_word[j] = vec_q[chunk_q][j * IBITS + {27'd0, plane_q}];
       else                       plane_word[j] = (ISIGNED != 0) ? vec_q[chunk_q][j * IBITS + IBITS - 1] : 1'b0;
     end
   end
@@ -135,10 +135,10 @@ module bitcycle_finn_layer #(
           start = 1'b1;
           started_d = 1'b1;
           cnt_d = '0;
-        end else if (cnt_q < ((state_q == SLoadW) ? W_WORDS : T_WORDS)) begin
+        end else if ({16'd0, cnt_q} < ((state_q == SLoadW) ? W_WORDS : T_WORDS)) begin
           e_in_data  = (state_q == SLoadW) ? wrom[WAW'(cnt_q)] : trom[TAW'(cnt_q)];
           e_in_valid = 1'b1;
-          e_in_last  = cnt_q == ((state_q == SLoadW) ? W_WORDS : T_WORDS) - 1;
+          e_in_last  = {16'd0, cnt_q} == ((state_q == SLoadW) ? W_WORDS : T_WORDS) - 1;
           if (e_in_ready) cnt_d = cnt_q + 1'b1;
         end else if (!busy) begin
           started_d = 1'b0;
