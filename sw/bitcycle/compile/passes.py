@@ -8,7 +8,6 @@ turn FINN's silent failures (a node that streamlining could not absorb, a float 
 
 from __future__ import annotations
 
-import numpy as np
 from qonnx.core.datatype import DataType
 from qonnx.transformation.base import Transformation
 from qonnx.transformation.fold_constants import FoldConstants
@@ -207,7 +206,6 @@ class InferHwLayers(Transformation):
     window; MaxPool → Pool. Then FINN's weight / accumulator minimisation."""
 
     def apply(self, model):
-        import finn.transformation.fpgadataflow.convert_to_hw as to_hw
         import finn.transformation.streamline.absorb as absorb
         from finn.transformation.fpgadataflow.convert_to_hw.binary_matrix_vector_activation import (
             InferBinaryMatrixVectorActivation,
@@ -222,7 +220,6 @@ class InferHwLayers(Transformation):
         from finn.transformation.fpgadataflow.minimize_weight_bit_width import MinimizeWeightBitWidth
         from finn.transformation.move_reshape import RemoveCNVtoFCFlatten
 
-        del to_hw
         # sliding windows first: once the input quantiser is a Thresholding layer, FINN no longer
         # sees an integer datatype on the first Im2Col
         model = _apply_all(model, [InferConvInpGen(), InferBinaryMatrixVectorActivation(),
@@ -304,18 +301,5 @@ class Specialize(Transformation):
         return model.transform(GiveUniqueNodeNames()), False
 
 
-def integer_range_bits(lo: int, hi: int) -> int:
-    """Minimal signed two's-complement width holding [lo, hi]."""
-    bits = 1
-    while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
-        bits += 1
-    return max(bits, 2)
-
-
-def dtype_of(model, tensor) -> DataType:
-    return model.get_tensor_datatype(tensor)
-
-
-__all__ = ["TidyUp", "CheckSupportedQONNX", "AnnotateInput", "ToFinn", "StreamlineBnn", "ToXnorPopcount",
-           "CheckStreamlined", "InferHwLayers", "CheckHwMapped", "Specialize", "integer_range_bits",
-           "dtype_of", "np"]
+__all__ = ["TidyUp", "CheckSupportedQONNX", "AnnotateInput", "ToFinn", "StreamlineBnn", "MoveInputTransposeFirst",
+           "ToXnorPopcount", "CheckStreamlined", "InferHwLayers", "InputQuantOnHost", "CheckHwMapped", "Specialize"]
