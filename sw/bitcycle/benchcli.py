@@ -16,6 +16,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "train": ("bitcycle.train.bench", "cyclic vs fixed vs FP32 gradient precision on Fashion-MNIST (LFC MLP, CNV CNN)"),
     "driver": ("bitcycle.driver.bench", "a training step through the driver: emu/sim time, RTL cycles, projected board time, vs PyTorch"),
     "hw": ("bitcycle.hwbench", "engine RTL cycles per matrix vs bits in Verilator (mode, bits, M, K, N, PE, SIMD)"),
+    "compile-lut": ("bitcycle.compile.calibrate", "Yosys LUTs of generated BitSerialMVAU layers vs the compile flow's LUT model"),
 }
 
 

@@ -39,13 +39,13 @@ from bitcycle.errors import BitCycleError
 from bitcycle.golden.bitserial import MAX_BITS, bitserial_matmul
 
 # LUT cost of one generated layer (hw/hls/bitcycle_finn_layer.sv around hw/rtl/bitcycle_engine.sv),
-# measured with Yosys 0.23 `synth_xilinx` for xc7 on 2026-11-25, LUTs + LUTRAM (4 per RAM32M/64M):
-#   PE×SIMD 4×16 acc 8 → 2,856;  2×8 acc 14 → 2,602;  8×8 acc 9 → 2,504;  8×32 acc 10 → 5,628.
-# Least-squares fit (within 4 % of every point): fixed control/output stage, per cell, per
-# accumulator lane-bit.
-ENGINE_LUT_FIXED = 1518.5
-ENGINE_LUT_PER_CELL = 5.45
-ENGINE_LUT_PER_ACC_BIT = 8.45
+# measured by `bitcycle bench compile-lut` (Yosys 0.23 `synth_xilinx`, xc7, 2026-11-25, LUTs +
+# LUTRAM): PE×SIMD 4×16 acc 8 → 2,532; 2×8 acc 14 → 2,239; 8×8 acc 9 → 2,205; 8×32 acc 10 → 5,430.
+# Least-squares fit: fixed control/output stage, per cell, per accumulator lane-bit. The engine
+# is still changing: re-run the bench and update these when it does.
+ENGINE_LUT_FIXED = 1180.7
+ENGINE_LUT_PER_CELL = 6.47
+ENGINE_LUT_PER_ACC_BIT = 8.06
 
 
 def engine_bits(dt: DataType) -> int:
@@ -177,7 +177,7 @@ class BitSerialMVAU_rtl(BitSerialMVAU, RTLBackend):  # noqa: N801  (FINN's namin
         return 1 if self.get_nodeattr("noActivation") else self._n_thresholds()
 
     def generate_hdl(self, model, fpgapart, clk):
-        gen = Path(self.get_nodeattr("code_gen_dir_ipgen"))
+        gen = Path(self.get_nodeattr("code_gen_dir_ipgen")).resolve()  # $readmemh needs absolute paths
         gen.mkdir(parents=True, exist_ok=True)
         for src in rtl_sources():
             shutil.copy(rtl_dir() / src, gen / src)

@@ -1,0 +1,116 @@
+"""`bitcycle bench compile-lut`: synthesise generated BitSerialMVAU layers with Yosys
+`synth_xilinx` (xc7) and fit the LUT model that ``customop.lut_estimation`` uses.
+
+Each point is a one-node FINN graph with a ``BitSerialMVAU_rtl`` (random ±1 weights), whose RTL
+backend generates the layer (wrapper + hw/hls/bitcycle_finn_layer.sv + hw/rtl engine). LUTs are
+LUT1..6 plus LUTRAM (4 LUTs per RAM32M/RAM64M). Writes build/bench/compile_lut.json and .md with
+the measured points, the least-squares fit and the model currently in ``customop``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bitcycle.errors import ToolNotFound
+
+# (MW, MH, PE, SIMD, input datatype, output datatype, bits, acc_bits, noActivation)
+POINTS = [
+    (64, 8, 4, 16, "BINARY", "BINARY", 1, 8, 0),
+    (32, 4, 2, 8, "INT8", "INT14", 8, 14, 1),
+    (128, 16, 8, 8, "BINARY", "BINARY", 1, 9, 0),
+    (256, 32, 8, 32, "BINARY", "BINARY", 1, 10, 0),
+]
+
+
+def _layer(point, gen_dir: Path):
+    from onnx import TensorProto, helper
+    from qonnx.core.datatype import DataType
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+    from qonnx.util.basic import qonnx_make_model
+
+    import bitcycle.compile.customop  # noqa: F401  (registers the op)
+
+    mw, mh, pe, simd, idt, odt, bits, acc, no_act = point
+    rng = np.random.default_rng(0)
+    ins = ["x", "w"] + ([] if no_act else ["t"])
+    node = helper.make_node("BitSerialMVAU_rtl", ins, ["y"], name="L", domain="finn.custom_op.fpgadataflow.rtl",
+                            backend="fpgadataflow", MW=mw, MH=mh, PE=pe, SIMD=simd, inputDataType=idt,
+                            outputDataType=odt, weightDataType="BIPOLAR", bits=bits, acc_bits=acc,
+                            noActivation=no_act, code_gen_dir_ipgen=str(gen_dir))
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, mw])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, mh])])
+    model = ModelWrapper(qonnx_make_model(graph))
+    model.set_initializer("w", np.where(rng.random((mw, mh)) > 0.5, 1.0, -1.0).astype(np.float32))
+    model.set_tensor_datatype("w", DataType["BIPOLAR"])
+    if not no_act:
+        model.set_initializer("t", rng.integers(-mw // 4, mw // 4, size=(mh, 1)).astype(np.float32))
+    inst = getCustomOp(model.graph.node[0])
+    inst.generate_hdl(model, "xc7z020clg400-1", 10.0)
+    return inst
+
+
+def yosys_luts(log_text: str) -> dict:
+    sec = log_text[log_text.rfind("Number of cells"):]
+    cells = {m.group(1): int(m.group(2)) for m in re.finditer(r"^\s+(\w+)\s+(\d+)\s*$", sec, re.M)}
+    lut = sum(v for k, v in cells.items() if re.fullmatch(r"LUT[1-6]", k))
+    lutram = 4 * (cells.get("RAM32M", 0) + cells.get("RAM64M", 0))
+    return {"LUT": lut + lutram, "LUT_logic": lut, "LUTRAM": lutram,
+            "FF": sum(v for k, v in cells.items() if k.startswith("FD")),
+            "RAMB": sum(v for k, v in cells.items() if k.startswith("RAMB"))}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="build/bench", help="directory for compile_lut.json / .md")
+    parser.add_argument("--points", type=int, default=len(POINTS), help="how many of the built-in points to run")
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    from bitcycle.compile import customop
+
+    yosys = shutil.which("yosys")
+    if yosys is None:
+        raise ToolNotFound("yosys not found on PATH: apt-get install yosys")
+    out = Path(args.out)
+    work = out / "compile_lut"
+    work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for point in tqdm(POINTS[: args.points], desc="yosys", unit="layer"):
+        gen = work / "_".join(str(v) for v in point)
+        inst = _layer(point, gen)
+        files = ["bitcycle_engine.sv", "bitcycle_ram.sv", customop.LAYER_SOURCE, "L_wrapper.sv"]
+        script = f"read_verilog -sv {' '.join(files)}\nsynth_xilinx -top L_wrapper -family xc7\nstat\n"
+        (gen / "synth.ys").write_text(script)
+        t0, c0 = time.time(), time.process_time()
+        done = subprocess.run([yosys, "-q", "-s", "synth.ys", "-l", "synth.log"], cwd=gen, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"yosys failed on {point}: see {gen / 'synth.log'}")
+        res = yosys_luts((gen / "synth.log").read_text())
+        mw, mh, pe, simd, _, _, bits, acc, _ = point
+        rows.append({"MW": mw, "MH": mh, "PE": pe, "SIMD": simd, "bits": bits, "acc_bits": acc, **res,
+                     "model_LUT": inst.lut_estimation("xc7z020clg400-1"), "wall_s": round(time.time() - t0, 1),
+                     "cpu_s_parent": round(time.process_time() - c0, 2)})
+    a = np.array([[1, r["PE"] * r["SIMD"], max(r["PE"], r["SIMD"]) * r["acc_bits"]] for r in rows], float)
+    y = np.array([r["LUT"] for r in rows], float)
+    coef = np.linalg.lstsq(a, y, rcond=None)[0].tolist() if len(rows) >= 3 else None
+    report = {"tool": "yosys synth_xilinx -family xc7", "points": rows,
+              "fit": {"fixed": coef[0], "per_cell": coef[1], "per_acc_bit": coef[2]} if coef else None,
+              "model_in_use": {"fixed": customop.ENGINE_LUT_FIXED, "per_cell": customop.ENGINE_LUT_PER_CELL,
+                               "per_acc_bit": customop.ENGINE_LUT_PER_ACC_BIT}}
+    (out / "compile_lut.json").write_text(json.dumps(report, indent=2) + "\n")
+    md = ["| MW×MH | PE×SIMD | acc | LUT (Yosys) | model | FF |", "|---|---|---:|---:|---:|---:|"]
+    md += [f"| {r['MW']}×{r['MH']} | {r['PE']}×{r['SIMD']} | {r['acc_bits']} | {r['LUT']} | {r['model_LUT']} | {r['FF']} |"
+           for r in rows]
+    (out / "compile_lut.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+    return 0
