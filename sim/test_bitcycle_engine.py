@@ -17,7 +17,7 @@ from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 from bitcycle.golden import stream as st
 from bitcycle_tb import EngineTB, err_mask, max_len, rand_binary, rand_ints
 
-N_RANDOM_JOBS = 24  # Verilator; Icarus (about 20x slower here) runs a quarter of them
+N_RANDOM_JOBS = 24
 
 
 def _rngs():
@@ -52,8 +52,7 @@ async def random_jobs(dut):
     tb = EngineTB(dut)
     await tb.start_clock_and_reset()
     w = None
-    n_jobs = N_RANDOM_JOBS if "verilator" in cocotb.SIM_NAME.lower() else N_RANDOM_JOBS // 4
-    for job in range(n_jobs):
+    for job in range(N_RANDOM_JOBS):
         if job % 6 == 0:
             m, k = random_layer(tb, rng)
             w = rand_binary(nrng, (m, k))
