@@ -37,7 +37,7 @@ lint: $(VENV)/.bitcycle-setup  ## issue 6: Verilator --lint-only -Wall of the en
 	verilator --lint-only -Wall hw/regs/verilator_waivers.vlt $(RTL_LINT) --top-module bitcycle_top
 	verilator --lint-only -Wall hw/rtl/bitserial_mac.sv --top-module bitserial_mac
 
-regs: $(VENV)/.bitcycle-setup  ## issue 6: hw/regs/bitcycle.rdl → hw/rtl/bitcycle_regs*.sv + sw/bitcycle/driver/regmap.py
+regs: $(VENV)/.bitcycle-setup  ## issue 6: hw/regs/bitcycle.rdl → hw/rtl/bitcycle_regs*.sv + sw/bitcycle/hwif/regmap.py
 	$(PY) tools/gen_regs.py
 
 bench-hw: $(VENV)/.bitcycle-setup  ## issue 6: engine cycles per matrix vs bits (Verilator) → build/bench/hw.json + hw.md + plot

@@ -91,12 +91,12 @@ class EngineTB:
 
     # -- configuration ---------------------------------------------------------------------------
     async def write_reg(self, name: str, value: int):
-        from bitcycle.driver import regmap
+        from bitcycle.hwif import regmap
 
         await self.axil.write_dword(regmap.ADDRESSES[name], value)
 
     async def read_reg(self, name: str) -> int:
-        from bitcycle.driver import regmap
+        from bitcycle.hwif import regmap
 
         return await self.axil.read_dword(regmap.ADDRESSES[name])
 
@@ -124,7 +124,7 @@ class EngineTB:
 
     async def pulse(self, name: str):
         if self.regs:
-            from bitcycle.driver import regmap
+            from bitcycle.hwif import regmap
 
             await self.write_reg("CTRL", 1 << regmap.FIELDS["CTRL"][name.upper()][0])
             return

@@ -13,7 +13,7 @@ import pytest
 
 import cocotb
 
-from bitcycle.driver import regmap
+from bitcycle.hwif import regmap
 from bitcycle.golden import stream as st
 from bitcycle_tb import EngineTB, err_mask, max_len, rand_binary, rand_ints
 

@@ -39,7 +39,7 @@ def test_compile_cli_writes_complete_build_dir_and_bitstream_exits_2(tmp_path):
     assert not list(tmp_path.glob("build/.tiny.tmp-*"))
     summary = json.loads((out / "compile.json").read_text())
     assert summary["images_checked"] == 100 and summary["stages"]["engine"]["checked"] == 100
-    from bitcycle.driver.driver_json import load
+    from bitcycle.hwif.driver_json import load
 
     spec = load(out / "driver.json")  # the driver's own validator accepts it
     assert [l.in_bits for l in spec.layers] == [8, 1] and spec.layers[-1].act == "none"

@@ -12,9 +12,10 @@ import random
 import numpy as np
 import pytest
 
-from bitcycle.driver import Accelerator, driver_json as DJ, spec_for_model
+from bitcycle.driver import Accelerator, spec_for_model
+from bitcycle.hwif import driver_json as DJ
 from bitcycle.driver import protocol as P
-from bitcycle.driver.driver_json import EngineSpec
+from bitcycle.hwif.driver_json import EngineSpec
 from bitcycle.driver.hostmath import quantize_grad
 from bitcycle.errors import BitCycleError
 from bitcycle.golden import bitserial_matmul, int_range
@@ -281,7 +282,8 @@ def test_overlay_id_mismatch():
 
 
 def test_driver_speaks_the_generated_register_map():
-    from bitcycle.driver import regmap, registers
+    from bitcycle.driver import registers
+    from bitcycle.hwif import regmap
 
     registers.check_bits()
     addr = registers.addresses()

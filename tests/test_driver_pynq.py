@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from bitcycle.driver import Accelerator, spec_for_model
-from bitcycle.driver import regmap
+from bitcycle.hwif import regmap
 from bitcycle.driver.transport import EmuEngine
 from bitcycle.errors import BitCycleError
 

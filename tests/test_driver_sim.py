@@ -13,7 +13,7 @@ import pytest
 
 from bitcycle.driver import Accelerator, spec_for_model
 from bitcycle.driver import protocol as P
-from bitcycle.driver.driver_json import EngineSpec
+from bitcycle.hwif.driver_json import EngineSpec
 from bitcycle.errors import BitCycleError
 from bitcycle.golden import bitserial_matmul, int_range
 from bitcycle.golden import stream as S

@@ -15,14 +15,14 @@ def test_regenerating_gives_identical_files(tmp_path):
     pairs = {
         "bitcycle_regs.sv": REPO / "hw" / "rtl" / "bitcycle_regs.sv",
         "bitcycle_regs_pkg.sv": REPO / "hw" / "rtl" / "bitcycle_regs_pkg.sv",
-        "regmap.py": REPO / "sw" / "bitcycle" / "driver" / "regmap.py",
+        "regmap.py": REPO / "sw" / "bitcycle" / "hwif" / "regmap.py",
     }
     for name, committed in pairs.items():
         assert (tmp_path / name).read_text() == committed.read_text(), f"{committed} is stale: run `make regs`"
 
 
 def test_regmap_plain_python():
-    spec = importlib.util.spec_from_file_location("regmap_alone", REPO / "sw" / "bitcycle" / "driver" / "regmap.py")
+    spec = importlib.util.spec_from_file_location("regmap_alone", REPO / "sw" / "bitcycle" / "hwif" / "regmap.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert "numpy" not in mod.__dict__

@@ -3,7 +3,7 @@ SystemRDL source, hw/regs/bitcycle.rdl (`make regs`):
 
   hw/rtl/bitcycle_regs.sv, hw/rtl/bitcycle_regs_pkg.sv   peakrdl-regblock, AXI4-Lite (flat ports),
                                                          asynchronous active-low reset
-  sw/bitcycle/driver/regmap.py                           plain Python (no numpy): addresses,
+  sw/bitcycle/hwif/regmap.py                           plain Python (no numpy): addresses,
                                                          fields, reset values, enum codes
 
 `--out DIR` writes the three files under DIR instead (the regeneration test compares them).
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = compile_rdl()
     sv_dir = args.out if args.out else REPO / "hw" / "rtl"
-    py_path = (args.out / "regmap.py") if args.out else REPO / "sw" / "bitcycle" / "driver" / "regmap.py"
+    py_path = (args.out / "regmap.py") if args.out else REPO / "sw" / "bitcycle" / "hwif" / "regmap.py"
     sv_dir.mkdir(parents=True, exist_ok=True)
     export_sv(root, sv_dir)
     py_path.write_text(regmap_source(root))

@@ -161,7 +161,7 @@ def dataflow_description(model, exported, files: list[dict]) -> dict:
 
 def driver_spec(model, exported, torch_model, grad_bits=(2, 8)):
     """driver.json (schema bitcycle.driver/1) for an MLP; None + reason for other models."""
-    from bitcycle.driver.driver_json import DriverSpec, InputSpec, LayerSpec, validate
+    from bitcycle.hwif.driver_json import DriverSpec, InputSpec, LayerSpec, validate
 
     eng = _engine_layers(model)
     if any(n.op_type.startswith("ConvolutionInputGenerator") for n in model.graph.node):

@@ -5,6 +5,6 @@ Imports numpy only (never torch or FINN): it runs on a PYNQ board image with num
 """
 
 from bitcycle.driver.accelerator import BACKENDS, Accelerator
-from bitcycle.driver.driver_json import DriverSpec, load as load_driver_json, spec_for_model
+from bitcycle.hwif.driver_json import DriverSpec, load as load_driver_json, spec_for_model
 
 __all__ = ["BACKENDS", "Accelerator", "DriverSpec", "load_driver_json", "spec_for_model"]

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bitcycle.driver import driver_json as DJ
+from bitcycle.hwif import driver_json as DJ
 from bitcycle.driver import protocol as P
 from bitcycle.driver.hostmath import (Adam, BatchNorm, PerTensorNorm, quantize_grad, quantize_input, sign_pm1,
                                      softmax_xent)

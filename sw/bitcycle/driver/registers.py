@@ -1,6 +1,6 @@
 """Register addresses for the ``sim`` and ``pynq`` transports, from the generated register map.
 
-``bitcycle/driver/regmap.py`` is generated from ``hw/regs/bitcycle.rdl`` (``make regs``, owned by
+``bitcycle/hwif/regmap.py`` is generated from ``hw/regs/bitcycle.rdl`` (``make regs``, owned by
 the engine); the driver's register names (protocol.REGISTER_NAMES) are the map's names, so no
 offset is written by hand anywhere in the driver.
 """
@@ -8,7 +8,7 @@ offset is written by hand anywhere in the driver.
 from __future__ import annotations
 
 from bitcycle.driver import protocol as P
-from bitcycle.driver import regmap
+from bitcycle.hwif import regmap
 from bitcycle.errors import BitCycleError
 
 

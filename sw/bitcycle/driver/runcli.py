@@ -95,7 +95,8 @@ def train(acc, train_x, train_y, test_x, test_y, steps: int, batch_size: int, se
 
 
 def run(args: argparse.Namespace) -> int:
-    from bitcycle.driver import Accelerator, driver_json as DJ
+    from bitcycle.driver import Accelerator
+    from bitcycle.hwif import driver_json as DJ
     from bitcycle.driver.data import load as load_data
 
     if args.steps < 1:

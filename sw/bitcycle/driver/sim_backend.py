@@ -64,7 +64,7 @@ def top_sources() -> list[str] | None:
     if not (RTL_DIR / "bitcycle_top.sv").is_file():
         return None
     try:
-        from bitcycle.driver import regmap  # noqa: F401
+        from bitcycle.hwif import regmap  # noqa: F401
     except ImportError:
         return None
     return _testbench_sources("test_bitcycle_top", "TOP_SOURCES")

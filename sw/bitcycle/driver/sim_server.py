@@ -30,7 +30,7 @@ from cocotb.triggers import ClockCycles, FallingEdge, with_timeout
 from cocotbext.axi import AxiStreamFrame
 
 from bitcycle.driver import protocol as P
-from bitcycle.driver.driver_json import ENGINE_ID, EngineSpec
+from bitcycle.hwif.driver_json import ENGINE_ID, EngineSpec
 from bitcycle.driver.transport import hwcfg, version_word
 from bitcycle.golden import stream as st
 

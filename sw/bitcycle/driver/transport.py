@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from bitcycle.driver import protocol as P
-from bitcycle.driver import regmap
-from bitcycle.driver.driver_json import ENGINE_ID, ENGINE_VERSION, EngineSpec
+from bitcycle.hwif import regmap
+from bitcycle.hwif.driver_json import ENGINE_ID, ENGINE_VERSION, EngineSpec
 from bitcycle.errors import BitCycleError
 from bitcycle.golden import stream as S
 

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bitcycle.driver import regmap as _regmap
+from bitcycle.hwif import regmap as _regmap
 from bitcycle.errors import BitCycleError
 
 SCHEMA = "bitcycle.driver/1"
