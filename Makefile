@@ -8,7 +8,7 @@ export PYTHONHASHSEED := 0
 JOBS  ?= auto
 MODEL ?= sfc
 
-.PHONY: help setup demo test test-fast sim lint bench clean bitstream compile export synth bench-memory bench-train regs bench-hw bench-driver run
+.PHONY: help setup demo test sim lint bench clean bitstream compile export synth bench-memory bench-train regs bench-hw bench-driver run
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -33,43 +33,45 @@ sim: $(VENV)/.bitcycle-setup  ## RTL testbenches: Verilator (+line/toggle covera
 
 # hand-written RTL lints clean with -Wall; the waivers cover only the generated register block
 RTL_LINT = hw/rtl/bitcycle_regs_pkg.sv hw/rtl/bitcycle_regs.sv hw/rtl/bitcycle_ram.sv hw/rtl/bitcycle_engine.sv hw/rtl/bitcycle_top.sv
-lint: $(VENV)/.bitcycle-setup  ## issue 6: Verilator --lint-only -Wall of the engine RTL
+lint: $(VENV)/.bitcycle-setup  ## Verilator --lint-only -Wall of the engine RTL
 	verilator --lint-only -Wall hw/regs/verilator_waivers.vlt $(RTL_LINT) --top-module bitcycle_top
 	verilator --lint-only -Wall hw/rtl/bitserial_mac.sv --top-module bitserial_mac
 
-regs: $(VENV)/.bitcycle-setup  ## issue 6: hw/regs/bitcycle.rdl → hw/rtl/bitcycle_regs*.sv + sw/bitcycle/hwif/regmap.py
+regs: $(VENV)/.bitcycle-setup  ## hw/regs/bitcycle.rdl → hw/rtl/bitcycle_regs*.sv + sw/bitcycle/hwif/regmap.py
 	$(PY) tools/gen_regs.py
 
-bench-hw: $(VENV)/.bitcycle-setup  ## issue 6: engine cycles per matrix vs bits (Verilator) → build/bench/hw.json + hw.md + plot
+bench-hw: $(VENV)/.bitcycle-setup  ## engine cycles per matrix vs bits (Verilator) → build/bench/hw.json + hw.md + plot
 	$(PY) -m bitcycle.cli bench hw
 
-synth: $(VENV)/.bitcycle-setup  ## issue 6: Yosys synth_xilinx (xc7z020) of the engine at a few PE×SIMD → build/bench/synth.json + .md
+synth: $(VENV)/.bitcycle-setup  ## Yosys synth_xilinx (xc7z020) of the engine at a few PE×SIMD → build/bench/synth.json + .md
 	$(PY) tools/synth.py
 
 # MODEL: a zoo name (tfc/sfc/lfc/cnv), models/NAME.toml, or a `bitcycle train` run directory
 COMPILE_SRC = $(if $(wildcard $(MODEL)/model.pt),--checkpoint $(MODEL),--model $(MODEL))
 COMPILE_ARGS ?=
 
-export: $(VENV)/.bitcycle-setup  ## issue 7: MODEL → QONNX in build/<model>/qonnx.onnx
+export: $(VENV)/.bitcycle-setup  ## MODEL → QONNX in build/<model>/qonnx.onnx
 	$(PY) -m bitcycle.cli export $(COMPILE_SRC) $(COMPILE_ARGS)
 
-compile: $(VENV)/.bitcycle-setup  ## issue 7: MODEL → FINN dataflow + engine layers → build/<model>/ (stops before vendor tools)
+compile: $(VENV)/.bitcycle-setup  ## MODEL → FINN dataflow + engine layers → build/<model>/ (stops before vendor tools)
 	$(PY) -m bitcycle.cli compile $(COMPILE_SRC) $(COMPILE_ARGS)
 
 bitstream: $(VENV)/.bitcycle-setup  ## FPGA image with Vitis HLS / Vivado (MODEL=...); exit 2 naming the missing tool
 	$(PY) -m bitcycle.cli bitstream $(COMPILE_SRC) $(COMPILE_ARGS)
 
-bench-train: $(VENV)/.bitcycle-setup  ## issue 4: Fashion-MNIST, LFC MLP + CNV CNN × fp32/fixed:8/cosine:2-8x8 → build/bench/train.json (~1 h on 2 busy cores)
+bench-train: $(VENV)/.bitcycle-setup  ## Fashion-MNIST, LFC MLP + CNV CNN × fp32/fixed:8/cosine:2-8x8 → build/bench/train.json (~1 h on 2 busy cores)
 	$(PY) -m bitcycle.cli bench train
 
-bench-memory: $(VENV)/.bitcycle-setup  ## issue 5: training memory std vs 1-bit mode, zoo × batch 100/200, accuracy → build/bench/memory.json
+bench-memory: $(VENV)/.bitcycle-setup  ## training memory std vs 1-bit mode, zoo × batch 100/200, accuracy → build/bench/memory.json
 	$(PY) -m bitcycle.cli bench memory --all --json build/bench/memory.json
 
-bench-driver: $(VENV)/.bitcycle-setup  ## issue 8: training step via the driver: emu/sim time, RTL cycles, projected board time, vs PyTorch → build/bench/driver.json
+bench-driver: $(VENV)/.bitcycle-setup  ## training step via the driver: emu/sim time, RTL cycles, projected board time, vs PyTorch → build/bench/driver.json
 	$(PY) -m bitcycle.cli bench driver
 
-run: $(VENV)/.bitcycle-setup  ## issue 8: train through the driver (BACKEND=emu|sim|pynq MODEL=sfc STEPS=440) → build/run/metrics.json
+run: $(VENV)/.bitcycle-setup  ## train through the driver (BACKEND=emu|sim|pynq MODEL=sfc STEPS=440) → build/run/metrics.json
 	$(PY) -m bitcycle.cli run --backend $(or $(BACKEND),emu) --model $(MODEL) --dataset digits --grad-bits cosine:2-8x4 --steps $(or $(STEPS),440) --out build/run
+
+bench: bench-hw bench-driver bench-memory bench-train  ## every benchmark (long: hours on 2 cores) → build/bench/*.json
 
 clean:  ## remove build outputs (keeps .venv)
 	rm -rf build sim_build .pytest_cache .hypothesis
