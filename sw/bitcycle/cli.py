@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import warnings
 
 from bitcycle import __version__
 from bitcycle.errors import BitCycleError
@@ -39,8 +41,20 @@ def _top_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Warnings that third-party libraries raise at import or export (optional CUDA kernels, ONNX
+# opset notes, datatype roundings FINN performs on purpose) say nothing to a BitCycle user.
+# BITCYCLE_WARNINGS=1 shows them.
+QUIET_WARNINGS_FROM = r"(brevitas|qonnx|finn|torch|onnx|onnxscript|pynq|pynqutils)(\.|$)"
+
+
+def _quiet_third_party_warnings() -> None:
+    if os.environ.get("BITCYCLE_WARNINGS") != "1":
+        warnings.filterwarnings("ignore", module=QUIET_WARNINGS_FROM)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _quiet_third_party_warnings()
     top = _top_parser()
     if not argv or argv[0].startswith("-"):
         top.parse_args(argv or ["--help"])
