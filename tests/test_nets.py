@@ -66,7 +66,6 @@ def test_model_configs_load():
     ("cnv", {"input_size": 28, "in_channels": 1, "width_mult": 0.125}, (1, 1, 28, 28)),
 ])
 def test_qonnx_export_and_finn_streamline(tmp_path, name, cfg, shape):
-    pytest.importorskip("finn")
     from brevitas.export import export_qonnx
     from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
     from finn.transformation.streamline import Streamline
