@@ -171,6 +171,23 @@ def test_quantize_grad_unbiased_and_in_range():
         assert np.abs(mean - g).max() < 6 * sigma
 
 
+def test_quantize_grad_row_scales():
+    """keep_axis: one scale per index of that axis, each slice using its full code range."""
+    rng = np.random.default_rng(SEED + 6)
+    g = rng.normal(size=(6, 40)) * np.logspace(-3, 2, 6)[:, None]
+    g[2] = 0.0
+    for bits in (1, 2, 5):
+        q, s = quantize_grad(g, bits, rng, keep_axis=0)
+        qmax = 1 if bits == 1 else 2 ** (bits - 1) - 1
+        assert s.shape == (6, 1) and s[2, 0] == 0.0 and np.abs(q).max() <= qmax
+        live = [0, 1, 3, 4, 5]
+        assert np.array_equal(np.abs(q[live]).max(axis=1), np.full(5, qmax))
+        np.testing.assert_allclose(s[live, 0], np.abs(g[live]).max(axis=1) / qmax)
+        q, s = quantize_grad(g, bits, rng, keep_axis=1)
+        assert s.shape == (1, 40)
+        assert bits == 1 or not q[2].any()  # b ≥ 2 has a zero code; b = 1 is ±1, unbiased on average
+
+
 def test_schedule_drives_bits():
     from bitcycle.quant.schedule import CyclicSchedule
 

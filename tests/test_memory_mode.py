@@ -7,6 +7,7 @@ import torch
 
 from bitcycle.errors import BitCycleError
 from bitcycle.nets import get_model
+from bitcycle.quant.grad import seed_grad_quant, set_grad_bits, set_grad_scale
 from bitcycle.quant.memory import packed_max_pool2d, packed_operand_linear, shape_only_avg_pool2d
 from bitcycle.train.memory import compare, measure_step, measure_saved_bytes, set_memory_efficient
 
@@ -48,6 +49,26 @@ def test_zoo_model_gradients_match_standard(name, cfg, shape):
     # switching off restores the class behaviour exactly
     set_memory_efficient(efficient, enabled=False)
     assert not any("_bitcycle_memory_efficient" in vars(m) and vars(m)["_bitcycle_memory_efficient"] for m in efficient.modules())
+
+
+@pytest.mark.parametrize("scale", ["row", "tensor"])
+def test_quantised_gradients_match_standard(scale):
+    """With 3-bit gradients the memory-efficient products quantise dy exactly as the standard ones."""
+    torch.manual_seed(SEED)
+    standard = get_model("cnv", input_size=28, in_channels=1, width_mult=0.125).train()
+    efficient = copy.deepcopy(standard)
+    set_memory_efficient(efficient)
+    for model in (standard, efficient):
+        set_grad_scale(model, scale)
+        set_grad_bits(model, 3)
+        seed_grad_quant(model, 11)
+    g = torch.Generator().manual_seed(SEED)
+    x, y = torch.rand((8, 1, 28, 28), generator=g), torch.randint(0, 10, (8,), generator=g)
+    _, grads_s = _grads(standard, x, y)
+    _, grads_e = _grads(efficient, x, y)
+    assert grads_s.keys() == grads_e.keys()
+    for k in grads_s:
+        assert torch.equal(grads_e[k], grads_s[k]), k
 
 
 def test_saved_bytes_are_measured_not_estimated():

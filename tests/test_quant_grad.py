@@ -9,7 +9,7 @@ from bitcycle.errors import BitCycleError
 from bitcycle.golden import bitserial_matmul
 from bitcycle.nets.layers import BinaryConv2d, BinaryLinear
 from bitcycle.quant.grad import (fake_quantise_grad, grad_quant_state, load_grad_quant_state, quantise_grad,
-                                 seed_grad_quant, set_grad_bits)
+                                 seed_grad_quant, set_grad_bits, set_grad_scale)
 
 torch.set_num_threads(1)
 
@@ -79,9 +79,10 @@ def test_bad_bits():
 
 
 @pytest.mark.parametrize("bits", [1, 3, 8])
-def test_linear_backward_is_engine_product(bits):
+def test_linear_backward_is_engine_product_tensor_scale(bits):
     torch.manual_seed(bits)
     layer = BinaryLinear(37, 11).train()
+    set_grad_scale(layer, "tensor")
     set_grad_bits(layer, bits)
     seed_grad_quant(layer, 42)
     x = torch.sign(torch.randn(5, 37)).requires_grad_(True)  # ±1 activations, as the engine sees them
@@ -104,6 +105,76 @@ def test_linear_backward_is_engine_product(bits):
     assert torch.allclose(layer.weight.grad, q_dw.float() * s_dw, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("bits", [1, 2, 3, 8])
+def test_linear_backward_is_engine_product_row_scale(bits):
+    """Row scales: dx from dy quantised per sample, dW from dy quantised per output channel — both
+    the engine's integer products times one scale per output row, then dW quantised per channel."""
+    torch.manual_seed(bits)
+    layer = BinaryLinear(37, 11).train()
+    assert layer.grad_scale == "row"  # the default
+    set_grad_bits(layer, bits)
+    seed_grad_quant(layer, 42)
+    x = torch.sign(torch.randn(5, 37)).requires_grad_(True)
+    dy = torch.randn(5, 11)
+    dy[3] = 0  # a sample without error signal: its scale is 0, its dx exactly 0
+    layer(x).backward(dy)
+
+    gen = _gen(42 * 1000003)
+    q_dx, s_dx = quantise_grad(dy, bits, gen, keep_dim=0)  # per sample: s_dx is [5, 1]
+    q_dw, s_dw = quantise_grad(dy, bits, gen, keep_dim=-1)  # per output channel: s_dw is [1, 11]
+    assert s_dx.shape == (5, 1) and s_dw.shape == (1, 11) and float(s_dx[3]) == 0.0
+    w = torch.sign(layer.weight.detach())
+    w[w == 0] = 1
+    w_np = w.numpy().astype(np.int8)
+    dx_int = bitserial_matmul(np.ascontiguousarray(w_np.T), q_dx.numpy().T.astype(np.int64), bits).T  # [5, 37]
+    live = s_dx[:, 0] > 0
+    assert np.array_equal(np.rint(x.grad[live].numpy() / s_dx[live].numpy()).astype(np.int64), dx_int[live.numpy()])
+    assert torch.allclose(x.grad, torch.from_numpy(dx_int).float() * s_dx, rtol=1e-6, atol=1e-6)
+    assert not x.grad[3].any()
+    dw_int = bitserial_matmul(x.detach().numpy().T.astype(np.int8), q_dw.numpy().astype(np.int64), bits).T  # [11, 37]
+    q_w, s_w = quantise_grad(torch.from_numpy(dw_int).float() * s_dw.T, bits, gen, keep_dim=0)
+    assert torch.allclose(layer.weight.grad, q_w.float() * s_w, rtol=1e-6, atol=1e-7)
+
+
+def test_conv_row_scale_products():
+    torch.manual_seed(5)
+    conv = BinaryConv2d(3, 4, 3, padding=1).train()
+    set_grad_bits(conv, 3)
+    seed_grad_quant(conv, 7)
+    x = torch.sign(torch.randn(2, 3, 6, 6)).requires_grad_(True)
+    dy = torch.randn(2, 4, 6, 6)
+    conv(x).backward(dy)
+    gen = _gen(7 * 1000003)
+    q_dx, s_dx = quantise_grad(dy, 3, gen, keep_dim=0)  # per sample: [2, 1, 1, 1]
+    q_dw, s_dw = quantise_grad(dy, 3, gen, keep_dim=1)  # per output channel: [1, 4, 1, 1]
+    w = torch.where(conv.weight.detach() >= 0, 1.0, -1.0)
+    dx_int = torch.nn.grad.conv2d_input(x.shape, w, q_dx.float(), padding=1)
+    assert torch.equal(dx_int, dx_int.round())  # an integer product, as on the engine
+    assert torch.allclose(x.grad, dx_int * s_dx, rtol=1e-6, atol=1e-6)
+    dw_int = torch.nn.grad.conv2d_weight(x.detach(), w.shape, q_dw.float(), padding=1)
+    q_w, s_w = quantise_grad(dw_int * s_dw.reshape(4, 1, 1, 1), 3, gen, keep_dim=0)
+    assert torch.allclose(conv.weight.grad, q_w.float() * s_w, rtol=1e-6, atol=1e-7)
+    assert len(torch.unique(q_w)) <= 7
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4])
+def test_row_quantiser_range_and_unbiased(bits):
+    rows = torch.randn(6, 40, generator=_gen(bits)) * torch.logspace(-3, 2, 6).reshape(6, 1)
+    q, s = quantise_grad(rows, bits, _gen(0), keep_dim=0)
+    qmax = 1 if bits == 1 else 2 ** (bits - 1) - 1
+    assert s.shape == (6, 1) and int(q.abs().max()) <= qmax
+    # each row uses its full code range: its own max |g| lands on ±qmax
+    assert torch.equal(q.abs().amax(dim=1), torch.full((6,), qmax, dtype=torch.int32))
+    gen = _gen(1)
+    mean = sum(fake_quantise_grad(rows, bits, gen, keep_dim=0) for _ in range(2000)) / 2000
+    assert torch.allclose(mean, rows, rtol=0, atol=float(5 * s.max() * qmax / 2000 ** 0.5))
+
+
+def test_bad_grad_scale():
+    with pytest.raises(BitCycleError, match="gradient scale 'col'"):
+        set_grad_scale(BinaryLinear(3, 2), "col")
+
+
 def test_fp32_backward_unchanged_and_eval_untouched():
     torch.manual_seed(0)
     layer = BinaryLinear(8, 4).train()
@@ -123,7 +194,12 @@ def test_conv_grad_is_quantised():
     seed_grad_quant(conv, 0)
     y = conv(torch.sign(torch.randn(2, 3, 6, 6)))
     y.backward(torch.randn_like(y))
-    # dW quantised to 2 bits has at most the 3 levels {−s, 0, s}
+    # dW quantised to 2 bits has at most the 3 levels {−s, 0, s} per output channel (row scale)
+    assert all(len(torch.unique(conv.weight.grad[o])) <= 3 for o in range(4))
+    set_grad_scale(conv, "tensor")  # ... and in the whole tensor with one scale
+    conv.weight.grad = None
+    y = conv(torch.sign(torch.randn(2, 3, 6, 6)))
+    y.backward(torch.randn_like(y))
     assert len(torch.unique(conv.weight.grad)) <= 3
 
 

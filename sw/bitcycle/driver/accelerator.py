@@ -55,7 +55,7 @@ class Accelerator:
 
     def __init__(self, backend: str = "emu", bitfile: str | None = None, driver_json=None,
                  timeout: float = 10.0, seed: int = 0, lr: float = 1e-2, quantise_weight_grad: bool = True,
-                 transport: Transport | None = None, **backend_options):
+                 grad_scale: str = "row", transport: Transport | None = None, **backend_options):
         if backend not in BACKENDS:
             raise BitCycleError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
         self.backend = backend
@@ -64,6 +64,9 @@ class Accelerator:
         self.seed = int(seed)
         self.lr = float(lr)
         self.quantise_weight_grad = bool(quantise_weight_grad)
+        if grad_scale not in ("row", "tensor"):
+            raise BitCycleError(f"grad_scale {grad_scale!r} is unknown; choose row or tensor")
+        self.grad_scale = grad_scale
         self._backend_options = backend_options
         self.transport: Transport | None = transport
         self.spec: DJ.DriverSpec | None = None
@@ -521,14 +524,19 @@ class Accelerator:
                 params[f"{i}.beta"], grads[f"{i}.beta"] = bn.beta, dbeta
             else:
                 dz = g
-            q, scale = quantize_grad(dz, bits, self.rng)
-            dw = self.weight_grad(cache["a"], q, ls.in_bits, bits) * scale  # exact integers × one scale
+            # dz is [out, B]. Row scales (as `bitcycle train`): per sample (column) for backward-data,
+            # per output channel (row) for backward-weight, so each product is the engine's integer
+            # product times one host-side scale per output row; tensor: one dz quantisation for both.
+            row = self.grad_scale == "row"
+            q_w, s_w = quantize_grad(dz, bits, self.rng, keep_axis=0 if row else None)
+            q_x, s_x = quantize_grad(dz, bits, self.rng, keep_axis=1) if row and i > 0 else (q_w, s_w)
+            dw = self.weight_grad(cache["a"], q_w, ls.in_bits, bits) * s_w  # exact integers × scale(s)
             if self.quantise_weight_grad:  # dW → Q_b(dW) too, as `bitcycle train` does by default
-                qw, wscale = quantize_grad(dw, bits, self.rng)
+                qw, wscale = quantize_grad(dw, bits, self.rng, keep_axis=0 if row else None)
                 dw = qw * wscale
             params[f"{i}.w"], grads[f"{i}.w"] = self.latent[i], dw
             if i > 0:
-                da = self.backward_data(i, q, bits) * scale  # [in, B]
+                da = self.backward_data(i, q_x, bits) * s_x  # [in, B]
                 g = da * caches[i - 1]["mask"]  # straight-through estimator of sign (|y| <= 1)
         self.optimizer.step(params, grads)
         changed = 0

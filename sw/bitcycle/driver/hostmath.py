@@ -28,26 +28,35 @@ def quantize_input(x: np.ndarray, bits: int, scale: float, offset: float) -> np.
     return np.clip(np.rint(np.asarray(x, dtype=np.float64) * scale + offset), lo, hi).astype(np.int64)
 
 
-def quantize_grad(g: np.ndarray, bits: int, rng: np.random.Generator) -> tuple[np.ndarray, float]:
-    """Per-tensor symmetric quantisation of a float gradient to ``bits`` with stochastic rounding.
+def quantize_grad(g: np.ndarray, bits: int, rng: np.random.Generator,
+                  keep_axis: int | None = None) -> tuple[np.ndarray, float | np.ndarray]:
+    """Symmetric quantisation of a float gradient to ``bits`` with stochastic rounding.
 
     Returns integer codes q (in [−(2^(b−1)−1), 2^(b−1)−1], or ±1 for b = 1) and the scale s with
-    g ≈ s·q, unbiased: E[s·q] = g. The codes are what the engine consumes.
+    g ≈ s·q, unbiased: E[s·q] = g. The codes are what the engine consumes. ``keep_axis`` None: one
+    scale for the tensor (a float); else one per index of that axis (an array broadcastable against
+    q; an all-zero slice gets scale 0), as ``bitcycle.quant.grad`` does with ``keep_dim``.
     """
     g = np.asarray(g, dtype=np.float64)
-    amax = float(np.max(np.abs(g))) if g.size else 0.0
-    if amax == 0.0 or not np.isfinite(amax):
-        if not np.isfinite(amax):
-            raise BitCycleError("gradient is not finite (NaN/inf): lower the learning rate")
+    if keep_axis is None:
+        amax = float(np.max(np.abs(g))) if g.size else 0.0
+    else:
+        axes = tuple(a for a in range(g.ndim) if a != keep_axis % g.ndim)
+        amax = np.max(np.abs(g), axis=axes, keepdims=True) if g.size else np.zeros([1] * g.ndim)
+    if not np.all(np.isfinite(amax)):
+        raise BitCycleError("gradient is not finite (NaN/inf): lower the learning rate")
+    if keep_axis is None and amax == 0.0:
         return np.zeros(g.shape, dtype=np.int64) if bits > 1 else np.ones(g.shape, dtype=np.int64), 0.0
     u = rng.random(g.shape)
+    zero = amax == 0
+    safe = np.where(zero, 1.0, amax)
     if bits == 1:
         # ±1 with P(+1) = (1 + g/amax)/2: unbiased for scale amax
-        return np.where(u < 0.5 * (1.0 + g / amax), 1, -1).astype(np.int64), amax
+        return np.where(u < 0.5 * (1.0 + g / safe), 1, -1).astype(np.int64), amax
     qmax = (1 << (bits - 1)) - 1
-    scale = amax / qmax
+    scale = safe / qmax
     q = np.floor(g / scale + u)
-    return np.clip(q, -qmax, qmax).astype(np.int64), scale
+    return np.clip(q, -qmax, qmax).astype(np.int64), (np.where(zero, 0.0, scale) if keep_axis is not None else float(scale))
 
 
 def softmax_xent(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:

@@ -6,6 +6,9 @@ already-quantised input and ±1 weights). In training with ``grad_bits < 32`` it
     y = matmul(x, w)          dy → Q_b(dy)   (the error signal the engine multiplies, b bits)
                               dW → Q_b(dW)   (optional, ``quantise_weight_grad``)
 
+with one scale per tensor (``grad_scale="tensor"``) or, by default (``"row"``), inside the matmul's
+backward with one scale per output row of each backward product (``bitcycle.quant.grad``).
+
 ``matmul`` is the single hook where an alternative autograd Function (e.g. a memory-efficient
 one that saves only sign(x)) can be plugged in. During QONNX export Brevitas bypasses this path
 (its export handler emits MatMul/Conv + Quant nodes), so the exported graph is the plain W1A1 net.
@@ -18,8 +21,9 @@ import torch.nn.functional as F
 from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
 from brevitas.quant_tensor import QuantTensor
 
+from bitcycle.errors import BitCycleError
 from bitcycle.quant.forward import ForwardBitsMixin, uniform_quant_ste
-from bitcycle.quant.grad import NO_QUANT_BITS, GradQuantMixin, grad_quant
+from bitcycle.quant.grad import NO_QUANT_BITS, GradQuantMixin, RowScaledGrad, grad_quant, row_scaled_product
 from bitcycle.quant.quantizers import BinaryActQuant, BinaryWeightQuant, InputQuant8, IntWeightQuant
 
 
@@ -43,17 +47,24 @@ class _BinaryMixin(GradQuantMixin, ForwardBitsMixin):
             w = uniform_quant_ste(self.weight, self.forward_bits)
         if not self._grad_quant_active():
             return self.matmul(x, w)
+        if self.grad_scale == "row":
+            row_grad = RowScaledGrad(self.grad_bits, self.grad_generator, self.channel_dim, self.quantise_weight_grad)
+            return self.matmul(x, w, row_grad=row_grad)
         if self.quantise_weight_grad:
             w = grad_quant(w, self.grad_bits, self.grad_generator)
         y = self.matmul(x, w)
         return grad_quant(y, self.grad_bits, self.grad_generator)
 
-    def matmul(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+    channel_dim = 1  # the output-channel dim of y (and so of dy)
+
+    def matmul(self, x: torch.Tensor, w: torch.Tensor, row_grad: RowScaledGrad | None = None) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
 class BinaryLinear(_BinaryMixin, QuantLinear):
     """y = x·Wᵀ with ±1 weights (``weight_bits=1``) or b-bit integer weights, no bias."""
+
+    channel_dim = -1
 
     def __init__(self, in_features: int, out_features: int, weight_bits: int = 1, quantise_weight_grad: bool = True):
         QuantLinear.__init__(self, in_features, out_features, bias=False,
@@ -62,8 +73,11 @@ class BinaryLinear(_BinaryMixin, QuantLinear):
         self._init_grad_quant(quantise_weight_grad)
         torch.nn.init.uniform_(self.weight.data, -1.0, 1.0)
 
-    def matmul(self, x, w):
-        return F.linear(x, w)
+    def conv_args(self):
+        return None
+
+    def matmul(self, x, w, row_grad=None):
+        return row_scaled_product(x, w, None, row_grad)
 
     def macs(self, out_shape) -> int:
         """Multiply-accumulates of one forward pass for an output of ``out_shape`` (batch included)."""
@@ -84,8 +98,17 @@ class BinaryConv2d(_BinaryMixin, QuantConv2d):
         self._init_grad_quant(quantise_weight_grad)
         torch.nn.init.uniform_(self.weight.data, -1.0, 1.0)
 
-    def matmul(self, x, w):
-        return self._conv_forward(x, w, None)
+    def conv_args(self):
+        """(stride, padding, dilation, groups) for F.conv2d; zero numeric padding only (as the zoo)."""
+        if self.padding_mode != "zeros" or isinstance(self.padding, str):
+            raise BitCycleError(f"{type(self).__name__}: padding_mode={self.padding_mode!r}, padding={self.padding!r} is not "
+                                f"supported; use zero numeric padding")
+        return (self.stride, self.padding, self.dilation, self.groups)
+
+    def matmul(self, x, w, row_grad=None):
+        if row_grad is None:
+            return self._conv_forward(x, w, None)
+        return row_scaled_product(x, w, self.conv_args(), row_grad)
 
     def macs(self, out_shape) -> int:
         n, c, h, w = (int(d) for d in out_shape)

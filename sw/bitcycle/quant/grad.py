@@ -9,51 +9,89 @@ signal dy that enters a binary layer's backward pass must be such an integer tim
 so E[q·s] = g (stochastic rounding is unbiased). For b = 1 the engine's operand is bipolar ±1:
 q = +1 with probability (1 + g/s)/2, else −1, with s = max|g| — again unbiased. b ≥ 32 means no
 quantisation (the FP32 baseline). An all-zero tensor quantises to zeros with scale 1.
+
+Scale granularity (``grad_scale``)
+----------------------------------
+``tensor``: one scale for dy and one for dW, as above — dy is quantised once and both backward
+products use it.
+
+``row``: one scale per *output row of each engine product*, so every product is still an integer
+matmul on the engine times per-row scales applied by the host afterwards:
+
+    backward-data    dx[n]   = s_n · Σ_o q[n, o]·W[o]      q, s_n: dy quantised per sample n
+    backward-weight  dW[o]   = t_o · Σ_n q'[n, o]·x[n]     q', t_o: dy quantised per output channel o
+    weight gradient  dW[o]  → quantised per output channel o (``quantise_weight_grad``)
+
+A per-sample scale cannot be used for dW (it does not factor out of a sum over samples), nor a
+per-channel one for dx, hence two quantisations of the same dy. At 2 bits a per-tensor scale is set
+by the single largest |dy| of the batch and rounds most of the others to 0 or ±1 at random; per-row
+scales follow each sample's (channel's) own range, which is what keeps cosine:2-8 close to fixed:8.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from bitcycle.errors import BitCycleError
 
 NO_QUANT_BITS = 32
+GRAD_SCALES = ("row", "tensor")
+GRAD_SCALE_HELP = ("gradient quantiser scales: one per output row of each backward product (row, default: per sample "
+                   "for dx, per output channel for dW) or one per tensor (tensor)")
 
 
-def _quantise(g: torch.Tensor, bits: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _reduce_dims(g: torch.Tensor, keep_dim: int | None) -> tuple[int, ...] | None:
+    """The dims amax is taken over: all (per tensor) or all but ``keep_dim`` (one scale per index of it)."""
+    if keep_dim is None:
+        return None
+    keep = keep_dim % g.dim()
+    return tuple(d for d in range(g.dim()) if d != keep)
+
+
+def _quantise(g: torch.Tensor, bits: int, generator: torch.Generator | None,
+              keep_dim: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(q, scale) with q an integer-valued float32 tensor (one fused in-place pass: this runs on
-    every binary layer's dy and dW at every step, so it is kept cheap)."""
+    every binary layer's dy and dW at every step, so it is kept cheap). ``keep_dim`` None: one
+    scale (0-d); else one scale per index of ``keep_dim`` (shape broadcastable against g)."""
     if not 1 <= int(bits) < NO_QUANT_BITS:
         raise BitCycleError(f"gradient bits={bits} must be in 1..31 to quantise (32 = no quantisation)")
     bits = int(bits)
     g = g.detach()
-    amax = g.abs().max().float()
-    if not torch.isfinite(amax):
+    dims = _reduce_dims(g, keep_dim)
+    amax = (g.abs().max() if dims is None else g.abs().amax(dim=dims, keepdim=True)).float()
+    if not bool(torch.isfinite(amax).all()):
         raise BitCycleError("gradient holds inf/NaN; lower the learning rate")
     u = torch.rand(g.shape, generator=generator, dtype=torch.float32, device=g.device)
-    if amax == 0:
+    if dims is None and amax == 0:
         return torch.zeros(g.shape, dtype=torch.float32, device=g.device), torch.ones((), dtype=torch.float32, device=g.device)
+    zero = amax == 0  # rows of zeros: any code times scale 0 is 0 (b = 1 has no zero code)
+    safe = torch.where(zero, 1.0, amax) if dims is not None else amax
     if bits == 1:
         # +1 with probability (1 + g/s)/2: u < (1 + g/s)/2  ⇔  2u − 1 < g/s
-        q = torch.where(u.mul_(2.0).sub_(1.0) < g.float() / amax, 1.0, -1.0)
-        return q, amax
+        q = torch.where(u.mul_(2.0).sub_(1.0) < g.float() / safe, 1.0, -1.0)
+        return q, (torch.where(zero, 0.0, amax) if dims is not None else amax)
     qmax = float((1 << (bits - 1)) - 1)
-    scale = amax / qmax
+    scale = safe / qmax
     q = g.float() / scale
-    return q.add_(u).floor_().clamp_(-qmax, qmax), scale
+    q = q.add_(u).floor_().clamp_(-qmax, qmax)
+    return q, (torch.where(zero, 0.0, scale) if dims is not None else scale)
 
 
-def quantise_grad(g: torch.Tensor, bits: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return (q, scale) with q an int32 tensor of b-bit signed integers and g ≈ q·scale (unbiased)."""
-    q, scale = _quantise(g, bits, generator)
+def quantise_grad(g: torch.Tensor, bits: int, generator: torch.Generator | None = None,
+                  keep_dim: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (q, scale) with q an int32 tensor of b-bit signed integers and g ≈ q·scale (unbiased);
+    one scale, or one per index of ``keep_dim`` (broadcastable against q)."""
+    q, scale = _quantise(g, bits, generator, keep_dim)
     return q.to(torch.int32), scale
 
 
-def fake_quantise_grad(g: torch.Tensor, bits: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def fake_quantise_grad(g: torch.Tensor, bits: int, generator: torch.Generator | None = None,
+                       keep_dim: int | None = None) -> torch.Tensor:
     """g quantised to b bits and scaled back (same dtype as g); bits ≥ 32 returns g unchanged."""
     if bits >= NO_QUANT_BITS:
         return g
-    q, scale = _quantise(g, bits, generator)
+    q, scale = _quantise(g, bits, generator, keep_dim)
     return q.mul_(scale).to(g.dtype)
 
 
@@ -78,6 +116,77 @@ def grad_quant(x: torch.Tensor, bits: int, generator: torch.Generator | None) ->
     return GradQuantFn.apply(x, bits, generator)
 
 
+# ----------------------------------------------------------------------------- row scales
+ConvArgs = tuple  # (stride, padding, dilation, groups) of a conv2d; None for a linear layer
+
+
+def product(x: torch.Tensor, w: torch.Tensor, conv_args: ConvArgs | None) -> torch.Tensor:
+    """The forward product of a binary layer: x·Wᵀ (linear) or conv2d(x, W) (no bias)."""
+    return F.linear(x, w) if conv_args is None else F.conv2d(x, w, None, *conv_args)
+
+
+def input_grad(dy: torch.Tensor, w: torch.Tensor, x_shape, conv_args: ConvArgs | None) -> torch.Tensor:
+    """Backward-data product dx from dy and the weights."""
+    return dy @ w if conv_args is None else torch.nn.grad.conv2d_input(x_shape, w, dy, *conv_args)
+
+
+def weight_grad(dy: torch.Tensor, x: torch.Tensor, w_shape, conv_args: ConvArgs | None) -> torch.Tensor:
+    """Backward-weight product dW from dy and the layer input."""
+    if conv_args is None:
+        return dy.reshape(-1, dy.shape[-1]).t() @ x.reshape(-1, x.shape[-1])
+    return torch.nn.grad.conv2d_weight(x, w_shape, dy, *conv_args)
+
+
+class RowScaledGrad:
+    """One layer's ``row``-scale gradient quantisation for one step (module docstring): dy per
+    sample for backward-data, dy per output channel for backward-weight, dW per output channel."""
+
+    def __init__(self, bits: int, generator: torch.Generator | None, channel_dim: int, quantise_weight_grad: bool = True):
+        self.bits, self.generator = int(bits), generator
+        self.channel_dim, self.quantise_weight_grad = channel_dim, quantise_weight_grad
+
+    def for_input_grad(self, dy: torch.Tensor) -> torch.Tensor:
+        return fake_quantise_grad(dy, self.bits, self.generator, keep_dim=0)
+
+    def for_weight_grad(self, dy: torch.Tensor) -> torch.Tensor:
+        return fake_quantise_grad(dy, self.bits, self.generator, keep_dim=self.channel_dim)
+
+    def weight_gradient(self, dw: torch.Tensor) -> torch.Tensor:
+        return fake_quantise_grad(dw, self.bits, self.generator, keep_dim=0) if self.quantise_weight_grad else dw
+
+    def backward(self, dy, x_shape, w_shape, load_w, load_x, conv_args: ConvArgs | None, needs: tuple) -> tuple:
+        """(dx, dW) of a layer's product; ``load_w``/``load_x`` give the saved operands on demand."""
+        dx = input_grad(self.for_input_grad(dy), load_w(), x_shape, conv_args) if needs[0] else None
+        dw = None
+        if needs[1]:
+            dw = self.weight_gradient(weight_grad(self.for_weight_grad(dy), load_x(), w_shape, conv_args))
+        return dx, dw
+
+
+class RowScaledProductFn(torch.autograd.Function):
+    """``product(x, w)`` whose backward quantises dy with :class:`RowScaledGrad` (saves x and w)."""
+
+    @staticmethod
+    def forward(ctx, x, w, conv_args, row_grad):
+        ctx.save_for_backward(x, w)
+        ctx.meta = (conv_args, row_grad)
+        return product(x, w, conv_args)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, w = ctx.saved_tensors
+        conv_args, row_grad = ctx.meta
+        dx, dw = row_grad.backward(dy, x.shape, w.shape, lambda: w, lambda: x, conv_args, ctx.needs_input_grad[:2])
+        return dx, dw, None, None
+
+
+def row_scaled_product(x, w, conv_args: ConvArgs | None, row_grad: RowScaledGrad | None) -> torch.Tensor:
+    """``product(x, w)``; with ``row_grad`` its backward quantises dy per row (module docstring)."""
+    if row_grad is None:
+        return product(x, w, conv_args)
+    return RowScaledProductFn.apply(x, w, conv_args, row_grad)
+
+
 class GradQuantMixin:
     """State a binary layer needs for gradient quantisation: the bit-width and its own generator.
 
@@ -88,16 +197,33 @@ class GradQuantMixin:
 
     grad_bits: int = NO_QUANT_BITS
     quantise_weight_grad: bool = True
+    grad_scale: str = "row"
 
-    def _init_grad_quant(self, quantise_weight_grad: bool = True) -> None:
+    def _init_grad_quant(self, quantise_weight_grad: bool = True, grad_scale: str = "row") -> None:
         self.grad_bits = NO_QUANT_BITS
         self.quantise_weight_grad = quantise_weight_grad
+        self.grad_scale = check_grad_scale(grad_scale)
         self.grad_generator = torch.Generator()
         self.grad_generator.manual_seed(0)
 
 
 def grad_quant_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
     return [m for m in model.modules() if isinstance(m, GradQuantMixin)]
+
+
+def check_grad_scale(scale: str) -> str:
+    if scale not in GRAD_SCALES:
+        raise BitCycleError(f"gradient scale {scale!r} is unknown; choose one of {', '.join(GRAD_SCALES)}")
+    return scale
+
+
+def set_grad_scale(model: torch.nn.Module, scale: str) -> int:
+    """Set the scale granularity (``tensor`` or ``row``) of every binary layer; returns how many."""
+    check_grad_scale(scale)
+    layers = grad_quant_layers(model)
+    for layer in layers:
+        layer.grad_scale = scale
+    return len(layers)
 
 
 def set_grad_bits(model: torch.nn.Module, bits: int) -> int:

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from bitcycle.errors import BitCycleError
+from bitcycle.quant.grad import input_grad, product, weight_grad
 
 GradQuant = Optional[Callable[[Tensor], Tensor]]
 
@@ -319,49 +320,54 @@ def _reduce_operand(x: Tensor, input_scale: Optional[float], where: str):
 
 
 class PackedOperandMatmulFn(torch.autograd.Function):
-    """``op(x, w)`` (linear or conv2d) on already-quantised operands, saving x packed (±1: 1 bit)
+    """``product(x, w)`` (linear or conv2d) on already-quantised operands, saving x packed (±1: 1 bit)
     or as int8 codes (the 8-bit first-layer input). ``w`` is the quantised weight tensor Brevitas
-    produced; it is parameter-sized (not batch-sized) and saved as it is."""
+    produced; it is parameter-sized (not batch-sized) and saved as it is. With ``row_grad``
+    (``bitcycle.quant.grad.RowScaledGrad``) the backward quantises dy per row of each product."""
 
     @staticmethod
-    def forward(ctx, x, w, op, conv_args, input_scale, where):
-        y = F.linear(x, w) if op == "linear" else F.conv2d(x, w, None, *conv_args)
+    def forward(ctx, x, w, conv_args, input_scale, where, row_grad):
+        y = product(x, w, conv_args)
         # Save only what the needed gradients use (as autograd does): w for dx, x for dW.
         empty = x.new_empty(0, dtype=torch.uint8)
         reduced, bipolar = _reduce_operand(x, input_scale, where) if ctx.needs_input_grad[1] else (empty, True)
         w_bipolar = _is_bipolar(w)  # binary weights: 1 bit each; b-bit ones (8-bit last layer) as they are
         w_saved = (pack_signs(w) if w_bipolar else w) if ctx.needs_input_grad[0] else empty
         ctx.save_for_backward(w_saved, reduced)
-        ctx.meta = (x.shape, x.dtype, w.shape, w_bipolar, op, conv_args, input_scale, bipolar)
+        ctx.meta = (x.shape, x.dtype, w.shape, w_bipolar, conv_args, input_scale, bipolar, row_grad)
         return y
 
     @staticmethod
     def backward(ctx, dy):
         w, reduced = ctx.saved_tensors
-        shape, dtype, w_shape, w_bipolar, op, conv_args, input_scale, bipolar = ctx.meta
-        dx = dw = None
-        if ctx.needs_input_grad[0]:
-            if w_bipolar:
-                w = unpack_signs(w, w_shape, dtype)
-            if op == "linear":
-                dx = dy @ w
-            else:
-                dx = torch.nn.grad.conv2d_input(shape, w, dy, *conv_args)
-        if ctx.needs_input_grad[1]:
-            x = unpack_signs(reduced, shape, dtype) if bipolar else reduced.to(dtype) * input_scale
-            if op == "linear":
-                dw = dy.reshape(-1, dy.shape[-1]).t() @ x.reshape(-1, x.shape[-1])
-            else:
-                dw = torch.nn.grad.conv2d_weight(x, w_shape, dy, *conv_args)
+        shape, dtype, w_shape, w_bipolar, conv_args, input_scale, bipolar, row_grad = ctx.meta
+
+        def load_w():
+            return unpack_signs(w, w_shape, dtype) if w_bipolar else w
+
+        def load_x():
+            return unpack_signs(reduced, shape, dtype) if bipolar else reduced.to(dtype) * input_scale
+
+        needs = ctx.needs_input_grad[:2]
+        if row_grad is not None:
+            dx, dw = row_grad.backward(dy, shape, w_shape, load_w, load_x, conv_args, needs)
+        else:
+            dx = input_grad(dy, load_w(), shape, conv_args) if needs[0] else None
+            dw = weight_grad(dy, load_x(), w_shape, conv_args) if needs[1] else None
         return dx, dw, None, None, None, None
 
 
+def packed_operand_product(x, w, conv_args=None, *, input_scale=None, where="binary layer", row_grad=None):
+    """``product(x, w, conv_args)`` saving the reduced operands; conv_args None means linear."""
+    return PackedOperandMatmulFn.apply(x, w, conv_args, input_scale, where, row_grad)
+
+
 def packed_operand_linear(x, w, *, input_scale=None, where="BinaryLinear"):
-    return PackedOperandMatmulFn.apply(x, w, "linear", None, input_scale, where)
+    return packed_operand_product(x, w, None, input_scale=input_scale, where=where)
 
 
 def packed_operand_conv2d(x, w, stride, padding, dilation, groups, *, input_scale=None, where="BinaryConv2d"):
-    return PackedOperandMatmulFn.apply(x, w, "conv2d", (stride, padding, dilation, groups), input_scale, where)
+    return packed_operand_product(x, w, (stride, padding, dilation, groups), input_scale=input_scale, where=where)
 
 
 class PackedSignActFn(torch.autograd.Function):

@@ -7,6 +7,7 @@ import json
 import os
 
 from bitcycle.errors import BitCycleError
+from bitcycle.quant.grad import GRAD_SCALE_HELP, GRAD_SCALES
 from bitcycle.quant.schedule import SPEC_HELP
 
 
@@ -37,6 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-limit", type=int, default=None, help="use only the first N test samples")
     p.add_argument("--no-augment", action="store_true", help="no data augmentation")
     p.add_argument("--no-weight-grad-quant", action="store_true", help="quantise only dy, keep dW in float")
+    p.add_argument("--grad-scale", choices=GRAD_SCALES, default="row", help=GRAD_SCALE_HELP)
     p.add_argument("--memory-efficient", action="store_true",
                    help="save only bit-packed sign(x) (and int8/int16 BN inputs) for backward: same gradients, less memory")
     p.add_argument("--forward-bits", default=None, metavar="SPEC",
@@ -63,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
                       grad_bits=args.grad_bits, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       seed=args.seed, train_limit=args.train_limit, test_limit=args.test_limit,
                       augment=not args.no_augment, quantise_weight_grad=not args.no_weight_grad_quant,
+                      grad_scale=args.grad_scale,
                       memory_efficient=args.memory_efficient, forward_bits=args.forward_bits,
                       forward_fraction=args.forward_fraction)
     m = train(cfg, args.out, resume=args.resume, progress=not args.no_progress)

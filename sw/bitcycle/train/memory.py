@@ -47,8 +47,7 @@ from bitcycle.quant.memory import (
     int_batch_norm,
     integer_codes,
     packed_max_pool2d,
-    packed_operand_conv2d,
-    packed_operand_linear,
+    packed_operand_product,
     packed_sign_act,
     shape_only_avg_pool2d,
     _is_bipolar,
@@ -80,15 +79,14 @@ def _input_scale(model) -> float | None:
     return None
 
 
-def _linear_matmul(layer, name, input_scale, x, w):
-    return packed_operand_linear(x, w, input_scale=input_scale, where=name)
+def _linear_matmul(layer, name, input_scale, x, w, row_grad=None):
+    return packed_operand_product(x, w, None, input_scale=input_scale, where=name, row_grad=row_grad)
 
 
-def _conv_matmul(layer, name, input_scale, x, w):
+def _conv_matmul(layer, name, input_scale, x, w, row_grad=None):
     if layer.padding_mode != "zeros" or isinstance(layer.padding, str):
         raise BitCycleError(f"{name}: memory-efficient mode supports zero numeric padding only; train it in standard mode")
-    return packed_operand_conv2d(x, w, layer.stride, layer.padding, layer.dilation, layer.groups,
-                                 input_scale=input_scale, where=name)
+    return packed_operand_product(x, w, layer.conv_args(), input_scale=input_scale, where=name, row_grad=row_grad)
 
 
 def _sign_forward(module, x):

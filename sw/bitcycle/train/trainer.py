@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from bitcycle.errors import BitCycleError
 from bitcycle.nets import MODELS, clip_latent_weights, get_model, load_model_config
 from bitcycle.quant.forward import set_forward_bits
-from bitcycle.quant.grad import grad_quant_layers, grad_quant_state, load_grad_quant_state, seed_grad_quant, set_grad_bits
+from bitcycle.quant.grad import (GRAD_SCALES, grad_quant_layers, grad_quant_state, load_grad_quant_state, seed_grad_quant,
+                                 set_grad_bits, set_grad_scale)
 from bitcycle.quant.schedule import parse_grad_bits
 from bitcycle.train import checkpoint as ckpt
 from bitcycle.train.data import Dataset, batches, limit_dataset, load_dataset, steps_per_epoch
@@ -52,12 +53,15 @@ class TrainConfig:
     test_limit: int | None = None
     augment: bool = True
     quantise_weight_grad: bool = True
+    grad_scale: str = "row"            # "tensor" or "row" (bitcycle.quant.grad)
     memory_efficient: bool = False     # issue 5: save 1-bit sign(x) for backward (bitcycle.train.memory)
     forward_bits: str | None = None    # CycleBNN's variant: forward W/A precision SPEC (bitcycle.quant.forward)
     forward_fraction: float = 0.5      # ... for this fraction of the steps, binary afterwards
 
     def check(self) -> None:
         parse_grad_bits(self.grad_bits)
+        if self.grad_scale not in GRAD_SCALES:
+            raise BitCycleError(f"--grad-scale {self.grad_scale!r}: choose one of {', '.join(GRAD_SCALES)}")
         if self.forward_bits:
             fwd = parse_grad_bits(self.forward_bits)
             if fwd.b_max > 16:
@@ -77,7 +81,8 @@ class TrainConfig:
 
 # the options that must match for --resume to continue the same run
 _RUN_KEYS = ("dataset", "grad_bits", "epochs", "batch_size", "lr", "seed", "train_limit", "test_limit", "augment",
-             "quantise_weight_grad", "memory_efficient", "forward_bits", "forward_fraction")
+             "quantise_weight_grad", "grad_scale", "memory_efficient", "forward_bits", "forward_fraction")
+_RUN_KEY_BEFORE = {"grad_scale": "tensor"}  # the value of a key checkpoints made before it existed had
 
 
 def resolve_model(cfg: TrainConfig, data: Dataset) -> tuple[str, dict]:
@@ -162,6 +167,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     core = get_model(name, **model_cfg)
     for layer in grad_quant_layers(core):
         layer.quantise_weight_grad = cfg.quantise_weight_grad
+    set_grad_scale(core, cfg.grad_scale)
     seed_grad_quant(core, cfg.seed * 131 + rank)
     if cfg.memory_efficient:  # issue 5: same parameters and gradients, ~1 bit per stored activation
         from bitcycle.train.memory import set_memory_efficient
@@ -178,9 +184,9 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         if (state["model"], state["model_cfg"]) != (name, model_cfg):
             raise BitCycleError(f"checkpoint in {out} is from model {state['model']} {state['model_cfg']}, not {name} "
                                 f"{model_cfg}; resume with the same --model or use a new --out")
-        diff = [k for k in _RUN_KEYS if state["run"].get(k) != run_id[k]]
+        diff = [k for k in _RUN_KEYS if state["run"].get(k, _RUN_KEY_BEFORE.get(k)) != run_id[k]]
         if diff:
-            was = ", ".join(f"{k}={state['run'].get(k)!r}" for k in diff)
+            was = ", ".join(f"{k}={state['run'].get(k, _RUN_KEY_BEFORE.get(k))!r}" for k in diff)
             raise BitCycleError(f"checkpoint in {out} was made with other options ({was}); "
                                 f"resume with the same options or use a new --out")
         if state["world"] != world:
