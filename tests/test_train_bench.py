@@ -26,3 +26,26 @@ def test_table():
     md = markdown_table(report)
     assert "| lfc | fixed:8 | 1 | 60000 | 88.00% |" in md and "12 s wall" in md
     assert _run_name("lfc", "cosine:2-8x8") == "lfc-cosine2_8x8"
+
+
+def test_bench_runs_in_worker_processes(tmp_path):
+    """The real benchmark, tiny: two runs on two spawned workers, files written, rows in SPEC order."""
+    import json
+
+    from bitcycle.cli import main
+
+    out = tmp_path / "bench"
+    assert main(["bench", "train", "--models", "lfc", "--specs", "fixed:8,cosine:2-8x2", "--train-limit", "512",
+                 "--test-limit", "256", "--batch-size", "128", "--jobs", "2", "--out", str(out)]) == 0
+    report = json.loads((out / "train.json").read_text())
+    assert report["complete"] and report["jobs"] == 2 and report["grad_scale"] == "row"
+    assert [r["grad_bits"] for r in report["runs"]] == ["fixed:8", "cosine:2-8x2"]
+    assert [len(r["bits_per_step"]) for r in report["runs"]] == [4, 4]
+    from bitcycle.quant.schedule import parse_grad_bits
+
+    assert report["runs"][1]["bits_per_step"] == [parse_grad_bits("cosine:2-8x2").schedule(4).bits(t) for t in range(4)]
+    md = (out / "train.md").read_text()
+    assert "| lfc | fixed:8 | 1 | 512 |" in md and "| lfc | cosine:2-8x2 | 1 | 512 |" in md
+    assert (out / "train.png").stat().st_size > 0
+    for r in report["runs"]:
+        assert (out / "train" / r["run"] / "metrics.json").is_file()

@@ -20,6 +20,7 @@ import argparse
 import io
 import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from bitcycle.train import checkpoint as ckpt
@@ -40,7 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=0.02)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--jobs", type=int, default=2, help="runs in parallel, each in its own process (default 2)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
+    p.add_argument("--grad-scale", default="row", help="gradient quantiser scales: row (default) or tensor")
     p.add_argument("--train-limit", type=int, default=None, help="first N training samples only (quick checks)")
     p.add_argument("--test-limit", type=int, default=None)
     p.add_argument("--out", default="build/bench", help="writes OUT/train.json, .md, .png and OUT/train/RUN/")
@@ -50,70 +53,114 @@ def _run_name(model: str, spec: str) -> str:
     return f"{model}-{spec.replace(':', '').replace('-', '_')}"
 
 
-def run(args: argparse.Namespace) -> int:
+def _train_job(job: dict) -> dict:
+    """One benchmark run (in this process or a worker process): train, return its table row."""
     import torch
 
-    from bitcycle.errors import BitCycleError
-    from bitcycle.quant.schedule import parse_grad_bits
     from bitcycle.train.data import load_dataset
     from bitcycle.train.trainer import TrainConfig, train
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(job["threads"])
+    data = load_dataset("fashion-mnist", train_limit=job["train_limit"], test_limit=job["test_limit"])
+    cfg = TrainConfig(**job["cfg"])
+    m = train(cfg, job["run_dir"], data=data, progress=job["progress"])
+    return {"run": job["name"], "model": job["model"], "model_cfg": m["model_cfg"], "grad_bits": cfg.grad_bits,
+            "grad_scale": cfg.grad_scale, "epochs": cfg.epochs, "train_samples": m["steps_per_epoch"] * cfg.batch_size,
+            "steps": m["steps"], "test_accuracy": m["test_accuracy"], "best_test_accuracy": m["best_test_accuracy"],
+            "accuracy_per_epoch": [e["test_acc"] for e in m["epochs_detail"]],
+            "mean_grad_bits": m["mean_grad_bits"], "train_bops": m["train_bops"],
+            "fp32_bops": m["fp32_bops"], "saving_vs_fp32": m["saving_vs_fp32"],
+            "saving_vs_fixed8": m["saving_vs_fixed8"],
+            "engine_backward_planes": m["engine_backward_planes"],
+            "engine_backward_saving_vs_fixed8": m["engine_backward_saving_vs_fixed8"],
+            "threads": job["threads"], "wall_time_s": m["wall_time_s"], "cpu_time_s": m["cpu_time_s"],
+            "bits_per_step": m["bits_per_step"]}
+
+
+def run(args: argparse.Namespace) -> int:
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    import multiprocessing
+
+    from bitcycle.errors import BitCycleError
+    from bitcycle.quant.grad import check_grad_scale
+    from bitcycle.quant.schedule import parse_grad_bits
+    from bitcycle.train.data import load_dataset
+    from bitcycle.train.trainer import TrainConfig
+
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     specs = [str(parse_grad_bits(s)) for s in args.specs.split(",") if s.strip()]
+    check_grad_scale(args.grad_scale)
+    if args.jobs < 1 or args.threads < 1:
+        raise BitCycleError("bench train: --jobs and --threads must be >= 1")
     for m in models:
         if m not in MODEL_FILES:
             raise BitCycleError(f"bench train: unknown model {m!r}; choose from {', '.join(MODEL_FILES)}")
     out = Path(args.out)
     runs_dir = out / "train"
-    data = load_dataset("fashion-mnist", train_limit=args.train_limit, test_limit=args.test_limit)
-    t0, c0 = time.perf_counter(), time.process_time()
-    results: list[dict] = []
-    report = {"bench": "train", "dataset": "fashion-mnist", "train_samples": len(data.train_y),
-              "test_samples": len(data.test_y), "threads": args.threads, "batch_size": args.batch_size,
-              "lr": args.lr, "seed": args.seed, "epochs": {"lfc": args.epochs_mlp, "cnv": args.epochs_cnn},
-              "complete": False, "runs": results}
+    data = load_dataset("fashion-mnist", train_limit=args.train_limit, test_limit=args.test_limit)  # fail fast
+    jobs = []
     for model in models:
         for spec in specs:
             name = _run_name(model, spec)
-            run_dir = runs_dir / name
-            shutil.rmtree(run_dir, ignore_errors=True)  # every figure comes from this run
             limit = args.train_limit
             if model == "cnv" and args.cnn_train_limit:
                 limit = min(limit or args.cnn_train_limit, args.cnn_train_limit)
             cfg = TrainConfig(model=str(MODEL_FILES[model]), dataset="fashion-mnist", grad_bits=spec,
                               epochs=args.epochs_mlp if model == "lfc" else args.epochs_cnn,
-                              batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                              train_limit=limit, test_limit=args.test_limit)
-            print(f"== {name}: {cfg.epochs} epochs", flush=True)
-            m = train(cfg, run_dir, data=data)
-            row = {"run": name, "model": model, "model_cfg": m["model_cfg"], "grad_bits": spec,
-                   "epochs": cfg.epochs, "train_samples": m["steps_per_epoch"] * cfg.batch_size, "steps": m["steps"],
-                   "test_accuracy": m["test_accuracy"], "best_test_accuracy": m["best_test_accuracy"],
-                   "accuracy_per_epoch": [e["test_acc"] for e in m["epochs_detail"]],
-                   "mean_grad_bits": m["mean_grad_bits"], "train_bops": m["train_bops"],
-                   "fp32_bops": m["fp32_bops"], "saving_vs_fp32": m["saving_vs_fp32"],
-                   "saving_vs_fixed8": m["saving_vs_fixed8"],
-                   "engine_backward_planes": m["engine_backward_planes"],
-                   "engine_backward_saving_vs_fixed8": m["engine_backward_saving_vs_fixed8"],
-                   "wall_time_s": m["wall_time_s"], "cpu_time_s": m["cpu_time_s"],
-                   "bits_per_step": m["bits_per_step"]}
-            results.append(row)
-            print(f"   test accuracy {row['test_accuracy']:.4f}, {row['wall_time_s']:.0f} s wall, "
-                  f"{row['cpu_time_s']:.0f} s CPU", flush=True)
-            report["wall_time_s"] = time.perf_counter() - t0
-            report["cpu_time_s"] = time.process_time() - c0
-            ckpt.atomic_write_json(out / "train.json", report)
+                              batch_size=args.batch_size, lr=args.lr, seed=args.seed, train_limit=limit,
+                              test_limit=args.test_limit, grad_scale=args.grad_scale)
+            cfg.check()
+            jobs.append({"name": name, "model": model, "cfg": asdict(cfg), "run_dir": str(runs_dir / name),
+                         "threads": args.threads, "train_limit": args.train_limit, "test_limit": args.test_limit,
+                         "progress": args.jobs == 1})
+    t0, c0 = time.perf_counter(), time.process_time()
+    results: list[dict] = []
+    report = {"bench": "train", "dataset": "fashion-mnist", "train_samples": len(data.train_y),
+              "test_samples": len(data.test_y), "jobs": args.jobs, "threads": args.threads,
+              "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "grad_scale": args.grad_scale,
+              "epochs": {"lfc": args.epochs_mlp, "cnv": args.epochs_cnn}, "complete": False, "runs": results}
+    del data
+    order = [j["name"] for j in jobs]
+
+    def finished(row: dict) -> None:
+        results.append(row)
+        results.sort(key=lambda r: order.index(r["run"]))
+        print(f"== {row['run']}: test accuracy {row['test_accuracy']:.4f} after {row['epochs']} epochs, "
+              f"{row['wall_time_s']:.0f} s wall, {row['cpu_time_s']:.0f} s CPU", flush=True)
+        report["wall_time_s"] = time.perf_counter() - t0
+        report["cpu_time_s"] = _cpu_time(c0, results)
+        ckpt.atomic_write_json(out / "train.json", report)
+
+    for j in jobs:
+        shutil.rmtree(j["run_dir"], ignore_errors=True)  # every figure comes from this run
+    if args.jobs == 1:
+        for j in jobs:
+            print(f"== {j['name']}: {j['cfg']['epochs']} epochs", flush=True)
+            finished(_train_job(j))
+    else:
+        # Runs in parallel worker processes, one torch thread each by default: small binary layers
+        # use a second thread poorly, a second run uses it fully. Spawned, not forked: a forked
+        # child of a process whose OpenMP pool has run can hang.
+        print(f"{len(jobs)} runs on {args.jobs} worker processes × {args.threads} threads; each line below is one "
+              f"finished run (per-run progress: bitcycle train, or --jobs 1)", flush=True)
+        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for fut in as_completed([pool.submit(_train_job, j) for j in jobs]):
+                finished(fut.result())
     report["targets"] = check_targets(results)
     report["complete"] = True
     report["wall_time_s"] = time.perf_counter() - t0
-    report["cpu_time_s"] = time.process_time() - c0
+    report["cpu_time_s"] = _cpu_time(c0, results)
     ckpt.atomic_write_json(out / "train.json", report)
     table = markdown_table(report)
     ckpt.atomic_write_text(out / "train.md", table)
     ckpt.atomic_write_bytes(out / "train.png", plot(results))
     print(table)
     return 0
+
+
+def _cpu_time(c0: float, results: list[dict]) -> float:
+    """CPU seconds of the benchmark: this process since ``c0`` plus every finished run's own."""
+    return time.process_time() - c0 + sum(r["cpu_time_s"] for r in results)
 
 
 def check_targets(results: list[dict]) -> list[dict]:
@@ -141,7 +188,9 @@ def check_targets(results: list[dict]) -> list[dict]:
 
 def markdown_table(report: dict) -> str:
     lines = [f"Fashion-MNIST, {report['train_samples']} train / {report['test_samples']} test samples, batch "
-             f"{report['batch_size']}, Adam lr {report['lr']} (cosine), seed {report['seed']}, {report['threads']} threads.",
+             f"{report['batch_size']}, Adam lr {report['lr']} (cosine), seed {report['seed']}, gradient scales per "
+             f"{report.get('grad_scale', 'tensor')}, {report.get('jobs', 1)} run(s) in parallel × {report['threads']} "
+             f"torch thread(s).",
              "",
              "| model | grad bits | epochs | train samples | test acc | mean b_g | training BOPs | saving vs FP32 | BOP saving vs fixed:8 "
              "| engine bwd cycles vs fixed:8 | wall s | CPU s |",
