@@ -112,6 +112,7 @@ def test_linear_backward_is_engine_product_row_scale(bits):
     torch.manual_seed(bits)
     layer = BinaryLinear(37, 11).train()
     assert layer.grad_scale == "row"  # the default
+    set_grad_scale(layer, "row", 0)  # one scale per whole row (blocks: the next test)
     set_grad_bits(layer, bits)
     seed_grad_quant(layer, 42)
     x = torch.sign(torch.randn(5, 37)).requires_grad_(True)
@@ -136,9 +137,47 @@ def test_linear_backward_is_engine_product_row_scale(bits):
     assert torch.allclose(layer.weight.grad, q_w.float() * s_w, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("bits,block", [(2, 4), (3, 8), (8, 5)])
+def test_linear_backward_block_scales_are_engine_products(bits, block):
+    """Row scales in blocks: each block of the reduction axis is its own engine product (golden model),
+    its integer result times the block's scale, summed on the host."""
+    torch.manual_seed(bits + block)
+    n, k, m = 12, 29, 18  # batch, inputs, outputs; neither 12 nor 18 is a multiple of every block
+    layer = BinaryLinear(k, m).train()
+    set_grad_scale(layer, "row", block)
+    set_grad_bits(layer, bits)
+    seed_grad_quant(layer, 3)
+    x = torch.sign(torch.randn(n, k)).requires_grad_(True)
+    dy = torch.randn(n, m) * torch.logspace(-2, 1, m)  # channels of very different ranges
+    layer(x).backward(dy)
+
+    gen = _gen(3 * 1000003)
+    q_dx, s_dx = quantise_grad(dy, bits, gen, keep_dim=0, block_dim=1, block=block)  # per (sample, channel block)
+    q_dw, s_dw = quantise_grad(dy, bits, gen, keep_dim=1, block_dim=0, block=block)  # per (channel, sample block)
+    assert s_dx.shape == (n, m) and s_dw.shape == (n, m)
+    w_np = torch.where(layer.weight.detach() >= 0, 1, -1).numpy().astype(np.int8)
+    x_np = x.detach().numpy().astype(np.int8)
+    dx = np.zeros((n, k))
+    for o0 in range(0, m, block):  # one engine job per block of output channels
+        part = bitserial_matmul(np.ascontiguousarray(w_np[o0:o0 + block].T), q_dx[:, o0:o0 + block].numpy().T.astype(np.int64), bits)
+        dx += part.T * s_dx[:, o0:o0 + 1].numpy()
+    np.testing.assert_allclose(x.grad.numpy(), dx, rtol=1e-5, atol=1e-6)
+    dw = np.zeros((m, k))
+    for n0 in range(0, n, block):  # one engine job per block of samples
+        part = bitserial_matmul(np.ascontiguousarray(x_np[n0:n0 + block].T), q_dw[n0:n0 + block].numpy().astype(np.int64), bits).T
+        dw += part * s_dw[n0:n0 + 1].numpy().T
+    q_w, s_w = quantise_grad(torch.from_numpy(dw).float(), bits, gen, keep_dim=0)
+    np.testing.assert_allclose(layer.weight.grad.numpy(), (q_w.float() * s_w).numpy(), rtol=1e-5, atol=1e-6)
+    # every block uses its own full range
+    qmax = 2 ** (bits - 1) - 1
+    for o0 in range(0, m, block):
+        assert torch.equal(q_dx[:, o0:o0 + block].abs().amax(dim=1), torch.full((n,), qmax, dtype=torch.int32))
+
+
 def test_conv_row_scale_products():
     torch.manual_seed(5)
     conv = BinaryConv2d(3, 4, 3, padding=1).train()
+    set_grad_scale(conv, "row", 0)
     set_grad_bits(conv, 3)
     seed_grad_quant(conv, 7)
     x = torch.sign(torch.randn(2, 3, 6, 6)).requires_grad_(True)
@@ -173,6 +212,35 @@ def test_row_quantiser_range_and_unbiased(bits):
 def test_bad_grad_scale():
     with pytest.raises(BitCycleError, match="gradient scale 'col'"):
         set_grad_scale(BinaryLinear(3, 2), "col")
+    with pytest.raises(BitCycleError, match="gradient block -1"):
+        set_grad_scale(BinaryLinear(3, 2), "row", -1)
+
+
+def test_conv_block_scales():
+    """Conv: scales per (sample, block of output channels) for dx and per (channel, block of samples)
+    for dW, each constant over the spatial positions the product sums."""
+    torch.manual_seed(6)
+    conv = BinaryConv2d(2, 6, 3, padding=1).train()
+    set_grad_scale(conv, "row", 4)
+    set_grad_bits(conv, 2)
+    seed_grad_quant(conv, 1)
+    x = torch.sign(torch.randn(5, 2, 5, 5)).requires_grad_(True)
+    dy = torch.randn(5, 6, 5, 5)
+    conv(x).backward(dy)
+    gen = _gen(1 * 1000003)
+    q_dx, s_dx = quantise_grad(dy, 2, gen, keep_dim=0, block_dim=1, block=4)
+    q_dw, s_dw = quantise_grad(dy, 2, gen, keep_dim=1, block_dim=0, block=4)
+    assert s_dx.shape == (5, 6, 1, 1) and s_dw.shape == (5, 6, 1, 1)
+    assert torch.equal(s_dx[:, 0], s_dx[:, 3]) and torch.equal(s_dx[:, 4], s_dx[:, 5])  # channel blocks 0-3, 4-5
+    assert torch.equal(s_dw[0], s_dw[3]) and torch.equal(s_dw[4], s_dw[4])  # sample blocks 0-3, 4
+    w = torch.where(conv.weight.detach() >= 0, 1.0, -1.0)
+    dx = sum(torch.nn.grad.conv2d_input(x.shape, w[o0:o0 + 4], q_dx[:, o0:o0 + 4].float(), padding=1) * s_dx[:, o0:o0 + 1]
+             for o0 in (0, 4))
+    assert torch.allclose(x.grad, dx, rtol=1e-4, atol=1e-5)  # float sums in another order
+    dw = sum(torch.nn.grad.conv2d_weight(x.detach()[n0:n0 + 4], w.shape, q_dw[n0:n0 + 4].float(), padding=1)
+             * s_dw[n0].reshape(6, 1, 1, 1) for n0 in (0, 4))
+    q_w, s_w = quantise_grad(dw, 2, gen, keep_dim=0)
+    assert torch.allclose(conv.weight.grad, q_w.float() * s_w, rtol=1e-5, atol=1e-6)
 
 
 def test_fp32_backward_unchanged_and_eval_untouched():

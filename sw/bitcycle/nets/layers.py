@@ -48,7 +48,8 @@ class _BinaryMixin(GradQuantMixin, ForwardBitsMixin):
         if not self._grad_quant_active():
             return self.matmul(x, w)
         if self.grad_scale == "row":
-            row_grad = RowScaledGrad(self.grad_bits, self.grad_generator, self.channel_dim, self.quantise_weight_grad)
+            row_grad = RowScaledGrad(self.grad_bits, self.grad_generator, self.channel_dim, self.quantise_weight_grad,
+                                     self.grad_block)
             return self.matmul(x, w, row_grad=row_grad)
         if self.quantise_weight_grad:
             w = grad_quant(w, self.grad_bits, self.grad_generator)

@@ -1,4 +1,4 @@
-"""The gradient quantiser: b signed bits, per-tensor dynamic scale, seeded stochastic rounding.
+"""The gradient quantiser: b signed bits, dynamic scale(s), seeded stochastic rounding.
 
 The hardware engine multiplies a binary operand by a b-bit two's-complement integer, so the error
 signal dy that enters a binary layer's backward pass must be such an integer times one scale:
@@ -8,7 +8,8 @@ signal dy that enters a binary layer's backward pass must be such an integer tim
 
 so E[q·s] = g (stochastic rounding is unbiased). For b = 1 the engine's operand is bipolar ±1:
 q = +1 with probability (1 + g/s)/2, else −1, with s = max|g| — again unbiased. b ≥ 32 means no
-quantisation (the FP32 baseline). An all-zero tensor quantises to zeros with scale 1.
+quantisation (the FP32 baseline). An all-zero tensor quantises to zeros with scale 1; with row
+scales an all-zero row gets scale 0. This is the per-tensor form; rows follow.
 
 Scale granularity (``grad_scale``)
 ----------------------------------
@@ -25,7 +26,8 @@ matmul on the engine times per-row scales applied by the host afterwards:
 A per-sample scale cannot be used for dW (it does not factor out of a sum over samples), nor a
 per-channel one for dx, hence two quantisations of the same dy. At 2 bits a per-tensor scale is set
 by the single largest |dy| of the batch and rounds most of the others to 0 or ±1 at random; per-row
-scales follow each sample's (channel's) own range, which is what keeps cosine:2-8 close to fixed:8.
+scales follow each sample's (channel's) own range, which narrows cosine:2-8's gap to fixed:8
+(measured in the README's bench-train section).
 """
 
 from __future__ import annotations
@@ -37,61 +39,81 @@ from bitcycle.errors import BitCycleError
 
 NO_QUANT_BITS = 32
 GRAD_SCALES = ("row", "tensor")
+DEFAULT_GRAD_BLOCK = 8  # row scales: one per 8 values along each product's reduction axis (README)
 GRAD_SCALE_HELP = ("gradient quantiser scales: one per output row of each backward product (row, default: per sample "
                    "for dx, per output channel for dW) or one per tensor (tensor)")
 
 
-def _reduce_dims(g: torch.Tensor, keep_dim: int | None) -> tuple[int, ...] | None:
-    """The dims amax is taken over: all (per tensor) or all but ``keep_dim`` (one scale per index of it)."""
+def _amax(g: torch.Tensor, keep_dim: int | None, block_dim: int | None = None, block: int = 0) -> torch.Tensor:
+    """max|g| per tensor (0-d), per index of ``keep_dim``, or — with ``block`` > 0 — per index of
+    ``keep_dim`` and run of ``block`` consecutive indices of ``block_dim`` (same rank as g, 1 elsewhere)."""
+    a = g.abs()
     if keep_dim is None:
-        return None
-    keep = keep_dim % g.dim()
-    return tuple(d for d in range(g.dim()) if d != keep)
+        return a.max()
+    keep = {keep_dim % g.dim()}
+    bd = None
+    if block and block_dim is not None:
+        bd = block_dim % g.dim()
+        keep.add(bd)
+    dims = tuple(d for d in range(g.dim()) if d not in keep)
+    if dims:
+        a = a.amax(dim=dims, keepdim=True)
+    if bd is None or block >= a.shape[bd]:
+        return a.amax(dim=bd, keepdim=True) if bd is not None else a
+    a = a.movedim(bd, -1)
+    n = a.shape[-1]
+    pad = (-n) % block
+    if pad:
+        a = torch.cat([a, a.new_zeros(a.shape[:-1] + (pad,))], dim=-1)
+    blocks = a.reshape(a.shape[:-1] + (-1, block)).amax(dim=-1, keepdim=True)
+    a = blocks.expand(blocks.shape[:-1] + (block,)).reshape(a.shape)[..., :n]
+    return a.movedim(-1, bd)
 
 
-def _quantise(g: torch.Tensor, bits: int, generator: torch.Generator | None,
-              keep_dim: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def _quantise(g: torch.Tensor, bits: int, generator: torch.Generator | None, keep_dim: int | None = None,
+              block_dim: int | None = None, block: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """(q, scale) with q an integer-valued float32 tensor (one fused in-place pass: this runs on
     every binary layer's dy and dW at every step, so it is kept cheap). ``keep_dim`` None: one
-    scale (0-d); else one scale per index of ``keep_dim`` (shape broadcastable against g)."""
+    scale (0-d); else one scale per index of ``keep_dim`` — and per block of ``block`` indices of
+    ``block_dim`` — broadcastable against g."""
     if not 1 <= int(bits) < NO_QUANT_BITS:
         raise BitCycleError(f"gradient bits={bits} must be in 1..31 to quantise (32 = no quantisation)")
     bits = int(bits)
     g = g.detach()
-    dims = _reduce_dims(g, keep_dim)
-    amax = (g.abs().max() if dims is None else g.abs().amax(dim=dims, keepdim=True)).float()
+    amax = _amax(g, keep_dim, block_dim, block).float()
     if not bool(torch.isfinite(amax).all()):
         raise BitCycleError("gradient holds inf/NaN; lower the learning rate")
     u = torch.rand(g.shape, generator=generator, dtype=torch.float32, device=g.device)
-    if dims is None and amax == 0:
+    rows = keep_dim is not None
+    if not rows and amax == 0:
         return torch.zeros(g.shape, dtype=torch.float32, device=g.device), torch.ones((), dtype=torch.float32, device=g.device)
     zero = amax == 0  # rows of zeros: any code times scale 0 is 0 (b = 1 has no zero code)
-    safe = torch.where(zero, 1.0, amax) if dims is not None else amax
+    safe = torch.where(zero, 1.0, amax) if rows else amax
     if bits == 1:
         # +1 with probability (1 + g/s)/2: u < (1 + g/s)/2  ⇔  2u − 1 < g/s
         q = torch.where(u.mul_(2.0).sub_(1.0) < g.float() / safe, 1.0, -1.0)
-        return q, (torch.where(zero, 0.0, amax) if dims is not None else amax)
+        return q, (torch.where(zero, 0.0, amax) if rows else amax)
     qmax = float((1 << (bits - 1)) - 1)
     scale = safe / qmax
     q = g.float() / scale
     q = q.add_(u).floor_().clamp_(-qmax, qmax)
-    return q, (torch.where(zero, 0.0, scale) if dims is not None else scale)
+    return q, (torch.where(zero, 0.0, scale) if rows else scale)
 
 
 def quantise_grad(g: torch.Tensor, bits: int, generator: torch.Generator | None = None,
-                  keep_dim: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  keep_dim: int | None = None, block_dim: int | None = None, block: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (q, scale) with q an int32 tensor of b-bit signed integers and g ≈ q·scale (unbiased);
-    one scale, or one per index of ``keep_dim`` (broadcastable against q)."""
-    q, scale = _quantise(g, bits, generator, keep_dim)
+    one scale, or one per index of ``keep_dim`` (and block of ``block_dim``), broadcastable against q."""
+    q, scale = _quantise(g, bits, generator, keep_dim, block_dim, block)
     return q.to(torch.int32), scale
 
 
 def fake_quantise_grad(g: torch.Tensor, bits: int, generator: torch.Generator | None = None,
-                       keep_dim: int | None = None) -> torch.Tensor:
+                       keep_dim: int | None = None, block_dim: int | None = None, block: int = 0) -> torch.Tensor:
     """g quantised to b bits and scaled back (same dtype as g); bits ≥ 32 returns g unchanged."""
     if bits >= NO_QUANT_BITS:
         return g
-    q, scale = _quantise(g, bits, generator, keep_dim)
+    q, scale = _quantise(g, bits, generator, keep_dim, block_dim, block)
     return q.mul_(scale).to(g.dtype)
 
 
@@ -141,15 +163,19 @@ class RowScaledGrad:
     """One layer's ``row``-scale gradient quantisation for one step (module docstring): dy per
     sample for backward-data, dy per output channel for backward-weight, dW per output channel."""
 
-    def __init__(self, bits: int, generator: torch.Generator | None, channel_dim: int, quantise_weight_grad: bool = True):
+    def __init__(self, bits: int, generator: torch.Generator | None, channel_dim: int, quantise_weight_grad: bool = True,
+                 block: int = 0):
         self.bits, self.generator = int(bits), generator
         self.channel_dim, self.quantise_weight_grad = channel_dim, quantise_weight_grad
+        self.block = int(block)
 
     def for_input_grad(self, dy: torch.Tensor) -> torch.Tensor:
-        return fake_quantise_grad(dy, self.bits, self.generator, keep_dim=0)
+        """Per sample (and block of output channels: the reduction axis of dx = dy·W)."""
+        return fake_quantise_grad(dy, self.bits, self.generator, keep_dim=0, block_dim=self.channel_dim, block=self.block)
 
     def for_weight_grad(self, dy: torch.Tensor) -> torch.Tensor:
-        return fake_quantise_grad(dy, self.bits, self.generator, keep_dim=self.channel_dim)
+        """Per output channel (and block of samples: the reduction axis of dW = dyᵀ·x)."""
+        return fake_quantise_grad(dy, self.bits, self.generator, keep_dim=self.channel_dim, block_dim=0, block=self.block)
 
     def weight_gradient(self, dw: torch.Tensor) -> torch.Tensor:
         return fake_quantise_grad(dw, self.bits, self.generator, keep_dim=0) if self.quantise_weight_grad else dw
@@ -198,11 +224,14 @@ class GradQuantMixin:
     grad_bits: int = NO_QUANT_BITS
     quantise_weight_grad: bool = True
     grad_scale: str = "row"
+    grad_block: int = DEFAULT_GRAD_BLOCK
 
-    def _init_grad_quant(self, quantise_weight_grad: bool = True, grad_scale: str = "row") -> None:
+    def _init_grad_quant(self, quantise_weight_grad: bool = True, grad_scale: str = "row",
+                         grad_block: int = DEFAULT_GRAD_BLOCK) -> None:
         self.grad_bits = NO_QUANT_BITS
         self.quantise_weight_grad = quantise_weight_grad
         self.grad_scale = check_grad_scale(grad_scale)
+        self.grad_block = check_grad_block(grad_block)
         self.grad_generator = torch.Generator()
         self.grad_generator.manual_seed(0)
 
@@ -217,12 +246,23 @@ def check_grad_scale(scale: str) -> str:
     return scale
 
 
-def set_grad_scale(model: torch.nn.Module, scale: str) -> int:
-    """Set the scale granularity (``tensor`` or ``row``) of every binary layer; returns how many."""
+def check_grad_block(block: int) -> int:
+    if isinstance(block, bool) or not isinstance(block, int) or block < 0:
+        raise BitCycleError(f"gradient block {block!r} must be an integer >= 0 (0 = one scale per whole row)")
+    return block
+
+
+def set_grad_scale(model: torch.nn.Module, scale: str, block: int | None = None) -> int:
+    """Set the scale granularity (``tensor`` or ``row``, and the row scales' ``block``; None keeps
+    it) of every binary layer; returns how many."""
     check_grad_scale(scale)
+    if block is not None:
+        check_grad_block(block)
     layers = grad_quant_layers(model)
     for layer in layers:
         layer.grad_scale = scale
+        if block is not None:
+            layer.grad_block = block
     return len(layers)
 
 

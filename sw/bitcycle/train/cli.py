@@ -7,7 +7,7 @@ import json
 import os
 
 from bitcycle.errors import BitCycleError
-from bitcycle.quant.grad import GRAD_SCALE_HELP, GRAD_SCALES
+from bitcycle.quant.grad import DEFAULT_GRAD_BLOCK, GRAD_SCALE_HELP, GRAD_SCALES
 from bitcycle.quant.schedule import SPEC_HELP
 
 
@@ -39,6 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-augment", action="store_true", help="no data augmentation")
     p.add_argument("--no-weight-grad-quant", action="store_true", help="quantise only dy, keep dW in float")
     p.add_argument("--grad-scale", choices=GRAD_SCALES, default="row", help=GRAD_SCALE_HELP)
+    p.add_argument("--grad-block", type=int, default=DEFAULT_GRAD_BLOCK, metavar="N",
+                   help=f"row scales: one per N values along each backward product's reduction axis "
+                        f"(default {DEFAULT_GRAD_BLOCK}; 0 = one per whole row)")
     p.add_argument("--memory-efficient", action="store_true",
                    help="save only bit-packed sign(x) (and int8/int16 BN inputs) for backward: same gradients, less memory")
     p.add_argument("--forward-bits", default=None, metavar="SPEC",
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
                       grad_bits=args.grad_bits, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       seed=args.seed, train_limit=args.train_limit, test_limit=args.test_limit,
                       augment=not args.no_augment, quantise_weight_grad=not args.no_weight_grad_quant,
-                      grad_scale=args.grad_scale,
+                      grad_scale=args.grad_scale, grad_block=args.grad_block,
                       memory_efficient=args.memory_efficient, forward_bits=args.forward_bits,
                       forward_fraction=args.forward_fraction)
     m = train(cfg, args.out, resume=args.resume, progress=not args.no_progress)

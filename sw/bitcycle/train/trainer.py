@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from bitcycle.errors import BitCycleError
 from bitcycle.nets import MODELS, clip_latent_weights, get_model, load_model_config
 from bitcycle.quant.forward import set_forward_bits
-from bitcycle.quant.grad import (GRAD_SCALES, grad_quant_layers, grad_quant_state, load_grad_quant_state, seed_grad_quant,
+from bitcycle.quant.grad import (DEFAULT_GRAD_BLOCK, GRAD_SCALES, grad_quant_layers, grad_quant_state, load_grad_quant_state, seed_grad_quant,
                                  set_grad_bits, set_grad_scale)
 from bitcycle.quant.schedule import parse_grad_bits
 from bitcycle.train import checkpoint as ckpt
@@ -54,6 +54,7 @@ class TrainConfig:
     augment: bool = True
     quantise_weight_grad: bool = True
     grad_scale: str = "row"            # "tensor" or "row" (bitcycle.quant.grad)
+    grad_block: int = DEFAULT_GRAD_BLOCK  # row scales: values per scale along the reduction (0 = whole row)
     memory_efficient: bool = False     # issue 5: save 1-bit sign(x) for backward (bitcycle.train.memory)
     forward_bits: str | None = None    # CycleBNN's variant: forward W/A precision SPEC (bitcycle.quant.forward)
     forward_fraction: float = 0.5      # ... for this fraction of the steps, binary afterwards
@@ -62,6 +63,8 @@ class TrainConfig:
         parse_grad_bits(self.grad_bits)
         if self.grad_scale not in GRAD_SCALES:
             raise BitCycleError(f"--grad-scale {self.grad_scale!r}: choose one of {', '.join(GRAD_SCALES)}")
+        if isinstance(self.grad_block, bool) or not isinstance(self.grad_block, int) or self.grad_block < 0:
+            raise BitCycleError(f"--grad-block {self.grad_block!r}: give an integer >= 0 (0 = one scale per row)")
         if self.forward_bits:
             fwd = parse_grad_bits(self.forward_bits)
             if fwd.b_max > 16:
@@ -81,8 +84,8 @@ class TrainConfig:
 
 # the options that must match for --resume to continue the same run
 _RUN_KEYS = ("dataset", "grad_bits", "epochs", "batch_size", "lr", "seed", "train_limit", "test_limit", "augment",
-             "quantise_weight_grad", "grad_scale", "memory_efficient", "forward_bits", "forward_fraction")
-_RUN_KEY_BEFORE = {"grad_scale": "tensor"}  # the value of a key checkpoints made before it existed had
+             "quantise_weight_grad", "grad_scale", "grad_block", "memory_efficient", "forward_bits", "forward_fraction")
+_RUN_KEY_BEFORE = {"grad_scale": "tensor", "grad_block": DEFAULT_GRAD_BLOCK}  # the value of a key checkpoints made before it existed had
 
 
 def resolve_model(cfg: TrainConfig, data: Dataset) -> tuple[str, dict]:
@@ -167,7 +170,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     core = get_model(name, **model_cfg)
     for layer in grad_quant_layers(core):
         layer.quantise_weight_grad = cfg.quantise_weight_grad
-    set_grad_scale(core, cfg.grad_scale)
+    set_grad_scale(core, cfg.grad_scale, cfg.grad_block)
     seed_grad_quant(core, cfg.seed * 131 + rank)
     if cfg.memory_efficient:  # issue 5: same parameters and gradients, ~1 bit per stored activation
         from bitcycle.train.memory import set_memory_efficient
