@@ -39,7 +39,7 @@ from bitcycle.errors import BitCycleError
 
 NO_QUANT_BITS = 32
 GRAD_SCALES = ("row", "tensor")
-DEFAULT_GRAD_BLOCK = 8  # row scales: one per 8 values along each product's reduction axis (README)
+DEFAULT_GRAD_BLOCK = 16  # row scales: one per 16 values along each product's reduction axis (README)
 GRAD_SCALE_HELP = ("gradient quantiser scales: one per output row of each backward product (row, default: per sample "
                    "for dx, per output channel for dW) or one per tensor (tensor)")
 
