@@ -116,7 +116,7 @@ def test_engine_stream_words_match_golden_stream():
 
 
 def test_cycle_counters_follow_bits():
-    acc = small_acc()
+    acc = small_acc(grad_block=0)  # whole rows per job (block scales split the 20 rows at 16)
     rng = np.random.default_rng(SEED + 4)
     x = rng.choice([-1, 1], (20, 16)).astype(np.int8)
     cycles = {}
@@ -186,6 +186,38 @@ def test_quantize_grad_row_scales():
         q, s = quantize_grad(g, bits, rng, keep_axis=1)
         assert s.shape == (1, 40)
         assert bits == 1 or not q[2].any()  # b ≥ 2 has a zero code; b = 1 is ±1, unbiased on average
+
+
+@pytest.mark.parametrize("keep,block_axis,block", [(None, None, 0), (0, None, 0), (1, None, 0), (0, 1, 16), (1, 0, 5)])
+def test_numpy_quantiser_scales_equal_torch(keep, block_axis, block):
+    """The driver's numpy quantiser and bitcycle train's torch one pick the same scales."""
+    import torch
+
+    from bitcycle.quant.grad import quantise_grad
+
+    rng = np.random.default_rng(SEED + 7)
+    g = rng.normal(size=(23, 37)) * np.logspace(-2, 1, 37)
+    g[4] = 0.0
+    for bits in (2, 5):
+        _, s_np = quantize_grad(g, bits, rng, keep_axis=keep, block_axis=block_axis, block=block)
+        _, s_t = quantise_grad(torch.from_numpy(g).float(), bits, None, keep_dim=keep, block_dim=block_axis, block=block)
+        np.testing.assert_allclose(np.broadcast_to(s_np, np.broadcast_shapes(np.shape(s_np), s_t.shape)),
+                                   np.broadcast_to(s_t.numpy(), np.broadcast_shapes(np.shape(s_np), s_t.shape)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=["default", "tiny-pe2", "tiny-pe8"])
+def test_block_scaled_backward_data(geometry):
+    """With grad_block B every BACKWARD_DATA job sums rows of one scale block: dx = Σ_blocks s·(Wᵀq)."""
+    rng = np.random.default_rng(SEED + 8)
+    acc = small_acc(geometry, hidden=(40, 12), grad_block=8)
+    w = rng.choice([-1, 1], (40, 64)).astype(np.int8)
+    acc.write_weights(0, w)
+    q = random_ints(rng, 3, (40, 6))
+    scales = np.repeat(rng.random((5, 6)), 8, axis=0)  # one scale per (8-row block, sample)
+    got = acc.backward_data(0, q, 3, row_scales=scales)
+    want = sum((w[r:r + 8].T.astype(np.int64) @ q[r:r + 8]) * scales[r] for r in range(0, 40, 8))
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert all(r0 // 8 == (r1 - 1) // 8 for r0, r1, _, _ in acc._weight_blocks(40, 64, 1, 8))  # no job spans two blocks
 
 
 def test_schedule_drives_bits():

@@ -55,7 +55,8 @@ class Accelerator:
 
     def __init__(self, backend: str = "emu", bitfile: str | None = None, driver_json=None,
                  timeout: float = 10.0, seed: int = 0, lr: float = 1e-2, quantise_weight_grad: bool = True,
-                 grad_scale: str = "row", transport: Transport | None = None, **backend_options):
+                 grad_scale: str = "row", grad_block: int = 16, transport: Transport | None = None,
+                 **backend_options):
         if backend not in BACKENDS:
             raise BitCycleError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
         self.backend = backend
@@ -67,6 +68,9 @@ class Accelerator:
         if grad_scale not in ("row", "tensor"):
             raise BitCycleError(f"grad_scale {grad_scale!r} is unknown; choose row or tensor")
         self.grad_scale = grad_scale
+        if isinstance(grad_block, bool) or not isinstance(grad_block, int) or grad_block < 0:
+            raise BitCycleError(f"grad_block {grad_block!r} must be an integer >= 0 (0 = one scale per whole row)")
+        self.grad_block = grad_block if grad_scale == "row" else 0
         self._backend_options = backend_options
         self.transport: Transport | None = transport
         self.spec: DJ.DriverSpec | None = None
@@ -341,6 +345,10 @@ class Accelerator:
         gk = min(-(-k // e.simd), self._max_chunks(col_bits, e.simd), e.weight_words)
         gm = min(-(-m // e.pe), self._max_chunks(row_bits, e.pe), max(e.weight_words // gk, 1))
         rb, cb = gm * e.pe, gk * e.simd
+        if self.grad_block:
+            # block-scaled dy: a BACKWARD_DATA job sums over its rows, so its rows must share one
+            # scale: row blocks divide grad_block (and start at multiples of it)
+            rb = max(d for d in range(1, min(rb, self.grad_block) + 1) if self.grad_block % d == 0)
         return [(r0, min(r0 + rb, m), c0, min(c0 + cb, k)) for r0 in range(0, m, rb) for c0 in range(0, k, cb)]
 
     def _make_resident(self, i: int, block: tuple[int, int, int, int]) -> None:
@@ -431,20 +439,27 @@ class Accelerator:
                                       ints=np.ascontiguousarray(x[c0:c1]))
         return y
 
-    def backward_data(self, layer, ints, bits: int | None = None) -> np.ndarray:
-        """dx = sign(W)ᵀ · dy for ``layer``: dy [out, N] → int64 [in, N] (BACKWARD_DATA, W read transposed)."""
+    def backward_data(self, layer, ints, bits: int | None = None, row_scales=None) -> np.ndarray:
+        """dx = sign(W)ᵀ · dy for ``layer``: dy [out, N] → int64 [in, N] (BACKWARD_DATA, W read transposed).
+
+        ``row_scales`` [out, N] (dy's block scales, constant over each run of ``grad_block`` rows):
+        each job's exact integer result is multiplied by its rows' scale → float64 dx."""
         i = self._layer_index(layer)
         ls = self.spec.layers[i]
         bits = self._check_bits(self.grad_bits if bits is None else bits)
         dy = self._layer_operand(i, ints, ls.out_features, "backward_data", bits)
-        dx = np.zeros((ls.in_features, dy.shape[1]), dtype=np.int64)
+        scaled = row_scales is not None
+        if scaled:
+            row_scales = np.broadcast_to(np.asarray(row_scales, dtype=np.float64), dy.shape)
+        dx = np.zeros((ls.in_features, dy.shape[1]), dtype=np.float64 if scaled else np.int64)
         # reverse block order: the block the forward pass left resident is used first
         grad_max = max(bits, self.spec.grad_bits["max"])
         for block in reversed(self._weight_blocks(ls.out_features, ls.in_features, ls.in_bits, grad_max)):
             r0, r1, c0, c1 = block
             self._make_resident(i, block)
-            dx[c0:c1] += self._compute(P.Mode.BACKWARD_DATA, bits, r1 - r0, c1 - c0, dy.shape[1],
-                                       ints=np.ascontiguousarray(dy[r0:r1]))
+            part = self._compute(P.Mode.BACKWARD_DATA, bits, r1 - r0, c1 - c0, dy.shape[1],
+                                 ints=np.ascontiguousarray(dy[r0:r1]))
+            dx[c0:c1] += part * row_scales[r0] if scaled else part
         return dx
 
     def weight_grad(self, acts, q, in_bits: int, bits: int) -> np.ndarray:
@@ -524,19 +539,9 @@ class Accelerator:
                 params[f"{i}.beta"], grads[f"{i}.beta"] = bn.beta, dbeta
             else:
                 dz = g
-            # dz is [out, B]. Row scales (as `bitcycle train`): per sample (column) for backward-data,
-            # per output channel (row) for backward-weight, so each product is the engine's integer
-            # product times one host-side scale per output row; tensor: one dz quantisation for both.
-            row = self.grad_scale == "row"
-            q_w, s_w = quantize_grad(dz, bits, self.rng, keep_axis=0 if row else None)
-            q_x, s_x = quantize_grad(dz, bits, self.rng, keep_axis=1) if row and i > 0 else (q_w, s_w)
-            dw = self.weight_grad(cache["a"], q_w, ls.in_bits, bits) * s_w  # exact integers × scale(s)
-            if self.quantise_weight_grad:  # dW → Q_b(dW) too, as `bitcycle train` does by default
-                qw, wscale = quantize_grad(dw, bits, self.rng, keep_axis=0 if row else None)
-                dw = qw * wscale
+            dw, da = self._backward_products(i, dz, cache["a"], ls.in_bits, bits)
             params[f"{i}.w"], grads[f"{i}.w"] = self.latent[i], dw
             if i > 0:
-                da = self.backward_data(i, q_x, bits) * s_x  # [in, B]
                 g = da * caches[i - 1]["mask"]  # straight-through estimator of sign (|y| <= 1)
         self.optimizer.step(params, grads)
         changed = 0
@@ -550,6 +555,36 @@ class Accelerator:
         self.step += 1
         acc = float(np.mean(np.argmax(logits, axis=1) == y))
         return {"step": self.step, "loss": loss, "acc": acc, "grad_bits": bits, "weight_flips": changed}
+
+    def _backward_products(self, i: int, dz: np.ndarray, acts: np.ndarray, in_bits: int, bits: int):
+        """(dW, dx) of layer i from its float error dz [out, B], both products on the engine.
+
+        Scales as ``bitcycle train`` (``bitcycle.quant.grad``): ``tensor`` quantises dz once for
+        both products; ``row`` quantises it per output channel for backward-weight and per sample
+        for backward-data, in blocks of ``grad_block`` along each product's reduction axis (the
+        batch, resp. the output channels) — every engine job sums codes of one scale, the host
+        scales its exact integer result. dW is then quantised too (``quantise_weight_grad``).
+        """
+        rng, blk = self.rng, self.grad_block
+        if self.grad_scale == "tensor":
+            q, s = quantize_grad(dz, bits, rng)
+            dw = self.weight_grad(acts, q, in_bits, bits) * s
+            dx = self.backward_data(i, q, bits) * s if i > 0 else None
+        else:
+            q_x, s_x = quantize_grad(dz, bits, rng, keep_axis=1, block_axis=0, block=blk) if i > 0 else (None, None)
+            q_w, s_w = quantize_grad(dz, bits, rng, keep_axis=0, block_axis=1, block=blk)
+            s_w = np.broadcast_to(s_w, dz.shape)
+            n = dz.shape[1]
+            step = blk or n
+            dw = np.zeros((dz.shape[0], acts.shape[0]))
+            for n0 in range(0, n, step):  # one backward-weight product per block of samples
+                part = self.weight_grad(acts[:, n0:n0 + step], q_w[:, n0:n0 + step], in_bits, bits)
+                dw += part * s_w[:, n0:n0 + 1]
+            dx = self.backward_data(i, q_x, bits, row_scales=s_x) if i > 0 else None
+        if self.quantise_weight_grad:  # dW → Q_b(dW) too, as `bitcycle train` does by default
+            qw, wscale = quantize_grad(dw, bits, rng, keep_axis=0 if self.grad_scale == "row" else None)
+            dw = qw * wscale
+        return dw, dx
 
     def evaluate(self, x, y, batch: int = 256) -> float:
         y = np.asarray(y)

@@ -28,21 +28,43 @@ def quantize_input(x: np.ndarray, bits: int, scale: float, offset: float) -> np.
     return np.clip(np.rint(np.asarray(x, dtype=np.float64) * scale + offset), lo, hi).astype(np.int64)
 
 
-def quantize_grad(g: np.ndarray, bits: int, rng: np.random.Generator,
-                  keep_axis: int | None = None) -> tuple[np.ndarray, float | np.ndarray]:
+def _amax(g: np.ndarray, keep_axis: int | None, block_axis: int | None, block: int):
+    """max|g| for the whole tensor, per index of ``keep_axis``, or per index of ``keep_axis`` and
+    run of ``block`` indices of ``block_axis`` (as ``bitcycle.quant.grad._amax``)."""
+    a = np.abs(g)
+    if keep_axis is None:
+        return float(a.max()) if a.size else 0.0
+    keep = {keep_axis % g.ndim}
+    if block and block_axis is not None:
+        bd = block_axis % g.ndim
+        keep.add(bd)
+    else:
+        bd = None
+    axes = tuple(d for d in range(g.ndim) if d not in keep)
+    a = a.max(axis=axes, keepdims=True) if axes and a.size else a
+    if bd is None:
+        return a
+    n = a.shape[bd]
+    out = np.empty_like(a)
+    for b0 in range(0, n, block):
+        sl = [slice(None)] * a.ndim
+        sl[bd] = slice(b0, b0 + block)
+        out[tuple(sl)] = a[tuple(sl)].max(axis=bd, keepdims=True)
+    return out
+
+
+def quantize_grad(g: np.ndarray, bits: int, rng: np.random.Generator, keep_axis: int | None = None,
+                  block_axis: int | None = None, block: int = 0) -> tuple[np.ndarray, float | np.ndarray]:
     """Symmetric quantisation of a float gradient to ``bits`` with stochastic rounding.
 
     Returns integer codes q (in [−(2^(b−1)−1), 2^(b−1)−1], or ±1 for b = 1) and the scale s with
     g ≈ s·q, unbiased: E[s·q] = g. The codes are what the engine consumes. ``keep_axis`` None: one
-    scale for the tensor (a float); else one per index of that axis (an array broadcastable against
-    q; an all-zero slice gets scale 0), as ``bitcycle.quant.grad`` does with ``keep_dim``.
+    scale for the tensor (a float); else one per index of that axis — and per run of ``block``
+    indices of ``block_axis`` — as an array broadcastable against q (an all-zero slice gets scale
+    0), as ``bitcycle.quant.grad`` does with ``keep_dim``/``block_dim``.
     """
     g = np.asarray(g, dtype=np.float64)
-    if keep_axis is None:
-        amax = float(np.max(np.abs(g))) if g.size else 0.0
-    else:
-        axes = tuple(a for a in range(g.ndim) if a != keep_axis % g.ndim)
-        amax = np.max(np.abs(g), axis=axes, keepdims=True) if g.size else np.zeros([1] * g.ndim)
+    amax = _amax(g, keep_axis, block_axis, block)
     if not np.all(np.isfinite(amax)):
         raise BitCycleError("gradient is not finite (NaN/inf): lower the learning rate")
     if keep_axis is None and amax == 0.0:
