@@ -61,3 +61,21 @@ def test_cosine_targets_for_lfc():
 def test_per_step_sample_counts():
     layers = [LayerOps("a", "linear", 10, 1, 1, True)]
     assert run_costs(layers, [4, 4], [2, 5])["train_bops"] == 7 * 10 * (1 + 8)
+
+
+def test_host_scale_multiplies():
+    """One host multiply per backward-product output per scale block of its reduction axis."""
+    layers = layer_ops(get_model("lfc"), (1, 28, 28))  # 784-1024-1024-1024-10
+    assert [(l.dx_elems, l.dw_elems, l.out_channels) for l in layers] == [
+        (784, 784 * 1024, 1024), (1024, 1024 * 1024, 1024), (1024, 1024 * 1024, 1024), (1024, 10240, 10)]
+    per_step = (784 * 1024 * 16  # layer 0: dW only, 256 samples = 16 blocks of 16
+                + 2 * (256 * 1024 * 64 + 1024 * 1024 * 16)  # dx: 1024 channels = 64 blocks; dW: 16 blocks
+                + 256 * 1024 * 1 + 10240 * 16)  # 10 output channels = 1 block
+    r = run_costs(layers, [2, 32, 8], 256, scale_block=16)
+    assert r["host_scale_muls"] == 2 * per_step  # the fp32 step has no scales
+    whole_rows = run_costs(layers, [2], 256, scale_block=0)["host_scale_muls"]
+    assert whole_rows == 784 * 1024 + 2 * (256 * 1024 + 1024 * 1024) + 256 * 1024 + 10240
+    assert 1 / 17 < r["host_scale_muls_per_backward_mac"] < 1 / 15  # ≈ 1/B for an MLP
+    conv = layer_ops(get_model("cnv", input_size=28, in_channels=1, width_mult=0.25), (1, 28, 28))
+    assert conv[1].dx_elems == 16 * 26 * 26 and conv[1].dw_elems == 16 * 16 * 9
+    assert run_costs(conv, [2], 256, scale_block=16)["host_scale_muls_per_backward_mac"] < 1 / 64

@@ -75,6 +75,8 @@ def _train_job(job: dict) -> dict:
             "saving_vs_fixed8": m["saving_vs_fixed8"],
             "engine_backward_planes": m["engine_backward_planes"],
             "engine_backward_saving_vs_fixed8": m["engine_backward_saving_vs_fixed8"],
+            "host_scale_muls": m["host_scale_muls"],
+            "host_scale_muls_per_backward_mac": m["host_scale_muls_per_backward_mac"],
             "threads": job["threads"], "wall_time_s": m["wall_time_s"], "cpu_time_s": m["cpu_time_s"],
             "bits_per_step": m["bits_per_step"]}
 
@@ -199,19 +201,24 @@ def markdown_table(report: dict) -> str:
              f"torch thread(s).",
              "",
              "| model | grad bits | epochs | train samples | test acc | mean b_g | training BOPs | saving vs FP32 | BOP saving vs fixed:8 "
-             "| engine bwd cycles vs fixed:8 | wall s | CPU s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| engine bwd cycles vs fixed:8 | host scale mul / bwd MAC | wall s | CPU s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in report["runs"]:
         lines.append(f"| {r['model']} | {r['grad_bits']} | {r['epochs']} | {r.get('train_samples', '')} | {r['test_accuracy']:.2%} | "
                      f"{r['mean_grad_bits']:.2f} | {r['train_bops']:.3e} | {r['saving_vs_fp32']:.2%} | "
                      f"{r['saving_vs_fixed8']:.2%} | {r['engine_backward_saving_vs_fixed8']:.2%} | "
-                     f"{r['wall_time_s']:.0f} | {r['cpu_time_s']:.0f} |")
+                     f"{_host_text(r)} | {r['wall_time_s']:.0f} | {r['cpu_time_s']:.0f} |")
     if report.get("targets"):
         lines += ["", "| model | target | measured | met |", "|---|---|---:|---|"]
         for t in report["targets"]:
             lines.append(f"| {t['model']} | {t['target']} | {t['measured']:.4f} | {'yes' if t['met'] else '**no**'} |")
     lines += ["", f"Whole benchmark: {report['wall_time_s']:.0f} s wall, {report['cpu_time_s']:.0f} s CPU."]
     return "\n".join(lines) + "\n"
+
+
+def _host_text(row: dict) -> str:
+    ratio = row.get("host_scale_muls_per_backward_mac")
+    return "" if ratio is None else f"{ratio:.4f}"
 
 
 def _scale_text(report: dict) -> str:

@@ -17,6 +17,12 @@ Cost models (per MAC):
 
 Units: BOPs are bit-operations; engine figures are "MAC bit-planes" (divide by the array's
 PE·SIMD for cycles). Both are exact integers for a run.
+
+Neither model counts the host's share: each engine job returns exact integers that the host
+multiplies by their gradient scale. ``host_scale_muls`` counts those multiplies — one per output
+element of a backward product per scale block of its reduction axis (``bitcycle.quant.grad``):
+ceil(out_channels / B) per dx element, ceil(batch / B) per dW element (1 each for whole-row or
+per-tensor scales), in every step with quantised gradients.
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ class LayerOps:
     weight_bits: int        # b_w
     act_bits: int           # b_a of the layer's input
     needs_dx: bool          # False for the first layer: nothing upstream needs its input gradient
+    dx_elems: int = 0       # elements of the layer input (= of dx) for ONE sample
+    dw_elems: int = 0       # elements of the weight tensor (= of dW)
+    out_channels: int = 0   # output channels / features: dx's reduction axis, blocked by the scales
 
     def widths(self, b_f: int = 1) -> tuple[int, int]:
         """(b_w, b_a) in a step whose forward W/A precision is b_f (CycleBNN's variant; 1 = binary)."""
@@ -52,6 +61,13 @@ class LayerOps:
 
     def fp32_bops(self) -> int:
         return self.macs * FP32_BITS * FP32_BITS * (3 if self.needs_dx else 2)
+
+    def scale_muls(self, batch: int, block: int) -> int:
+        """Host multiplies that scale this layer's backward products in one quantised step."""
+        def blocks(n: int) -> int:
+            return -(-n // block) if block else 1
+        dx = batch * self.dx_elems * blocks(self.out_channels) if self.needs_dx else 0
+        return dx + self.dw_elems * blocks(batch)
 
     def engine_planes(self, b_g: int, b_f: int = 1) -> tuple[int, int]:
         """(forward, backward) bit-planes for one sample: binary × int products cost the int's bits."""
@@ -70,7 +86,14 @@ def layer_ops(model: torch.nn.Module, sample_shape) -> list[LayerOps]:
     layers = binary_layers(model)
     names = {id(m): n for n, m in model.named_modules()}
     shapes: dict[int, tuple] = {}
-    hooks = [m.register_forward_hook(lambda mod, i, o: shapes.__setitem__(id(mod), tuple(o.shape))) for m in layers]
+    in_shapes: dict[int, tuple] = {}
+
+    def record(mod, inputs, output):
+        shapes[id(mod)] = tuple(output.shape)
+        x = inputs[0]
+        in_shapes[id(mod)] = tuple((x.value if hasattr(x, "value") else x).shape)
+
+    hooks = [m.register_forward_hook(record) for m in layers]
     was_training = model.training
     model.eval()
     try:
@@ -86,8 +109,16 @@ def layer_ops(model: torch.nn.Module, sample_shape) -> list[LayerOps]:
         out.append(LayerOps(
             name=names[id(m)], kind="conv" if isinstance(m, BinaryConv2d) else "linear",
             macs=m.macs(shapes[id(m)]), weight_bits=int(m.weight_bits),
-            act_bits=in_bits if i == 0 else 1, needs_dx=i != 0))
+            act_bits=in_bits if i == 0 else 1, needs_dx=i != 0,
+            dx_elems=_numel(in_shapes[id(m)][1:]), dw_elems=m.weight.numel(), out_channels=int(m.weight.shape[0])))
     return out
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
 
 
 def _input_bits(model) -> int:
@@ -101,12 +132,13 @@ def _input_bits(model) -> int:
 
 
 def run_costs(layers: list[LayerOps], bits_per_step: list[int], samples_per_step,
-              forward_bits_per_step: list[int] | None = None) -> dict:
+              forward_bits_per_step: list[int] | None = None, scale_block: int = 0) -> dict:
     """Totals of a training run under both cost models, with the savings vs FP32 and vs fixed 8-bit.
 
     ``samples_per_step`` is an int (every step the same batch) or a list, one per step.
     ``forward_bits_per_step`` (CycleBNN's forward cycling) defaults to 1 (binary) at every step;
-    the fixed-8 reference keeps the same forward widths and only sets b_g = 8.
+    the fixed-8 reference keeps the same forward widths and only sets b_g = 8. ``scale_block`` is
+    the gradient scales' block (0: one scale per row or tensor) for ``host_scale_muls``.
     """
     if isinstance(samples_per_step, int):
         samples_per_step = [samples_per_step] * len(bits_per_step)
@@ -123,7 +155,10 @@ def run_costs(layers: list[LayerOps], bits_per_step: list[int], samples_per_step
             cache[b, bf] = (sum(l.bops(b, bf) for l in layers), sum(p[0] for p in planes), sum(p[1] for p in planes))
         return cache[b, bf]
 
+    host_muls = 0
     for b, bf, n in zip(bits_per_step, forward_bits_per_step, samples_per_step):
+        if b < FP32_BITS:
+            host_muls += sum(l.scale_muls(n, scale_block) for l in layers)
         step_bops, step_fwd, step_bwd = step_cost(b, bf)
         bops += n * step_bops
         eng_fwd += n * step_fwd
@@ -147,6 +182,10 @@ def run_costs(layers: list[LayerOps], bits_per_step: list[int], samples_per_step
         "engine_backward_planes_fp32": eng_bwd32,
         "engine_backward_saving_vs_fixed8": 1.0 - eng_bwd / eng_bwd8,
         "engine_total_saving_vs_fixed8": 1.0 - (eng_fwd + eng_bwd) / (eng_fwd + eng_bwd8),
+        "host_scale_muls": host_muls,
+        "host_scale_muls_per_backward_mac": host_muls / max(sum(
+            n * sum(l.macs * (2 if l.needs_dx else 1) for l in layers)
+            for b, n in zip(bits_per_step, samples_per_step) if b < FP32_BITS), 1),
         "mean_grad_bits": sum(bits_per_step) / max(len(bits_per_step), 1),
         "mean_forward_bits": sum(forward_bits_per_step) / max(len(forward_bits_per_step), 1),
     }

@@ -275,7 +275,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         "epochs_detail": history["epochs"],
         "bits_per_step": bits_per_step,
         **({"forward_bits_per_step": fwd_per_step} if cfg.forward_bits else {}),
-        **run_costs(layers, bits_per_step, cfg.batch_size, fwd_per_step),
+        **run_costs(layers, bits_per_step, cfg.batch_size, fwd_per_step,
+                    scale_block=cfg.grad_block if cfg.grad_scale == "row" else 0),
         "layers": layers_table(layers),
         "wall_time_s": wall, "cpu_time_s": cpu,
     }
