@@ -174,16 +174,22 @@ def test_linear_backward_block_scales_are_engine_products(bits, block):
         assert torch.equal(q_dx[:, o0:o0 + block].abs().amax(dim=1), torch.full((n,), qmax, dtype=torch.int32))
 
 
-def test_conv_row_scale_products():
-    torch.manual_seed(5)
-    conv = BinaryConv2d(3, 4, 3, padding=1).train()
-    set_grad_scale(conv, "row", 0)
-    set_grad_bits(conv, 3)
-    seed_grad_quant(conv, 7)
-    x = torch.sign(torch.randn(2, 3, 6, 6)).requires_grad_(True)
-    dy = torch.randn(2, 4, 6, 6)
+def _conv_backward(torch_seed, c_in, c_out, n, size, block, bits, seed):
+    """A ±1 input through a padded 3×3 BinaryConv2d and back with random dy; the layer's layer-0
+    stochastic-rounding generator replayed from ``seed``."""
+    torch.manual_seed(torch_seed)
+    conv = BinaryConv2d(c_in, c_out, 3, padding=1).train()
+    set_grad_scale(conv, "row", block)
+    set_grad_bits(conv, bits)
+    seed_grad_quant(conv, seed)
+    x = torch.sign(torch.randn(n, c_in, size, size)).requires_grad_(True)
+    dy = torch.randn(n, c_out, size, size)
     conv(x).backward(dy)
-    gen = _gen(7 * 1000003)
+    return conv, x, dy, _gen(seed * 1000003)
+
+
+def test_conv_row_scale_products():
+    conv, x, dy, gen = _conv_backward(5, 3, 4, 2, 6, block=0, bits=3, seed=7)
     q_dx, s_dx = quantise_grad(dy, 3, gen, keep_dim=0)  # per sample: [2, 1, 1, 1]
     q_dw, s_dw = quantise_grad(dy, 3, gen, keep_dim=1)  # per output channel: [1, 4, 1, 1]
     w = torch.where(conv.weight.detach() >= 0, 1.0, -1.0)
@@ -219,15 +225,7 @@ def test_bad_grad_scale():
 def test_conv_block_scales():
     """Conv: scales per (sample, block of output channels) for dx and per (channel, block of samples)
     for dW, each constant over the spatial positions the product sums."""
-    torch.manual_seed(6)
-    conv = BinaryConv2d(2, 6, 3, padding=1).train()
-    set_grad_scale(conv, "row", 4)
-    set_grad_bits(conv, 2)
-    seed_grad_quant(conv, 1)
-    x = torch.sign(torch.randn(5, 2, 5, 5)).requires_grad_(True)
-    dy = torch.randn(5, 6, 5, 5)
-    conv(x).backward(dy)
-    gen = _gen(1 * 1000003)
+    conv, x, dy, gen = _conv_backward(6, 2, 6, 5, 5, block=4, bits=2, seed=1)
     q_dx, s_dx = quantise_grad(dy, 2, gen, keep_dim=0, block_dim=1, block=4)
     q_dw, s_dw = quantise_grad(dy, 2, gen, keep_dim=1, block_dim=0, block=4)
     assert s_dx.shape == (5, 6, 1, 1) and s_dw.shape == (5, 6, 1, 1)
