@@ -451,6 +451,7 @@ def test_run_cli_writes_metrics(tmp_path, capsys):
     (["--backend", "pynq"], "no PYNQ device found"),
     (["--steps", "0"], "--steps must be >= 1"),
     (["--model", "huge"], "unknown model 'huge'"),
+    (["--grad-block", "-1"], "grad_block -1 must be an integer >= 0"),
 ])
 def test_run_cli_bad_input(tmp_path, capsys, argv, message):
     from bitcycle.cli import main

@@ -77,6 +77,7 @@ def test_cli_smoke_outputs(tmp_path, capsys):
     (["--grad-bits", "cosine:8-2x4"], "b_min=8 > b_max=2"),
     (["--grad-bits", "fixed:40"], "outside 1..32"),
     (["--epochs", "0"], "at least 1 epoch"),
+    (["--grad-block", "-4"], "--grad-block -4"),
     (["--set", "nope=1"], "no option nope"),
     (["--model", "cnv"], "no default conv plan for input_size=8"),
     (["--model", "cnv", "--set", "input_size=32", "--set", "channels=[4]", "--set", "fc=[4]"], "is for 1×32² inputs"),
