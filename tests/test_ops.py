@@ -66,8 +66,8 @@ def test_per_step_sample_counts():
 def test_host_scale_multiplies():
     """One host multiply per backward-product output per scale block of its reduction axis."""
     layers = layer_ops(get_model("lfc"), (1, 28, 28))  # 784-1024-1024-1024-10
-    assert [(l.dx_elems, l.dw_elems, l.out_channels) for l in layers] == [
-        (784, 784 * 1024, 1024), (1024, 1024 * 1024, 1024), (1024, 1024 * 1024, 1024), (1024, 10240, 10)]
+    assert [(l.positions, l.patch, l.out_channels) for l in layers] == [
+        (1, 784, 1024), (1, 1024, 1024), (1, 1024, 1024), (1, 1024, 10)]
     per_step = (784 * 1024 * 16  # layer 0: dW only, 256 samples = 16 blocks of 16
                 + 2 * (256 * 1024 * 64 + 1024 * 1024 * 16)  # dx: 1024 channels = 64 blocks; dW: 16 blocks
                 + 256 * 1024 * 1 + 10240 * 16)  # 10 output channels = 1 block
@@ -77,5 +77,8 @@ def test_host_scale_multiplies():
     assert whole_rows == 784 * 1024 + 2 * (256 * 1024 + 1024 * 1024) + 256 * 1024 + 10240
     assert 1 / 17 < r["host_scale_muls_per_backward_mac"] < 1 / 15  # ≈ 1/B for an MLP
     conv = layer_ops(get_model("cnv", input_size=28, in_channels=1, width_mult=0.25), (1, 28, 28))
-    assert conv[1].dx_elems == 16 * 26 * 26 and conv[1].dw_elems == 16 * 16 * 9
-    assert run_costs(conv, [2], 256, scale_block=16)["host_scale_muls_per_backward_mac"] < 1 / 64
+    assert (conv[1].positions, conv[1].patch, conv[1].out_channels) == (24 * 24, 16 * 9, 16)
+    # conv lowered im2col style: conv[1] (16 channels = 1 block) has 24·24·16·9 dx results per
+    # sample, and 16·16·9 dW results per block of 16 of the batch's 256·24·24 positions
+    assert conv[1].scale_muls(256, 16) == 256 * 24 * 24 * 16 * 9 + 16 * 16 * 9 * (256 * 24 * 24 // 16)
+    assert 1 / 17 < run_costs(conv, [2], 256, scale_block=16)["host_scale_muls_per_backward_mac"] < 1 / 15

@@ -122,7 +122,8 @@ def test_linear_backward_is_engine_product_row_scale(bits):
 
     gen = _gen(42 * 1000003)
     q_dx, s_dx = quantise_grad(dy, bits, gen, keep_dim=0)  # per sample: s_dx is [5, 1]
-    q_dw, s_dw = quantise_grad(dy, bits, gen, keep_dim=-1)  # per output channel: s_dw is [1, 11]
+    q_dw, s_dw = quantise_grad(dy.T, bits, gen, keep_dim=0)  # per output channel, as the [11, 5] operand
+    q_dw, s_dw = q_dw.T, s_dw.T
     assert s_dx.shape == (5, 1) and s_dw.shape == (1, 11) and float(s_dx[3]) == 0.0
     w = torch.sign(layer.weight.detach())
     w[w == 0] = 1
@@ -153,7 +154,8 @@ def test_linear_backward_block_scales_are_engine_products(bits, block):
 
     gen = _gen(3 * 1000003)
     q_dx, s_dx = quantise_grad(dy, bits, gen, keep_dim=0, block_dim=1, block=block)  # per (sample, channel block)
-    q_dw, s_dw = quantise_grad(dy, bits, gen, keep_dim=1, block_dim=0, block=block)  # per (channel, sample block)
+    q_dw, s_dw = quantise_grad(dy.T, bits, gen, keep_dim=0, block_dim=1, block=block)  # per (channel, sample block)
+    q_dw, s_dw = q_dw.T, s_dw.T
     assert s_dx.shape == (n, m) and s_dw.shape == (n, m)
     w_np = torch.where(layer.weight.detach() >= 0, 1, -1).numpy().astype(np.int8)
     x_np = x.detach().numpy().astype(np.int8)
@@ -174,32 +176,44 @@ def test_linear_backward_block_scales_are_engine_products(bits, block):
         assert torch.equal(q_dx[:, o0:o0 + block].abs().amax(dim=1), torch.full((n,), qmax, dtype=torch.int32))
 
 
-def _conv_backward(torch_seed, c_in, c_out, n, size, block, bits, seed):
-    """A ±1 input through a padded 3×3 BinaryConv2d and back with random dy; the layer's layer-0
-    stochastic-rounding generator replayed from ``seed``."""
-    torch.manual_seed(torch_seed)
-    conv = BinaryConv2d(c_in, c_out, 3, padding=1).train()
+@pytest.mark.parametrize("block", [0, 4])
+def test_conv_products_are_im2col_engine_products(block):
+    """A conv's backward products as the engine runs them, lowered im2col style: backward-data
+    Wᵀ·dy per position (dy scaled per position and block of output channels), overlap-added on
+    the host; backward-weight dy·x_colsᵀ (dy scaled per channel and block of positions). Each
+    block is an exact golden product times its scale."""
+    torch.manual_seed(6 + block)
+    n, c, o, size, bits = 3, 2, 6, 6, 2
+    conv = BinaryConv2d(c, o, 3).train()  # valid conv: ±1 patches, as the zoo's CNV
     set_grad_scale(conv, "row", block)
     set_grad_bits(conv, bits)
-    seed_grad_quant(conv, seed)
-    x = torch.sign(torch.randn(n, c_in, size, size)).requires_grad_(True)
-    dy = torch.randn(n, c_out, size, size)
+    seed_grad_quant(conv, 1)
+    x = torch.sign(torch.randn(n, c, size, size)).requires_grad_(True)
+    dy = torch.randn(n, o, size - 2, size - 2)
     conv(x).backward(dy)
-    return conv, x, dy, _gen(seed * 1000003)
-
-
-def test_conv_row_scale_products():
-    conv, x, dy, gen = _conv_backward(5, 3, 4, 2, 6, block=0, bits=3, seed=7)
-    q_dx, s_dx = quantise_grad(dy, 3, gen, keep_dim=0)  # per sample: [2, 1, 1, 1]
-    q_dw, s_dw = quantise_grad(dy, 3, gen, keep_dim=1)  # per output channel: [1, 4, 1, 1]
-    w = torch.where(conv.weight.detach() >= 0, 1.0, -1.0)
-    dx_int = torch.nn.grad.conv2d_input(x.shape, w, q_dx.float(), padding=1)
-    assert torch.equal(dx_int, dx_int.round())  # an integer product, as on the engine
-    assert torch.allclose(x.grad, dx_int * s_dx, rtol=1e-6, atol=1e-6)
-    dw_int = torch.nn.grad.conv2d_weight(x.detach(), w.shape, q_dw.float(), padding=1)
-    q_w, s_w = quantise_grad(dw_int * s_dw.reshape(4, 1, 1, 1), 3, gen, keep_dim=0)
-    assert torch.allclose(conv.weight.grad, q_w.float() * s_w, rtol=1e-6, atol=1e-7)
-    assert len(torch.unique(q_w)) <= 7
+    gen = _gen(1 * 1000003)
+    pos = n * (size - 2) ** 2
+    dy_pos = dy.permute(0, 2, 3, 1).reshape(pos, o)  # backward-data operand: [positions, channels]
+    q_dx, s_dx = quantise_grad(dy_pos, bits, gen, keep_dim=0, block_dim=1, block=block)
+    dy_ch = dy.permute(1, 0, 2, 3).reshape(o, pos)  # backward-weight operand: [channels, positions]
+    q_dw, s_dw = quantise_grad(dy_ch, bits, gen, keep_dim=0, block_dim=1, block=block)
+    w_mat = torch.where(conv.weight.detach() >= 0, 1, -1).reshape(o, c * 9).numpy().astype(np.int8)
+    x_cols = torch.nn.functional.unfold(x.detach(), 3).permute(0, 2, 1).reshape(pos, c * 9).numpy().astype(np.int8)
+    step_o, step_p = block or o, block or pos
+    s_dx, s_dw = s_dx.expand(pos, o).numpy(), s_dw.expand(o, pos).numpy()
+    dx_cols = np.zeros((pos, c * 9))
+    for o0 in range(0, o, step_o):
+        part = bitserial_matmul(np.ascontiguousarray(w_mat[o0:o0 + step_o].T), q_dx[:, o0:o0 + step_o].numpy().T.astype(np.int64), bits)
+        dx_cols += part.T * s_dx[:, o0:o0 + 1]
+    dx = torch.nn.functional.fold(torch.from_numpy(dx_cols).float().reshape(n, -1, c * 9).permute(0, 2, 1), (size, size), 3)
+    assert torch.allclose(x.grad, dx, rtol=1e-4, atol=1e-5)  # float sums in another order
+    dw = np.zeros((o, c * 9))
+    for p0 in range(0, pos, step_p):
+        part = bitserial_matmul(np.ascontiguousarray(x_cols[p0:p0 + step_p].T), q_dw[:, p0:p0 + step_p].numpy().T.astype(np.int64), bits)
+        dw += part.T * s_dw[:, p0:p0 + 1]
+    q_w, s_w = quantise_grad(torch.from_numpy(dw).float().reshape(conv.weight.shape), bits, gen, keep_dim=0)
+    assert torch.allclose(conv.weight.grad, q_w.float() * s_w, rtol=1e-4, atol=1e-5)
+    assert all(len(torch.unique(q_w[k])) <= 3 for k in range(o))  # 2 bits: {−1, 0, 1} per channel
 
 
 @pytest.mark.parametrize("bits", [1, 2, 4])
@@ -220,25 +234,6 @@ def test_bad_grad_scale():
         set_grad_scale(BinaryLinear(3, 2), "col")
     with pytest.raises(BitCycleError, match="gradient block -1"):
         set_grad_scale(BinaryLinear(3, 2), "row", -1)
-
-
-def test_conv_block_scales():
-    """Conv: scales per (sample, block of output channels) for dx and per (channel, block of samples)
-    for dW, each constant over the spatial positions the product sums."""
-    conv, x, dy, gen = _conv_backward(6, 2, 6, 5, 5, block=4, bits=2, seed=1)
-    q_dx, s_dx = quantise_grad(dy, 2, gen, keep_dim=0, block_dim=1, block=4)
-    q_dw, s_dw = quantise_grad(dy, 2, gen, keep_dim=1, block_dim=0, block=4)
-    assert s_dx.shape == (5, 6, 1, 1) and s_dw.shape == (5, 6, 1, 1)
-    assert torch.equal(s_dx[:, 0], s_dx[:, 3]) and torch.equal(s_dx[:, 4], s_dx[:, 5])  # channel blocks 0-3, 4-5
-    assert torch.equal(s_dw[0], s_dw[3]) and torch.equal(s_dw[4], s_dw[4])  # sample blocks 0-3, 4
-    w = torch.where(conv.weight.detach() >= 0, 1.0, -1.0)
-    dx = sum(torch.nn.grad.conv2d_input(x.shape, w[o0:o0 + 4], q_dx[:, o0:o0 + 4].float(), padding=1) * s_dx[:, o0:o0 + 1]
-             for o0 in (0, 4))
-    assert torch.allclose(x.grad, dx, rtol=1e-4, atol=1e-5)  # float sums in another order
-    dw = sum(torch.nn.grad.conv2d_weight(x.detach()[n0:n0 + 4], w.shape, q_dw[n0:n0 + 4].float(), padding=1)
-             * s_dw[n0].reshape(6, 1, 1, 1) for n0 in (0, 4))
-    q_w, s_w = quantise_grad(dw, 2, gen, keep_dim=0)
-    assert torch.allclose(conv.weight.grad, q_w.float() * s_w, rtol=1e-5, atol=1e-6)
 
 
 def test_fp32_backward_unchanged_and_eval_untouched():

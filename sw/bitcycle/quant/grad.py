@@ -160,8 +160,16 @@ def weight_grad(dy: torch.Tensor, x: torch.Tensor, w_shape, conv_args: ConvArgs 
 
 
 class RowScaledGrad:
-    """One layer's ``row``-scale gradient quantisation for one step (module docstring): dy per
-    sample for backward-data, dy per output channel for backward-weight, dW per output channel."""
+    """One layer's ``row``-scale gradient quantisation for one step (module docstring).
+
+    Each backward product is taken as the matrix product the engine runs (a conv lowered im2col
+    style), and dy gets one scale per row of that product and block of ``block`` along its
+    reduction axis:
+
+    * backward-data: rows = dy's positions (a sample; a sample and pixel for a conv), reduction =
+      output channels. The host overlap-adds (col2im) the scaled per-position results.
+    * backward-weight: rows = output channels, reduction = samples (× pixels for a conv).
+    """
 
     def __init__(self, bits: int, generator: torch.Generator | None, channel_dim: int, quantise_weight_grad: bool = True,
                  block: int = 0):
@@ -169,13 +177,25 @@ class RowScaledGrad:
         self.channel_dim, self.quantise_weight_grad = channel_dim, quantise_weight_grad
         self.block = int(block)
 
+    def _as_rows(self, dy: torch.Tensor, channels_last: bool) -> torch.Tensor:
+        """dy as the product's operand matrix: [positions, channels] or [channels, positions]."""
+        c = self.channel_dim % dy.dim()
+        return dy.movedim(c, -1).reshape(-1, dy.shape[c]) if channels_last else dy.movedim(c, 0).reshape(dy.shape[c], -1)
+
+    def _from_rows(self, rows: torch.Tensor, like: torch.Tensor, channels_last: bool) -> torch.Tensor:
+        c = self.channel_dim % like.dim()
+        moved = like.movedim(c, -1) if channels_last else like.movedim(c, 0)
+        return rows.reshape(moved.shape).movedim(-1 if channels_last else 0, c)
+
     def for_input_grad(self, dy: torch.Tensor) -> torch.Tensor:
-        """Per sample (and block of output channels: the reduction axis of dx = dy·W)."""
-        return fake_quantise_grad(dy, self.bits, self.generator, keep_dim=0, block_dim=self.channel_dim, block=self.block)
+        """Per position of dy, in blocks of output channels (the reduction axis of dx = dy·W)."""
+        rows = fake_quantise_grad(self._as_rows(dy, True), self.bits, self.generator, keep_dim=0, block_dim=1, block=self.block)
+        return self._from_rows(rows, dy, True)
 
     def for_weight_grad(self, dy: torch.Tensor) -> torch.Tensor:
-        """Per output channel (and block of samples: the reduction axis of dW = dyᵀ·x)."""
-        return fake_quantise_grad(dy, self.bits, self.generator, keep_dim=self.channel_dim, block_dim=0, block=self.block)
+        """Per output channel, in blocks of positions (the reduction axis of dW = dyᵀ·x)."""
+        rows = fake_quantise_grad(self._as_rows(dy, False), self.bits, self.generator, keep_dim=0, block_dim=1, block=self.block)
+        return self._from_rows(rows, dy, False)
 
     def weight_gradient(self, dw: torch.Tensor) -> torch.Tensor:
         return fake_quantise_grad(dw, self.bits, self.generator, keep_dim=0) if self.quantise_weight_grad else dw

@@ -20,9 +20,10 @@ PE·SIMD for cycles). Both are exact integers for a run.
 
 Neither model counts the host's share: each engine job returns exact integers that the host
 multiplies by their gradient scale. ``host_scale_muls`` counts those multiplies — one per output
-element of a backward product per scale block of its reduction axis (``bitcycle.quant.grad``):
-ceil(out_channels / B) per dx element, ceil(batch / B) per dW element (1 each for whole-row or
-per-tensor scales), in every step with quantised gradients.
+element of a backward product (as a matrix product; a conv lowered im2col style) per scale block
+of its reduction axis (``bitcycle.quant.grad``): ceil(out_channels / B) per element of the
+[positions, patch] backward-data result, ceil(batch·positions / B) per dW element (one block for
+whole-row or per-tensor scales), in every step with quantised gradients.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ class LayerOps:
     weight_bits: int        # b_w
     act_bits: int           # b_a of the layer's input
     needs_dx: bool          # False for the first layer: nothing upstream needs its input gradient
-    dx_elems: int = 0       # elements of the layer input (= of dx) for ONE sample
-    dw_elems: int = 0       # elements of the weight tensor (= of dW)
+    positions: int = 1      # output positions per sample (H·W of a conv's output, 1 for linear)
+    patch: int = 0          # inputs per output: in_features, or in_channels·kh·kw of a conv
     out_channels: int = 0   # output channels / features: dx's reduction axis, blocked by the scales
 
     def widths(self, b_f: int = 1) -> tuple[int, int]:
@@ -66,8 +67,8 @@ class LayerOps:
         """Host multiplies that scale this layer's backward products in one quantised step."""
         def blocks(n: int) -> int:
             return -(-n // block) if block else 1
-        dx = batch * self.dx_elems * blocks(self.out_channels) if self.needs_dx else 0
-        return dx + self.dw_elems * blocks(batch)
+        dx = batch * self.positions * self.patch * blocks(self.out_channels) if self.needs_dx else 0
+        return dx + self.out_channels * self.patch * blocks(batch * self.positions)
 
     def engine_planes(self, b_g: int, b_f: int = 1) -> tuple[int, int]:
         """(forward, backward) bit-planes for one sample: binary × int products cost the int's bits."""
@@ -86,14 +87,7 @@ def layer_ops(model: torch.nn.Module, sample_shape) -> list[LayerOps]:
     layers = binary_layers(model)
     names = {id(m): n for n, m in model.named_modules()}
     shapes: dict[int, tuple] = {}
-    in_shapes: dict[int, tuple] = {}
-
-    def record(mod, inputs, output):
-        shapes[id(mod)] = tuple(output.shape)
-        x = inputs[0]
-        in_shapes[id(mod)] = tuple((x.value if hasattr(x, "value") else x).shape)
-
-    hooks = [m.register_forward_hook(record) for m in layers]
+    hooks = [m.register_forward_hook(lambda mod, i, o: shapes.__setitem__(id(mod), tuple(o.shape))) for m in layers]
     was_training = model.training
     model.eval()
     try:
@@ -110,7 +104,7 @@ def layer_ops(model: torch.nn.Module, sample_shape) -> list[LayerOps]:
             name=names[id(m)], kind="conv" if isinstance(m, BinaryConv2d) else "linear",
             macs=m.macs(shapes[id(m)]), weight_bits=int(m.weight_bits),
             act_bits=in_bits if i == 0 else 1, needs_dx=i != 0,
-            dx_elems=_numel(in_shapes[id(m)][1:]), dw_elems=m.weight.numel(), out_channels=int(m.weight.shape[0])))
+            positions=_numel(shapes[id(m)][2:]), patch=_numel(m.weight.shape[1:]), out_channels=int(m.weight.shape[0])))
     return out
 
 
