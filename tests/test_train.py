@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import torch
 from bitcycle.cli import main
 from bitcycle.train.checkpoint import load_trained
 from bitcycle.train.data import load_dataset
+from bitcycle.train.interrupt import TrainingInterrupted
 from bitcycle.train.trainer import TrainConfig, train
 
 torch.set_num_threads(1)
@@ -45,6 +47,68 @@ def test_resume_gives_identical_weights(tmp_path):
     c = torch.load(tmp_path / "other" / "model.pt", weights_only=False)["state_dict"]
     assert not torch.equal(a["features.1.weight"], c["features.1.weight"])
     assert other["steps"] == 6
+
+
+def _signal_at_step(monkeypatch, k, sig=signal.SIGINT, times=1):
+    """Deliver ``sig`` (``times`` times) to this process right after step k's optimiser update."""
+    import bitcycle.train.trainer as trainer
+
+    real, calls = trainer.clip_latent_weights, []
+
+    def clip_then_signal(model):
+        real(model)
+        calls.append(1)
+        if len(calls) == k:
+            for _ in range(times):
+                signal.raise_signal(sig)
+
+    monkeypatch.setattr(trainer, "clip_latent_weights", clip_then_signal)
+
+
+@pytest.mark.parametrize("sig,at", [(signal.SIGINT, 8), (signal.SIGTERM, 6)])
+def test_signal_mid_epoch_then_resume_gives_identical_weights(tmp_path, monkeypatch, capsys, sig, at):
+    # 6 steps per epoch: step 8 stops inside epoch 2, step 6 at the end of epoch 1
+    data = load_dataset("digits", train_limit=384, test_limit=100)
+    cfg = _cfg(model_cfg={"width": 24, "dropout": 0.2})  # dropout: its generator must resume mid-epoch too
+    full = train(cfg, tmp_path / "full", progress=False, data=data)
+    with monkeypatch.context() as m:
+        _signal_at_step(m, at, sig)
+        with pytest.raises(TrainingInterrupted, match=f"{sig.name} (at step {at} of 18|after epoch 1 of 3).*--resume"):
+            train(cfg, tmp_path / "part", progress=False, data=data)
+    assert not (tmp_path / "part" / "metrics.json").exists()
+    state = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=False)
+    assert state["step"] == at and len(state["history"]["steps"]) == at
+    assert (state["in_epoch"] or {}).get("steps_done") == (2 if at == 8 else None)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the guard put the handler back
+    resumed = train(cfg, tmp_path / "part", resume=True, progress=False, data=data)
+    a = torch.load(tmp_path / "full" / "model.pt", weights_only=False)["state_dict"]
+    b = torch.load(tmp_path / "part" / "model.pt", weights_only=False)["state_dict"]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert resumed["test_accuracy"] == full["test_accuracy"]
+    assert [e["train_loss"] for e in resumed["epochs_detail"]] == [e["train_loss"] for e in full["epochs_detail"]]
+
+
+def test_second_ctrl_c_interrupts_at_once(tmp_path, monkeypatch):
+    data = load_dataset("digits", train_limit=384, test_limit=100)
+    _signal_at_step(monkeypatch, 2, times=2)
+    with pytest.raises(KeyboardInterrupt) as err:
+        train(_cfg(), tmp_path / "r", progress=False, data=data)
+    assert not isinstance(err.value, TrainingInterrupted)
+    assert not (tmp_path / "r" / "checkpoint.pt").exists()  # no epoch finished: nothing to resume, nothing half-written
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_cli_interrupt_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):
+    _signal_at_step(monkeypatch, 3)
+    argv = ["train", "--model", "sfc", "--set", "width=16", "--dataset", "digits", "--train-limit", "384", "--epochs", "2",
+            "--out", str(tmp_path / "c"), "--no-progress", "--threads", "1"]
+    assert main(argv) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "interrupted: SIGINT at step 3 of 12" in err[0] and "--resume" in err[0], err
+    monkeypatch.undo()
+    assert main(argv + ["--resume"]) == 0
+    assert json.loads((tmp_path / "c" / "metrics.json").read_text())["steps"] == 12
 
 
 def test_cli_smoke_outputs(tmp_path, capsys):

@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     except BitCycleError as err:
         print(f"bitcycle {name}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"bitcycle {name}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:  # the trainer's TrainingInterrupted says where it stopped and how to go on
+        print(f"bitcycle {name}: interrupted" + (f": {err}" if str(err) else ""), file=sys.stderr)
         return 130
 
 

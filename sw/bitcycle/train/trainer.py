@@ -4,8 +4,11 @@ Per step t: b = schedule.bits(t) → every binary layer quantises its dy and dW 
 (``set_grad_bits``) → forward, cross-entropy, backward → Adam on the latent weights → clip them to
 [−1, 1]. After each epoch: test accuracy, an atomic checkpoint (model, optimiser, LR schedule,
 stochastic-rounding generators, history), so ``resume=True`` continues to the same final weights
-as an uninterrupted run. Randomness is all seeded: batches by (seed, epoch), dropout by
-(seed, epoch, rank), stochastic rounding by per-layer generators that travel in the checkpoint.
+as an uninterrupted run. Ctrl-C or SIGTERM stops the run after the step under way with a
+checkpoint of that position inside the epoch (``bitcycle.train.interrupt``), so an interrupt loses
+nothing either. Randomness is all seeded: batches by (seed, epoch), dropout by (seed, epoch, rank)
+(its generator state travels in a mid-epoch checkpoint), stochastic rounding by per-layer generators
+that travel in every checkpoint.
 
 Data-parallel: under ``torchrun`` (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel
 (gloo on CPU); ``batch_size`` is the global batch, each rank takes 1/world of it; rank 0 writes.
@@ -35,6 +38,7 @@ from bitcycle.quant.grad import (DEFAULT_GRAD_BLOCK, GRAD_SCALES, grad_quant_lay
 from bitcycle.quant.schedule import parse_grad_bits
 from bitcycle.train import checkpoint as ckpt
 from bitcycle.train.data import Dataset, batches, limit_dataset, load_dataset, steps_per_epoch
+from bitcycle.train.interrupt import StopGuard, TrainingInterrupted
 from bitcycle.train.ops import layer_ops, layers_table, run_costs
 
 
@@ -181,6 +185,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     run_id = {k: getattr(cfg, k) for k in _RUN_KEYS}
     history = {"steps": [], "epochs": []}
     start_epoch, step, wall_before, cpu_before = 0, 0, 0.0, 0.0
+    in_epoch = None
 
     if resume:
         state = ckpt.load_checkpoint(out / ckpt.CHECKPOINT)
@@ -200,6 +205,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         load_grad_quant_state(core, state["grad_quant"][rank])
         history, start_epoch, step = state["history"], state["epoch"], state["step"]
         wall_before, cpu_before = state["wall_s"], state["cpu_s"]
+        in_epoch = state.get("in_epoch")  # stopped between two steps of epoch `start_epoch`
     elif (out / ckpt.CHECKPOINT).exists():
         raise BitCycleError(f"{out} already holds a run (checkpoint.pt); pass --resume to continue it or use a new --out")
     _barrier(world)  # every rank has checked before rank 0 writes anything
@@ -209,55 +215,77 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         model = torch.nn.parallel.DistributedDataParallel(core)
     layers = layer_ops(core, data.sample_shape)
     t_wall, t_cpu = time.perf_counter(), time.process_time()
-    epochs_run = 0
-    for epoch in range(start_epoch, cfg.epochs):
-        torch.manual_seed(cfg.seed * 1_000_003 + epoch * 101 + rank)  # dropout: resumable per epoch
-        model.train()
-        bar = tqdm(total=spe, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", leave=False,
-                   disable=not progress or rank != 0, dynamic_ncols=True)
-        ep_loss, ep_correct, ep_n = 0.0, 0, 0
-        for bx, by in batches(data.train_x, data.train_y, cfg.batch_size, epoch, cfg.seed, data.augment, rank, world):
-            bits = schedule.bits(step)
-            set_grad_bits(core, bits)
-            fbits = fwd_schedule.bits(step) if fwd_schedule is not None and step < fwd_steps else 1
-            set_forward_bits(core, fbits)
-            logits = model(bx)
-            loss = F.cross_entropy(logits, by)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if not torch.isfinite(loss):
-                raise BitCycleError(f"loss became {float(loss)} at step {step}; lower --lr")
-            opt.step()
-            lr_sched.step()
-            clip_latent_weights(core)
-            correct = int((logits.argmax(1) == by).sum())
-            loss = float(loss.detach())
-            ep_loss += loss * len(by)
-            ep_correct += correct
-            ep_n += len(by)
-            history["steps"].append({"step": step, "epoch": epoch, "grad_bits": bits, "forward_bits": fbits, "loss": loss,
-                                     "train_acc": correct / len(by), "lr": opt.param_groups[0]["lr"]})
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}", bits=bits)
-        bar.close()
-        test_acc, test_loss = evaluate(core, data.test_x, data.test_y) if rank == 0 else (float("nan"), float("nan"))
-        history["epochs"].append({"epoch": epoch, "step": step, "train_loss": ep_loss / ep_n,
-                                  "train_acc": ep_correct / ep_n, "test_acc": test_acc, "test_loss": test_loss})
-        if progress and rank == 0:
-            tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: train loss {ep_loss / ep_n:.4f} acc {ep_correct / ep_n:.4f}, "
-                       f"test acc {test_acc:.4f}")
+
+    def save_checkpoint(epoch_next: int, position: dict | None = None) -> None:
+        """Everything a resumed run needs; ``position``: where inside epoch ``epoch_next`` it stopped."""
         gq_states = _gather(grad_quant_state(core), world)
         if rank == 0:
             ckpt.atomic_torch_save(out / ckpt.CHECKPOINT, {
                 "model": name, "model_cfg": model_cfg, "run": run_id, "world": world,
                 "state_dict": core.state_dict(), "optimizer": opt.state_dict(), "lr_schedule": lr_sched.state_dict(),
-                "grad_quant": gq_states, "history": history, "epoch": epoch + 1, "step": step,
+                "grad_quant": gq_states, "history": history, "epoch": epoch_next, "step": step, "in_epoch": position,
                 "wall_s": wall_before + time.perf_counter() - t_wall, "cpu_s": cpu_before + time.process_time() - t_cpu})
-        _barrier(world)
-        epochs_run += 1
-        if stop_after_epochs is not None and epochs_run >= stop_after_epochs and epoch + 1 < cfg.epochs:
-            return {"interrupted_after_epoch": epoch + 1}
+
+    epochs_run = 0
+    with StopGuard(enabled=world == 1) as stop:
+        for epoch in range(start_epoch, cfg.epochs):
+            torch.manual_seed(cfg.seed * 1_000_003 + epoch * 101 + rank)  # dropout: resumable per epoch
+            skip, ep_loss, ep_correct, ep_n = 0, 0.0, 0, 0
+            if in_epoch is not None:  # resumed between two steps: the same batches and dropout draws follow
+                skip, ep_loss, ep_correct, ep_n = (in_epoch[k] for k in ("steps_done", "loss_sum", "correct", "samples"))
+                torch.set_rng_state(in_epoch["torch_rng"])
+                in_epoch = None
+            model.train()
+            bar = tqdm(total=spe, initial=skip, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", leave=False,
+                       disable=not progress or rank != 0, dynamic_ncols=True)
+            for i, (bx, by) in enumerate(batches(data.train_x, data.train_y, cfg.batch_size, epoch, cfg.seed, data.augment,
+                                                 rank, world)):
+                if i < skip:  # drawn and dropped, so that augmentation's generator is where it was
+                    continue
+                bits = schedule.bits(step)
+                set_grad_bits(core, bits)
+                fbits = fwd_schedule.bits(step) if fwd_schedule is not None and step < fwd_steps else 1
+                set_forward_bits(core, fbits)
+                logits = model(bx)
+                loss = F.cross_entropy(logits, by)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if not torch.isfinite(loss):
+                    raise BitCycleError(f"loss became {float(loss)} at step {step}; lower --lr")
+                opt.step()
+                lr_sched.step()
+                clip_latent_weights(core)
+                correct = int((logits.argmax(1) == by).sum())
+                loss = float(loss.detach())
+                ep_loss += loss * len(by)
+                ep_correct += correct
+                ep_n += len(by)
+                history["steps"].append({"step": step, "epoch": epoch, "grad_bits": bits, "forward_bits": fbits, "loss": loss,
+                                         "train_acc": correct / len(by), "lr": opt.param_groups[0]["lr"]})
+                step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}", bits=bits)
+                if stop.requested and i + 1 < spe:
+                    bar.close()
+                    save_checkpoint(epoch, {"steps_done": i + 1, "loss_sum": ep_loss, "correct": ep_correct,
+                                            "samples": ep_n, "torch_rng": torch.get_rng_state()})
+                    raise TrainingInterrupted(f"{stop.requested} at step {step} of {total_steps}; checkpoint saved in "
+                                              f"{out}, continue with the same command and --resume")
+            bar.close()
+            test_acc, test_loss = evaluate(core, data.test_x, data.test_y) if rank == 0 else (float("nan"), float("nan"))
+            history["epochs"].append({"epoch": epoch, "step": step, "train_loss": ep_loss / ep_n,
+                                      "train_acc": ep_correct / ep_n, "test_acc": test_acc, "test_loss": test_loss})
+            if progress and rank == 0:
+                tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: train loss {ep_loss / ep_n:.4f} acc {ep_correct / ep_n:.4f}, "
+                           f"test acc {test_acc:.4f}")
+            save_checkpoint(epoch + 1)
+            _barrier(world)
+            epochs_run += 1
+            if stop.requested and epoch + 1 < cfg.epochs:
+                raise TrainingInterrupted(f"{stop.requested} after epoch {epoch + 1} of {cfg.epochs}; checkpoint saved in "
+                                          f"{out}, continue with the same command and --resume")
+            if stop_after_epochs is not None and epochs_run >= stop_after_epochs and epoch + 1 < cfg.epochs:
+                return {"interrupted_after_epoch": epoch + 1}
 
     wall = wall_before + time.perf_counter() - t_wall
     cpu = cpu_before + time.process_time() - t_cpu
