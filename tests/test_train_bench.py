@@ -49,3 +49,43 @@ def test_bench_runs_in_worker_processes(tmp_path):
     assert (out / "train.png").stat().st_size > 0
     for r in report["runs"]:
         assert (out / "train" / r["run"] / "metrics.json").is_file()
+
+
+def test_bench_interrupt_then_resume(tmp_path):
+    """Ctrl-C to the benchmark: every run stops at a step with a checkpoint; --resume finishes them."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    out = tmp_path / "bench"
+    cmd = [sys.executable, "-m", "bitcycle.cli", "bench", "train", "--models", "lfc", "--specs", "fixed:8,cosine:2-8x2",
+           "--train-limit", "512", "--test-limit", "128", "--batch-size", "128", "--epochs-mlp", "12", "--jobs", "2",
+           "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "sw")}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runs = [out / "train" / name for name in ("lfc-fixed8", "lfc-cosine2_8x2")]
+    deadline = time.monotonic() + 600  # no time is measured: this only bounds a hung test
+    while not all((r / "checkpoint.pt").exists() for r in runs):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # to the parent only: it passes the stop on to its workers
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 130, err
+    last = err.strip().splitlines()[-1]
+    assert "interrupted" in last and "--resume" in last, err
+    assert not (out / "train.md").exists()
+    import torch
+
+    stopped = [torch.load(r / "checkpoint.pt", weights_only=False)["step"] for r in runs]
+    assert all(0 < s < 48 for s in stopped), stopped  # both stopped part-way, neither ran to the end
+    proc = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((out / "train.json").read_text())
+    assert report["complete"] and report["resumed"]
+    assert [len(r["bits_per_step"]) for r in report["runs"]] == [48, 48]
+    assert all(r["resumed"] for r in report["runs"])
+    assert "resumed benchmark" in (out / "train.md").read_text()

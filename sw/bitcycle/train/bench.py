@@ -12,19 +12,25 @@ CNN on the first N samples only.
     build/bench/train.png    test accuracy and gradient bits per run
     build/bench/train/RUN/   each run's own directory (metrics.json/.csv/.png, model.pt)
 
-train.json is rewritten after every run, so an interrupted benchmark keeps what it measured.
+train.json is rewritten after every run, so an interrupted benchmark keeps what it measured, and
+every run checkpoints (each epoch, and where Ctrl-C stopped it): ``--resume`` continues each run
+from its own checkpoint — a finished run only has its metrics re-read — instead of starting again.
+A run's wall and CPU times then add up its sessions.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import shutil
+import signal
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 from bitcycle.train import checkpoint as ckpt
+from bitcycle.train.interrupt import STOP_SIGNALS, TrainingInterrupted
 
 REPO = Path(__file__).resolve().parents[3]
 MODEL_FILES = {"lfc": REPO / "models" / "lfc-fmnist.toml", "cnv": REPO / "models" / "cnv-fmnist.toml"}
@@ -49,6 +55,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-limit", type=int, default=None, help="first N training samples only (quick checks)")
     p.add_argument("--test-limit", type=int, default=None)
     p.add_argument("--out", default="build/bench", help="writes OUT/train.json, .md, .png and OUT/train/RUN/")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted benchmark: each run from its checkpoint in OUT/train/RUN/ (same options)")
 
 
 def _run_name(model: str, spec: str) -> str:
@@ -65,7 +73,9 @@ def _train_job(job: dict) -> dict:
     torch.set_num_threads(job["threads"])
     data = load_dataset("fashion-mnist", train_limit=job["train_limit"], test_limit=job["test_limit"])
     cfg = TrainConfig(**job["cfg"])
-    m = train(cfg, job["run_dir"], data=data, progress=job["progress"])
+    resume = job["resume"] and (Path(job["run_dir"]) / ckpt.CHECKPOINT).is_file()
+    on_step = None if _STEP_QUEUE is None else (lambda step: _STEP_QUEUE.put(1))
+    m = train(cfg, job["run_dir"], data=data, progress=job["progress"], resume=resume, on_step=on_step)
     return {"run": job["name"], "model": job["model"], "model_cfg": m["model_cfg"], "grad_bits": cfg.grad_bits,
             "grad_scale": cfg.grad_scale, "grad_block": cfg.grad_block, "epochs": cfg.epochs, "train_samples": m["steps_per_epoch"] * cfg.batch_size,
             "steps": m["steps"], "test_accuracy": m["test_accuracy"], "best_test_accuracy": m["best_test_accuracy"],
@@ -77,18 +87,15 @@ def _train_job(job: dict) -> dict:
             "engine_backward_saving_vs_fixed8": m["engine_backward_saving_vs_fixed8"],
             "host_scale_muls": m["host_scale_muls"],
             "host_scale_muls_per_backward_mac": m["host_scale_muls_per_backward_mac"],
-            "threads": job["threads"], "wall_time_s": m["wall_time_s"], "cpu_time_s": m["cpu_time_s"],
+            "threads": job["threads"], "resumed": resume, "wall_time_s": m["wall_time_s"], "cpu_time_s": m["cpu_time_s"],
             "bits_per_step": m["bits_per_step"]}
 
 
 def run(args: argparse.Namespace) -> int:
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    import multiprocessing
-
     from bitcycle.errors import BitCycleError
     from bitcycle.quant.grad import check_grad_scale
     from bitcycle.quant.schedule import parse_grad_bits
-    from bitcycle.train.data import load_dataset
+    from bitcycle.train.data import load_dataset, steps_per_epoch
     from bitcycle.train.trainer import TrainConfig
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -102,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     runs_dir = out / "train"
     data = load_dataset("fashion-mnist", train_limit=args.train_limit, test_limit=args.test_limit)  # fail fast
+    n_train = len(data.train_y)
     jobs = []
     for model in models:
         for spec in specs:
@@ -117,14 +125,16 @@ def run(args: argparse.Namespace) -> int:
             cfg.check()
             jobs.append({"name": name, "model": model, "cfg": asdict(cfg), "run_dir": str(runs_dir / name),
                          "threads": args.threads, "train_limit": args.train_limit, "test_limit": args.test_limit,
-                         "progress": args.jobs == 1})
+                         "progress": args.jobs == 1, "resume": args.resume,
+                         "steps": cfg.epochs * steps_per_epoch(min(limit or n_train, n_train), args.batch_size)})
     t0, c0 = time.perf_counter(), time.process_time()
     results: list[dict] = []
     report = {"bench": "train", "dataset": "fashion-mnist", "train_samples": len(data.train_y),
               "test_samples": len(data.test_y), "jobs": args.jobs, "threads": args.threads,
               "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "grad_scale": args.grad_scale,
               "grad_block": jobs[0]["cfg"]["grad_block"] if jobs else None,
-              "epochs": {"lfc": args.epochs_mlp, "cnv": args.epochs_cnn}, "complete": False, "runs": results}
+              "epochs": {"lfc": args.epochs_mlp, "cnv": args.epochs_cnn}, "resumed": args.resume, "complete": False,
+              "runs": results}
     del data
     order = [j["name"] for j in jobs]
 
@@ -137,23 +147,15 @@ def run(args: argparse.Namespace) -> int:
         report["cpu_time_s"] = _cpu_time(c0, results)
         ckpt.atomic_write_json(out / "train.json", report)
 
-    for j in jobs:
-        shutil.rmtree(j["run_dir"], ignore_errors=True)  # every figure comes from this run
+    if not args.resume:
+        for j in jobs:
+            shutil.rmtree(j["run_dir"], ignore_errors=True)  # every figure comes from this run
     if args.jobs == 1:
         for j in jobs:
             print(f"== {j['name']}: {j['cfg']['epochs']} epochs", flush=True)
             finished(_train_job(j))
     else:
-        # Runs in parallel worker processes, one torch thread each by default: small binary layers
-        # use a second thread poorly, a second run uses it fully. Spawned, not forked: a forked
-        # child of a process whose OpenMP pool has run can hang.
-        print(f"{len(jobs)} runs on {args.jobs} worker processes × {args.threads} threads; each line below is one "
-              f"finished run (per-run progress: bitcycle train, or --jobs 1)", flush=True)
-        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            # the CNN runs first: the longest jobs first keeps both workers busy to the end
-            longest_first = sorted(jobs, key=lambda j: j["model"] != "cnv")
-            for fut in as_completed([pool.submit(_train_job, j) for j in longest_first]):
-                finished(fut.result())
+        _run_parallel(jobs, args, finished)
     report["targets"] = check_targets(results)
     report["complete"] = True
     report["wall_time_s"] = time.perf_counter() - t0
@@ -164,6 +166,73 @@ def run(args: argparse.Namespace) -> int:
     ckpt.atomic_write_bytes(out / "train.png", plot(results))
     print(table)
     return 0
+
+
+_STEP_QUEUE = None  # in a worker process: where each finished training step is counted
+
+
+def _worker_init(step_queue) -> None:
+    """A worker between runs ignores Ctrl-C and SIGTERM; during a run the trainer's StopGuard takes
+    them (finish the step, checkpoint, stop)."""
+    global _STEP_QUEUE
+    _STEP_QUEUE = step_queue
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _run_parallel(jobs: list[dict], args: argparse.Namespace, finished) -> None:
+    """Runs in parallel worker processes, one torch thread each by default: small binary layers use
+    a second thread poorly, a second run uses it fully. Spawned, not forked: a forked child of a
+    process whose OpenMP pool has run can hang. At most ``--jobs`` runs are handed out at a time,
+    so that an interrupt leaves none queued; one progress bar counts the steps of all runs."""
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    import multiprocessing
+    import queue
+
+    from tqdm import tqdm
+
+    ctx = multiprocessing.get_context("spawn")
+    todo = sorted(jobs, key=lambda j: j["model"] != "cnv")  # the CNN runs first: the longest jobs first keeps both workers busy
+    print(f"{len(jobs)} runs on {args.jobs} worker processes × {args.threads} threads; each line below is one finished run",
+          flush=True)
+    steps = ctx.Queue()
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx, initializer=_worker_init, initargs=(steps,)) as pool, \
+            tqdm(total=sum(j["steps"] for j in jobs), unit="step", desc="bench train", dynamic_ncols=True) as bar:
+        pending: set = set()
+        n_done = 0
+        try:
+            while todo or pending:
+                while todo and len(pending) < args.jobs:
+                    pending.add(pool.submit(_train_job, todo.pop(0)))
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                bar.update(_drain(steps, queue.Empty))
+                for fut in done:
+                    bar.clear()
+                    finished(fut.result())
+                    n_done += 1
+                    bar.refresh()
+        except BaseException as err:
+            # Ctrl-C here, or a run that failed: the runs still going stop at their next step with a
+            # checkpoint (a Ctrl-C at the terminal reaches the workers too; a signal to this process alone does not)
+            for child in multiprocessing.active_children():
+                if child.pid is not None:
+                    os.kill(child.pid, signal.SIGTERM)
+            wait(pending)
+            if not isinstance(err, KeyboardInterrupt):
+                raise
+            kept = f"{n_done} finished run(s) in {args.out}/train.json, " if n_done else ""
+            raise TrainingInterrupted(f"{kept}{len(pending) + len(todo)} run(s) left, checkpointed in {args.out}/train/RUN/ "
+                                      f"where started; continue with the same command and --resume") from None
+
+
+def _drain(q, empty) -> int:
+    """How many steps the workers have reported since the last call."""
+    n = 0
+    while True:
+        try:
+            n += q.get_nowait()
+        except empty:
+            return n
 
 
 def _cpu_time(c0: float, results: list[dict]) -> float:
@@ -212,7 +281,8 @@ def markdown_table(report: dict) -> str:
         lines += ["", "| model | target | measured | met |", "|---|---|---:|---|"]
         for t in report["targets"]:
             lines.append(f"| {t['model']} | {t['target']} | {t['measured']:.4f} | {'yes' if t['met'] else '**no**'} |")
-    lines += ["", f"Whole benchmark: {report['wall_time_s']:.0f} s wall, {report['cpu_time_s']:.0f} s CPU."]
+    resumed = " (this session of a resumed benchmark; each run's times add up its sessions)" if report.get("resumed") else ""
+    lines += ["", f"Whole benchmark: {report['wall_time_s']:.0f} s wall, {report['cpu_time_s']:.0f} s CPU{resumed}."]
     return "\n".join(lines) + "\n"
 
 

@@ -4,7 +4,8 @@ The first Ctrl-C (SIGINT) or SIGTERM only sets a flag; the trainer checks it aft
 writes a checkpoint that holds the position inside the epoch and raises :class:`TrainingInterrupted`.
 ``--resume`` then continues from that very step, to the same final weights as an uninterrupted
 run. A second Ctrl-C interrupts at once (the last checkpoint on disk stays valid: every write is
-atomic).
+atomic); a SIGTERM while already stopping is ignored, so that ``bitcycle bench train`` can pass a
+stop on to its workers whether or not the terminal's Ctrl-C reached them too.
 
 Signal handlers exist only in the main thread, and under ``torchrun`` every rank would have to agree
 on the step to stop at; there (and in worker threads) the guard stays inactive and an interrupt
@@ -32,10 +33,12 @@ class StopGuard:
         self._previous: dict = {}
 
     def _handle(self, signum, frame) -> None:  # noqa: ARG002 - signal handler signature
-        if self.requested is not None:  # asked twice: the user does not want to wait for the step
+        if self.requested is None:
+            self.requested = signal.Signals(signum).name
+        elif signum == signal.SIGINT:  # Ctrl-C twice: the user does not want to wait for the step
             self._restore()
             raise KeyboardInterrupt
-        self.requested = signal.Signals(signum).name
+        # a SIGTERM while already stopping (a parent passing the stop on) changes nothing
 
     def _restore(self) -> None:
         for sig, handler in self._previous.items():

@@ -26,6 +26,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -141,11 +142,13 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: in
 
 
 def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True,
-          stop_after_epochs: int | None = None, data: Dataset | None = None) -> dict:
+          stop_after_epochs: int | None = None, data: Dataset | None = None,
+          on_step: Callable[[int], None] | None = None) -> dict:
     """Train; returns the metrics dict (also written to ``out/metrics.json``).
 
     ``stop_after_epochs`` ends this call after that many epochs (an "interrupted" run, for tests);
-    ``data`` passes an already-loaded data set (the benchmark reuses one).
+    ``data`` passes an already-loaded data set (the benchmark reuses one); ``on_step(step)`` is
+    called after every finished step (the benchmark's progress bar over parallel runs).
     """
     from tqdm import tqdm
 
@@ -265,6 +268,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
                 step += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.3f}", bits=bits)
+                if on_step is not None:
+                    on_step(step)
                 if stop.requested and i + 1 < spe:
                     bar.close()
                     save_checkpoint(epoch, {"steps_done": i + 1, "loss_sum": ep_loss, "correct": ep_correct,
