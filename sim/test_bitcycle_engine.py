@@ -15,6 +15,7 @@ import cocotb
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 
 from bitcycle.golden import stream as st
+from bitcycle.hwif.rtl import rtl_sources
 from bitcycle_tb import EngineTB, err_mask, max_len, rand_binary, rand_ints
 
 N_RANDOM_JOBS = 24
@@ -249,7 +250,7 @@ async def reset_and_abort_mid_transfer(dut):
     await tb.compute(st.MODE_BACKWARD_DATA, 3, w=w, dy=rand_ints(nrng, 3, (m, 2)))
 
 
-ENGINE_SOURCES = ["bitcycle_ram.sv", "bitcycle_engine.sv"]
+ENGINE_SOURCES = rtl_sources("bitcycle_engine")
 CONFIGS = {
     # PE < SIMD, 32-bit stream, two threshold slots
     "p4s8": dict(PE=4, SIMD=8, ACC_BITS=18, DATA_W=32, THR_MAX=2, WMEM_DEPTH=32, AMEM_DEPTH=32, TMEM_DEPTH=8,

@@ -11,6 +11,8 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
+from bitcycle.hwif.rtl import rtl_sources
+
 
 @cocotb.test()
 async def random_lane_writes(dut):
@@ -57,4 +59,4 @@ def test_bitcycle_ram(params):
     import rtl_runner
 
     tag = f"w{params['LANE_W']}x{params['LANES']}d{params['DEPTH']}"
-    rtl_runner.run("bitcycle_ram", ["bitcycle_ram.sv"], "test_bitcycle_ram", parameters=params, tag=tag)
+    rtl_runner.run("bitcycle_ram", rtl_sources("bitcycle_ram"), "test_bitcycle_ram", parameters=params, tag=tag)

@@ -14,6 +14,7 @@ import pytest
 import cocotb
 
 from bitcycle.hwif import regmap
+from bitcycle.hwif.rtl import rtl_sources
 from bitcycle.golden import stream as st
 from bitcycle_tb import EngineTB, err_mask, max_len, rand_binary, rand_ints
 
@@ -121,8 +122,7 @@ def test_codes_agree():
     assert [e.upper() for e in ERR_BITS] == regmap.ERROR_BITS
 
 
-TOP_SOURCES = ["bitcycle_regs_pkg.sv", "bitcycle_regs.sv", "bitcycle_ram.sv",
-               "bitcycle_engine.sv", "bitcycle_top.sv"]
+TOP_SOURCES = rtl_sources("bitcycle_top")
 TOP_CONFIGS = {
     "p4s16d32": dict(PE=4, SIMD=16, ACC_BITS=24, DATA_W=32, THR_MAX=2, WMEM_DEPTH=32, AMEM_DEPTH=32,
                      TMEM_DEPTH=8, MAX_CHUNKS=8),

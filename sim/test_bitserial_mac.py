@@ -11,6 +11,7 @@ import cocotb
 from cocotb.triggers import ClockCycles
 
 from bitcycle.golden import bitserial_matmul, int_range
+from bitcycle.hwif.rtl import rtl_sources
 from mac_driver import collect_results, feed_dot, start_and_reset
 
 SIMD = 8
@@ -98,7 +99,7 @@ def test_bitserial_mac(out_bits):
 
     rtl_runner.run(
         "bitserial_mac",
-        ["bitserial_mac.sv"],
+        rtl_sources("bitserial_mac"),
         "test_bitserial_mac",
         parameters={"SIMD": SIMD, "MAX_BITS": 16, "ACC_BITS": ACC_BITS, "OUT_BITS": out_bits},
         tag=f"o{out_bits}",

@@ -19,10 +19,12 @@ import sys
 import time
 from pathlib import Path
 
+from bitcycle.hwif.rtl import rtl_sources
+
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build" / "synth"
 OUT = REPO / "build" / "bench"
-SOURCES = ["hw/rtl/bitcycle_ram.sv", "hw/rtl/bitcycle_engine.sv"]
+SOURCES = [f"hw/rtl/{f}" for f in rtl_sources("bitcycle_engine")]
 DEVICE_LUTS = 53_200  # xc7z020
 # (PE, SIMD, DATA_W); memories sized for layers of up to ~1k x 1k at these points
 POINTS = [(4, 16, 32), (16, 32, 32), (32, 64, 64)]

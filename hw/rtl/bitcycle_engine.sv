@@ -106,55 +106,20 @@ module bitcycle_engine #(
   localparam int PackIdxW = (OutLanes > 1) ? $clog2(OutLanes) : 1;
   localparam logic signed [47:0] AccMax = (48'sd1 <<< (ACC_BITS - 1)) - 48'sd1;
 
-  if (PE < 1 || (PE & (PE - 1)) != 0 || SIMD < 1 || (SIMD & (SIMD - 1)) != 0) begin : g_bad_array
-`ifdef __ICARUS__  // Icarus 11 has no elaboration-time $error
-    initial $fatal(1, "bitcycle_engine: PE and SIMD must be powers of two");
-`else
-    $error("bitcycle_engine: PE and SIMD must be powers of two");
-`endif
-  end
-  if (DATA_W != 32 && DATA_W != 64) begin : g_bad_dw
-`ifdef __ICARUS__  // Icarus 11 has no elaboration-time $error
-    initial $fatal(1, "bitcycle_engine: DATA_W must be 32 or 64 (AXI DMA stream widths)");
-`else
-    $error("bitcycle_engine: DATA_W must be 32 or 64 (AXI DMA stream widths)");
-`endif
-  end
-  if (PE > DATA_W || SIMD > DATA_W) begin : g_bad_chunk
-`ifdef __ICARUS__  // Icarus 11 has no elaboration-time $error
-    initial $fatal(1, "bitcycle_engine: PE and SIMD must be <= DATA_W (one plane-chunk per stream word)");
-`else
-    $error("bitcycle_engine: PE and SIMD must be <= DATA_W (one plane-chunk per stream word)");
-`endif
-  end
-  if (ACC_BITS < 8 || ACC_BITS > 32) begin : g_bad_acc
-`ifdef __ICARUS__  // Icarus 11 has no elaboration-time $error
-    initial $fatal(1, "bitcycle_engine: ACC_BITS must be in 8..32 (results leave as int32 lanes)");
-`else
-    $error("bitcycle_engine: ACC_BITS must be in 8..32 (results leave as int32 lanes)");
-`endif
-  end
-  if (THR_MAX < 1 || THR_MAX > 15) begin : g_bad_thr
-`ifdef __ICARUS__  // Icarus 11 has no elaboration-time $error
-    initial $fatal(1, "bitcycle_engine: THR_MAX must be in 1..15");
-`else
-    $error("bitcycle_engine: THR_MAX must be in 1..15");
-`endif
-  end
-  if (WMEM_DEPTH < 1 || AMEM_DEPTH < 1 || TMEM_DEPTH < 1 || MAX_CHUNKS < 1) begin : g_bad_depth
-`ifdef __ICARUS__  // Icarus 11 has no elaboration-time $error
-    initial $fatal(1, "bitcycle_engine: memory depths must be >= 1");
-`else
-    $error("bitcycle_engine: memory depths must be >= 1");
-`endif
-  end
-  if ((MAX_CHUNKS & (MAX_CHUNKS - 1)) != 0) begin : g_bad_chunks
-`ifdef __ICARUS__  // Icarus 11 has no elaboration-time $error
-    initial $fatal(1, "bitcycle_engine: MAX_CHUNKS must be a power of two");
-`else
-    $error("bitcycle_engine: MAX_CHUNKS must be a power of two");
-`endif
-  end
+  bitcycle_param_check #(.FAIL(PE < 1 || (PE & (PE - 1)) != 0 || SIMD < 1 || (SIMD & (SIMD - 1)) != 0),
+      .MSG("bitcycle_engine: PE and SIMD must be powers of two")) u_check_array ();
+  bitcycle_param_check #(.FAIL(DATA_W != 32 && DATA_W != 64),
+      .MSG("bitcycle_engine: DATA_W must be 32 or 64 (AXI DMA stream widths)")) u_check_dw ();
+  bitcycle_param_check #(.FAIL(PE > DATA_W || SIMD > DATA_W),
+      .MSG("bitcycle_engine: PE and SIMD must be <= DATA_W (one plane-chunk per stream word)")) u_check_chunk ();
+  bitcycle_param_check #(.FAIL(ACC_BITS < 8 || ACC_BITS > 32),
+      .MSG("bitcycle_engine: ACC_BITS must be in 8..32 (results leave as int32 lanes)")) u_check_acc ();
+  bitcycle_param_check #(.FAIL(THR_MAX < 1 || THR_MAX > 15),
+      .MSG("bitcycle_engine: THR_MAX must be in 1..15")) u_check_thr ();
+  bitcycle_param_check #(.FAIL(WMEM_DEPTH < 1 || AMEM_DEPTH < 1 || TMEM_DEPTH < 1 || MAX_CHUNKS < 1),
+      .MSG("bitcycle_engine: memory depths must be >= 1")) u_check_depth ();
+  bitcycle_param_check #(.FAIL((MAX_CHUNKS & (MAX_CHUNKS - 1)) != 0),
+      .MSG("bitcycle_engine: MAX_CHUNKS must be a power of two")) u_check_chunks ();
 
   // ---------------------------------------------------------------------------------------------
   // Job state: configuration latched at start, derived sizes (constant during a job)

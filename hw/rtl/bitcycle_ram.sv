@@ -16,13 +16,8 @@ module bitcycle_ram #(
   output logic [Width-1:0]  rdata_o
 );
 
-  if (LANE_W < 1 || LANES < 1 || DEPTH < 1) begin : g_bad_params
-`ifdef __ICARUS__  // Icarus 11 has no elaboration-time $error
-    initial $fatal(1, "bitcycle_ram: LANE_W, LANES and DEPTH must be >= 1");
-`else
-    $error("bitcycle_ram: LANE_W, LANES and DEPTH must be >= 1");
-`endif
-  end
+  bitcycle_param_check #(.FAIL(LANE_W < 1 || LANES < 1 || DEPTH < 1),
+      .MSG("bitcycle_ram: LANE_W, LANES and DEPTH must be >= 1")) u_check_params ();
 
   logic [Width-1:0] mem_q [DEPTH];
   logic [Width-1:0] rdata_q;

@@ -32,27 +32,12 @@ module bitserial_mac #(
 );
 
   // Elaboration-time parameter checks.
-  if (SIMD < 1) begin : g_bad_simd
-`ifdef __ICARUS__  // Icarus 11 has no elaboration-time $error
-    initial $fatal(1, "bitserial_mac: SIMD must be >= 1");
-`else
-    $error("bitserial_mac: SIMD must be >= 1");
-`endif
-  end
-  if (MAX_BITS < 1 || MAX_BITS > 16) begin : g_bad_bits
-`ifdef __ICARUS__  // Icarus 11 has no elaboration-time $error
-    initial $fatal(1, "bitserial_mac: MAX_BITS must be in 1..16");
-`else
-    $error("bitserial_mac: MAX_BITS must be in 1..16");
-`endif
-  end
-  if (OUT_BITS < 2 || OUT_BITS > ACC_BITS || ACC_BITS > 62) begin : g_bad_acc
-`ifdef __ICARUS__  // Icarus 11 has no elaboration-time $error
-    initial $fatal(1, "bitserial_mac: need 2 <= OUT_BITS <= ACC_BITS <= 62");
-`else
-    $error("bitserial_mac: need 2 <= OUT_BITS <= ACC_BITS <= 62");
-`endif
-  end
+  bitcycle_param_check #(.FAIL(SIMD < 1),
+      .MSG("bitserial_mac: SIMD must be >= 1")) u_check_simd ();
+  bitcycle_param_check #(.FAIL(MAX_BITS < 1 || MAX_BITS > 16),
+      .MSG("bitserial_mac: MAX_BITS must be in 1..16")) u_check_bits ();
+  bitcycle_param_check #(.FAIL(OUT_BITS < 2 || OUT_BITS > ACC_BITS || ACC_BITS > 62),
+      .MSG("bitserial_mac: need 2 <= OUT_BITS <= ACC_BITS <= 62")) u_check_acc ();
 
   localparam int CntW = $clog2(SIMD + 1);
   localparam int PlaneW = $clog2(MAX_BITS);

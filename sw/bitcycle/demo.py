@@ -293,13 +293,15 @@ def rtl_matmul(binary: np.ndarray, ints: np.ndarray, bits: int, workdir: Path) -
     sys.path.insert(0, str(REPO / "sim"))
     import rtl_runner
 
+    from bitcycle.hwif.rtl import rtl_sources
+
     with tempfile.TemporaryDirectory(dir=workdir.resolve()) as tmp:
         job, result = Path(tmp) / "job.npz", Path(tmp) / "result.npy"
         np.savez(job, binary=binary, ints=ints, bits=bits)
         t = time.perf_counter()
         rtl_runner.run(
             "bitserial_mac",
-            ["bitserial_mac.sv"],
+            rtl_sources("bitserial_mac"),
             "mac_matmul_job",
             parameters={"SIMD": RTL_SIMD, "MAX_BITS": 16, "ACC_BITS": 32, "OUT_BITS": 32},
             tag="demo",

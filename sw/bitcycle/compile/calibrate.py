@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from bitcycle.errors import ToolNotFound
+from bitcycle.hwif.rtl import rtl_sources
 
 # (MW, MH, PE, SIMD, input datatype, output datatype, bits, acc_bits, noActivation)
 POINTS = [
@@ -88,7 +89,7 @@ def run(args) -> int:
     for point in tqdm(POINTS[: args.points], desc="yosys", unit="layer"):
         gen = work / "_".join(str(v) for v in point)
         inst = _layer(point, gen)
-        files = ["bitcycle_engine.sv", "bitcycle_ram.sv", customop.LAYER_SOURCE, "L_wrapper.sv"]
+        files = [*rtl_sources("bitcycle_engine"), customop.LAYER_SOURCE, "L_wrapper.sv"]
         script = f"read_verilog -sv {' '.join(files)}\nsynth_xilinx -top L_wrapper -family xc7\nstat\n"
         (gen / "synth.ys").write_text(script)
         t0, c0 = time.time(), time.process_time()

@@ -42,7 +42,7 @@ CTRL_START = 1 << 0  # sample the configuration and start a job
 CTRL_ABORT = 1 << 1  # back to idle from anywhere, drop any half-received packet
 STATUS_BUSY = 1 << 0
 STATUS_DONE = 1 << 1  # DONE and ERROR hold until the next START
-# ERROR register bits (hw/rtl/bitcycle_pkg.sv)
+# ERROR register bits (hw/regs/bitcycle.rdl; bitcycle_engine.sv ErrBad*)
 ERR_BAD_MODE, ERR_BAD_BITS, ERR_BAD_SHAPE, ERR_BAD_ACC_BITS = 1 << 0, 1 << 1, 1 << 2, 1 << 3
 ERR_OVERFLOW, ERR_BAD_OUT_SEL, ERR_SHORT, ERR_LONG = 1 << 4, 1 << 5, 1 << 6, 1 << 7
 ERROR_BITS = {

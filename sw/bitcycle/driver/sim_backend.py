@@ -28,6 +28,7 @@ import numpy as np
 from bitcycle.driver import protocol as P
 from bitcycle.driver.transport import Transport, TransportTimeout
 from bitcycle.errors import BitCycleError
+from bitcycle.hwif.rtl import rtl_sources
 
 REPO = Path(__file__).resolve().parents[3]
 SIM_DIR = REPO / "sim"
@@ -42,21 +43,8 @@ rtl_runner.run({toplevel!r}, {sources!r}, "bitcycle.driver.sim_server", paramete
 """
 
 
-def _testbench_sources(module: str, name: str) -> list[str] | None:
-    """The source list the engine's own testbench uses (it follows hw/rtl's files)."""
-    try:
-        sys.path.insert(0, str(SIM_DIR))
-        return list(getattr(__import__(module), name))
-    except (ImportError, AttributeError):
-        return None
-    finally:
-        if sys.path and sys.path[0] == str(SIM_DIR):
-            sys.path.pop(0)
-
-
 def engine_sources() -> list[str]:
-    return _testbench_sources("test_bitcycle_engine", "ENGINE_SOURCES") or [
-        f for f in ("bitcycle_pkg.sv", "bitcycle_ram.sv", "bitcycle_engine.sv") if (RTL_DIR / f).is_file()]
+    return rtl_sources("bitcycle_engine")
 
 
 def top_sources() -> list[str] | None:
@@ -67,7 +55,7 @@ def top_sources() -> list[str] | None:
         from bitcycle.hwif import regmap  # noqa: F401
     except ImportError:
         return None
-    return _testbench_sources("test_bitcycle_top", "TOP_SOURCES")
+    return rtl_sources("bitcycle_top")
 
 
 class SimTransport(Transport):

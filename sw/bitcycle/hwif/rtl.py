@@ -1,0 +1,30 @@
+"""The hw/rtl files each RTL top level is built from, in compile order (packages first).
+
+One list for every flow that builds the RTL — the cocotb testbenches (``sim/``), the driver's sim
+backend, ``bitcycle bench hw``, the demo, ``tools/synth.py`` and the compile flow's LUT calibration
+— so that a new file in hw/rtl is named once. (``make lint`` repeats it in the Makefile; a test
+checks the two agree.)
+"""
+
+from __future__ import annotations
+
+from bitcycle.errors import BitCycleError
+
+PARAM_CHECK = "bitcycle_param_check.sv"  # elaboration-time parameter checks, used by every module
+
+RTL_SOURCES: dict[str, tuple[str, ...]] = {
+    "bitcycle_param_check": (PARAM_CHECK,),
+    "bitserial_mac": (PARAM_CHECK, "bitserial_mac.sv"),
+    "bitcycle_ram": (PARAM_CHECK, "bitcycle_ram.sv"),
+    "bitcycle_engine": (PARAM_CHECK, "bitcycle_ram.sv", "bitcycle_engine.sv"),
+    "bitcycle_top": ("bitcycle_regs_pkg.sv", "bitcycle_regs.sv", PARAM_CHECK, "bitcycle_ram.sv", "bitcycle_engine.sv",
+                     "bitcycle_top.sv"),
+}
+
+
+def rtl_sources(top: str) -> list[str]:
+    """File names under hw/rtl/ that build ``top``."""
+    try:
+        return list(RTL_SOURCES[top])
+    except KeyError:
+        raise BitCycleError(f"no RTL top level {top!r}; choose one of {', '.join(RTL_SOURCES)}") from None
