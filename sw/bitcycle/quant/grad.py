@@ -44,68 +44,91 @@ GRAD_SCALE_HELP = ("gradient quantiser scales: one per output row of each backwa
                    "for dx, per output channel for dW) or one per tensor (tensor)")
 
 
-def _amax(g: torch.Tensor, keep_dim: int | None, block_dim: int | None = None, block: int = 0) -> torch.Tensor:
-    """max|g| per tensor (0-d), per index of ``keep_dim``, or — with ``block`` > 0 — per index of
-    ``keep_dim`` and run of ``block`` consecutive indices of ``block_dim`` (same rank as g, 1 elsewhere)."""
-    a = g.abs()
-    if keep_dim is None:
-        return a.max()
-    keep = {keep_dim % g.dim()}
-    bd = None
-    if block and block_dim is not None:
-        bd = block_dim % g.dim()
-        keep.add(bd)
-    dims = tuple(d for d in range(g.dim()) if d not in keep)
-    if dims:
-        a = a.amax(dim=dims, keepdim=True)
-    if bd is None or block >= a.shape[bd]:
-        return a.amax(dim=bd, keepdim=True) if bd is not None else a
-    a = a.movedim(bd, -1)
-    n = a.shape[-1]
-    pad = (-n) % block
-    if pad:
-        a = torch.cat([a, a.new_zeros(a.shape[:-1] + (pad,))], dim=-1)
-    blocks = a.reshape(a.shape[:-1] + (-1, block)).amax(dim=-1, keepdim=True)
-    a = blocks.expand(blocks.shape[:-1] + (block,)).reshape(a.shape)[..., :n]
-    return a.movedim(-1, bd)
+class _Blocks:
+    """g laid out as G = [K, O, NB, B] such that one scale covers each G[k, :, nb, :]: K the
+    indices of ``keep_dim`` (1 without), NB the blocks of ``block`` indices of ``block_dim`` (the
+    last one zero-padded), O everything else. Scales are then amax over dims (1, 3) of a
+    [K, 1, NB, 1] tensor — small — and only the codes are full-sized (this runs on every binary
+    layer's dy twice per step, so it is kept to a few fused passes)."""
+
+    def __init__(self, g: torch.Tensor, keep_dim: int | None, block_dim: int | None, block: int):
+        self.shape, self.keep, self.block_dim = g.shape, None, None
+        if keep_dim is None:
+            self.G = g.reshape(1, 1, 1, -1)
+            return
+        self.keep = keep_dim % g.dim()
+        t = g.movedim(self.keep, 0)
+        if block and block_dim is not None and block < g.shape[block_dim % g.dim()]:
+            bd = block_dim % g.dim()
+            if bd == self.keep:
+                raise BitCycleError("gradient blocks must run along another axis than the one kept")
+            self.block_dim = bd + 1 if bd < self.keep else bd  # its place once keep_dim is first
+            t = t.movedim(self.block_dim, -1)
+            self.moved_shape, n = t.shape, t.shape[-1]
+            self.pad = (-n) % block
+            if self.pad:
+                t = F.pad(t, (0, self.pad))
+            self.G = t.reshape(t.shape[0], -1, (n + self.pad) // block, block)
+        else:
+            self.G = t.reshape(t.shape[0], 1, 1, -1)
+
+    def unblock(self, G: torch.Tensor) -> torch.Tensor:
+        """A tensor in G's layout back in g's shape."""
+        if self.keep is None:
+            return G.reshape(self.shape)
+        if self.block_dim is None:
+            return G.reshape(self.shape[self.keep], *(n for d, n in enumerate(self.shape) if d != self.keep)).movedim(0, self.keep)
+        t = G.reshape(*self.moved_shape[:-1], -1)
+        if self.pad:
+            t = t[..., : self.moved_shape[-1]]
+        return t.movedim(-1, self.block_dim).movedim(0, self.keep)
+
+    def scale_like_g(self, scale: torch.Tensor) -> torch.Tensor:
+        """A [K, 1, NB, 1] scale broadcastable against g: 0-d, 1 along every dim but ``keep_dim``, or g's shape."""
+        if self.keep is None:
+            return scale.reshape(())
+        if self.block_dim is None:
+            shape = [1] * len(self.shape)
+            shape[self.keep] = self.shape[self.keep]
+            return scale.reshape(shape)
+        return self.unblock(scale.expand(self.G.shape))
 
 
 def _quantise(g: torch.Tensor, bits: int, generator: torch.Generator | None, keep_dim: int | None = None,
-              block_dim: int | None = None, block: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(q, scale) with q an integer-valued float32 tensor (one fused in-place pass: this runs on
-    every binary layer's dy and dW at every step, so it is kept cheap). ``keep_dim`` None: one
-    scale (0-d); else one scale per index of ``keep_dim`` — and per block of ``block`` indices of
-    ``block_dim`` — broadcastable against g."""
+              block_dim: int | None = None, block: int = 0) -> tuple[torch.Tensor, torch.Tensor, _Blocks]:
+    """(q, scale, layout): q integer-valued float32 in the layout's G = [K, O, NB, B] form, scale
+    [K, 1, NB, 1]. ``keep_dim`` None: one scale; else one per index of ``keep_dim`` — and per block
+    of ``block`` indices of ``block_dim``."""
     if not 1 <= int(bits) < NO_QUANT_BITS:
         raise BitCycleError(f"gradient bits={bits} must be in 1..31 to quantise (32 = no quantisation)")
     bits = int(bits)
-    g = g.detach()
-    amax = _amax(g, keep_dim, block_dim, block).float()
+    lay = _Blocks(g.detach().float(), keep_dim, block_dim, block)
+    G = lay.G
+    amax = G.abs().amax(dim=(1, 3), keepdim=True)
     if not bool(torch.isfinite(amax).all()):
         raise BitCycleError("gradient holds inf/NaN; lower the learning rate")
-    u = torch.rand(g.shape, generator=generator, dtype=torch.float32, device=g.device)
+    u = torch.rand(G.shape, generator=generator, dtype=torch.float32, device=g.device)
     rows = keep_dim is not None
-    if not rows and amax == 0:
-        return torch.zeros(g.shape, dtype=torch.float32, device=g.device), torch.ones((), dtype=torch.float32, device=g.device)
+    if not rows and amax.item() == 0:
+        return torch.zeros_like(G), torch.ones_like(amax), lay
     zero = amax == 0  # rows of zeros: any code times scale 0 is 0 (b = 1 has no zero code)
     safe = torch.where(zero, 1.0, amax) if rows else amax
     if bits == 1:
         # +1 with probability (1 + g/s)/2: u < (1 + g/s)/2  ⇔  2u − 1 < g/s
-        q = torch.where(u.mul_(2.0).sub_(1.0) < g.float() / safe, 1.0, -1.0)
-        return q, (torch.where(zero, 0.0, amax) if rows else amax)
+        q = torch.where(u.mul_(2.0).sub_(1.0) < G / safe, 1.0, -1.0)
+        return q, (torch.where(zero, 0.0, amax) if rows else amax), lay
     qmax = float((1 << (bits - 1)) - 1)
     scale = safe / qmax
-    q = g.float() / scale
-    q = q.add_(u).floor_().clamp_(-qmax, qmax)
-    return q, (torch.where(zero, 0.0, scale) if rows else scale)
+    q = (G / scale).add_(u).floor_().clamp_(-qmax, qmax)
+    return q, (torch.where(zero, 0.0, scale) if rows else scale), lay
 
 
 def quantise_grad(g: torch.Tensor, bits: int, generator: torch.Generator | None = None,
                   keep_dim: int | None = None, block_dim: int | None = None, block: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (q, scale) with q an int32 tensor of b-bit signed integers and g ≈ q·scale (unbiased);
     one scale, or one per index of ``keep_dim`` (and block of ``block_dim``), broadcastable against q."""
-    q, scale = _quantise(g, bits, generator, keep_dim, block_dim, block)
-    return q.to(torch.int32), scale
+    q, scale, lay = _quantise(g, bits, generator, keep_dim, block_dim, block)
+    return lay.unblock(q).to(torch.int32), lay.scale_like_g(scale)
 
 
 def fake_quantise_grad(g: torch.Tensor, bits: int, generator: torch.Generator | None = None,
@@ -113,8 +136,8 @@ def fake_quantise_grad(g: torch.Tensor, bits: int, generator: torch.Generator | 
     """g quantised to b bits and scaled back (same dtype as g); bits ≥ 32 returns g unchanged."""
     if bits >= NO_QUANT_BITS:
         return g
-    q, scale = _quantise(g, bits, generator, keep_dim, block_dim, block)
-    return q.mul_(scale).to(g.dtype)
+    q, scale, lay = _quantise(g, bits, generator, keep_dim, block_dim, block)
+    return lay.unblock(q.mul_(scale)).to(g.dtype)
 
 
 class GradQuantFn(torch.autograd.Function):
