@@ -168,8 +168,12 @@ def test_linear_backward_block_scales_are_engine_products(bits, block):
     for n0 in range(0, n, block):  # one engine job per block of samples
         part = bitserial_matmul(np.ascontiguousarray(x_np[n0:n0 + block].T), q_dw[n0:n0 + block].numpy().astype(np.int64), bits).T
         dw += part * s_dw[n0:n0 + 1].numpy().T
-    q_w, s_w = quantise_grad(torch.from_numpy(dw).float(), bits, gen, keep_dim=0)
+    # dW itself: one scale per output channel and block of inputs
+    q_w, s_w = quantise_grad(torch.from_numpy(dw).float(), bits, gen, keep_dim=0, block_dim=1, block=block)
     np.testing.assert_allclose(layer.weight.grad.numpy(), (q_w.float() * s_w).numpy(), rtol=1e-5, atol=1e-6)
+    for i0 in range(0, k, block):  # every block of inputs uses its own full range (an all-zero block: code 0)
+        live = (torch.from_numpy(dw[:, i0:i0 + block]).abs().amax(dim=1) > 0).int()
+        assert torch.equal(q_w[:, i0:i0 + block].abs().amax(dim=1), live * (2 ** (bits - 1) - 1))
     # every block uses its own full range
     qmax = 2 ** (bits - 1) - 1
     for o0 in range(0, m, block):
@@ -211,9 +215,10 @@ def test_conv_products_are_im2col_engine_products(block):
     for p0 in range(0, pos, step_p):
         part = bitserial_matmul(np.ascontiguousarray(x_cols[p0:p0 + step_p].T), q_dw[:, p0:p0 + step_p].numpy().T.astype(np.int64), bits)
         dw += part.T * s_dw[:, p0:p0 + 1]
-    q_w, s_w = quantise_grad(torch.from_numpy(dw).float().reshape(conv.weight.shape), bits, gen, keep_dim=0)
-    assert torch.allclose(conv.weight.grad, q_w.float() * s_w, rtol=1e-4, atol=1e-5)
-    assert all(len(torch.unique(q_w[k])) <= 3 for k in range(o))  # 2 bits: {−1, 0, 1} per channel
+    # dW itself: per output channel and block of its c·3·3 inputs
+    q_w, s_w = quantise_grad(torch.from_numpy(dw).float(), bits, gen, keep_dim=0, block_dim=1, block=block)
+    assert torch.allclose(conv.weight.grad.reshape(o, -1), q_w.float() * s_w, rtol=1e-4, atol=1e-5)
+    assert all(len(torch.unique(q_w[k])) <= 3 for k in range(o))  # 2 bits: {−1, 0, 1}
 
 
 @pytest.mark.parametrize("bits", [1, 2, 4])
@@ -255,8 +260,10 @@ def test_conv_grad_is_quantised():
     seed_grad_quant(conv, 0)
     y = conv(torch.sign(torch.randn(2, 3, 6, 6)))
     y.backward(torch.randn_like(y))
-    # dW quantised to 2 bits has at most the 3 levels {−s, 0, s} per output channel (row scale)
-    assert all(len(torch.unique(conv.weight.grad[o])) <= 3 for o in range(4))
+    # dW quantised to 2 bits has at most the 3 levels {−s, 0, s} per output channel and block of 16 of its 27 inputs
+    rows = conv.weight.grad.reshape(4, 27)
+    assert all(len(torch.unique(rows[o, i0:i0 + 16])) <= 3 for o in range(4) for i0 in (0, 16))
+    assert any(len(torch.unique(rows[o])) > 3 for o in range(4))  # two blocks: two scales
     set_grad_scale(conv, "tensor")  # ... and in the whole tensor with one scale
     conv.weight.grad = None
     y = conv(torch.sign(torch.randn(2, 3, 6, 6)))

@@ -582,7 +582,9 @@ class Accelerator:
                 dw += part * s_w[:, n0:n0 + 1]
             dx = self.backward_data(i, q_x, bits, row_scales=s_x) if i > 0 else None
         if self.quantise_weight_grad:  # dW → Q_b(dW) too, as `bitcycle train` does by default
-            qw, wscale = quantize_grad(dw, bits, rng, keep_axis=0 if self.grad_scale == "row" else None)
+            row = self.grad_scale == "row"  # per output channel and block of inputs, as bitcycle.quant.grad
+            qw, wscale = quantize_grad(dw, bits, rng, keep_axis=0 if row else None, block_axis=1 if row else None,
+                                       block=blk if row else 0)
             dw = qw * wscale
         return dw, dx
 

@@ -21,7 +21,7 @@ matmul on the engine times per-row scales applied by the host afterwards:
 
     backward-data    dx[n]   = s_n · Σ_o q[n, o]·W[o]      q, s_n: dy quantised per sample n
     backward-weight  dW[o]   = t_o · Σ_n q'[n, o]·x[n]     q', t_o: dy quantised per output channel o
-    weight gradient  dW[o]  → quantised per output channel o (``quantise_weight_grad``)
+    weight gradient  dW[o]  → quantised per output channel o (``quantise_weight_grad``), in blocks of its inputs
 
 A per-sample scale cannot be used for dW (it does not factor out of a sum over samples), nor a
 per-channel one for dx, hence two quantisations of the same dy. At 2 bits a per-tensor scale is set
@@ -221,7 +221,13 @@ class RowScaledGrad:
         return self._from_rows(rows, dy, False)
 
     def weight_gradient(self, dw: torch.Tensor) -> torch.Tensor:
-        return fake_quantise_grad(dw, self.bits, self.generator, keep_dim=0) if self.quantise_weight_grad else dw
+        """dW itself to b bits: one scale per output channel and block of ``block`` of its inputs
+        (a conv's in×kh×kw flattened). The host applies it, so no engine job constrains it; one
+        scale over a whole 288..2048-input row made 2-bit dW the larger half of the CNN's loss."""
+        if not self.quantise_weight_grad:
+            return dw
+        rows = dw.reshape(dw.shape[0], -1)
+        return fake_quantise_grad(rows, self.bits, self.generator, keep_dim=0, block_dim=1, block=self.block).reshape(dw.shape)
 
     def backward(self, dy, x_shape, w_shape, load_w, load_x, conv_args: ConvArgs | None, needs: tuple) -> tuple:
         """(dx, dW) of a layer's product; ``load_w``/``load_x`` give the saved operands on demand."""
