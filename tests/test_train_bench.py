@@ -89,3 +89,25 @@ def test_bench_interrupt_then_resume(tmp_path):
     assert [len(r["bits_per_step"]) for r in report["runs"]] == [48, 48]
     assert all(r["resumed"] for r in report["runs"])
     assert "resumed benchmark" in (out / "train.md").read_text()
+
+
+def test_grad_error_bench(tmp_path):
+    """bench grad-error on a tiny trained MLP: more bits, less error; 31 bits is the float gradient."""
+    import json
+
+    from bitcycle.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "--model", "tfc", "--set", "width=32", "--dataset", "fashion-mnist", "--train-limit", "512",
+                 "--test-limit", "64", "--epochs", "1", "--grad-bits", "fixed:8", "--out", str(run), "--no-progress",
+                 "--threads", "1"]) == 0
+    out = tmp_path / "ge"
+    assert main(["bench", "grad-error", "--checkpoint", str(run), "--settings", "2/16/1,2/0/1,8/16/1,31/16/1",
+                 "--batch-size", "64", "--threads", "1", "--out", str(out)]) == 0
+    rows = json.loads((out / "grad_error.json").read_text())["rows"]
+    assert [r["bits"] for r in rows] == [32, 2, 2, 8, 31]
+    err = [r["relative_error"] for r in rows]
+    assert len(err[0]) == 4  # tfc: 4 binary layers
+    assert all(e8 < e2 for e8, e2 in zip(err[3], err[1]))
+    assert max(err[4]) < 1e-5 and min(rows[4]["cosine"]) > 0.99999
+    assert "| 2 bits, block 16, dW quantised |" in (out / "grad_error.md").read_text()
