@@ -8,7 +8,7 @@ export PYTHONHASHSEED := 0
 JOBS  ?= auto
 MODEL ?= sfc
 
-.PHONY: help setup demo test sim lint bench clean bitstream compile export synth bench-memory bench-train regs bench-hw bench-driver run
+.PHONY: help setup demo test sim lint bench clean bitstream compile export synth bench-memory bench-train regs bench-hw bench-driver bench-grad-error run
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -59,7 +59,7 @@ compile: $(VENV)/.bitcycle-setup  ## MODEL → FINN dataflow + engine layers →
 bitstream: $(VENV)/.bitcycle-setup  ## FPGA image with Vitis HLS / Vivado (MODEL=...); exit 2 naming the missing tool
 	$(PY) -m bitcycle.cli bitstream $(COMPILE_SRC) $(COMPILE_ARGS)
 
-bench-train: $(VENV)/.bitcycle-setup  ## Fashion-MNIST, LFC MLP + CNV CNN × fp32/fixed:8/cosine:2-8x8 → build/bench/train.json (~1 h on 2 busy cores)
+bench-train: $(VENV)/.bitcycle-setup  ## Fashion-MNIST, LFC MLP + CNV CNN × fp32/fixed:8/cosine:2-8x8 → build/bench/train.json (~1 h on 2 cores)
 	$(PY) -m bitcycle.cli bench train
 
 bench-memory: $(VENV)/.bitcycle-setup  ## training memory std vs 1-bit mode, zoo × batch 100/200, accuracy → build/bench/memory.json
@@ -71,7 +71,10 @@ bench-driver: $(VENV)/.bitcycle-setup  ## training step via the driver: emu/sim 
 run: $(VENV)/.bitcycle-setup  ## train through the driver (BACKEND=emu|sim|pynq MODEL=sfc STEPS=440) → build/run/metrics.json
 	$(PY) -m bitcycle.cli run --backend $(or $(BACKEND),emu) --model $(MODEL) --dataset digits --grad-bits cosine:2-8x4 --steps $(or $(STEPS),440) --out build/run
 
-bench: bench-hw bench-driver bench-memory bench-train  ## every benchmark (long: hours on 2 cores) → build/bench/*.json
+bench-grad-error: $(VENV)/.bitcycle-setup  ## quantised vs float weight gradient per layer (after bench-train: its CNN fixed:8 model) → build/bench/grad_error.json
+	$(PY) -m bitcycle.cli bench grad-error
+
+bench: bench-hw bench-driver bench-memory bench-train bench-grad-error  ## every benchmark (long: hours on 2 cores) → build/bench/*.json
 
 clean:  ## remove build outputs (keeps .venv)
 	rm -rf build sim_build .pytest_cache .hypothesis
