@@ -2,7 +2,7 @@
 
 Runs the LFC-like MLP (models/lfc-fmnist.toml) and the CNV-like CNN (models/cnv-fmnist.toml,
 narrowed to 1/2 of FINN's channels) with each grad-bits SPEC — same seed, same epochs — and writes
-the files below. Defaults (10 MLP epochs at lr 0.02, 10 CNN epochs at lr 0.05, batch 256, two runs at a time on one torch
+the files below. Defaults (10 MLP epochs at lr 0.02, 15 CNN epochs at lr 0.05, batch 256, two runs at a time on one torch
 thread each) fit well under the issue's 2 hours on 2 idle cores; ``--cnn-train-limit N`` trains the
 CNN on the first N samples only.
 
@@ -42,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", default="lfc,cnv", help="comma list of lfc, cnv")
     p.add_argument("--specs", default="fp32,fixed:8,cosine:2-8x8", help="comma list of grad-bits SPECs")
     p.add_argument("--epochs-mlp", type=int, default=10)
-    p.add_argument("--epochs-cnn", type=int, default=10)
+    p.add_argument("--epochs-cnn", type=int, default=15)
     p.add_argument("--cnn-train-limit", type=int, default=0,
                    help="the CNN trains on the first N training samples only (time budget; 0 = all 60000)")
     p.add_argument("--batch-size", type=int, default=256)
