@@ -59,7 +59,7 @@ compile: $(VENV)/.bitcycle-setup  ## MODEL → FINN dataflow + engine layers →
 bitstream: $(VENV)/.bitcycle-setup  ## FPGA image with Vitis HLS / Vivado (MODEL=...); exit 2 naming the missing tool
 	$(PY) -m bitcycle.cli bitstream $(COMPILE_SRC) $(COMPILE_ARGS)
 
-bench-train: $(VENV)/.bitcycle-setup  ## Fashion-MNIST, LFC MLP + CNV CNN × fp32/fixed:8/cosine:2-8x8 → build/bench/train.json (~1 h on 2 cores)
+bench-train: $(VENV)/.bitcycle-setup  ## Fashion-MNIST, LFC MLP + CNV CNN × fp32/fixed:8/cosine:2-8x8 → build/bench/train.json (~1.5 h on 2 cores)
 	$(PY) -m bitcycle.cli bench train
 
 bench-memory: $(VENV)/.bitcycle-setup  ## training memory std vs 1-bit mode, zoo × batch 100/200, accuracy → build/bench/memory.json
