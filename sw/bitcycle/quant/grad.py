@@ -315,6 +315,14 @@ def set_grad_scale(model: torch.nn.Module, scale: str, block: int | None = None)
     return len(layers)
 
 
+def set_weight_grad_quant(model: torch.nn.Module, on: bool) -> int:
+    """Quantise dW itself too (``on``) or leave it in float, in every binary layer; returns how many."""
+    layers = grad_quant_layers(model)
+    for layer in layers:
+        layer.quantise_weight_grad = bool(on)
+    return len(layers)
+
+
 def set_grad_bits(model: torch.nn.Module, bits: int) -> int:
     """Set the gradient bit-width of every binary layer of ``model``; returns how many layers."""
     if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= NO_QUANT_BITS:

@@ -112,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
     runs_dir = out / "train"
     data = load_dataset("fashion-mnist", train_limit=args.train_limit, test_limit=args.test_limit)  # fail fast
     n_train = len(data.train_y)
+    epochs = {"lfc": args.epochs_mlp, "cnv": args.epochs_cnn}
+    lr = {"lfc": args.lr_mlp, "cnv": args.lr_cnn}
     jobs = []
     for model in models:
         for spec in specs:
@@ -120,9 +122,8 @@ def run(args: argparse.Namespace) -> int:
             if model == "cnv" and args.cnn_train_limit:
                 limit = min(limit or args.cnn_train_limit, args.cnn_train_limit)
             cfg = TrainConfig(model=str(MODEL_FILES[model]), dataset="fashion-mnist", grad_bits=spec,
-                              epochs=args.epochs_mlp if model == "lfc" else args.epochs_cnn,
-                              batch_size=args.batch_size, lr=args.lr_mlp if model == "lfc" else args.lr_cnn, seed=args.seed, train_limit=limit,
-                              test_limit=args.test_limit, grad_scale=args.grad_scale,
+                              epochs=epochs[model], batch_size=args.batch_size, lr=lr[model], seed=args.seed,
+                              train_limit=limit, test_limit=args.test_limit, grad_scale=args.grad_scale,
                               **({} if args.grad_block is None else {"grad_block": args.grad_block}))
             cfg.check()
             jobs.append({"name": name, "model": model, "cfg": asdict(cfg), "run_dir": str(runs_dir / name),
@@ -133,9 +134,9 @@ def run(args: argparse.Namespace) -> int:
     results: list[dict] = []
     report = {"bench": "train", "dataset": "fashion-mnist", "train_samples": len(data.train_y),
               "test_samples": len(data.test_y), "jobs": args.jobs, "threads": args.threads,
-              "batch_size": args.batch_size, "lr": {"lfc": args.lr_mlp, "cnv": args.lr_cnn}, "seed": args.seed, "grad_scale": args.grad_scale,
+              "batch_size": args.batch_size, "lr": lr, "seed": args.seed, "grad_scale": args.grad_scale,
               "grad_block": jobs[0]["cfg"]["grad_block"] if jobs else None,
-              "epochs": {"lfc": args.epochs_mlp, "cnv": args.epochs_cnn}, "resumed": args.resume, "complete": False,
+              "epochs": epochs, "resumed": args.resume, "complete": False,
               "runs": results}
     del data
     order = [j["name"] for j in jobs]
@@ -266,8 +267,10 @@ def check_targets(results: list[dict]) -> list[dict]:
 
 
 def markdown_table(report: dict) -> str:
+    lr = report["lr"]  # one value per model; reports written before --lr-mlp/--lr-cnn hold one number
+    lr_text = ", ".join(f"{v} ({k})" for k, v in lr.items()) if isinstance(lr, dict) else str(lr)
     lines = [f"Fashion-MNIST, {report['train_samples']} train / {report['test_samples']} test samples, batch "
-             f"{report['batch_size']}, Adam lr {_lr_text(report['lr'])} (cosine), seed {report['seed']}, gradient scales per "
+             f"{report['batch_size']}, Adam lr {lr_text} (cosine), seed {report['seed']}, gradient scales per "
              f"{_scale_text(report)}, {report.get('jobs', 1)} run(s) in parallel × {report['threads']} "
              f"torch thread(s).",
              "",
@@ -286,10 +289,6 @@ def markdown_table(report: dict) -> str:
     resumed = " (this session of a resumed benchmark; each run's times add up its sessions)" if report.get("resumed") else ""
     lines += ["", f"Whole benchmark: {report['wall_time_s']:.0f} s wall, {report['cpu_time_s']:.0f} s CPU{resumed}."]
     return "\n".join(lines) + "\n"
-
-
-def _lr_text(lr) -> str:
-    return ", ".join(f"{v} ({k})" for k, v in lr.items()) if isinstance(lr, dict) else str(lr)
 
 
 def _host_text(row: dict) -> str:

@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
     import torch.nn.functional as F
 
-    from bitcycle.quant.grad import grad_quant_layers, seed_grad_quant, set_grad_bits, set_grad_scale
+    from bitcycle.quant.grad import (grad_quant_layers, seed_grad_quant, set_grad_bits, set_grad_scale,
+                                     set_weight_grad_quant)
     from bitcycle.train import checkpoint as ckpt
     from bitcycle.train.data import load_dataset
 
@@ -71,8 +72,7 @@ def run(args: argparse.Namespace) -> int:
     def grads(batch, bits: int, block: int = 0, wq: bool = True) -> list:
         set_grad_bits(model, bits)
         set_grad_scale(model, "row", block)
-        for layer in layers:
-            layer.quantise_weight_grad = wq
+        set_weight_grad_quant(model, wq)
         torch.manual_seed(0)  # BatchNorm in train mode is deterministic; this pins anything else
         model.zero_grad(set_to_none=True)
         F.cross_entropy(model(batch[0]), batch[1]).backward()

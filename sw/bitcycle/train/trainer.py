@@ -34,8 +34,8 @@ import torch.nn.functional as F
 from bitcycle.errors import BitCycleError
 from bitcycle.nets import MODELS, clip_latent_weights, get_model, load_model_config
 from bitcycle.quant.forward import set_forward_bits
-from bitcycle.quant.grad import (DEFAULT_GRAD_BLOCK, GRAD_SCALES, grad_quant_layers, grad_quant_state, load_grad_quant_state, seed_grad_quant,
-                                 set_grad_bits, set_grad_scale)
+from bitcycle.quant.grad import (DEFAULT_GRAD_BLOCK, GRAD_SCALES, grad_quant_state, load_grad_quant_state, seed_grad_quant,
+                                 set_grad_bits, set_grad_scale, set_weight_grad_quant)
 from bitcycle.quant.schedule import parse_grad_bits
 from bitcycle.train import checkpoint as ckpt
 from bitcycle.train.data import Dataset, batches, limit_dataset, load_dataset, steps_per_epoch
@@ -175,8 +175,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
 
     torch.manual_seed(cfg.seed)
     core = get_model(name, **model_cfg)
-    for layer in grad_quant_layers(core):
-        layer.quantise_weight_grad = cfg.quantise_weight_grad
+    set_weight_grad_quant(core, cfg.quantise_weight_grad)
     set_grad_scale(core, cfg.grad_scale, cfg.grad_block)
     seed_grad_quant(core, cfg.seed * 131 + rank)
     if cfg.memory_efficient:  # issue 5: same parameters and gradients, ~1 bit per stored activation
