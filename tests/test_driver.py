@@ -467,7 +467,7 @@ def test_run_cli_bad_input(tmp_path, capsys, argv, message):
 
 
 def test_board_install_path_without_torch(tmp_path):
-    """On a board image there is no torch/FINN: the driver, the data fallback and `bitcycle run` still work."""
+    """On a board image there is no torch/FINN/scikit-learn: the driver, the packaged digits and `bitcycle run` work."""
     import subprocess
     import sys
 
@@ -475,19 +475,19 @@ def test_board_install_path_without_torch(tmp_path):
 import sys, importlib.abc
 class NoTorch(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name.split('.')[0] in ('torch', 'finn', 'brevitas', 'qonnx', 'onnx', 'cocotb'):
+        if name.split('.')[0] in ('torch', 'finn', 'brevitas', 'qonnx', 'onnx', 'cocotb', 'sklearn', 'scipy'):
             raise ImportError('not on the board image: ' + name)
 sys.meta_path.insert(0, NoTorch())
 from bitcycle.driver.data import load
 x, y, xt, yt, source = load('digits')
-assert source == 'sklearn (numpy split)' and x.shape == (1438, 64) and xt.shape == (359, 64), (source, x.shape)
+assert source == 'bitcycle.data digits.npz' and x.shape == (1438, 64) and xt.shape == (359, 64), (source, x.shape)
 from bitcycle.cli import main
 rc = main(['run', '--steps', '8', '--hidden', '16,16', '--batch-size', '16', '--out', {str(tmp_path / 'b')!r},
            '--quiet', '--test-limit', '40'])
 assert rc == 0
 """
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
-    assert json.loads((tmp_path / "b" / "metrics.json").read_text())["data_source"] == "sklearn (numpy split)"
+    assert json.loads((tmp_path / "b" / "metrics.json").read_text())["data_source"] == "bitcycle.data digits.npz"
 
 
 def test_bench_driver_writes_json_and_table(tmp_path):

@@ -11,7 +11,7 @@ import numpy as np
 
 from bitcycle.errors import BitCycleError
 
-DATASET_PIXEL_MAX = {"digits": 16.0, "fashion-mnist": 255.0, "cifar10": 255.0}
+from bitcycle.data import PIXEL_MAX as DATASET_PIXEL_MAX
 
 
 def load_model(args):
@@ -47,10 +47,9 @@ def test_pixels(dataset: str | None, shape, pixel_max: float, n: int, data_dir=N
     if dataset in (None, "random"):
         rng = np.random.default_rng(0)
         return rng.integers(0, int(pixel_max) + 1, size=(n, *shape[1:])).astype(np.float32)
-    from bitcycle.train.data import load_dataset
+    from bitcycle.data import load
 
-    ds = load_dataset(dataset, data_dir, test_limit=n, augment=False)
-    x = ds.test_x.numpy().astype(np.float64) * pixel_max
+    x = load(dataset, data_dir).test_x[:n].astype(np.float64) * pixel_max
     codes = np.round(x)
     if np.max(np.abs(codes - x)) > 1e-3:
         raise BitCycleError(f"data set {dataset}: images are not pixel codes / {pixel_max:g}; cannot feed integers")
