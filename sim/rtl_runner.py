@@ -7,16 +7,51 @@ SIM=icarus selects Icarus Verilog instead of Verilator.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import itertools
 import os
 import random
 import shutil
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 RTL = REPO / "hw" / "rtl"
 SIM_DIR = REPO / "sim"
 BUILD = REPO / "build" / "sim"
+
+
+_RUNS = itertools.count()
+
+
+@contextlib.contextmanager
+def build_lock(build_dir: Path, timeout: float = 1800.0):
+    """Hold an exclusive lock on ``build_dir`` while it is (re)built: two processes building the same
+    top level at once (pytest-xdist workers, two users of one checkout) would otherwise write the
+    same object files. A process waits for the other's build, then finds it up to date."""
+    build_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(build_dir.with_name(build_dir.name + ".lock"), "w") as lock:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"another process has held the build lock of {build_dir} for over "
+                                       f"{timeout:g} s (a hung build? delete {lock.name} if no build runs)") from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def run_id() -> str:
+    """A name no other run shares (process id, time, counter): each run keeps its own log and results."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{next(_RUNS)}"
 
 
 def simulator() -> str:
@@ -66,16 +101,22 @@ def run(
     elif sim == "icarus":
         build_args = ["-g2012"]
     runner = get_runner(sim)
-    runner.build(
-        sources=[RTL / s for s in sources],
-        hdl_toplevel=toplevel,
-        parameters=parameters,
-        build_dir=build_dir,
-        build_args=build_args,
-        always=False,
-        timescale=("1ns", "1ps"),
-        log_file=build_dir / "build.log",
-    )
+    with build_lock(build_dir):
+        try:
+            runner.build(
+                sources=[RTL / s for s in sources],
+                hdl_toplevel=toplevel,
+                parameters=parameters,
+                build_dir=build_dir,
+                build_args=build_args,
+                always=False,
+                timescale=("1ns", "1ps"),
+                log_file=build_dir / "build.log",
+            )
+        except SystemExit as err:  # cocotb's runner exits on a failed build: name the log instead
+            raise RuntimeError(f"{sim} build of {toplevel} failed (exit {err.code}); see {build_dir / 'build.log'}") from None
+    run = run_id()
+    (build_dir / "runs").mkdir(exist_ok=True)
     if seed is None:
         seed = int(os.environ.get("RANDOM_SEED", random.SystemRandom().randrange(1 << 31)))
     print(f"[sim] {toplevel} {parameters} on {sim}: RANDOM_SEED={seed}", flush=True)
@@ -87,9 +128,10 @@ def run(
         seed=seed,
         extra_env={"PYTHONPATH": os.pathsep.join([str(SIM_DIR), os.environ.get("PYTHONPATH", "")]), **(extra_env or {})},
         timescale=("1ns", "1ps"),
-        log_file=(build_dir / f"{test_module}.log") if quiet else None,
-        results_xml=str(build_dir / f"{test_module}.results.xml"),  # not in sim/: keep the tree clean
-        plusargs=[f"+verilator+coverage+file+{build_dir / 'coverage.dat'}"] if coverage else [],
+        log_file=(build_dir / "runs" / f"{test_module}.{run}.log") if quiet else None,
+        # per run, not in sim/: concurrent runs of one build keep their own results
+        results_xml=str(build_dir / "runs" / f"{test_module}.{run}.results.xml"),
+        plusargs=[f"+verilator+coverage+file+{build_dir / f'coverage.{run}.dat'}"] if coverage else [],
     )
     _assert_passed(results, toplevel, seed)
 

@@ -1,6 +1,6 @@
 """Summarize the Verilator line/toggle coverage of `make sim` into build/sim/coverage.txt.
 
-Every Verilator testbench built with BITCYCLE_COVERAGE=1 writes build/sim/<build>_cov/coverage.dat;
+Every Verilator testbench built with BITCYCLE_COVERAGE=1 writes build/sim/<build>_cov/coverage.<run>.dat;
 this merges them (verilator_coverage --write, kept as build/sim/coverage.dat) and counts, per RTL
 source file and coverage type, the points hit at least once.
 """
@@ -38,7 +38,7 @@ def fields(key: str) -> dict[str, str]:
 
 
 def main() -> int:
-    dats = sorted(p for p in BUILD.glob("*_cov/coverage.dat"))
+    dats = sorted(p for p in BUILD.glob("*_cov/coverage.*.dat"))
     if not dats:
         print("no coverage data: run `make sim` (BITCYCLE_COVERAGE=1) first", file=sys.stderr)
         return 2

@@ -103,6 +103,42 @@ class ToFinn(Transformation):
         return model.transform(TidyUp()), False
 
 
+class ZeroGammaBatchNormToConstant(Transformation):
+    """A BatchNorm channel with γ = 0 outputs the constant β; FINN's streamlining divides the
+    thresholds by γ and then cannot absorb the channel's Mul. Where such a BN feeds only a sign
+    (a bipolar MultiThreshold), set γ = δ with δ·|x − μ|/σ < |β|/2 for every accumulator below
+    2^40 (golden.thresholds.FAR): the sign of every reachable input is unchanged, so the graph
+    computes the same function, and FINN folds the channel into an out-of-range threshold. A
+    channel with β = 0 is sign(0) = +1 everywhere; it gets β = 2^-20 first."""
+
+    SAFE_RANGE = 2.0 ** 48  # > 2^40 · (any scale FINN leaves on the accumulator here)
+
+    def apply(self, model):
+        import numpy as np
+
+        changed = False
+        for node in model.get_nodes_by_op_type("BatchNormalization"):
+            gamma = model.get_initializer(node.input[1])
+            if gamma is None or not np.any(gamma == 0):
+                continue
+            consumers = model.find_consumers(node.output[0]) or []
+            if not consumers or any(c.op_type != "MultiThreshold" for c in consumers):
+                raise BitCycleError(
+                    f"BatchNorm {node.name} has γ = 0 channels and does not feed a sign activation; "
+                    "BitCycle folds such channels only into a following BatchNorm → sign")
+            beta = np.array(model.get_initializer(node.input[2]), dtype=np.float64)
+            var = np.array(model.get_initializer(node.input[4]), dtype=np.float64)
+            eps = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
+            zero = gamma == 0
+            beta = np.where(zero & (beta == 0), 2.0 ** -20, beta)
+            delta = np.abs(beta) * np.sqrt(var + eps) / (2 * self.SAFE_RANGE)
+            gamma = np.where(zero, delta, gamma).astype(np.float32)
+            model.set_initializer(node.input[1], gamma)
+            model.set_initializer(node.input[2], beta.astype(np.float32))
+            changed = True
+        return model, changed
+
+
 class StreamlineBnn(Transformation):
     """FINN's streamlining: scales and BatchNorm move into integer thresholds (MultiThreshold).
     For CNNs also lowers Conv to Im2Col + MatMul in NHWC (FINN's CNV recipe)."""
@@ -114,7 +150,7 @@ class StreamlineBnn(Transformation):
         from qonnx.transformation.bipolar_to_xnor import ConvertBipolarMatMulToXnorPopcount
         from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
 
-        model = _apply_all(model, [MoveScalarLinearPastInvariants(), Streamline()])
+        model = _apply_all(model, [ZeroGammaBatchNormToConstant(), MoveScalarLinearPastInvariants(), Streamline()])
         if model.get_nodes_by_op_type("Conv"):
             model = _apply_all(model, [LowerConvsToMatMul(), MakeMaxPoolNHWC(),
                                        absorb.AbsorbTransposeIntoMultiThreshold(),

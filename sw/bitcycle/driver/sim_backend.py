@@ -34,6 +34,8 @@ REPO = Path(__file__).resolve().parents[3]
 SIM_DIR = REPO / "sim"
 RTL_DIR = REPO / "hw" / "rtl"
 
+WALL_FLOOR_S = 120.0  # wall seconds a request may take before the simulator counts as dead
+
 _LAUNCH = """
 import sys
 sys.path.insert(0, {sim_dir!r})
@@ -91,7 +93,9 @@ class SimTransport(Transport):
             env["SIM"] = "verilator"  # Icarus 11 rejects the generated register block (DESIGN.md)
         code = _LAUNCH.format(sim_dir=str(SIM_DIR), toplevel=toplevel, sources=sources or engine_sources(),
                               parameters=params, tag=tag)
-        self.log_path = REPO / "build" / "sim" / f"{toplevel}_{tag}.driver.log"
+        # one log per run (never overwritten: a failure's evidence stays), named in every error
+        stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{secrets.token_hex(2)}"
+        self.log_path = REPO / "build" / "sim" / "driver-logs" / f"{toplevel}_{tag}.{stamp}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")
         self._proc = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=str(REPO),
@@ -127,8 +131,9 @@ class SimTransport(Transport):
     def _expect(self, status: str, timeout: float):
         if not self._conn.poll(timeout):
             alive = self._proc.poll() is None
-            raise TransportTimeout(f"simulator gave no answer within {timeout:g} s"
-                                   + ("" if alive else f" (it exited; see {self.log_path})"))
+            raise TransportTimeout(f"simulator gave no answer within {timeout:g} s of wall time"
+                                   + (f" (still running: a loaded machine? see {self.log_path})" if alive
+                                      else f" (it exited; see {self.log_path})"))
         try:
             got, value = self._conn.recv()
         except EOFError:
@@ -143,7 +148,7 @@ class SimTransport(Transport):
         if self._conn is None:
             raise BitCycleError("the sim backend is closed")
         self._conn.send(req)
-        return self._expect("ok", self.timeout if timeout is None else timeout)
+        return self._expect("ok", max(self.timeout, WALL_FLOOR_S) if timeout is None else timeout)
 
     def child_cpu_seconds(self) -> float:
         """CPU time (user + system) used so far by the simulator's process tree (Linux /proc):
@@ -173,8 +178,10 @@ class SimTransport(Transport):
         return int(self._request("read", name)[1])
 
     def stream(self, words_in: np.ndarray, n_out: int, timeout: float) -> np.ndarray:
-        # wall time of a Verilated transfer grows with its length: allow ~20 µs per word on top
-        wall = timeout + 2e-5 * (len(words_in) + n_out) * 50
+        # A hung job is caught inside the simulator by its simulated-time budget (sim_server), so
+        # the wall-clock limit only has to catch a dead simulator: at least WALL_FLOOR_S, which a
+        # loaded machine needs, plus ~1 ms per word for long transfers.
+        wall = max(timeout, WALL_FLOOR_S) + 1e-3 * (len(words_in) + n_out)
         status, out = self._request("stream", np.asarray(words_in, dtype=np.uint64), int(n_out), timeout=wall)
         out = np.asarray(out, dtype=np.uint64)
         if status == "short" or out.size < n_out:
