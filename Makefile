@@ -8,7 +8,7 @@ export PYTHONHASHSEED := 0
 JOBS  ?= auto
 MODEL ?= sfc
 
-.PHONY: help setup demo test sim lint bench clean bitstream compile export synth bench-memory bench-train regs bench-hw bench-driver bench-grad-error run
+.PHONY: help setup demo test sim lint bench clean bitstream compile export synth bench-memory bench-train regs bench-hw bench-driver bench-grad-error run wheel
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -76,5 +76,8 @@ bench-grad-error: $(VENV)/.bitcycle-setup  ## quantised vs float weight gradient
 
 bench: bench-hw bench-driver bench-memory bench-train bench-grad-error  ## every benchmark (long: hours on 2 cores) → build/bench/*.json
 
+wheel: $(VENV)/.bitcycle-setup  ## pure-Python wheel for the offline board install (numpy only) → dist/bitcycle-*.whl
+	$(PY) tools/build_wheel.py --dist dist
+
 clean:  ## remove build outputs (keeps .venv)
-	rm -rf build sim_build .pytest_cache .hypothesis
+	rm -rf build dist sim_build .pytest_cache .hypothesis
