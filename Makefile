@@ -35,7 +35,6 @@ sim: $(VENV)/.bitcycle-setup  ## RTL testbenches: Verilator (+line/toggle covera
 RTL_LINT = hw/rtl/bitcycle_regs_pkg.sv hw/rtl/bitcycle_regs.sv hw/rtl/bitcycle_param_check.sv hw/rtl/bitcycle_ram.sv hw/rtl/bitcycle_engine.sv hw/rtl/bitcycle_top.sv
 lint: $(VENV)/.bitcycle-setup  ## Verilator --lint-only -Wall of the engine RTL
 	verilator --lint-only -Wall hw/regs/verilator_waivers.vlt $(RTL_LINT) --top-module bitcycle_top
-	verilator --lint-only -Wall hw/rtl/bitcycle_param_check.sv hw/rtl/bitserial_mac.sv --top-module bitserial_mac
 
 regs: $(VENV)/.bitcycle-setup  ## hw/regs/bitcycle.rdl → hw/rtl/bitcycle_regs*.sv + sw/bitcycle/hwif/regmap.py
 	$(PY) tools/gen_regs.py

@@ -21,13 +21,11 @@ VENV_BIN = Path(sys.executable).parent
 
 # (top, bad parameters, the message they must produce); None: good parameters, no message
 CASES = [
-    ("bitserial_mac", {"MAX_BITS": 17}, "bitserial_mac: MAX_BITS must be in 1..16"),
-    ("bitserial_mac", {"OUT_BITS": 40, "ACC_BITS": 32}, "bitserial_mac: need 2 <= OUT_BITS <= ACC_BITS <= 62"),
-    ("bitserial_mac", {"MAX_BITS": 16, "OUT_BITS": 32}, None),
     ("bitcycle_engine", {"DATA_W": 48}, "bitcycle_engine: DATA_W must be 32 or 64 (AXI DMA stream widths)"),
     ("bitcycle_engine", {"THR_MAX": 16}, "bitcycle_engine: THR_MAX must be in 1..15"),
     ("bitcycle_engine", {"PE": 4, "SIMD": 16}, None),
     ("bitcycle_ram", {"LANE_W": 8, "LANES": 4, "DEPTH": 16}, None),
+    ("bitcycle_ram", {"LANES": 0}, "bitcycle_ram: LANE_W, LANES and DEPTH must be >= 1"),
 ]
 IDS = [f"{top}-{'-'.join(f'{k}{v}' for k, v in params.items())}" for top, params, _ in CASES]
 

@@ -14,7 +14,6 @@ PARAM_CHECK = "bitcycle_param_check.sv"  # elaboration-time parameter checks, us
 
 RTL_SOURCES: dict[str, tuple[str, ...]] = {
     "bitcycle_param_check": (PARAM_CHECK,),
-    "bitserial_mac": (PARAM_CHECK, "bitserial_mac.sv"),
     "bitcycle_ram": (PARAM_CHECK, "bitcycle_ram.sv"),
     "bitcycle_engine": (PARAM_CHECK, "bitcycle_ram.sv", "bitcycle_engine.sv"),
     "bitcycle_top": ("bitcycle_regs_pkg.sv", "bitcycle_regs.sv", PARAM_CHECK, "bitcycle_ram.sv", "bitcycle_engine.sv",
