@@ -1,21 +1,17 @@
-"""The memory-efficient backward equals autograd's on the same binarised inputs.
+"""The memory-efficient backward equals autograd's on the same quantised operands.
 
 With integer-valued dy (a quantised gradient) every product is an exact integer sum in float32,
-so the matmul/conv gradients must be *equal*; BatchNorm runs torch's own kernels on its exactly
-recomputed input, so it is equal too.
+so the linear/conv gradients of ``packed_operand_product`` (x saved packed or as int8 codes) must
+*equal* plain autograd's; BatchNorm runs torch's own kernels on its exactly recomputed input, so it
+is equal too.
 """
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from bitcycle.errors import BitCycleError
-from bitcycle.quant.memory import (
-    int_batch_norm,
-    packed_binary_conv2d,
-    packed_binary_linear,
-    standard_binary_conv2d,
-    standard_binary_linear,
-)
+from bitcycle.quant.memory import int_batch_norm, packed_operand_product
 
 torch.set_num_threads(1)
 SEED = 1234
@@ -29,64 +25,63 @@ def _int_grad(shape, g):
     return torch.randint(-8, 8, shape, generator=g).float()
 
 
+def _pm1(shape, g):
+    return torch.where(torch.rand(shape, generator=g) < 0.5, -1.0, 1.0)
+
+
+def _both(x, w, dy, conv_args=None, input_scale=None):
+    """(y, dx, dW) of the packed product and of plain autograd on the same operands."""
+    out = []
+    for packed in (False, True):
+        xl, wl = _leaf(x), _leaf(w)
+        if packed:
+            y = packed_operand_product(xl, wl, conv_args, input_scale=input_scale)
+        elif conv_args is None:
+            y = F.linear(xl, wl)
+        else:
+            y = F.conv2d(xl, wl, None, *conv_args)
+        y.backward(dy)
+        out.append((y.detach(), xl.grad, wl.grad))
+    return out
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_linear_gradients_equal_autograd(seed):
     print("seed", SEED + seed)
     g = torch.Generator().manual_seed(SEED + seed)
-    x = torch.randn(13, 37, generator=g) * 1.5  # some |x| > 1 so the clamp mask matters
-    x[0, :5] = 0.0
-    w = torch.randn(11, 37, generator=g)
-    dy = _int_grad((13, 11), g)
-    grads = []
-    for fn in (standard_binary_linear, packed_binary_linear):
-        xl, wl = _leaf(x), _leaf(w)
-        y = fn(xl, wl)
-        y.backward(dy)
-        grads.append((y.detach(), xl.grad, wl.grad))
-    for a, b in zip(*grads):
+    x, w, dy = _pm1((13, 37), g), _pm1((11, 37), g), _int_grad((13, 11), g)
+    std, packed = _both(x, w, dy)
+    for a, b in zip(std, packed):
         assert torch.equal(a, b)
-    assert (grads[0][1] == 0).any() and (grads[0][1] != 0).any()  # the mask did something
+    assert (packed[2] != 0).any()  # dW is not trivially zero
 
 
-def test_linear_first_layer_8bit_input_and_grad_quant():
+def test_linear_first_layer_8bit_input():
+    """The 8-bit first-layer input is saved as its int8 codes and decoded exactly."""
     g = torch.Generator().manual_seed(SEED)
-    scale = 1 / 255
-    x = torch.randint(0, 256, (9, 20), generator=g).float() * scale
-    w = torch.randn(6, 20, generator=g)
-    b = torch.randn(6, generator=g)
-    dy = torch.randn(9, 6, generator=g)
-    quant = lambda t: torch.round(t * 4)  # a deterministic stand-in gradient quantiser
-    grads = []
-    for fn in (standard_binary_linear, packed_binary_linear):
-        wl, bl = _leaf(w), _leaf(b)
-        y = fn(x, wl, bl, binarize_input=False, input_scale=scale, grad_quant=quant)
-        y.backward(dy)
-        grads.append((y.detach(), wl.grad, bl.grad))
-    for a, b_ in zip(*grads):
-        torch.testing.assert_close(a, b_, rtol=0, atol=1e-5)
+    scale = 1 / 127
+    x = torch.randint(-128, 128, (9, 20), generator=g).float() * scale
+    w, dy = _pm1((6, 20), g), _int_grad((9, 6), g)
+    std, packed = _both(x, w, dy, input_scale=scale)
+    for a, b in zip(std, packed):
+        assert torch.equal(a, b)
 
 
 def test_off_grid_input_is_refused():
-    with pytest.raises(BitCycleError, match="not on an 8-bit grid"):
-        packed_binary_linear(torch.rand(2, 8), torch.randn(3, 8), binarize_input=False, input_scale=1 / 255)
-    with pytest.raises(BitCycleError, match="input_scale"):
-        packed_binary_linear(torch.rand(2, 8), torch.randn(3, 8), binarize_input=False)
+    with pytest.raises(BitCycleError, match="neither"):
+        packed_operand_product(_leaf(torch.rand(2, 8)), _leaf(torch.ones(3, 8)), input_scale=1 / 127)
+    with pytest.raises(BitCycleError, match="neither"):  # no input_scale: only ±1 inputs can be packed
+        packed_operand_product(_leaf(torch.rand(2, 8)), _leaf(torch.ones(3, 8)))
 
 
 @pytest.mark.parametrize("stride,padding", [(1, 0), (1, 1), (2, 1)])
 def test_conv_gradients_equal_autograd(stride, padding):
     g = torch.Generator().manual_seed(SEED + stride * 10 + padding)
-    x = torch.randn(3, 4, 9, 9, generator=g) * 1.5
-    w = torch.randn(5, 4, 3, 3, generator=g)
+    x, w = _pm1((3, 4, 9, 9), g), _pm1((5, 4, 3, 3), g)
     out_hw = (9 + 2 * padding - 3) // stride + 1
     dy = _int_grad((3, 5, out_hw, out_hw), g)
-    grads = []
-    for fn in (standard_binary_conv2d, packed_binary_conv2d):
-        xl, wl = _leaf(x), _leaf(w)
-        y = fn(xl, wl, stride=stride, padding=padding)
-        y.backward(dy)
-        grads.append((y.detach(), xl.grad, wl.grad))
-    for a, b in zip(*grads):
+    std, packed = _both(x, w, dy, conv_args=((stride, stride), (padding, padding), (1, 1), 1))
+    for a, b in zip(std, packed):
         assert torch.equal(a, b)
 
 

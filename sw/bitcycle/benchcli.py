@@ -22,7 +22,7 @@ BENCHES: dict[str, tuple[str, str]] = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bench", choices=sorted(BENCHES) or ["(none yet)"], help="which benchmark")
+    parser.add_argument("bench", choices=sorted(BENCHES), help="which benchmark")
     parser.add_argument("rest", nargs=argparse.REMAINDER, help="options of that benchmark")
 
 

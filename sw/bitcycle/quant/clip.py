@@ -69,7 +69,3 @@ class ClipBlock(QuantIdentity):
     def int_range() -> tuple[int, int]:
         """Range of the 8-bit codes it emits: the next layer's integer operand range."""
         return CLIP_RANGE
-
-
-def clip_blocks(model: torch.nn.Module) -> list[ClipBlock]:
-    return [m for m in model.modules() if isinstance(m, ClipBlock)]

@@ -20,14 +20,13 @@ BatchNorm (same formula, different summation order).
 Semantics match Brevitas' binary quantisers as used by FINN's BNN-PYNQ models: activations are
 clamped to [−1, 1] and then take sign (0 ↦ +1), so their gradient is masked to |x| ≤ 1
 (``ClampedBinaryQuant``); weights take sign with an identity straight-through gradient
-(``BinaryQuant``, scale 1). A gradient quantiser (the cyclic-precision one) composes in two ways:
-apply an identity-forward autograd function to the layer output (dy then arrives quantised), or
-pass it as ``grad_quant`` (a callable on dy) to the functions here.
+(``BinaryQuant``, scale 1). The cyclic-precision gradient quantiser composes through the matmul
+hook's ``row_grad`` (``bitcycle.quant.grad.RowScaledGrad``), which quantises dy per product row.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +35,6 @@ from torch import Tensor
 from bitcycle.errors import BitCycleError
 from bitcycle.quant.grad import input_grad, product, weight_grad
 
-GradQuant = Optional[Callable[[Tensor], Tensor]]
 
 _SHIFTS = torch.arange(8, dtype=torch.uint8)
 
@@ -77,121 +75,6 @@ def unpack_signs(packed: Tensor, shape, dtype=torch.float32) -> Tensor:
 def binary_sign(x: Tensor) -> Tensor:
     """sign with 0 ↦ +1 (Brevitas' binary_sign), no gradient logic."""
     return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)  # scalar branches: no full-size temporaries
-
-
-# ----------------------------------------------------------------------------- input codecs
-def _save_input(x: Tensor, binarize_input: bool, input_scale: Optional[float], where: str):
-    """Reduced form of the layer input for backward: (tensors to save, binarised/decoded input)."""
-    if binarize_input:
-        xb = binary_sign(x)
-        return (pack_signs(x), pack_bits(x.abs() <= 1)), xb
-    # A non-binary input (the first layer's 8-bit image) is saved as its int8 codes: exact only if
-    # the input really lies on the 8-bit grid, so check rather than silently round.
-    if input_scale is None:
-        raise BitCycleError(f"{where}: a non-binary input needs input_scale (its 8-bit quantisation step); pass it or use standard mode")
-    codes = torch.round(x / input_scale)
-    if codes.numel() and (codes.min() < -128 or codes.max() > 255 or not torch.equal(codes * input_scale, x)):
-        raise BitCycleError(f"{where}: input is not on an 8-bit grid with step {input_scale}; quantise it to 8 bits first or use standard mode")
-    code_dtype = torch.uint8 if codes.numel() == 0 or codes.min() >= 0 else torch.int8
-    if code_dtype is torch.int8 and codes.max() > 127:
-        raise BitCycleError(f"{where}: input codes span more than 8 bits; quantise it to 8 bits first or use standard mode")
-    return (codes.to(code_dtype),), x
-
-
-def _load_input(saved, shape, binarize_input: bool, input_scale, dtype):
-    if binarize_input:
-        packed_sign, packed_mask = saved
-        return unpack_signs(packed_sign, shape, dtype), unpack_bits(packed_mask, shape)
-    (codes,) = saved
-    return codes.to(dtype) * input_scale, None
-
-
-# ----------------------------------------------------------------------------- linear
-class PackedBinaryLinearFn(torch.autograd.Function):
-    """y = sign(x) · sign(W)ᵀ (+ b), saving packed sign(x) and the packed clamp mask only."""
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, binarize_input, input_scale, grad_quant):
-        saved, xb = _save_input(x, binarize_input, input_scale, "PackedBinaryLinear")
-        wb = binary_sign(weight)
-        y = F.linear(xb, wb, bias)
-        ctx.save_for_backward(weight, *saved)
-        ctx.meta = (x.shape, x.dtype, binarize_input, input_scale, grad_quant, bias is not None)
-        return y
-
-    @staticmethod
-    def backward(ctx, dy):
-        weight, *saved = ctx.saved_tensors
-        shape, dtype, binarize_input, input_scale, grad_quant, has_bias = ctx.meta
-        if grad_quant is not None:
-            dy = grad_quant(dy)
-        xb, mask = _load_input(saved, shape, binarize_input, input_scale, dtype)
-        dx = dw = db = None
-        if ctx.needs_input_grad[0]:
-            dx = dy @ binary_sign(weight)
-            if mask is not None:
-                dx = dx * mask
-        if ctx.needs_input_grad[1]:
-            dw = dy.reshape(-1, dy.shape[-1]).t() @ xb.reshape(-1, xb.shape[-1])
-        if has_bias and ctx.needs_input_grad[2]:
-            db = dy.reshape(-1, dy.shape[-1]).sum(0)
-        return dx, dw, db, None, None, None
-
-
-def packed_binary_linear(x, weight, bias=None, *, binarize_input=True, input_scale=None, grad_quant: GradQuant = None):
-    return PackedBinaryLinearFn.apply(x, weight, bias, binarize_input, input_scale, grad_quant)
-
-
-def standard_binary_linear(x, weight, bias=None, *, binarize_input=True, input_scale=None, grad_quant: GradQuant = None):
-    """The same layer through plain autograd (what Brevitas' layers save): the reference."""
-    xb = ste_sign_act(x) if binarize_input else x
-    y = F.linear(xb, ste_sign_weight(weight), bias)
-    return grad_quant_identity(y, grad_quant)
-
-
-# ----------------------------------------------------------------------------- conv2d
-class PackedBinaryConv2dFn(torch.autograd.Function):
-    """y = conv2d(sign(x), sign(W)), saving packed sign(x) and the packed clamp mask only."""
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, stride, padding, dilation, groups, binarize_input, input_scale, grad_quant):
-        saved, xb = _save_input(x, binarize_input, input_scale, "PackedBinaryConv2d")
-        y = F.conv2d(xb, binary_sign(weight), bias, stride, padding, dilation, groups)
-        ctx.save_for_backward(weight, *saved)
-        ctx.meta = (x.shape, x.dtype, stride, padding, dilation, groups, binarize_input, input_scale, grad_quant, bias is not None)
-        return y
-
-    @staticmethod
-    def backward(ctx, dy):
-        weight, *saved = ctx.saved_tensors
-        shape, dtype, stride, padding, dilation, groups, binarize_input, input_scale, grad_quant, has_bias = ctx.meta
-        if grad_quant is not None:
-            dy = grad_quant(dy)
-        xb, mask = _load_input(saved, shape, binarize_input, input_scale, dtype)
-        dx = dw = db = None
-        if ctx.needs_input_grad[0]:
-            dx = torch.nn.grad.conv2d_input(shape, binary_sign(weight), dy, stride, padding, dilation, groups)
-            if mask is not None:
-                dx = dx * mask
-        if ctx.needs_input_grad[1]:
-            dw = torch.nn.grad.conv2d_weight(xb, weight.shape, dy, stride, padding, dilation, groups)
-        if has_bias and ctx.needs_input_grad[2]:
-            db = dy.sum((0, 2, 3))
-        return dx, dw, db, None, None, None, None, None, None, None
-
-
-def packed_binary_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, binarize_input=True,
-                         input_scale=None, grad_quant: GradQuant = None):
-    pair = torch.nn.modules.utils._pair
-    return PackedBinaryConv2dFn.apply(x, weight, bias, pair(stride), pair(padding), pair(dilation), groups,
-                                      binarize_input, input_scale, grad_quant)
-
-
-def standard_binary_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, binarize_input=True,
-                           input_scale=None, grad_quant: GradQuant = None):
-    xb = ste_sign_act(x) if binarize_input else x
-    y = F.conv2d(xb, ste_sign_weight(weight), bias, stride, padding, dilation, groups)
-    return grad_quant_identity(y, grad_quant)
 
 
 # ----------------------------------------------------------------------------- batch norm on integers
@@ -257,45 +140,6 @@ def int_batch_norm(y: Tensor, bn: torch.nn.modules.batchnorm._BatchNorm, name: s
         codes = found[0]
     bn.num_batches_tracked.add_(1)
     return IntBatchNormFn.apply(y, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.momentum, bn.eps, codes, step)
-
-
-# ----------------------------------------------------------------------------- plain-autograd references
-class _SignActSTE(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return binary_sign(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return g * (x.abs() <= 1)
-
-
-def ste_sign_act(x: Tensor) -> Tensor:
-    """sign(clamp(x, −1, 1)) with the clamp's gradient: Brevitas' ClampedBinaryQuant at scale 1."""
-    return _SignActSTE.apply(x)
-
-
-def ste_sign_weight(w: Tensor) -> Tensor:
-    """sign(w) with identity gradient: Brevitas' BinaryQuant at scale 1."""
-    return w + (binary_sign(w) - w).detach()
-
-
-class _GradQuantIdentity(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, y, fn):
-        ctx.fn = fn
-        return y.view_as(y)
-
-    @staticmethod
-    def backward(ctx, g):
-        return ctx.fn(g), None
-
-
-def grad_quant_identity(y: Tensor, grad_quant: GradQuant) -> Tensor:
-    """Identity forward; backward applies ``grad_quant`` to dy (none: plain identity)."""
-    return y if grad_quant is None else _GradQuantIdentity.apply(y, grad_quant)
 
 
 # ----------------------------------------------------------------------------- hooks for Brevitas layers
@@ -366,10 +210,6 @@ def packed_operand_linear(x, w, *, input_scale=None, where="BinaryLinear"):
     return packed_operand_product(x, w, None, input_scale=input_scale, where=where)
 
 
-def packed_operand_conv2d(x, w, stride, padding, dilation, groups, *, input_scale=None, where="BinaryConv2d"):
-    return packed_operand_product(x, w, (stride, padding, dilation, groups), input_scale=input_scale, where=where)
-
-
 class PackedSignActFn(torch.autograd.Function):
     """sign(clamp(x, −1, 1)) (Brevitas' ClampedBinaryQuant, scale 1), saving the clamp mask packed."""
 
@@ -414,11 +254,6 @@ def packed_max_pool2d(x: Tensor, kernel, stride, padding, dilation, ceil_mode) -
     stride = kernel if stride is None else stride
     args = (pair(kernel), pair(stride), pair(padding), pair(dilation), bool(ceil_mode))
     return PackedMaxPool2dFn.apply(x, args)
-
-
-def is_integer_valued(y: Tensor, limit: int = 32767) -> bool:
-    """True if ``y`` holds integers within ±``limit`` (what IntBatchNormFn can store exactly)."""
-    return bool(y.numel() and y.abs().max() <= limit and torch.equal(torch.round(y), y))  # (tests, callers)
 
 
 class ShapeOnlyAvgPool2dFn(torch.autograd.Function):

@@ -160,10 +160,6 @@ def set_memory_efficient(model: torch.nn.Module, enabled: bool = True) -> list[s
     return switched
 
 
-def is_memory_efficient(model: torch.nn.Module) -> bool:
-    return any(getattr(m, EFFICIENT_ATTR, False) for m in model.modules())
-
-
 # ----------------------------------------------------------------------------- measurement
 def _layer_names(model: torch.nn.Module) -> dict[int, str]:
     """id(module) → name for the modules bytes are attributed to: the children of containers."""
