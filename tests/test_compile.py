@@ -1,4 +1,4 @@
-"""The compile flow (issue 7): export, FINN passes bit-exact vs torch at every executable stage,
+"""The compile flow: export, FINN passes bit-exact vs torch at every executable stage,
 BitCycle's BitSerialMVAU custom op (golden execution, resource/cycle model, code generation),
 folding legality and infeasibility, the build directory, and bad-input errors."""
 

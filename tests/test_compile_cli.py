@@ -1,4 +1,4 @@
-"""The compile CLI (issue 7): a complete build directory, driver.json accepted by the driver,
+"""The compile CLI: a complete build directory, driver.json accepted by the driver,
 `bitcycle bitstream` without Vitis/Vivado → exit 2 with one line, a missing checkpoint → exit 2."""
 
 from __future__ import annotations

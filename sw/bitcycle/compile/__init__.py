@@ -1,4 +1,4 @@
-"""Brevitas → QONNX → FINN dataflow → HLS/RTL project and driver metadata (issue 7).
+"""Brevitas → QONNX → FINN dataflow → HLS/RTL project and driver metadata.
 
 Public API (FINN/torch are imported only inside these modules, never by ``bitcycle.driver``):
 

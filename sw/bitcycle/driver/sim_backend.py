@@ -90,7 +90,7 @@ class SimTransport(Transport):
         # an incremental (split) Verilator rebuild after an RTL change needs the PCH include flag
         env.setdefault("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
         if self.top:
-            env["SIM"] = "verilator"  # Icarus 11 rejects the generated register block (DESIGN.md)
+            env["SIM"] = "verilator"  # Icarus 11 rejects the generated register block's unpacked structs
         code = _LAUNCH.format(sim_dir=str(SIM_DIR), toplevel=toplevel, sources=sources or engine_sources(),
                               parameters=params, tag=tag)
         # one log per run (never overwritten: a failure's evidence stays), named in every error

@@ -1,6 +1,6 @@
 """``driver.json``: the model description the driver consumes (schema ``bitcycle.driver/1``).
 
-The compile stage (issue 7) writes it next to the bitstream; ``bitcycle run`` without a compiled
+The compile stage writes it next to the bitstream; ``bitcycle run`` without a compiled
 model builds the same structure in memory from a model name (:func:`spec_for_model`). Pure Python
 + numpy, no torch/FINN: it is read on the board.
 

@@ -22,7 +22,7 @@ from bitcycle.errors import BitCycleError
 
 ALL_MODELS = ("tfc", "sfc", "lfc", "cnv", "resnet")
 ALL_BATCHES = (100, 200)
-TARGETS = {"sfc": 3.0, "lfc": 3.0, "tfc": 3.0, "cnv": 4.0}  # issue 5 (Wang et al.: 2.78× MLP, 4.17× CNV)
+TARGETS = {"sfc": 3.0, "lfc": 3.0, "tfc": 3.0, "cnv": 4.0}  # near Wang et al.'s 2.78× (MLP) and 4.17× (CNV)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

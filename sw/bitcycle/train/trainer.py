@@ -60,7 +60,7 @@ class TrainConfig:
     quantise_weight_grad: bool = True
     grad_scale: str = "row"            # "tensor" or "row" (bitcycle.quant.grad)
     grad_block: int = DEFAULT_GRAD_BLOCK  # row scales: values per scale along the reduction (0 = whole row)
-    memory_efficient: bool = False     # issue 5: save 1-bit sign(x) for backward (bitcycle.train.memory)
+    memory_efficient: bool = False     # save 1-bit sign(x) for backward (bitcycle.train.memory)
     forward_bits: str | None = None    # CycleBNN's variant: forward W/A precision SPEC (bitcycle.quant.forward)
     forward_fraction: float = 0.5      # ... for this fraction of the steps, binary afterwards
 
@@ -178,7 +178,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     set_weight_grad_quant(core, cfg.quantise_weight_grad)
     set_grad_scale(core, cfg.grad_scale, cfg.grad_block)
     seed_grad_quant(core, cfg.seed * 131 + rank)
-    if cfg.memory_efficient:  # issue 5: same parameters and gradients, ~1 bit per stored activation
+    if cfg.memory_efficient:  # same parameters and gradients, ~1 bit per stored activation
         from bitcycle.train.memory import set_memory_efficient
 
         set_memory_efficient(core)
