@@ -35,3 +35,18 @@ def test_third_party_warnings_stay_quiet(tmp_path):
     shown = _bitcycle("export", "--model", "tfc", "--out", str(tmp_path / "s"),
                       env=dict(os.environ, BITCYCLE_WARNINGS="1"))
     assert "Warning" in shown.stderr  # the switch works, so the quiet run above proves something
+
+
+def test_old_option_spellings_are_aliases_with_a_note(capsys):
+    """One vocabulary across commands: --quiet everywhere; --no-progress still works, with a note."""
+    import argparse
+
+    from bitcycle.cliutil import add_quiet
+
+    parser = argparse.ArgumentParser()
+    add_quiet(parser)
+    assert parser.parse_args(["--quiet"]).quiet is True
+    assert parser.parse_args([]).quiet is False
+    assert parser.parse_args(["--no-progress"]).quiet is True
+    assert "note: --no-progress is deprecated; use --quiet" in capsys.readouterr().err
+    assert "--no-progress" not in parser.format_help()

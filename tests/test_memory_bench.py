@@ -31,7 +31,7 @@ def test_bench_memory_bad_input(capsys, tmp_path):
 def test_train_memory_efficient_gives_the_same_weights(tmp_path):
     """Same seed, data and epochs: the memory-efficient run ends with bit-identical weights."""
     common = ["train", "--model", "tfc", "--dataset", "digits", "--grad-bits", "cosine:2-8x2", "--epochs", "1",
-              "--no-progress", "--threads", "1"]
+              "--quiet", "--threads", "1"]
     assert main(common + ["--out", str(tmp_path / "std")]) == 0
     assert main(common + ["--out", str(tmp_path / "eff"), "--memory-efficient"]) == 0
     std = torch.load(tmp_path / "std" / "model.pt", weights_only=False)["state_dict"]

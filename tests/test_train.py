@@ -102,7 +102,7 @@ def test_second_ctrl_c_interrupts_at_once(tmp_path, monkeypatch):
 def test_cli_interrupt_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):
     _signal_at_step(monkeypatch, 3)
     argv = ["train", "--model", "sfc", "--set", "width=16", "--dataset", "digits", "--train-limit", "384", "--epochs", "2",
-            "--out", str(tmp_path / "c"), "--no-progress", "--threads", "1"]
+            "--out", str(tmp_path / "c"), "--quiet", "--threads", "1"]
     assert main(argv) == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "interrupted: SIGINT at step 3 of 12" in err[0] and "--resume" in err[0], err
@@ -114,7 +114,7 @@ def test_cli_interrupt_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):
 def test_cli_smoke_outputs(tmp_path, capsys):
     out = tmp_path / "D"
     rc = main(["train", "--model", "sfc", "--dataset", "digits", "--grad-bits", "cosine:2-8x4", "--epochs", "2",
-               "--out", str(out), "--no-progress", "--threads", "1"])
+               "--out", str(out), "--quiet", "--threads", "1"])
     assert rc == 0
     m = json.loads((out / "metrics.json").read_text())
     for key in ("test_accuracy", "bits_per_step", "train_bops", "saving_vs_fp32", "saving_vs_fixed8"):
@@ -147,7 +147,7 @@ def test_cli_smoke_outputs(tmp_path, capsys):
     (["--model", "cnv", "--set", "input_size=32", "--set", "channels=[4]", "--set", "fc=[4]"], "is for 1×32² inputs"),
 ])
 def test_cli_bad_input(tmp_path, capsys, argv, words):
-    rc = main(["train", "--out", str(tmp_path / "x"), "--no-progress", "--train-limit", "128", *argv])
+    rc = main(["train", "--out", str(tmp_path / "x"), "--quiet", "--train-limit", "128", *argv])
     err = capsys.readouterr().err
     assert rc == 2 and words in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "x" / "metrics.json").exists()
@@ -155,7 +155,7 @@ def test_cli_bad_input(tmp_path, capsys, argv, words):
 
 def test_resume_checks(tmp_path, capsys):
     out = str(tmp_path / "r")
-    common = ["train", "--dataset", "digits", "--train-limit", "128", "--epochs", "1", "--out", out, "--no-progress",
+    common = ["train", "--dataset", "digits", "--train-limit", "128", "--epochs", "1", "--out", out, "--quiet",
               "--threads", "1"]
     assert main(common + ["--model", "sfc", "--set", "width=16"]) == 0
     assert main(common + ["--model", "sfc", "--set", "width=16"]) == 2
@@ -174,7 +174,7 @@ def test_torchrun_two_processes(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "sw")}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "bitcycle.cli",
            "train", "--model", "sfc", "--set", "width=16", "--dataset", "digits", "--train-limit", "256",
-           "--batch-size", "32", "--epochs", "2", "--grad-bits", "cosine:2-8x2", "--out", str(out), "--no-progress"]
+           "--batch-size", "32", "--epochs", "2", "--grad-bits", "cosine:2-8x2", "--out", str(out), "--quiet"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-2000:]
     m = json.loads((out / "metrics.json").read_text())

@@ -99,7 +99,7 @@ def test_grad_error_bench(tmp_path):
 
     run = tmp_path / "run"
     assert main(["train", "--model", "tfc", "--set", "width=32", "--dataset", "fashion-mnist", "--train-limit", "512",
-                 "--test-limit", "64", "--epochs", "1", "--grad-bits", "fixed:8", "--out", str(run), "--no-progress",
+                 "--test-limit", "64", "--epochs", "1", "--grad-bits", "fixed:8", "--out", str(run), "--quiet",
                  "--threads", "1"]) == 0
     out = tmp_path / "ge"
     assert main(["bench", "grad-error", "--checkpoint", str(run), "--settings", "2/16/1,2/0/1,8/16/1,31/16/1",

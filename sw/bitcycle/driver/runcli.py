@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bitcycle.cliutil import add_quiet
 from bitcycle.errors import BitCycleError
 
 
@@ -44,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-limit", type=int, default=None, help="score only the first N test samples")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds for each engine wait")
     parser.add_argument("--out", default="build/run", help="output directory")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(parser)
 
 
 def make_schedule(grad_bits: str, steps: int):

@@ -6,27 +6,17 @@ import argparse
 import json
 import os
 
+from bitcycle.cliutil import add_model_set, add_quiet
 from bitcycle.errors import BitCycleError
 from bitcycle.quant.grad import DEFAULT_GRAD_BLOCK, GRAD_SCALE_HELP, GRAD_SCALES
 from bitcycle.quant.schedule import SPEC_HELP
-
-
-def _kv(text: str) -> tuple[str, object]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"{text!r}: write KEY=VALUE, e.g. width=64")
-    key, value = text.split("=", 1)
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from bitcycle.train.data import DATASETS
 
     p.add_argument("--model", default="sfc", help="zoo name (tfc sfc lfc cnv resnet) or a models/*.toml file")
-    p.add_argument("--set", dest="model_set", action="append", type=_kv, default=[], metavar="KEY=VALUE",
-                   help="model option, e.g. --set width=64 --set dropout=0.2 (repeatable)")
+    add_model_set(p)
     p.add_argument("--dataset", default="digits", help=f"one of {', '.join(DATASETS)}")
     p.add_argument("--data-dir", default=None, help="data set directory (CIFAR-10 batches; Fashion-MNIST IDX files)")
     p.add_argument("--grad-bits", default="fp32", help=SPEC_HELP)
@@ -51,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 2, 1 per torchrun process)")
     p.add_argument("--out", required=True, help="run directory: checkpoint, model.pt, metrics.json/.csv/.png")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_quiet(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
                       grad_scale=args.grad_scale, grad_block=args.grad_block,
                       memory_efficient=args.memory_efficient, forward_bits=args.forward_bits,
                       forward_fraction=args.forward_fraction)
-    m = train(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    m = train(cfg, args.out, resume=args.resume, progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"{m['model']} on {m['dataset']}, grad bits {m['grad_bits']}: test accuracy {m['test_accuracy']:.4f}, "
               f"mean grad bits {m['mean_grad_bits']:.2f}, training BOPs {m['train_bops']:.3e} "
