@@ -18,7 +18,7 @@ from bitcycle.errors import BitCycleError
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("bitcycle.demo", "walking skeleton: train a W1A1 MLP, run FINN, golden model and RTL, check bit-exactness"),
-    "bench": ("bitcycle.benchcli", "run a benchmark (writes build/bench/NAME.json and a table)"),
+    "bench": ("bitcycle.bench.cli", "run a benchmark (writes build/bench/NAME.json and a table)"),
     "train": ("bitcycle.train.cli", "train a zoo model with cyclic gradient precision (--grad-bits cosine:2-8x8)"),
     "run": ("bitcycle.driver.runcli", "train through the driver on the engine: --backend emu|sim|pynq (metrics like train)"),
     "bitstream": ("bitcycle.compile.vendor", "build the FPGA image with Vitis HLS / Vivado (needs the Xilinx tools on PATH)"),

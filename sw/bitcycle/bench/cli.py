@@ -1,4 +1,4 @@
-"""``bitcycle bench NAME``: the benchmarks, each in the stage it measures.
+"""``bitcycle bench NAME``: the dispatcher over the benchmarks of this package (and the ones still in hwbench and train.bench).
 
 A benchmark module provides ``add_arguments(parser)`` and ``run(args) -> int`` and writes
 ``build/bench/NAME.json`` (every figure measured in that run) plus a Markdown table.
@@ -12,10 +12,10 @@ import sys
 
 # name -> (module, one-line help)
 BENCHES: dict[str, tuple[str, str]] = {
-    "memory": ("bitcycle.train.bench_memory", "training memory, standard vs memory-efficient (1-bit sign(x)) mode"),
+    "memory": ("bitcycle.bench.memory", "training memory, standard vs memory-efficient (1-bit sign(x)) mode"),
     "train": ("bitcycle.train.bench", "cyclic vs fixed vs FP32 gradient precision on Fashion-MNIST (LFC MLP, CNV CNN)"),
-    "grad-error": ("bitcycle.train.bench_grad_error", "quantised vs float weight gradient of a trained model, per layer and setting"),
-    "driver": ("bitcycle.driver.bench", "a training step through the driver: emu/sim time, RTL cycles, projected board time, vs PyTorch"),
+    "grad-error": ("bitcycle.bench.grad_error", "quantised vs float weight gradient of a trained model, per layer and setting"),
+    "driver": ("bitcycle.bench.driver", "a training step through the driver: emu/sim time, RTL cycles, projected board time, vs PyTorch"),
     "hw": ("bitcycle.hwbench", "engine RTL cycles per matrix vs bits in Verilator (mode, bits, M, K, N, PE, SIMD)"),
     "compile-lut": ("bitcycle.compile.calibrate", "Yosys LUTs of generated BitSerialMVAU layers vs the compile flow's LUT model"),
 }
