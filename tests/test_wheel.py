@@ -68,8 +68,10 @@ def board_venv(board: str) -> Path:
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([exe, "-m", "venv", str(venv)], check=True, timeout=300)
         py = str(venv / "bin" / "python")
-        subprocess.run([py, "-m", "pip", "install", "-q", cfg["pins"][0]], check=True, timeout=600)
-        subprocess.run([py, "-m", "pip", "install", "-q", *cfg["pins"][1:]], check=True, timeout=600)
+        # --no-cache-dir: a pip wheel cache shared with another run being written at the same time
+        # once left a broken pip here (ModuleNotFoundError inside pip itself)
+        for pins in (cfg["pins"][:1], cfg["pins"][1:]):
+            subprocess.run([py, "-m", "pip", "install", "-q", "--no-cache-dir", *pins], check=True, timeout=600)
         stamp.write_text(want)
     return venv
 
