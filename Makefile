@@ -45,8 +45,8 @@ bench-hw: $(VENV)/.bitcycle-setup  ## engine cycles per matrix vs bits (Verilato
 synth: $(VENV)/.bitcycle-setup  ## Yosys synth_xilinx (xc7z020) of the engine at a few PE×SIMD → build/bench/synth.json + .md
 	$(PY) tools/synth.py
 
-# MODEL: a zoo name (tfc/sfc/lfc/cnv), models/NAME.toml, or a `bitcycle train` run directory
-COMPILE_SRC = $(if $(wildcard $(MODEL)/model.pt),--checkpoint $(MODEL),--model $(MODEL))
+# MODEL: a zoo name (tfc/sfc/lfc/cnv), models/NAME.toml, a `bitcycle train` run directory, or a QONNX FILE.onnx
+COMPILE_SRC = $(if $(filter %.onnx,$(MODEL)),--onnx $(MODEL),$(if $(wildcard $(MODEL)/model.pt),--checkpoint $(MODEL),--model $(MODEL)))
 COMPILE_ARGS ?=
 
 export: $(VENV)/.bitcycle-setup  ## MODEL → QONNX in build/<model>/qonnx.onnx

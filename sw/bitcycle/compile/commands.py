@@ -60,9 +60,12 @@ def test_pixels(dataset: str | None, shape, pixel_max: float, n: int, data_dir=N
 
 
 def default_out(args) -> Path:
-    """build/<run directory name> for a checkpoint, build/<model name> for a zoo model."""
+    """build/<run directory name> for a checkpoint, build/<file stem> for an ONNX file, build/<model name>
+    for a zoo model."""
     if args.out:
         return Path(args.out)
+    if getattr(args, "onnx", None):
+        return Path("build") / Path(args.onnx).stem
     if args.checkpoint:
         p = Path(args.checkpoint)
         return Path("build") / (p.parent.name if p.is_file() or p.suffix == ".pt" else p.name)
@@ -70,7 +73,7 @@ def default_out(args) -> Path:
 
 
 def make_hint(args) -> str:
-    src = args.checkpoint or args.model
+    src = args.checkpoint or getattr(args, "onnx", None) or args.model
     return f"make bitstream MODEL={src}" + (f" COMPILE_ARGS='--out {args.out}'" if args.out else "")
 
 
@@ -78,6 +81,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="trained run directory (or its model.pt / checkpoint.pt) from `bitcycle train`")
     src.add_argument("--model", help="zoo name (tfc, sfc, lfc, cnv) or models/NAME.toml, with untrained weights")
+    src.add_argument("--onnx", help="QONNX file from brevitas.export.export_qonnx of a W1A1 model (e.g. brevitas_examples."
+                                    "bnn_pynq TFC/SFC/LFC/CNV); its weights are compiled as they are")
+    parser.add_argument("--input-scale", type=float, default=None,
+                        help="--onnx: graph input = SCALE · pixel code + OFFSET (default: read from the graph's input "
+                             "quantiser, e.g. 1/255 for FINN's models on 8-bit images)")
+    parser.add_argument("--input-offset", type=float, default=None, help="--onnx: see --input-scale (default from the graph)")
     parser.add_argument("--model-cfg", default="", help='JSON of get_model options, e.g. \'{"in_features": 64}\'')
     parser.add_argument("--dataset", default=None, choices=["digits", "fashion-mnist", "cifar10", "random"],
                         help="images for the bit-exactness checks (default: from the model's input shape)")
@@ -96,9 +105,32 @@ def _infer_dataset(model, dataset):
     return "random"
 
 
+def _dataset_for_shape(shape, dataset):
+    if dataset:
+        return dataset
+    feats = int(np.prod(shape[1:]))
+    return {64: "digits", 784: "fashion-mnist"}.get(feats, "random")
+
+
+def _prepare_onnx(args):
+    from bitcycle.compile.onnx_in import load_qonnx, prepare_onnx
+
+    probe = load_qonnx(args.onnx)
+    shape = probe.get_tensor_shape(probe.graph.input[0].name)
+    dataset = _dataset_for_shape(shape, args.dataset)
+    pixel_max = DATASET_PIXEL_MAX.get(dataset, 255.0)
+    exported = prepare_onnx(args.onnx, pixel_max, args.input_scale, args.input_offset)
+    return None, exported.name, dataset, exported
+
+
 def _prepare(args):
     from bitcycle.compile.export import input_spec_for, prepare
 
+    if getattr(args, "onnx", None):
+        return _prepare_onnx(args)
+    if args.input_scale is not None or args.input_offset is not None:
+        raise BitCycleError("--input-scale/--input-offset apply to --onnx graphs only; a checkpoint or zoo model "
+                            "takes pixel codes 0..pixel_max of its data set")
     model, name = load_model(args)
     dataset = _infer_dataset(model, args.dataset)
     shape, pixel_max = input_spec_for(model)
@@ -112,11 +144,9 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_export(args) -> int:
-    from bitcycle.compile.export import export_qonnx
-
     _, name, _, exported = _prepare(args)
     out = default_out(args)
-    path = export_qonnx(exported, out / "qonnx.onnx")
+    path = exported.save_qonnx(out / "qonnx.onnx")
     print(f"QONNX: {path}  (integer input 0..{exported.pixel_max:g}, integer logits; "
           f"head scale {exported.head_scale:.6g}, bias {exported.head_bias:.6g})")
     return 0
@@ -167,7 +197,8 @@ def run_compile(args) -> int:
     res = summary["resources"]
     checked = [k for k, v in summary["stages"].items() if v["checked"]]
     print(f"compiled {name} for {part} into {out}/")
-    print(f"  bit-exact vs torch on {summary['images_checked']} {dataset} images at stages: {', '.join(checked)}")
+    ref = "the QONNX graph (execute_onnx)" if getattr(args, "onnx", None) else "torch"
+    print(f"  bit-exact vs {ref} on {summary['images_checked']} {dataset} images at stages: {', '.join(checked)}")
     print(f"  {res['total']['LUT']} / {res['capacity']['LUT']} LUT, {res['total']['BRAM36']} / {res['capacity']['BRAM36']} "
           f"BRAM36, fits: {res['fits']}, {res['images_per_s']:.0f} images/s at {args.clock_mhz:g} MHz")
     print(f"  next: {make_hint(args)}  (runs {out}/finn_build.py and {out}/bd/bd.tcl with Vitis/Vivado)")

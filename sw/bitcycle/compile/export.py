@@ -57,6 +57,10 @@ class ExportedModel:
                 "BinaryLinear as the last layer")
         return out
 
+    def save_qonnx(self, path: str | Path) -> Path:
+        """The QONNX file of this model (Brevitas export + qonnx cleanup)."""
+        return export_qonnx(self, path)
+
 
 class _PixelInput(torch.nn.Module):
     """x_codes / pixel_max → the model, with the trailing per-tensor affine removed."""

@@ -215,7 +215,6 @@ def build_project(exported, pixels: np.ndarray, out_dir: str | Path, part: str, 
     """Export, compile, check, generate; returns the summary (also in compile.json)."""
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from bitcycle.compile.export import export_qonnx
     from bitcycle.compile.flow import run_flow
     from bitcycle.compile.folding import resource_table
 
@@ -227,7 +226,7 @@ def build_project(exported, pixels: np.ndarray, out_dir: str | Path, part: str, 
     t0 = time.time()
     try:
         expected = exported.integer_outputs(pixels) if len(pixels) else np.zeros((0,))
-        qonnx_path = export_qonnx(exported, tmp / "qonnx.onnx")
+        qonnx_path = exported.save_qonnx(tmp / "qonnx.onnx")  # a Brevitas export, or the prepared --onnx graph
         t_export = time.time() - t0
         result = run_flow(ModelWrapper(str(qonnx_path)), exported.pixel_max, pixels, expected, part, fold_kwargs,
                           bits_max=bits_max, progress=progress, save_dir=tmp / "graphs", input_quant=input_quant)
@@ -242,6 +241,12 @@ def build_project(exported, pixels: np.ndarray, out_dir: str | Path, part: str, 
         (tmp / "finn_build.py").write_text(finn_build_script(exported.name, part, clock))
         flow_desc = dataflow_description(model, exported, files)
         spec, why_not = driver_spec(model, exported, torch_model, grad_bits)
+        if spec is not None and hasattr(exported, "driver_input"):  # --onnx: the graph's own input quantiser
+            io, why_not = exported.driver_input(spec.input.bits)
+            if io is None:
+                spec, why_not = None, f"driver.json not written: {why_not}"
+            else:
+                spec.input.scale, spec.input.offset = io
         if spec is not None:
             if torch_model is not None:
                 _params_npz(torch_model, tmp / "params.npz")
