@@ -5,7 +5,6 @@ folding legality and infeasibility, the build directory, and bad-input errors.""
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import numpy as np

@@ -117,7 +117,7 @@ def test_accumulator_widths_vs_finn_minimize_accumulator_width(flow):
     mvaus = [getCustomOp(n) for n in hw.graph.node if n.op_type.startswith("MVAU")]
     layers = _layers(model, xnor)
     assert len(mvaus) == len(layers) == 4
-    for i, (inst, (w, _, _)) in enumerate(zip(mvaus, layers)):
+    for inst, (w, _, _) in zip(mvaus, layers):
         k = inst.get_nodeattr("MW")
         finn_acc = DataType[inst.get_nodeattr("accDataType")]
         if not inst.get_nodeattr("binaryXnorMode"):

@@ -40,6 +40,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="measure in this process (faster; the peak-RSS figures then include earlier work)")
 
 
+def _kinds(by_dtype: dict) -> str:
+    return ", ".join(f"{d} {b}" for d, b in by_dtype.items())
+
+
 def _mib(b) -> str:
     return f"{b / 2**20:.2f}"
 
@@ -98,9 +102,8 @@ def markdown(result: dict) -> str:
         lines += ["", f"Per layer, {r['model']} at batch {r['batch']} (bytes):", "",
                   "| layer | standard | efficient | standard kinds | efficient kinds |", "|---|---:|---:|---|---|"]
         for row in r["per_layer"]:
-            kinds = lambda k: ", ".join(f"{d} {b}" for d, b in k.items())
             lines.append(f"| {row['layer']} | {row['standard_bytes']} | {row['efficient_bytes']} | "
-                         f"{kinds(row['standard_kinds'])} | {kinds(row['efficient_kinds'])} |")
+                         f"{_kinds(row['standard_kinds'])} | {_kinds(row['efficient_kinds'])} |")
     acc_rows = [r for r in result["runs"] if r.get("acc_bits") and r["batch"] == 100]
     if acc_rows:
         lines += ["", "### Minimal accumulator widths per layer (batch 100; forward / backward-data / backward-weight)", "",

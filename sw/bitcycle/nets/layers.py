@@ -17,7 +17,6 @@ one that saves only sign(x)) can be plugged in. During QONNX export Brevitas byp
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
 from brevitas.quant_tensor import QuantTensor
 

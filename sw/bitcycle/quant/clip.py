@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 
-import torch
 from brevitas.core.scaling import ScalingImplType
 from brevitas.inject.enum import FloatToIntImplType
 from brevitas.nn import QuantIdentity

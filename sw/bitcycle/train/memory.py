@@ -38,7 +38,6 @@ import subprocess
 import sys
 import time
 from collections import OrderedDict
-from pathlib import Path
 
 import torch
 
