@@ -8,7 +8,7 @@ export PYTHONHASHSEED := 0
 JOBS  ?= auto
 MODEL ?= sfc
 
-.PHONY: help setup demo test sim lint bench clean bitstream compile export synth bench-memory bench-train regs bench-hw bench-driver bench-grad-error run wheel
+.PHONY: help setup demo test sim lint bench report clean bitstream compile export synth bench-memory bench-train regs bench-hw bench-driver bench-grad-error run wheel
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -77,6 +77,9 @@ bench: bench-hw bench-driver bench-memory bench-train bench-grad-error  ## every
 
 wheel: $(VENV)/.bitcycle-setup  ## pure-Python wheel for the offline board install (numpy only) → dist/bitcycle-*.whl
 	$(PY) tools/build_wheel.py --dist dist
+
+report: $(VENV)/.bitcycle-setup  ## one page over every benchmark that ran → build/report/index.html + report.md
+	$(PY) -m bitcycle.cli bench report
 
 clean:  ## remove build outputs (keeps .venv)
 	rm -rf build dist sim_build .pytest_cache .hypothesis

@@ -17,6 +17,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "grad-error": ("bitcycle.bench.grad_error", "quantised vs float weight gradient of a trained model, per layer and setting"),
     "driver": ("bitcycle.bench.driver", "a training step through the driver: emu/sim time, RTL cycles, projected board time, vs PyTorch"),
     "hw": ("bitcycle.hwbench", "engine RTL cycles per matrix vs bits in Verilator (mode, bits, M, K, N, PE, SIMD)"),
+    "report": ("bitcycle.bench.report", "one page (build/report/index.html) over every build/bench/*.json, with plots"),
     "compile-lut": ("bitcycle.compile.calibrate", "Yosys LUTs of generated BitSerialMVAU layers vs the compile flow's LUT model"),
 }
 

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bitcycle.bench.provenance import provenance
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hidden", default="64,64", help="hidden widths of the MLP (digits: 64 inputs, 10 classes)")
@@ -140,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         "stream_bandwidth_MBps": bandwidth / 1e6,
         "bandwidth_note": "DMA bytes at one stream word per clock (AXI-Stream rate); upper bound: the engine overlaps input with compute",
         "host": platform.processor() or platform.machine(), "python": platform.python_version(),
-        "driver": rows, "torch_cpu": torch_rows,
+        "driver": rows, "torch_cpu": torch_rows, "provenance": provenance(),
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

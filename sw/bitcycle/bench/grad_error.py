@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bitcycle.bench.provenance import provenance
 from bitcycle.errors import BitCycleError
 
 DEFAULT_SETTINGS = "2/16/1,2/16/0,2/8/1,2/8/0,2/4/1,2/0/1,3/16/1,4/16/1,8/16/1"
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         rel, cos = compare(grads(batch_a, bits, block, wq), exact)
         rows.append({"setting": f"{bits} bits, block {block}, dW {'quantised' if wq else 'float'}", "bits": bits,
                      "block": block, "weight_grad_quant": wq, "relative_error": rel, "cosine": cos})
-    report = {"bench": "grad-error", "checkpoint": str(args.checkpoint), "batch_size": b, "seed": args.seed,
+    report = {"bench": "grad-error", "provenance": provenance(), "checkpoint": str(args.checkpoint), "batch_size": b, "seed": args.seed,
               "layers": names, "rows": rows}
     out = Path(args.out)
     ckpt.atomic_write_json(out / "grad_error.json", report)

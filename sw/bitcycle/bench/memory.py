@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bitcycle.bench.provenance import provenance
 from bitcycle.errors import BitCycleError
 
 ALL_MODELS = ("tfc", "sfc", "lfc", "cnv", "resnet")
@@ -145,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     wall0, cpu0 = time.perf_counter(), time.process_time()
     if not args.all:
         result = measure_pair(args.model, args.batch, args.grad_bits, args.same_process)
-        result.update(wall_s=time.perf_counter() - wall0, cpu_s=time.process_time() - cpu0)
+        result.update(wall_s=time.perf_counter() - wall0, cpu_s=time.process_time() - cpu0, provenance=provenance())
         _write(out, result, markdown({"runs": [result]}))
         print(f"{args.model} batch {args.batch}: standard {_mib(result['standard_bytes'])} MiB, "
               f"efficient {_mib(result['efficient_bytes'])} MiB saved for backward → ratio {result['ratio']:.2f}× → {out}")
@@ -161,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     # children's CPU time is in RUSAGE_CHILDREN; record both
     import resource
 
-    result.update(wall_s=time.perf_counter() - wall0, cpu_s=time.process_time() - cpu0,
+    result.update(wall_s=time.perf_counter() - wall0, cpu_s=time.process_time() - cpu0, provenance=provenance(),
                   children_cpu_s=resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
                   + resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime)
     md = markdown(result)
