@@ -15,7 +15,17 @@ from bitcycle.data import PIXEL_MAX as DATASET_PIXEL_MAX
 
 
 def load_model(args):
-    """(torch model, name) from --checkpoint (a `bitcycle train` run dir or file) or --model NAME."""
+    """(torch model, name) from --checkpoint (a `bitcycle train` run dir or file) or --model NAME, or from
+    --driver-json; with --params the weights come from a params.npz (board-trained)."""
+    if getattr(args, "driver_json", None) or getattr(args, "params", None):
+        from bitcycle.compile.params_in import load_with_params
+
+        return load_with_params(args)
+    return load_source_model(args)
+
+
+def load_source_model(args):
+    """(torch model, name) from --checkpoint or --model, with the weights they hold."""
     import torch
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
@@ -66,6 +76,9 @@ def default_out(args) -> Path:
         return Path(args.out)
     if getattr(args, "onnx", None):
         return Path("build") / Path(args.onnx).stem
+    if getattr(args, "driver_json", None):
+        p = Path(args.driver_json)
+        return Path("build") / ((p if p.is_dir() else p.parent).resolve().name + "-compiled")
     if args.checkpoint:
         p = Path(args.checkpoint)
         return Path("build") / (p.parent.name if p.is_file() or p.suffix == ".pt" else p.name)
@@ -73,6 +86,11 @@ def default_out(args) -> Path:
 
 
 def make_hint(args) -> str:
+    if getattr(args, "driver_json", None) or getattr(args, "params", None):
+        src = (f"--driver-json {args.driver_json}" if args.driver_json else
+               f"--checkpoint {args.checkpoint}" if args.checkpoint else f"--model {args.model}")
+        return f"bitcycle bitstream {src}" + (f" --params {args.params}" if args.params else "") + \
+            (f" --out {args.out}" if args.out else "")
     src = args.checkpoint or getattr(args, "onnx", None) or args.model
     return f"make bitstream MODEL={src}" + (f" COMPILE_ARGS='--out {args.out}'" if args.out else "")
 
@@ -81,8 +99,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="trained run directory (or its model.pt / checkpoint.pt) from `bitcycle train`")
     src.add_argument("--model", help="zoo name (tfc, sfc, lfc, cnv) or models/NAME.toml, with untrained weights")
+    src.add_argument("--driver-json", help="driver.json of a model trained through the driver (`bitcycle run`): its "
+                                           "layers, with the weights of --params (default: the params it names)")
     src.add_argument("--onnx", help="QONNX file from brevitas.export.export_qonnx of a W1A1 model (e.g. brevitas_examples."
                                     "bnn_pynq TFC/SFC/LFC/CNV); its weights are compiled as they are")
+    parser.add_argument("--params", default=None,
+                        help="params.npz (or its directory) from `bitcycle run` on the board: replaces the weights of "
+                             "--driver-json / --checkpoint / --model, so board-trained weights are compiled")
     parser.add_argument("--input-scale", type=float, default=None,
                         help="--onnx: graph input = SCALE · pixel code + OFFSET (default: read from the graph's input "
                              "quantiser, e.g. 1/255 for FINN's models on 8-bit images)")
@@ -127,6 +150,9 @@ def _prepare(args):
     from bitcycle.compile.export import input_spec_for, prepare
 
     if getattr(args, "onnx", None):
+        if args.params:
+            raise BitCycleError("--params replaces the weights of --driver-json, --checkpoint or --model; an --onnx "
+                                "graph brings its own weights")
         return _prepare_onnx(args)
     if args.input_scale is not None or args.input_offset is not None:
         raise BitCycleError("--input-scale/--input-offset apply to --onnx graphs only; a checkpoint or zoo model "

@@ -201,8 +201,13 @@ def _params_npz(torch_model, path: Path) -> bool:
         out[f"fc{i}.weight"] = layer.weight.detach().numpy().astype(np.float32)
         if i < len(bns):
             bn = bns[i]
-            out[f"fc{i}.bn_mean"] = bn.running_mean.numpy().astype(np.float32)
-            out[f"fc{i}.bn_var"] = bn.running_var.numpy().astype(np.float32)
+            mean, var = bn.running_mean.numpy(), bn.running_var.numpy()
+            if i == 0:  # the driver's first layer sums integer input codes, torch's sums codes · step
+                from bitcycle.compile.params_in import input_step, to_driver_scale
+
+                mean, var = to_driver_scale(mean, var, input_step(torch_model), float(bn.eps))
+            out[f"fc{i}.bn_mean"] = np.asarray(mean, dtype=np.float32)
+            out[f"fc{i}.bn_var"] = np.asarray(var, dtype=np.float32)
             out[f"fc{i}.bn_gamma"] = bn.weight.detach().numpy().astype(np.float32)
             out[f"fc{i}.bn_beta"] = bn.bias.detach().numpy().astype(np.float32)
     np.savez(path, **out)
