@@ -266,7 +266,7 @@ def add_pixel_input(model, scale: float, offset: float):
     gin = model.graph.input[0]
     old, shape = gin.name, model.get_tensor_shape(gin.name)
     new = "pixels"
-    for i, n in enumerate(model.graph.node):
+    for n in model.graph.node:
         for j, t in enumerate(n.input):
             if t == old:
                 n.input[j] = "pixels_scaled"
