@@ -19,6 +19,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, with_timeout
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
+from axis_monitor import AxisMonitor
 from bitcycle.golden import stream as st
 
 ERR_BITS = ["bad_mode", "bad_bits", "bad_shape", "bad_acc_bits", "overflow", "bad_out_sel", "stream_short", "stream_long"]
@@ -34,6 +35,7 @@ class JobResult:
     busy: int
     error: int
     cycles: int
+    aborted: int = 0
     words: list[int] = field(default_factory=list)
 
 
@@ -56,6 +58,9 @@ class EngineTB:
                                   reset_active_level=False)
         for bfm in (self.source, self.sink):
             bfm.log.setLevel(logging.WARNING)  # one INFO line per frame otherwise
+        # protocol monitors on both streams: a violation fails the test at once
+        self.mon_in = AxisMonitor(dut, "s_axis", dut.clk_i, dut.rst_ni, name="s_axis")
+        self.mon_out = AxisMonitor(dut, "m_axis", dut.clk_i, dut.rst_ni, name="m_axis")
         self.axil = None
         if regs:
             from cocotbext.axi import AxiLiteBus, AxiLiteMaster
@@ -65,6 +70,8 @@ class EngineTB:
 
     async def start_clock_and_reset(self):
         cocotb.start_soon(Clock(self.dut.clk_i, 10, unit="ns").start())
+        self.mon_in.start()
+        self.mon_out.start()
         await self.reset()
 
     async def reset(self, cycles: int = 3):
@@ -138,10 +145,10 @@ class EngineTB:
         if self.regs:
             s = await self.read_reg("STATUS")
             return JobResult(done=(s >> 1) & 1, busy=s & 1, error=await self.read_reg("ERROR"),
-                             cycles=await self.read_reg("CYCLES"))
+                             cycles=await self.read_reg("CYCLES"), aborted=(s >> 2) & 1)
         dut = self.dut
         return JobResult(done=int(dut.done_o.value), busy=int(dut.busy_o.value), error=int(dut.error_o.value),
-                         cycles=int(dut.cycles_o.value))
+                         cycles=int(dut.cycles_o.value), aborted=int(dut.aborted_o.value))
 
     async def wait_done(self, timeout_cycles: int = 200_000) -> JobResult:
         timeout_cycles = int(os.environ.get("BITCYCLE_TB_TIMEOUT", timeout_cycles))
@@ -155,7 +162,7 @@ class EngineTB:
     def internals(self) -> str:
         """Key internal state for a failure message (engine only; names of bitcycle_engine)."""
         root = self.dut if not self.regs else getattr(self.dut, "u_engine", None)
-        names = ["job_q", "in_q", "c_active_q", "full_q", "wbank_q", "rbank_q", "waddr_q", "wvec_q", "rvec_q",
+        names = ["job_q", "in_q", "in_open_q", "marker_q", "c_active_q", "full_q", "wbank_q", "rbank_q", "waddr_q", "wvec_q", "rvec_q",
                  "og_q", "rc_q", "pl_q", "hold_valid_q", "m_valid_q", "out_done_q", "m_axis_tready", "s_axis_tvalid"]
         vals = []
         for nm in names:
@@ -173,11 +180,23 @@ class EngineTB:
         if len(words):
             await self.source.send(AxiStreamFrame(st.words_to_bytes(words, self.geo)))
         res = await self.wait_done(timeout_cycles)
-        long_only = res.error & ~err_mask("stream_long") == 0
-        if expect_output and mode in st.COMPUTE_MODES and res.done and long_only:
-            frame = await with_timeout(self.sink.recv(), 2000, "ns")
-            res.words = st.bytes_to_words(bytes(frame.tdata), self.geo).tolist()
+        cfg_ok = res.error & ~err_mask("stream_long", "stream_short") == 0
+        if mode in st.COMPUTE_MODES and res.done and cfg_ok and (expect_output or res.aborted):
+            # every compute job that ran sends one packet; a cut one ends with a marker beat
+            res.words = await self.recv_words()
+        self.assert_closed()
         return res
+
+    async def recv_words(self, timeout_ns: int = 2000) -> list[int]:
+        frame = await with_timeout(self.sink.recv(), timeout_ns, "ns")
+        return st.bytes_to_words(bytes(frame.tdata), self.geo).tolist()
+
+    def assert_closed(self):
+        """After a job: both streams between packets, nothing left in the source or the sink."""
+        assert not self.mon_out.open, "m_axis: the job ended with its output packet open (no TLAST)"
+        assert not self.mon_in.open, "s_axis: the job ended with its input packet open"
+        assert self.sink.empty(), "m_axis: more than one packet for one job"
+        assert self.source.empty() and self.source.idle(), "s_axis: input words left for the next job"
 
     async def load_weights(self, w):
         m, k = w.shape
@@ -217,6 +236,17 @@ class EngineTB:
             raise AssertionError(f"mode {mode} bits {bits} [{m},{k},{n}] acc_bits {acc_bits} out_sel {out_sel}: "
                                  f"mismatch at {bad}\n got {got.tolist()}\n expected {expected.tolist()}")
         return res
+
+
+def result_words(result: np.ndarray, mode: int, geo: st.Geometry) -> list[int]:
+    """The golden output packet of a job (inverse of stream.unpack_output), for prefix checks."""
+    vecs = result if mode == st.MODE_BACKWARD_WEIGHT else result.T  # [n_vec, rows]
+    lanes = geo.lanes
+    per_vec = -(-vecs.shape[1] // lanes)
+    pad = np.zeros((vecs.shape[0], per_vec * lanes), dtype=np.int64)
+    pad[:, : vecs.shape[1]] = vecs
+    u = (pad & 0xFFFFFFFF).astype(np.uint64).reshape(-1, lanes)
+    return [int(sum(int(v) << (32 * i) for i, v in enumerate(row))) for row in u]
 
 
 def rand_binary(rng: np.random.Generator, shape) -> np.ndarray:

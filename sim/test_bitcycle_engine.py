@@ -16,7 +16,7 @@ from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 
 from bitcycle.golden import stream as st
 from bitcycle.hwif.rtl import rtl_sources
-from bitcycle_tb import EngineTB, err_mask, max_len, rand_binary, rand_ints
+from bitcycle_tb import EngineTB, err_mask, max_len, rand_binary, rand_ints, result_words
 
 N_RANDOM_JOBS = 24
 
@@ -198,6 +198,7 @@ async def stream_length_errors(dut):
     words = st.pack_input(st.MODE_FORWARD, geo, 5, ints=x)
     res = await tb.job(st.MODE_FORWARD, words[: len(words) // 3 - 1], 5, m, k, 3, expect_output=False)
     assert res.done == 1 and res.error == err_mask("stream_short"), f"{res.error:#x}"
+    assert res.aborted == 1 and res.words == [0], res.words  # the packet: the marker beat only
     await tb.compute(st.MODE_FORWARD, 5, w=w, x=x)
     # long forward input: four junk words after the last expected one
     junk = np.array([0xDEAD, 0xBEEF, 1, 2], dtype=np.uint64)
@@ -246,8 +247,140 @@ async def reset_and_abort_mid_transfer(dut):
     await ClockCycles(dut.clk_i, 20)
     assert int(dut.busy_o.value) == 1
     await tb.pulse("abort")
-    assert int(dut.busy_o.value) == 0
+    res = await tb.wait_done()
+    assert (res.done, res.aborted) == (1, 1)
+    assert await tb.recv_words() == [0]
+    tb.assert_closed()
     await tb.compute(st.MODE_BACKWARD_DATA, 3, w=w, dy=rand_ints(nrng, 3, (m, 2)))
+
+
+async def _until(dut, cond, limit=20000):
+    for _ in range(limit):
+        await RisingEdge(dut.clk_i)
+        if cond():
+            return
+    raise AssertionError("condition never reached")
+
+
+@cocotb.test()
+async def abort_with_beat_on_offer(dut):
+    """CTRL.ABORT while an output beat waits for TREADY: TVALID stays up until the beat is taken
+    (the monitor checks), the packet ends with TLAST (marker beat), the rest of the input packet
+    is drained, STATUS says aborted; a START while the engine closes its streams is ignored,
+    and the next job is exact. Repeated at random points of the job."""
+    rng, nrng = _rngs()
+    tb = EngineTB(dut)
+    await tb.start_clock_and_reset()
+    geo = tb.geo
+    m, k, n = 2 * geo.pe + 1, geo.simd + 3, 5
+    w = rand_binary(nrng, (m, k))
+    await tb.load_weights(w)
+    for trial in range(6):
+        x = rand_ints(nrng, 4, (k, n))
+        words = st.pack_input(st.MODE_FORWARD, geo, 4, ints=x)
+        expected = result_words(st.engine_job(0, 4, tb.acc_bits_max, ints=x, weights=w), 0, geo)
+        tb.set_gaps(rng, rng.choice([0.0, 0.3]), 0.0)
+        tb.sink.pause = True
+        await tb.configure(st.MODE_FORWARD, 4, m, k, n)
+        await tb.pulse("start")
+        tb.source.send_nowait(st.words_to_bytes(words, geo))
+        await _until(dut, lambda: int(dut.m_axis_tvalid.value) == 1)
+        if trial % 2:
+            tb.set_gaps(rng, 0.0, 0.5)  # let some beats go first
+            await ClockCycles(dut.clk_i, rng.randint(1, 40))
+            tb.set_gaps(rng, 0.0, 0.0)  # (a pause generator would override the pause below)
+            tb.sink.pause = True
+            await _until(dut, lambda: int(dut.m_axis_tvalid.value) == 1)
+        await tb.pulse("abort")
+        if trial == 0:
+            await tb.pulse("start")  # ignored while closing
+        await ClockCycles(dut.clk_i, rng.randint(0, 30))
+        assert int(dut.m_axis_tvalid.value) == 1, "TVALID dropped"
+        tb.set_gaps(rng, 0.0, 0.3)
+        res = await tb.wait_done()
+        assert (res.done, res.aborted, res.error) == (1, 1, 0), res
+        got = await tb.recv_words()
+        if got[-1] == 0 and got[:-1] == expected[: len(got) - 1]:
+            pass  # results so far, then the marker
+        else:
+            assert got == expected[: len(got)] and len(got) == len(expected), (got, expected)
+        tb.assert_closed()
+        await tb.compute(st.MODE_FORWARD, 4, w=w, x=x)
+
+
+@cocotb.test()
+async def short_packet_after_output_began(dut):
+    """An input packet that ends inside a later vector, after results of earlier vectors have left:
+    stream_short, aborted, and the output packet still ends with TLAST (results so far + marker)."""
+    rng, nrng = _rngs()
+    tb = EngineTB(dut)
+    await tb.start_clock_and_reset()
+    geo = tb.geo
+    m, k, n = geo.pe + 2, 2 * geo.simd + 1, 6
+    w = rand_binary(nrng, (m, k))
+    await tb.load_weights(w)
+    for bits in (1, 3, 9):
+        tb.set_gaps(rng, rng.choice([0.0, 0.3]), rng.choice([0.0, 0.3, 0.8]))
+        x = rand_ints(nrng, bits, (k, n))
+        words = st.pack_input(st.MODE_FORWARD, geo, bits, ints=x)
+        expected = result_words(st.engine_job(0, bits, tb.acc_bits_max, ints=x, weights=w), 0, geo)
+        cut = rng.randint(len(words) // 2, len(words) - 2)
+        res = await tb.job(st.MODE_FORWARD, words[:cut], bits, m, k, n)
+        assert res.error == err_mask("stream_short") and res.aborted == 1, res
+        assert res.words[-1] == 0 and res.words[:-1] == expected[: len(res.words) - 1], (res.words, expected)
+        await tb.compute(st.MODE_FORWARD, bits, w=w, x=x)
+
+
+@cocotb.test()
+async def abort_drains_open_input(dut):
+    """Abort in the middle of an input packet (every mode): the rest of the packet is taken and
+    dropped, not left for the next job; a second abort stops a drain whose TLAST never comes."""
+    rng, nrng = _rngs()
+    tb = EngineTB(dut)
+    await tb.start_clock_and_reset()
+    geo = tb.geo
+    m, k = geo.pe + 1, geo.simd + 2
+    w = rand_binary(nrng, (m, k))
+    await tb.load_weights(w)
+    jobs = [(st.MODE_LOAD_WEIGHTS, 1, m, k, 1, st.pack_binary_tiles(w, geo)),
+            (st.MODE_FORWARD, 6, m, k, 3, st.pack_input(0, geo, 6, ints=rand_ints(nrng, 6, (k, 3)))),
+            (st.MODE_BACKWARD_WEIGHT, 2, 2, k, geo.simd + 1,
+             st.pack_input(2, geo, 2, ints=rand_ints(nrng, 2, (2, geo.simd + 1)),
+                           binary=rand_binary(nrng, (k, geo.simd + 1))))]
+    for mode, bits, mm, kk, nn, words in jobs:
+        tb.set_gaps(rng, 0.7, 0.2)
+        await tb.configure(mode, bits, mm, kk, nn)
+        await tb.pulse("start")
+        tb.source.send_nowait(st.words_to_bytes(words, geo))
+        await _until(dut, lambda: int(dut.s_axis_tvalid.value) and int(dut.s_axis_tready.value))
+        await ClockCycles(dut.clk_i, rng.randint(0, max(1, len(words) // 4)))
+        await tb.pulse("abort")
+        res = await tb.wait_done()
+        assert res.done == 1 and (res.aborted == 1 or res.error == 0), res  # (or it ended first)
+        if mode in st.COMPUTE_MODES:
+            await tb.recv_words()
+        tb.assert_closed()
+        await tb.load_weights(w)
+    # the input packet is cut off upstream (never gets TLAST): the second abort ends the drain
+    tb.set_gaps(rng, 0.0, 0.0)
+    words = st.pack_binary_tiles(w, geo)
+    await tb.configure(st.MODE_LOAD_WEIGHTS, 1, m, k, 1)
+    await tb.pulse("start")
+    await FallingEdge(dut.clk_i)  # one beat without TLAST, driven by hand (the source is idle)
+    dut.s_axis_tdata.value = int(words[0])
+    dut.s_axis_tlast.value = 0
+    dut.s_axis_tvalid.value = 1
+    await _until(dut, lambda: int(dut.s_axis_tready.value) == 1)
+    await FallingEdge(dut.clk_i)
+    dut.s_axis_tvalid.value = 0
+    await tb.pulse("abort")
+    await ClockCycles(dut.clk_i, 20)
+    await tb.pulse("abort")
+    res = await tb.wait_done()
+    assert res.aborted == 1
+    tb.mon_in.open = False  # that packet was cut upstream on purpose
+    await tb.load_weights(w)
+    await tb.compute(st.MODE_FORWARD, 2, w=w, x=rand_ints(nrng, 2, (k, 2)))
 
 
 ENGINE_SOURCES = rtl_sources("bitcycle_engine")

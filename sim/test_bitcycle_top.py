@@ -105,8 +105,36 @@ async def errors_through_registers(dut):
     await tb.pulse("START")
     assert (await tb.status()).busy == 1
     await tb.pulse("ABORT")
-    assert (await tb.status()).busy == 0
+    res = await tb.wait_done()
+    assert (res.busy, res.done, res.aborted) == (0, 1, 1)
+    assert await tb.recv_words() == [0]  # the cut job's packet: one marker beat with TLAST
+    tb.assert_closed()
     await tb.compute(st.MODE_FORWARD, 3, w=w, x=rand_ints(nrng, 3, (7, 2)))
+    assert (await tb.status()).aborted == 0  # START clears it
+
+
+@cocotb.test()
+async def tkeep_marks_result_lanes(dut):
+    """TKEEP on the packet's last beat keeps only the int32 lanes that carry results (the monitor
+    checks every other beat is all ones); the padding lanes are dropped by the sink."""
+    rng, nrng = _rngs()
+    tb = EngineTB(dut, regs=True)
+    await tb.start_clock_and_reset()
+    geo = tb.geo
+    lanes = geo.data_width // 32
+    for m in range(1, 2 * geo.pe + 2):
+        w = rand_binary(nrng, (m, 5))
+        await tb.load_weights(w)
+        x = rand_ints(nrng, 2, (5, 2))
+        await tb.configure(st.MODE_FORWARD, 2, m, 5, 2)
+        await tb.pulse("START")
+        await tb.source.send(st.words_to_bytes(st.pack_input(st.MODE_FORWARD, geo, 2, ints=x), geo))
+        frame = await tb.sink.recv(compact=False)
+        keep = frame.tkeep[-geo.data_width // 8:]
+        last_lanes = (m - 1) % lanes + 1  # results of the last vector in its last word
+        assert keep == [1] * (4 * last_lanes) + [0] * (4 * (lanes - last_lanes)), (m, keep)
+        await tb.wait_done()
+        tb.assert_closed()
 
 
 def test_codes_agree():

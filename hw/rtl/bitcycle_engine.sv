@@ -18,8 +18,12 @@
 // 8-bit clip / thresholds) into int32 lanes of the output stream.
 //
 // Job control: start_i samples the configuration; the next cycle checks it (errors end the job
-// at once, nothing consumed); a short input packet aborts the job, a long one is drained to its
-// TLAST. abort_i returns to idle from anywhere. done_o/error_o hold until the next start.
+// at once, nothing consumed); a long input packet is drained to its TLAST. A short input packet
+// or abort_i cuts the job (aborted_o): the engine then closes its streams before it goes idle --
+// an output beat already offered stays valid until taken, an open output packet gets a marker
+// beat (one zero lane, TKEEP lane 0, TLAST), an open input packet is drained to its TLAST. A
+// second abort_i while closing stops the input drain (the output still completes its handshake:
+// TVALID never drops before it). done_o/error_o/aborted_o hold until the next start.
 module bitcycle_engine #(
   parameter int PE         = 4,    // output rows of the array (power of two)
   parameter int SIMD       = 16,   // reduction lanes of the array (power of two)
@@ -50,6 +54,7 @@ module bitcycle_engine #(
   output logic                done_o,
   output logic [7:0]          error_o,   // Err* bits below
   output logic [31:0]         cycles_o,
+  output logic                aborted_o, // the last job was cut (abort_i or a short packet)
   // AXI4-Stream in
   input  logic [DATA_W-1:0]   s_axis_tdata,
   input  logic                s_axis_tvalid,
@@ -57,6 +62,7 @@ module bitcycle_engine #(
   input  logic                s_axis_tlast,
   // AXI4-Stream out
   output logic [DATA_W-1:0]   m_axis_tdata,
+  output logic [DATA_W/8-1:0] m_axis_tkeep,   // per int32 lane: real results (padding 0) on TLAST
   output logic                m_axis_tvalid,
   input  logic                m_axis_tready,
   output logic                m_axis_tlast
@@ -123,7 +129,7 @@ module bitcycle_engine #(
 
   // ---------------------------------------------------------------------------------------------
   // Job state: configuration latched at start, derived sizes (constant during a job)
-  localparam logic [1:0] JobIdle = 2'd0, JobCheck = 2'd1, JobRun = 2'd2;
+  localparam logic [1:0] JobIdle = 2'd0, JobCheck = 2'd1, JobRun = 2'd2, JobClose = 2'd3;
   logic [1:0] job_q, job_d;
 
   logic [2:0]      mode_q;
@@ -132,7 +138,7 @@ module bitcycle_engine #(
   logic [5:0]      acc_bits_q;
   logic [1:0]      out_sel_q;
   logic [4:0]      clip_shift_q;
-  logic            busy_q, done_q;
+  logic            busy_q, done_q, aborted_q;
   logic [ErrW-1:0] error_q;
   logic [31:0]     cycles_q;
 
@@ -264,10 +270,13 @@ module bitcycle_engine #(
   logic            in_beat, err_short, err_long;
   logic            rd_release;              // compute: last read of the current bank issued
   logic            start_run;               // JobCheck -> JobRun this cycle
+  logic            cut;                     // abort_i or a short packet in JobRun
+  logic            in_open_q, in_open_d;    // an input packet has begun and not yet ended
 
   assign s_axis_tready = (in_q == InTiles) || (in_q == InDrain) ||
                          (in_q == InVec && !full_q[wbank_q]);
   assign in_beat    = s_axis_tvalid && s_axis_tready;
+  assign in_open_d  = in_beat ? !s_axis_tlast : in_open_q;
   assign wmem_we    = in_beat && (in_q == InTiles) && is_load_w;
   assign amem_we    = in_beat && (in_q == InTiles) && is_bwd_weight;
   assign tmem_we    = in_beat && (in_q == InTiles) && is_load_t;
@@ -514,7 +523,7 @@ module bitcycle_engine #(
       s1_bipolar_q <= 1'b0;
       s1_amem_q  <= 1'b0;
       for (int o = 0; o < NumAcc; o++) acc_q[o] <= '0;
-    end else if (abort_i || err_short) begin
+    end else if (abort_i || cut) begin
       c_active_q <= 1'b0;
       s1_valid_q <= 1'b0;
     end else begin
@@ -553,6 +562,9 @@ module bitcycle_engine #(
   // ---------------------------------------------------------------------------------------------
   // Output stage: one value per cycle from the holding register into int32 lanes of a word
   logic                       m_valid_q, m_valid_d, m_last_q, m_last_d;
+  logic [OutLanes-1:0]        m_keep_q, m_keep_d;     // int32 lanes that carry a result
+  logic                       marker_q, marker_d;     // a cut job owes its packet a TLAST beat
+  logic                       stop_out;               // cut or abort: the serializer stops
   logic [DATA_W-1:0]          m_data_q, m_data_d;
   logic [DATA_W-1:0]          pack_q, pack_d;
   logic [PackIdxW-1:0]        pack_cnt_q, pack_cnt_d;
@@ -563,7 +575,8 @@ module bitcycle_engine #(
   logic signed [31:0]         value;
   logic [3:0]                 thr_count;
 
-  assign ser_step    = hold_valid_q && (!m_valid_q || m_axis_tready);
+  assign stop_out    = abort_i || cut;
+  assign ser_step    = hold_valid_q && (!m_valid_q || m_axis_tready) && !stop_out;
   assign ser_grp_end = (32'(idx_q) == 32'(hold_cnt_q) - 1);
   assign ser_emit    = ser_step && ((32'(pack_cnt_q) == OutLanes - 1) || (ser_grp_end && hold_vec_last_q));
 
@@ -604,6 +617,8 @@ module bitcycle_engine #(
     m_valid_d    = m_valid_q;
     m_data_d     = m_data_q;
     m_last_d     = m_last_q;
+    m_keep_d     = m_keep_q;
+    marker_d     = marker_q;
     out_done_d   = out_done_q;
     if (m_valid_q && m_axis_tready) begin
       m_valid_d = 1'b0;
@@ -621,11 +636,29 @@ module bitcycle_engine #(
         m_valid_d  = 1'b1;
         m_data_d   = pack_next;
         m_last_d   = ser_grp_end && hold_job_last_q;
+        for (int l = 0; l < OutLanes; l++) begin
+          m_keep_d[l] = !(ser_grp_end && hold_job_last_q) || (l <= 32'(pack_cnt_q));
+        end
         pack_d     = '0;
         pack_cnt_d = '0;
       end
     end
     if (s1_valid_q && s1_grp_last_q) hold_valid_d = 1'b1;  // never while full (hold_free)
+    // a cut compute job closes its open packet (unless the beat on offer already is its last)
+    if (cut && is_compute && !out_done_q && !(m_valid_q && m_last_q)) marker_d = 1'b1;
+    if (marker_q && (!m_valid_q || m_axis_tready)) begin
+      marker_d  = 1'b0;
+      m_valid_d = 1'b1;
+      m_data_d  = '0;
+      m_last_d  = 1'b1;
+      m_keep_d  = OutLanes'(1);
+    end
+    if (stop_out) begin
+      hold_valid_d = 1'b0;
+      idx_d        = '0;
+      pack_d       = '0;
+      pack_cnt_d   = '0;
+    end
   end
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
@@ -642,14 +675,14 @@ module bitcycle_engine #(
       m_valid_q  <= 1'b0;
       m_data_q   <= '0;
       m_last_q   <= 1'b0;
+      m_keep_q   <= '1;
+      marker_q   <= 1'b0;
       out_done_q <= 1'b0;
-    end else if (abort_i || err_short || start_run) begin
+    end else if (start_run) begin  // the previous job's packet is closed (m_valid_q low)
       hold_valid_q <= 1'b0;
       idx_q        <= '0;
       pack_q       <= '0;
       pack_cnt_q   <= '0;
-      m_valid_q    <= 1'b0;
-      m_last_q     <= 1'b0;
       out_done_q   <= 1'b0;
     end else begin
       hold_valid_q <= hold_valid_d;
@@ -659,6 +692,8 @@ module bitcycle_engine #(
       m_valid_q    <= m_valid_d;
       m_data_q     <= m_data_d;
       m_last_q     <= m_last_d;
+      m_keep_q     <= m_keep_d;
+      marker_q     <= marker_d;
       out_done_q   <= out_done_d;
       if (s1_valid_q && s1_grp_last_q) begin
         for (int o = 0; o < NumAcc; o++) hold_q[o] <= acc_d[o*ACC_BITS +: ACC_BITS];
@@ -673,10 +708,14 @@ module bitcycle_engine #(
   assign m_axis_tvalid = m_valid_q;
   assign m_axis_tdata  = m_data_q;
   assign m_axis_tlast  = m_last_q;
+  for (genvar b = 0; b < DATA_W / 8; b++) begin : g_keep
+    assign m_axis_tkeep[b] = m_keep_q[b / 4];
+  end
 
   // ---------------------------------------------------------------------------------------------
   // Job control
-  assign start_run = (job_q == JobCheck) && (cfg_err == '0);
+  assign start_run = (job_q == JobCheck) && (cfg_err == '0) && !abort_i;
+  assign cut       = (job_q == JobRun) && (abort_i || err_short);
 
   always_comb begin
     job_d = job_q;
@@ -684,11 +723,12 @@ module bitcycle_engine #(
       JobIdle:  if (start_i) job_d = JobCheck;
       JobCheck: if (cfg_err == '0) job_d = JobRun;
                 else                job_d = JobIdle;
-      JobRun:   if (err_short || (in_q == InDone && (!is_compute || (out_done_q && !c_active_q))))
-                  job_d = JobIdle;
+      JobRun:   if (cut) job_d = JobClose;
+                else if (in_q == InDone && (!is_compute || (out_done_q && !c_active_q))) job_d = JobIdle;
+      JobClose: if (in_q != InDrain && !marker_q && !m_valid_q) job_d = JobIdle;
       default:  job_d = JobIdle;
     endcase
-    if (abort_i) job_d = JobIdle;
+    if (abort_i && job_q == JobCheck) job_d = JobIdle;
   end
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
@@ -704,9 +744,11 @@ module bitcycle_engine #(
       clip_shift_q <= '0;
       busy_q       <= 1'b0;
       done_q       <= 1'b0;
+      aborted_q    <= 1'b0;
       error_q      <= '0;
       cycles_q     <= '0;
       in_q         <= InIdle;
+      in_open_q    <= 1'b0;
       tile_q       <= '0;
       sub_q        <= '0;
       full_q       <= '0;
@@ -716,6 +758,7 @@ module bitcycle_engine #(
     end else begin
       job_q   <= job_d;
       in_q    <= in_d;
+      in_open_q <= in_open_d;
       tile_q  <= tile_d;
       sub_q   <= sub_d;
       full_q  <= full_d;
@@ -734,6 +777,7 @@ module bitcycle_engine #(
         clip_shift_q <= cfg_clip_shift_i;
         busy_q       <= 1'b1;
         done_q       <= 1'b0;
+        aborted_q    <= 1'b0;
         error_q      <= '0;
         cycles_q     <= '0;
       end
@@ -744,17 +788,33 @@ module bitcycle_engine #(
       end
       if (job_q == JobRun) begin
         if (err_long) error_q[ErrLong] <= 1'b1;
+        if (err_short) error_q[ErrShort] <= 1'b1;
         if (job_d == JobIdle) begin
           busy_q <= 1'b0;
           done_q <= 1'b1;
-          if (err_short) error_q[ErrShort] <= 1'b1;
           in_q   <= InIdle;
         end
       end
-      if (abort_i) begin
-        busy_q <= 1'b0;
-        in_q   <= InIdle;
-        full_q <= '0;
+      if (cut) begin  // close the streams: drain an open input packet to its TLAST
+        aborted_q <= 1'b1;
+        full_q    <= '0;
+        in_q      <= in_open_d ? InDrain : InIdle;
+      end
+      if (job_q == JobClose) begin
+        if (in_q == InDrain && in_beat && s_axis_tlast) in_q <= InIdle;
+        if (abort_i) begin  // a second abort: stop waiting for the input's TLAST
+          in_q      <= InIdle;
+          in_open_q <= 1'b0;
+        end
+        if (job_d == JobIdle) begin
+          busy_q <= 1'b0;
+          done_q <= 1'b1;
+        end
+      end
+      if (abort_i && job_q == JobCheck) begin
+        busy_q    <= 1'b0;
+        done_q    <= 1'b1;
+        aborted_q <= 1'b1;
       end
     end
   end
@@ -762,6 +822,7 @@ module bitcycle_engine #(
   assign busy_o   = busy_q;
   assign done_o   = done_q;
   assign error_o  = error_q;
-  assign cycles_o = cycles_q;
+  assign cycles_o  = cycles_q;
+  assign aborted_o = aborted_q;
 
 endmodule

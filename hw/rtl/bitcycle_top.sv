@@ -1,7 +1,8 @@
 // bitcycle_top: the BitCycle engine for a Zynq block design. One clock, one active-low reset,
 // an AXI4-Lite slave (the register block generated from hw/regs/bitcycle.rdl) and two
 // AXI4-Stream ports that connect straight to an AXI DMA (MM2S -> s_axis, m_axis -> S2MM; 32- or
-// 64-bit data, TLAST ends each job's packet, TKEEP all ones out and ignored in).
+// 64-bit data, TLAST ends each job's packet, TKEEP out marks the result lanes of the last beat,
+// TKEEP in is ignored: the DMA sends whole words).
 module bitcycle_top #(
   parameter int PE         = 4,
   parameter int SIMD       = 16,
@@ -53,7 +54,7 @@ module bitcycle_top #(
 
   bitcycle_regs__in_t  hwif_in;
   bitcycle_regs__out_t hwif_out;
-  logic                busy, done;
+  logic                busy, done, aborted;
   logic [7:0]          error;
   logic [31:0]         cycles;
 
@@ -80,6 +81,7 @@ module bitcycle_top #(
     hwif_in.HWCFG2.MAX_CHUNKS.next      = 16'(MAX_CHUNKS);
     hwif_in.STATUS.BUSY.next            = busy;
     hwif_in.STATUS.DONE.next            = done;
+    hwif_in.STATUS.ABORTED.next         = aborted;
     hwif_in.ERROR.BAD_MODE.next         = error[0];
     hwif_in.ERROR.BAD_BITS.next         = error[1];
     hwif_in.ERROR.BAD_SHAPE.next        = error[2];
@@ -111,11 +113,10 @@ module bitcycle_top #(
     .done_o           (done),
     .error_o          (error),
     .cycles_o         (cycles),
+    .aborted_o        (aborted),
     .s_axis_tdata, .s_axis_tvalid, .s_axis_tready, .s_axis_tlast,
-    .m_axis_tdata, .m_axis_tvalid, .m_axis_tready, .m_axis_tlast
+    .m_axis_tdata, .m_axis_tkeep, .m_axis_tvalid, .m_axis_tready, .m_axis_tlast
   );
-
-  assign m_axis_tkeep = '1;
 
   logic unused_tkeep;
   assign unused_tkeep = ^s_axis_tkeep;

@@ -108,7 +108,7 @@ class Accelerator:
         self._check_identity()
         self.resident = None  # (layer, r0, r1, c0, c1) of the weight block in the engine
         self._init_params()
-        self.reg_write("CTRL", P.CTRL_ABORT)
+        self._recover()  # a job left running by a previous session: close its streams
         for i in range(len(spec.layers)):
             self.write_weights(i, sign_pm1(self.latent[i]))
         self.grad_bits = spec.grad_bits["max"]
@@ -244,8 +244,16 @@ class Accelerator:
             time.sleep(0.0005)
 
     def _recover(self) -> None:
+        """ABORT, then wait for the engine to close its streams (BUSY low); if the input packet's
+        TLAST does not come within a short grace period, a second ABORT stops the drain."""
         try:
             self.reg_write("CTRL", P.CTRL_ABORT)
+            deadline = time.monotonic() + min(1.0, self.timeout)
+            while self.reg_read("STATUS") & P.STATUS_BUSY:
+                if time.monotonic() > deadline:
+                    self.reg_write("CTRL", P.CTRL_ABORT)
+                    break
+                time.sleep(0.0005)
         except Exception:  # the recovery must not mask the original error
             pass
 

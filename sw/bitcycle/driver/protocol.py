@@ -39,9 +39,11 @@ class Mode(enum.IntEnum):
 REGISTER_NAMES = ("ID", "VERSION", "HWCFG0", "HWCFG1", "HWCFG2", "CTRL", "STATUS", "ERROR", "MODE", "BITS", "M", "K", "N",
                   "ACC_BITS", "OUT_CFG", "CYCLES")
 CTRL_START = 1 << 0  # sample the configuration and start a job
-CTRL_ABORT = 1 << 1  # back to idle from anywhere, drop any half-received packet
+CTRL_ABORT = 1 << 1  # cut the job: its output packet ends (marker beat + TLAST), an open input
+                     # packet is drained to TLAST, then idle; again while BUSY: stop the drain
 STATUS_BUSY = 1 << 0
 STATUS_DONE = 1 << 1  # DONE and ERROR hold until the next START
+STATUS_ABORTED = 1 << 2  # the last job was cut (ABORT or a short packet)
 # ERROR register bits (hw/regs/bitcycle.rdl; bitcycle_engine.sv ErrBad*)
 ERR_BAD_MODE, ERR_BAD_BITS, ERR_BAD_SHAPE, ERR_BAD_ACC_BITS = 1 << 0, 1 << 1, 1 << 2, 1 << 3
 ERR_OVERFLOW, ERR_BAD_OUT_SEL, ERR_SHORT, ERR_LONG = 1 << 4, 1 << 5, 1 << 6, 1 << 7

@@ -241,8 +241,14 @@ def words_to_bytes(words, geo: Geometry) -> bytes:
 
 
 def bytes_to_words(data: bytes, geo: Geometry) -> np.ndarray:
+    """Byte buffer → words; a short last word (TKEEP drops the padding lanes of the packet's last
+    beat) is zero-padded."""
     dtype = "<u4" if geo.data_width == 32 else "<u8"
-    return np.frombuffer(bytes(data), dtype=dtype).astype(np.uint64)
+    data = bytes(data)
+    nb = geo.data_width // 8
+    if len(data) % nb:
+        data += bytes(nb - len(data) % nb)
+    return np.frombuffer(data, dtype=dtype).astype(np.uint64)
 
 
 # --------------------------------------------------------------------------------------------

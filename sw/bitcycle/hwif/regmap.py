@@ -54,6 +54,7 @@ FIELDS = {
     "STATUS": {
         "BUSY": (0, 1, None, "r"),
         "DONE": (1, 1, None, "r"),
+        "ABORTED": (2, 1, None, "r"),
     },
     "ERROR": {
         "BAD_MODE": (0, 1, None, "r"),
