@@ -8,6 +8,8 @@ always installed with --no-index --no-deps)."""
 from __future__ import annotations
 
 import ast
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -56,6 +58,18 @@ def find_python(version: str) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def locked(board: str):
+    """One run at a time per cached venv (other checkouts' test runs share build/test_wheel/)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f"{board}.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def board_venv(board: str) -> Path:
     cfg = BOARDS[board]
     exe = find_python(cfg["python"])
@@ -95,6 +109,11 @@ def test_wheel_metadata(wheel):
 
 @pytest.mark.parametrize("board", sorted(BOARDS))
 def test_board_install_offline_and_run(board, wheel, tmp_path):
+    with locked(board):
+        _install_and_run(board, wheel, tmp_path)
+
+
+def _install_and_run(board, wheel, tmp_path):
     venv = board_venv(board)
     py, env = str(venv / "bin" / "python"), _clean_env()
     subprocess.run([py, "-m", "pip", "uninstall", "-q", "-y", "bitcycle"], env=env, capture_output=True)
@@ -113,7 +132,10 @@ def test_board_install_offline_and_run(board, wheel, tmp_path):
     out = subprocess.run([py, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     info = json.loads(out.stdout)
-    assert info["numpy"].startswith("1.") and info["file"].startswith(str(venv)) and info["n"] > 20
+    # every board module of the source tree was imported there
+    want = [p for pkg in BOARD_PACKAGES for p in (ROOT / "sw" / Path(*pkg.split("."))).glob("*.py")]
+    n_src = len(want) - len(NOT_ON_BOARD)
+    assert info["numpy"].startswith("1.") and info["file"].startswith(str(venv)) and info["n"] == n_src, (info, n_src)
     assert info["absent"] == ["torch", "sklearn", "scipy", "finn", "qonnx", "brevitas"]
     run = subprocess.run([str(venv / "bin" / "bitcycle"), "run", "--backend", "emu", "--model", "sfc", "--dataset",
                           "digits", "--steps", "30", "--out", "run", "--quiet"], env=env, cwd=tmp_path,
@@ -126,19 +148,20 @@ def test_board_install_offline_and_run(board, wheel, tmp_path):
 
 
 def test_source_install_on_setuptools_59_says_what_to_use(tmp_path):
-    venv = board_venv("pynq3")
-    src = tmp_path / "src"
-    src.mkdir()
-    for name in build_wheel.SOURCES:
-        shutil.copy2(ROOT / name, src / name)
-    shutil.copytree(ROOT / "sw", src / "sw", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    proc = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--no-index", "--no-build-isolation",
-                           "--no-deps", "--target", str(tmp_path / "t"), str(src)], env=_clean_env(),
-                          capture_output=True, text=True, timeout=300)
-    text = proc.stdout + proc.stderr
-    assert proc.returncode != 0 and "UNKNOWN" not in text, text
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("bitcycle: setuptools 59.6.0")]
-    assert len(lines) == 1 and "needs setuptools>=77" in lines[0] and "make wheel" in lines[0], text
+    with locked("pynq3"):
+        venv = board_venv("pynq3")
+        src = tmp_path / "src"
+        src.mkdir()
+        for name in build_wheel.SOURCES:
+            shutil.copy2(ROOT / name, src / name)
+        shutil.copytree(ROOT / "sw", src / "sw", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        proc = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--no-index", "--no-build-isolation",
+                               "--no-deps", "--target", str(tmp_path / "t"), str(src)], env=_clean_env(),
+                              capture_output=True, text=True, timeout=300)
+        text = proc.stdout + proc.stderr
+        assert proc.returncode != 0 and "UNKNOWN" not in text, text
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("bitcycle: setuptools 59.6.0")]
+        assert len(lines) == 1 and "needs setuptools>=77" in lines[0] and "make wheel" in lines[0], text
 
 
 def _runtime_annotations(tree: ast.AST):
@@ -159,7 +182,7 @@ def test_board_modules_parse_as_python_38():
     files = [p for pkg in BOARD_PACKAGES for p in (ROOT / "sw" / Path(*pkg.split("."))).glob("*.py")]
     files += [ROOT / "sw" / "bitcycle" / n for n in ("__init__.py", "errors.py", "cli.py")]
     files += [ROOT / "sw" / "bitcycle" / "quant" / "schedule.py"]
-    assert len(files) > 20
+    assert len(files) >= 15
     for f in files:
         src = f.read_text()
         tree = ast.parse(src, filename=str(f), feature_version=(3, 8))
