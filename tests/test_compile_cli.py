@@ -48,11 +48,11 @@ def test_compile_cli_writes_complete_build_dir_and_bitstream_exits_2(tmp_path):
     assert len(engine) == 2 and all((out / l["weights_mem"]).is_file() for l in engine)
     w = np.load(out / engine[0]["weights"])
     assert w.shape == (16, 64) and set(np.unique(w)) == {-1, 1}
-    gen = [p for p in (out / "codegen").rglob("*_wrapper.sv")]
-    assert len(gen) == 2 and "bitcycle_finn_layer" in gen[0].read_text()
+    gen = [p for p in (out / "codegen").rglob("*_wrapper.v")]
+    assert len(gen) == 2 and "bitcycle_mvau" in gen[0].read_text()
     for f in (out / "codegen").rglob("*.*v"):  # memory images are named at the final location
         assert ".tmp-" not in f.read_text(), f
-    assert all((out / "codegen").rglob("*_wwords.mem"))
+    assert len(list((out / "codegen").rglob("*_wrapper_weights.mem"))) == 2
     tcl = (out / "bd" / "bd.tcl").read_text()
     assert "processing_system7" in tcl and "axi_dma" in tcl and "xc7z020clg400-1" in tcl
     # bitstream: without Vitis/Vivado → exit 2, one line naming the tool and the project

@@ -2,7 +2,7 @@
 `synth_xilinx` (xc7) and fit the LUT model that ``customop.lut_estimation`` uses.
 
 Each point is a one-node FINN graph with a ``BitSerialMVAU_rtl`` (random ±1 weights), whose RTL
-backend generates the layer (wrapper + hw/hls/bitcycle_finn_layer.sv + hw/rtl engine). LUTs are
+backend generates the layer (Verilog wrapper + hw/rtl's bitcycle_mvau, exactly its file list). LUTs are
 LUT1..6 plus LUTRAM (4 LUTs per RAM32M/RAM64M). Writes build/bench/compile_lut.json and .md with
 the measured points, the least-squares fit and the model currently in ``customop``.
 """
@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from bitcycle.errors import ToolNotFound
-from bitcycle.hwif.rtl import rtl_sources
 
 # (MW, MH, PE, SIMD, input datatype, output datatype, bits, acc_bits, noActivation)
 POINTS = [
@@ -28,7 +27,15 @@ POINTS = [
     (32, 4, 2, 8, "INT8", "INT14", 8, 14, 1),
     (128, 16, 8, 8, "BINARY", "BINARY", 1, 9, 0),
     (256, 32, 8, 32, "BINARY", "BINARY", 1, 10, 0),
+    (576, 64, 16, 24, "BINARY", "BINARY", 1, 11, 0),
+    (784, 64, 32, 16, "INT8", "BINARY", 8, 18, 0),
 ]
+
+
+def features(pe: int, simd: int, acc_bits: int, bits_max: int, mw: int) -> list[float]:
+    """The LUT model's terms: fixed, popcount cells (PE·SIMD), accumulator/threshold lane bits."""
+    sum_w = int(np.ceil(np.log2(mw + 1))) + bits_max + 2
+    return [1.0, float(pe * simd), float(pe * (sum_w + acc_bits))]
 
 
 def _layer(point, gen_dir: Path):
@@ -46,7 +53,7 @@ def _layer(point, gen_dir: Path):
     node = helper.make_node("BitSerialMVAU_rtl", ins, ["y"], name="L", domain="finn.custom_op.fpgadataflow.rtl",
                             backend="fpgadataflow", MW=mw, MH=mh, PE=pe, SIMD=simd, inputDataType=idt,
                             outputDataType=odt, weightDataType="BIPOLAR", bits=bits, acc_bits=acc,
-                            noActivation=no_act, code_gen_dir_ipgen=str(gen_dir))
+                            noActivation=no_act, bits_max=bits, code_gen_dir_ipgen=str(gen_dir))
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, mw])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, mh])])
     model = ModelWrapper(qonnx_make_model(graph))
@@ -89,8 +96,8 @@ def run(args) -> int:
     for point in tqdm(POINTS[: args.points], desc="yosys", unit="layer"):
         gen = work / "_".join(str(v) for v in point)
         inst = _layer(point, gen)
-        files = [*rtl_sources("bitcycle_engine"), customop.LAYER_SOURCE, "L_wrapper.sv"]
-        script = f"read_verilog -sv {' '.join(files)}\nsynth_xilinx -top L_wrapper -family xc7\nstat\n"
+        files = [str(f) for f in inst.get_rtl_file_list(abspath=True)]
+        script = f"read_verilog -sv {' '.join(files)}\nsynth_xilinx -top L_wrapper -family xc7 -flatten\nstat\n"
         (gen / "synth.ys").write_text(script)
         t0, c0 = time.time(), time.process_time()
         done = subprocess.run([yosys, "-q", "-s", "synth.ys", "-l", "synth.log"], cwd=gen, capture_output=True, text=True)
@@ -101,13 +108,13 @@ def run(args) -> int:
         rows.append({"MW": mw, "MH": mh, "PE": pe, "SIMD": simd, "bits": bits, "acc_bits": acc, **res,
                      "model_LUT": inst.lut_estimation("xc7z020clg400-1"), "wall_s": round(time.time() - t0, 1),
                      "cpu_s_parent": round(time.process_time() - c0, 2)})
-    a = np.array([[1, r["PE"] * r["SIMD"], max(r["PE"], r["SIMD"]) * r["acc_bits"]] for r in rows], float)
+    a = np.array([features(r["PE"], r["SIMD"], r["acc_bits"], r["bits"], r["MW"]) for r in rows], float)
     y = np.array([r["LUT"] for r in rows], float)
     coef = np.linalg.lstsq(a, y, rcond=None)[0].tolist() if len(rows) >= 3 else None
     report = {"tool": "yosys synth_xilinx -family xc7", "points": rows,
-              "fit": {"fixed": coef[0], "per_cell": coef[1], "per_acc_bit": coef[2]} if coef else None,
+              "fit": {"fixed": coef[0], "per_cell": coef[1], "per_lane_bit": coef[2]} if coef else None,
               "model_in_use": {"fixed": customop.ENGINE_LUT_FIXED, "per_cell": customop.ENGINE_LUT_PER_CELL,
-                               "per_acc_bit": customop.ENGINE_LUT_PER_ACC_BIT}}
+                               "per_lane_bit": customop.ENGINE_LUT_PER_LANE_BIT}}
     (out / "compile_lut.json").write_text(json.dumps(report, indent=2) + "\n")
     md = ["| MW×MH | PE×SIMD | acc | LUT (Yosys) | model | FF |", "|---|---|---:|---:|---:|---:|"]
     md += [f"| {r['MW']}×{r['MH']} | {r['PE']}×{r['SIMD']} | {r['acc_bits']} | {r['LUT']} | {r['model_LUT']} | {r['FF']} |"

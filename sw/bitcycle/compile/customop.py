@@ -21,7 +21,6 @@ graph computes exactly what FINN's did. Importing this module registers both cla
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -35,17 +34,18 @@ import finn.custom_op.fpgadataflow.rtl as finn_rtl
 from finn.custom_op.fpgadataflow.matrixvectoractivation import MVAU
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 
+from bitcycle.compile import mvau_rtl as R
+from bitcycle.compile.mvau_rtl import rtl_dir, weight_mem_text  # noqa: F401  (project.py's names)
 from bitcycle.errors import BitCycleError
 from bitcycle.golden.bitserial import MAX_BITS, bitserial_matmul
 
-# LUT cost of one generated layer (hw/hls/bitcycle_finn_layer.sv around hw/rtl/bitcycle_engine.sv),
-# measured by `bitcycle bench compile-lut` (Yosys 0.23 `synth_xilinx`, xc7, 2026-11-25, LUTs +
-# LUTRAM): PE×SIMD 4×16 acc 8 → 2,532; 2×8 acc 14 → 2,239; 8×8 acc 9 → 2,205; 8×32 acc 10 → 5,430.
-# Least-squares fit: fixed control/output stage, per cell, per accumulator lane-bit. The engine
-# is still changing: re-run the bench and update these when it does.
-ENGINE_LUT_FIXED = 1180.7
-ENGINE_LUT_PER_CELL = 6.47
-ENGINE_LUT_PER_ACC_BIT = 8.06
+# LUT cost of one generated layer (hw/rtl/bitcycle_mvau.sv and its buffers), fitted by
+# `bitcycle bench compile-lut` (Yosys 0.23 `synth_xilinx -flatten`, xc7, LUTs + 4 per LUTRAM) to
+# fixed + per popcount cell (PE·SIMD) + per lane bit (PE · (accumulator + threshold width)); see
+# calibrate.features. Re-run the bench and update these when the RTL changes.
+ENGINE_LUT_FIXED = 96.9
+ENGINE_LUT_PER_CELL = 7.47
+ENGINE_LUT_PER_LANE_BIT = 1.16
 
 
 def engine_bits(dt: DataType) -> int:
@@ -114,14 +114,12 @@ class BitSerialMVAU(MVAU):
 
     def lut_estimation(self, fpgapart):
         """Yosys-calibrated model of the generated layer (see ENGINE_LUT_* above)."""
-        pe, simd = self.get_nodeattr("PE"), self.get_nodeattr("SIMD")
-        acc = min(32, self.get_nodeattr("acc_bits"))
-        return int(math.ceil(ENGINE_LUT_FIXED + ENGINE_LUT_PER_CELL * pe * simd
-                             + ENGINE_LUT_PER_ACC_BIT * max(pe, simd) * acc))
+        from bitcycle.compile.calibrate import features
 
-    def _n_thresholds(self) -> int:
-        odt = DataType[self.get_nodeattr("outputDataType")]
-        return max(1, 2 ** odt.bitwidth() - 1)
+        bits_max = max(self.get_nodeattr("bits"), self.get_nodeattr("bits_max"))
+        f = features(self.get_nodeattr("PE"), self.get_nodeattr("SIMD"), min(32, self.get_nodeattr("acc_bits")),
+                     bits_max, self.get_nodeattr("MW"))
+        return int(math.ceil(ENGINE_LUT_FIXED * f[0] + ENGINE_LUT_PER_CELL * f[1] + ENGINE_LUT_PER_LANE_BIT * f[2]))
 
     def dsp_estimation(self, fpgapart):
         return 0  # popcounts and shifts: LUT logic only
@@ -129,11 +127,31 @@ class BitSerialMVAU(MVAU):
     def get_weight_datatype(self):
         return DataType["BIPOLAR"]
 
+    # FINN's step_minimize_bit_width calls these; MVAU's versions read a BINARY input as {0, 1},
+    # the engine reads it as the bipolar code of {−1, +1}: re-derive from acc_bits_for instead.
+    def minimize_accumulator_width(self, model, datatype_only=False):
+        idt = DataType[self.get_nodeattr("inputDataType")]
+        acc = acc_bits_for(self.get_nodeattr("MW"), idt)
+        self.set_nodeattr("acc_bits", acc)
+        adt = DataType[f"INT{acc}"]
+        if self.get_nodeattr("noActivation"):
+            odt = DataType[self.get_nodeattr("outputDataType")]
+            if not (odt.is_integer() and odt.signed() and odt.bitwidth() >= acc):
+                self.set_nodeattr("outputDataType", adt.name)
+        self.set_nodeattr("accDataType", adt.name)
+        return adt
+
+    def minimize_weight_bit_width(self, model, datatype_only=False):
+        self.set_nodeattr("weightDataType", "BIPOLAR")
+        return DataType["BIPOLAR"]
+
 
 @finn_rtl.register_custom_op
 class BitSerialMVAU_rtl(BitSerialMVAU, RTLBackend):  # noqa: N801  (FINN's naming: <op>_rtl)
-    """RTL backend: a SystemVerilog wrapper instantiating hw/rtl's ``bitcycle_engine`` with this
-    layer's parameters, its weight image (``.mem``, one PE×SIMD tile per line) and thresholds."""
+    """RTL backend: a Verilog top ``<node>_wrapper.v`` (``gen_top_module``) instantiating hw/rtl's
+    ``bitcycle_mvau`` with this layer's parameters, weight and threshold images
+    (``bitcycle.compile.mvau_rtl``). The hw/rtl sources are one copy per project, in
+    ``<codegen>/bitcycle_rtl/`` beside the per-node directories."""
 
     def get_nodeattr_types(self):
         attrs = BitSerialMVAU.get_nodeattr_types(self)
@@ -141,131 +159,103 @@ class BitSerialMVAU_rtl(BitSerialMVAU, RTLBackend):  # noqa: N801  (FINN's namin
         return attrs
 
     def execute_node(self, context, graph):
-        # "cppsim"/"rtlsim" of FINN need Vivado; the golden model is the bit-exact reference.
+        # FINN's rtlsim needs Vivado's xsim; `bitcycle rtlsim` simulates the generated files in Verilator.
         BitSerialMVAU.execute_node(self, context, graph)
 
+    def _gen_dir(self) -> Path:
+        gen = self.get_nodeattr("code_gen_dir_ipgen")
+        if not gen:
+            raise BitCycleError(f"layer {self.onnx_node.name}: code_gen_dir_ipgen is not set (run PrepareIP)")
+        return Path(gen)
+
+    def shared_dir(self) -> Path:
+        return self._gen_dir().parent / R.SHARED_DIR
+
+    def _top(self) -> str:
+        return self.get_nodeattr("gen_top_module") or f"{self.onnx_node.name}_wrapper"
+
     def get_rtl_file_list(self, abspath=False):
-        gen = Path(self.get_nodeattr("code_gen_dir_ipgen") or ".")
-        names = [f"{self.onnx_node.name}_wrapper.sv", LAYER_SOURCE, *rtl_sources()]
-        return [gen / n for n in names] if abspath else names
+        top = self._top()
+        if not abspath:
+            return [f"{top}.v", *R.MVAU_SOURCES]
+        return [self._gen_dir() / f"{top}.v", *(self.shared_dir() / f for f in R.MVAU_SOURCES)]
+
+    def mem_files(self) -> list[Path]:
+        top = self._top()
+        names = [f"{top}_weights.mem"] + ([] if self.get_nodeattr("noActivation") else [f"{top}_thresholds.mem"])
+        return [self._gen_dir() / n for n in names]
 
     def code_generation_ipi(self):
-        gen = self.get_nodeattr("code_gen_dir_ipgen")
-        files = " ".join(f"{gen}/{f}" for f in self.get_rtl_file_list())
-        mems = " ".join(f"{gen}/{self.onnx_node.name}_{k}.mem" for k in ("wwords", "twords"))
-        name = self.onnx_node.name
-        return [f"add_files -norecurse {files} {mems}",
-                f"create_bd_cell -type module -reference {name}_wrapper {name}"]
+        # CreateStitchedIP splits each add_files command and wants exactly 3 tokens: one file per command
+        files = [*self.get_rtl_file_list(abspath=True), *self.mem_files()]
+        return [f"add_files -norecurse {f}" for f in files] + [
+            f"create_bd_cell -type module -reference {self.get_nodeattr('gen_top_module')} {self.onnx_node.name}"]
 
-    def _images(self, model):
-        """Engine words of the weight tiles and thresholds (bitcycle.golden.stream's packers)."""
-        import bitcycle.golden.stream as st
+    def get_verilog_top_module_intf_names(self):
+        intf = super().get_verilog_top_module_intf_names()
+        intf["axilite"], intf["aximm"] = [], []
+        return intf
 
-        geo = st.Geometry(pe=self.get_nodeattr("PE"), simd=self.get_nodeattr("SIMD"), data_width=32,
-                          thr_max=self._thr_max())
-        w = model.get_initializer(self.onnx_node.input[1])  # [MW, MH] ±1
-        wwords = st.pack_binary_tiles(np.asarray(w.T, dtype=np.int8), geo)
-        twords = np.zeros(0, dtype=np.uint64)
-        if self.get_nodeattr("noActivation") == 0:
-            thr = np.asarray(model.get_initializer(self.onnx_node.input[2]), dtype=np.int64)
-            if thr.shape[0] == 1 and self.get_nodeattr("MH") > 1:
-                thr = np.repeat(thr, self.get_nodeattr("MH"), axis=0)
-            twords = st.pack_thresholds(thr, geo)
-        return wwords, twords
-
-    def _thr_max(self) -> int:
-        return 1 if self.get_nodeattr("noActivation") else self._n_thresholds()
-
-    def generate_hdl(self, model, fpgapart, clk):
-        gen = Path(self.get_nodeattr("code_gen_dir_ipgen")).resolve()  # $readmemh needs absolute paths
-        gen.mkdir(parents=True, exist_ok=True)
-        for src in rtl_sources():
-            shutil.copy(rtl_dir() / src, gen / src)
-        shutil.copy(rtl_dir().parent / "hls" / LAYER_SOURCE, gen / LAYER_SOURCE)
-        w = model.get_initializer(self.onnx_node.input[1])
-        name = self.onnx_node.name
-        (gen / f"{name}_weights.mem").write_text(weight_mem_text(w, self.get_nodeattr("PE"), self.get_nodeattr("SIMD")))
-        wwords, twords = self._images(model)
-        (gen / f"{name}_wwords.mem").write_text("".join(f"{int(v):08x}\n" for v in wwords))
-        (gen / f"{name}_twords.mem").write_text("".join(f"{int(v):08x}\n" for v in twords) or "00000000\n")
-        (gen / f"{name}_wrapper.sv").write_text(self.wrapper_sv(len(wwords), len(twords), gen))
-        self.set_nodeattr("ipgen_path", str(gen))
-
-    def wrapper_sv(self, w_words: int, t_words: int, gen: Path) -> str:
-        g = {k: self.get_nodeattr(k) for k in ("PE", "SIMD", "MW", "MH", "bits", "acc_bits", "noActivation")}
-        name = self.onnx_node.name
+    def rtl_parameters(self, gen: Path, n_thr: int) -> dict:
+        """bitcycle_mvau's parameters for this node (what the wrapper sets)."""
+        check_buildable(self)
         idt = DataType[self.get_nodeattr("inputDataType")]
         odt = DataType[self.get_nodeattr("outputDataType")]
-        ibits, obits = idt.bitwidth(), odt.bitwidth()
-        return WRAPPER_TEMPLATE.format(
-            name=name, pe=g["PE"], simd=g["SIMD"], mw=g["MW"], mh=g["MH"], bits=g["bits"],
-            ibits=ibits, isigned=int(idt.signed() and idt != DataType["BIPOLAR"]), obits=obits,
-            acc=min(32, g["acc_bits"]), thr=self._thr_max(), out_sel=0 if g["noActivation"] else 2,
-            w_words=w_words, t_words=t_words, w_file=gen / f"{name}_wwords.mem", t_file=gen / f"{name}_twords.mem",
-            inw=((g["SIMD"] * ibits + 7) // 8) * 8, outw=((g["PE"] * obits + 7) // 8) * 8)
+        no_act = self.get_nodeattr("noActivation") == 1
+        top = self._top()
+        act = 0 if (no_act or odt == DataType["BIPOLAR"]) else int(self.get_nodeattr("ActVal"))
+        return {"MW": self.get_nodeattr("MW"), "MH": self.get_nodeattr("MH"), "PE": self.get_nodeattr("PE"),
+                "SIMD": self.get_nodeattr("SIMD"), "IBITS": idt.bitwidth(),
+                "ISIGNED": int(idt.signed() and idt != DataType["BIPOLAR"]),
+                "BITS_MAX": max(self.get_nodeattr("bits"), self.get_nodeattr("bits_max")),
+                "OBITS": odt.bitwidth(), "ACC_BITS": self.get_nodeattr("acc_bits"),
+                "NTHR": 0 if no_act else int(n_thr), "ACT_VAL": act, "OUT_DEPTH": R.OUT_DEPTH,
+                "BITS": self.get_nodeattr("bits"),
+                "W_FILE": str(gen / f"{top}_weights.mem"),
+                "T_FILE": "" if no_act else str(gen / f"{top}_thresholds.mem")}
+
+    def generate_hdl(self, model, fpgapart, clk):
+        gen = self._gen_dir().resolve()  # $readmemh needs absolute paths (FINN's RTL ops do the same)
+        gen.mkdir(parents=True, exist_ok=True)
+        top = f"{self.onnx_node.name}_wrapper"
+        self.set_nodeattr("gen_top_module", top)
+        R.install_shared(self.shared_dir().resolve())
+        w = model.get_initializer(self.onnx_node.input[1])  # [MW, MH] ±1
+        (gen / f"{top}_weights.mem").write_text(R.weight_mem_text(w, self.get_nodeattr("PE"), self.get_nodeattr("SIMD")))
+        n_thr = 0
+        if self.get_nodeattr("noActivation") == 0:
+            thr = R.threshold_rows(model.get_initializer(self.onnx_node.input[2]), self.get_nodeattr("MH"),
+                                   self.get_nodeattr("acc_bits"))
+            n_thr = thr.shape[1]
+            (gen / f"{top}_thresholds.mem").write_text(
+                R.threshold_mem_text(thr, self.get_nodeattr("PE"), self.get_nodeattr("acc_bits")))
+        (gen / f"{top}.v").write_text(R.wrapper_v(top, self.rtl_parameters(gen, n_thr)))
+        self.set_nodeattr("ipgen_path", str(gen))
+        self.set_nodeattr("ip_path", str(gen))
 
 
-LAYER_SOURCE = "bitcycle_finn_layer.sv"  # hw/hls: FINN streams ↔ engine jobs
+def check_buildable(inst) -> None:
+    """One line naming the layer, the value and the legal choices when the RTL cannot be built."""
+    from bitcycle.compile.folding import divisors
+
+    name = inst.onnx_node.name
+    mw, mh, pe, simd = (inst.get_nodeattr(k) for k in ("MW", "MH", "PE", "SIMD"))
+    if pe < 1 or mh % pe:
+        raise BitCycleError(f"layer {name}: PE={pe} does not divide MH={mh}; legal PE: {', '.join(map(str, divisors(mh)))}")
+    if simd < 1 or mw % simd:
+        raise BitCycleError(f"layer {name}: SIMD={simd} does not divide MW={mw}; legal SIMD: "
+                            f"{', '.join(map(str, divisors(mw)))}")
+    acc = inst.get_nodeattr("acc_bits")
+    if not 2 <= acc <= 32:
+        raise BitCycleError(f"layer {name}: acc_bits={acc} is outside the RTL's 2..32")
+    bits = inst.get_nodeattr("bits")
+    if not 1 <= bits <= MAX_BITS:
+        raise BitCycleError(f"layer {name}: bits={bits} is outside 1..{MAX_BITS}")
 
 
 def rtl_sources() -> list[str]:
-    """hw/rtl files the wrapper compiles with: every .sv there, packages first (the engine's
-    own file list changes as the engine grows; the wrapper names only bitcycle_engine)."""
-    files = sorted(p.name for p in rtl_dir().glob("*.sv"))
-    return [f for f in files if f.endswith("_pkg.sv")] + [f for f in files if not f.endswith("_pkg.sv")]
-
-WRAPPER_TEMPLATE = """\
-// Generated by bitcycle.compile for FINN layer {name}: MW={mw} MH={mh} PE={pe} SIMD={simd}, bits={bits}.
-// FINN-facing streams; hw/hls/bitcycle_finn_layer.sv runs the layer on hw/rtl's bitcycle_engine,
-// loading the weight/threshold images below after reset.
-module {name}_wrapper (
-  input  logic              ap_clk,
-  input  logic              ap_rst_n,
-  input  logic [{inw}-1:0]  in0_V_tdata,
-  input  logic              in0_V_tvalid,
-  output logic              in0_V_tready,
-  output logic [{outw}-1:0] out0_V_tdata,
-  output logic              out0_V_tvalid,
-  input  logic              out0_V_tready
-);
-  logic ready;  // weights loaded (not a FINN port)
-  bitcycle_finn_layer #(
-    .MW({mw}), .MH({mh}), .PE({pe}), .SIMD({simd}), .IBITS({ibits}), .ISIGNED({isigned}), .BITS({bits}),
-    .OBITS({obits}), .ACC_BITS({acc}), .THR_MAX({thr}), .OUT_SEL({out_sel}),
-    .W_WORDS({w_words}), .T_WORDS({t_words}), .W_FILE("{w_file}"), .T_FILE("{t_file}")
-  ) u_layer (
-    .ap_clk(ap_clk), .ap_rst_n(ap_rst_n), .bits_i(5'd{bits}), .ready_o(ready),
-    .in0_V_tdata(in0_V_tdata), .in0_V_tvalid(in0_V_tvalid), .in0_V_tready(in0_V_tready),
-    .out0_V_tdata(out0_V_tdata), .out0_V_tvalid(out0_V_tvalid), .out0_V_tready(out0_V_tready)
-  );
-  logic unused_ready;
-  assign unused_ready = ready;
-endmodule
-"""
-
-
-def rtl_dir() -> Path:
-    """hw/rtl of the source tree (the package is installed editable from the repository)."""
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        if (parent / "hw" / "rtl").is_dir():
-            return parent / "hw" / "rtl"
-    raise BitCycleError("hw/rtl not found next to the bitcycle package; run from a source checkout (pip install -e .)")
-
-
-def weight_mem_text(w: np.ndarray, pe: int, simd: int) -> str:
-    """Weight image: W [MW, MH] (±1 or 0/1) → one hex line per PE×SIMD tile, FINN's folding order
-    (neuron fold outer, synapse fold inner); bit i·SIMD + j = weight of row pe_i, lane j (1 = +1)."""
-    bits = (np.asarray(w) > 0).astype(np.uint8).T  # [MH, MW]
-    mh, mw = bits.shape
-    lines = []
-    width = pe * simd
-    for nf in range(mh // pe):
-        for sf in range(mw // simd):
-            tile = bits[nf * pe:(nf + 1) * pe, sf * simd:(sf + 1) * simd].reshape(-1)
-            value = int("".join(str(b) for b in tile[::-1]), 2)
-            lines.append(f"{value:0{(width + 3) // 4}x}")
-    return "\n".join(lines) + "\n"
+    """hw/rtl files a generated layer compiles with (shared, one copy per project)."""
+    return list(R.MVAU_SOURCES)
 
 
 class MapToBitSerialMVAU(Transformation):
@@ -322,14 +312,17 @@ class MapToBitSerialMVAU(Transformation):
                                         "the graph was changed between FINN passes — re-run the whole flow")
                 out_tensor = add.output[0]
                 removed = [mul, add]
-                odt = DataType.get_smallest_possible(-mw).name
+            if no_act:  # raw sums leave as INT<acc_bits>: the saturated sum's own range (±MW for XNOR)
+                cur = DataType[odt]
+                if xnor or not (cur.is_integer() and cur.signed() and cur.bitwidth() >= acc_bits):
+                    odt = f"INT{acc_bits}"
             attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-            for key in ("binaryXnorMode", "weightDataType", "outputDataType", "accDataType"):
+            for key in ("binaryXnorMode", "weightDataType", "outputDataType", "accDataType", "mem_mode"):
                 attrs.pop(key, None)
             attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
             new = helper.make_node("BitSerialMVAU", inputs, [out_tensor], name=node.name,
                                    domain="finn.custom_op.fpgadataflow", **attrs,
-                                   weightDataType="BIPOLAR", outputDataType=odt,
+                                   weightDataType="BIPOLAR", outputDataType=odt, mem_mode="internal_embedded",
                                    accDataType=f"INT{acc_bits}", binaryXnorMode=0, bits=bits,
                                    bits_min=self.bits_min, bits_max=self.bits_max, acc_bits=acc_bits)
             graph.node.insert(idx, new)

@@ -1,9 +1,9 @@
 """Folding (PE/SIMD) from a throughput target or a LUT budget, legal values only, and the resource
 report against the device.
 
-Legal values: PE divides MH (output channels), SIMD divides MW (the reduction) — FINN's rule;
-BitSerialMVAU layers also need powers of two ≤ 32 (the engine's lanes, one 32-bit word per
-plane-chunk). A sliding-window generator's
+Legal values: PE divides MH (output channels), SIMD divides MW (the reduction) — FINN's rule,
+for BitSerialMVAU layers too (hw/rtl's bitcycle_mvau takes any such PE and SIMD). A sliding-window
+generator's
 SIMD follows the SIMD of the MVAU it feeds. Cost of a choice = FINN's per-layer LUT estimate after
 ``SpecializeLayers`` (for BitSerialMVAU: the model fitted to Yosys runs in ``customop``).
 """
@@ -24,9 +24,6 @@ DEVICES = {
     "xczu7ev": {"board": "ZCU104", "LUT": 230_400, "BRAM36": 312, "DSP": 1728},
 }
 PARTS = {"pynq-z2": "xc7z020clg400-1", "ultra96": "xczu3eg-sbva484-1-i", "zcu104": "xczu7ev-ffvc1156-2-e"}
-
-
-ENGINE_MAX_LANES = 32
 
 
 def device_for(part: str) -> dict:
@@ -50,11 +47,7 @@ def divisors(n: int) -> list[int]:
 def _knobs(node, inst):
     """[(attribute, legal values)] of one node; empty when it has no folding."""
     op = node.op_type
-    if op.startswith("BitSerialMVAU"):
-        # the engine's lanes: powers of two, at most one 32-bit stream word per plane-chunk
-        pow2 = lambda n: [d for d in divisors(n) if d & (d - 1) == 0 and d <= ENGINE_MAX_LANES]  # noqa: E731
-        return [("PE", pow2(inst.get_nodeattr("MH"))), ("SIMD", pow2(inst.get_nodeattr("MW")))]
-    if op.startswith("MVAU"):
+    if op.startswith("MVAU") or op.startswith("BitSerialMVAU"):
         return [("PE", divisors(inst.get_nodeattr("MH"))), ("SIMD", divisors(inst.get_nodeattr("MW")))]
     if op.startswith("Thresholding"):
         return [("PE", divisors(inst.get_nodeattr("NumChannels")))]
@@ -69,7 +62,8 @@ def _set(node, inst, values: dict):
 
 
 def _follow_window_generators(model):
-    """A ConvolutionInputGenerator's SIMD = the largest divisor of its channels ≤ its consumer's SIMD."""
+    """A ConvolutionInputGenerator's SIMD = the largest divisor of its channels ≤ its consumer's SIMD
+    (an MVAU's SIMD, a pool's PE)."""
     from qonnx.custom_op.registry import getCustomOp
 
     for node in model.graph.node:
@@ -77,7 +71,11 @@ def _follow_window_generators(model):
             continue
         inst = getCustomOp(node)
         consumer = model.find_consumer(node.output[0])
-        want = getCustomOp(consumer).get_nodeattr("SIMD") if consumer is not None and "MVAU" in consumer.op_type else 1
+        want = 1
+        if consumer is not None and "MVAU" in consumer.op_type:
+            want = getCustomOp(consumer).get_nodeattr("SIMD")
+        elif consumer is not None and consumer.op_type.startswith("Pool"):  # depthwise window: SIMD = the pool's PE
+            want = getCustomOp(consumer).get_nodeattr("PE")
         ch = inst.get_nodeattr("IFMChannels")
         inst.set_nodeattr("SIMD", max(d for d in divisors(ch) if d <= max(1, want)))
 
@@ -175,6 +173,11 @@ class FoldForTarget(Transformation):
             for (node, inst, _), pick in zip(layers, best):
                 _set(node, inst, pick.values)
         _follow_window_generators(model)
+        from bitcycle.compile.customop import check_buildable
+
+        for node, inst, _ in layers:
+            if node.op_type.startswith("BitSerialMVAU"):
+                check_buildable(inst)
         return model, False
 
 

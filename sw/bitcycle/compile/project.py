@@ -6,9 +6,10 @@ Layout::
     qonnx.onnx            Brevitas export after qonnx cleanup
     graphs/NN_stage.onnx  every intermediate graph (the checked ones are bit-exact vs torch)
     model.onnx            folded, specialised FINN graph (input of the vendor flow)
-    codegen/              FINN-generated HLS C++ / RTL per layer (BitSerialMVAU: wrapper + hw/rtl)
+    codegen/              FINN-generated HLS C++ / RTL per layer (BitSerialMVAU: Verilog wrapper top +
+                          weight/threshold images; bitcycle_rtl/: hw/rtl's bitcycle_mvau, one copy)
     rtl/                  BitCycle's RTL (hw/rtl) for the training engine
-    weights/              per engine layer: ±1 weights (.npy, .mem tiles), thresholds (.npy)
+    weights/              per engine layer: ±1 weights and thresholds (.npy)
     bd/bd.tcl             Vivado block design: PS + AXI DMA + AXI-Lite + bitcycle_top
     finn_build.py         FINN builder run: Vitis HLS / Vivado → .bit + .hwh
     driver.json           schema bitcycle.driver/1 (MLPs; the driver's format has no conv layers)
@@ -108,17 +109,17 @@ def _engine_layers(model):
 
 
 def _write_weights(model, wdir: Path) -> list[dict]:
-    from bitcycle.compile.customop import weight_mem_text
-
+    """weights/<layer>.weights.npy (±1, [MH, MW]) and .thresholds.npy; ``weights_mem`` names the
+    image the generated RTL reads (codegen/…/<top>_weights.mem), relative to the project."""
     wdir.mkdir(parents=True, exist_ok=True)
     files = []
     for node, inst in _engine_layers(model):
         w = model.get_initializer(node.input[1])  # [MW, MH] ±1
-        entry = {"layer": node.name, "weights": f"weights/{node.name}.weights.npy",
-                 "weights_mem": f"weights/{node.name}.weights.mem"}
+        entry = {"layer": node.name, "weights": f"weights/{node.name}.weights.npy"}
+        mem = inst.mem_files()[0] if inst.get_nodeattr("code_gen_dir_ipgen") else None
+        if mem is not None and mem.is_file():
+            entry["weights_mem"] = str(mem.resolve().relative_to(wdir.parent.resolve()))
         np.save(wdir / f"{node.name}.weights.npy", np.asarray(w.T, dtype=np.int8))  # [MH, MW]
-        (wdir / f"{node.name}.weights.mem").write_text(
-            weight_mem_text(w, inst.get_nodeattr("PE"), inst.get_nodeattr("SIMD")))
         if len(node.input) > 2:
             thr = model.get_initializer(node.input[2])
             np.save(wdir / f"{node.name}.thresholds.npy", np.asarray(thr, dtype=np.int64))

@@ -16,6 +16,8 @@ RTL_SOURCES: dict[str, tuple[str, ...]] = {
     "bitcycle_param_check": (PARAM_CHECK,),
     "bitcycle_ram": (PARAM_CHECK, "bitcycle_ram.sv"),
     "bitcycle_engine": (PARAM_CHECK, "bitcycle_ram.sv", "bitcycle_engine.sv"),
+    # one FINN inference layer (BitSerialMVAU_rtl): compile copies these once per project
+    "bitcycle_mvau": (PARAM_CHECK, "bitcycle_mvau_fifo.sv", "bitcycle_mvau_inbuf.sv", "bitcycle_mvau.sv"),
     "bitcycle_top": ("bitcycle_regs_pkg.sv", "bitcycle_regs.sv", PARAM_CHECK, "bitcycle_ram.sv", "bitcycle_engine.sv",
                      "bitcycle_top.sv"),
 }
