@@ -213,7 +213,24 @@ def test_non_w1a1_layers_named(name, needle, tmp_path):
     model = _bnn_pynq(name)
     f = _export(model, tmp_path / f"{name}.onnx")
     line = _one_line_exit_2(_cli("compile", "--onnx", str(f), cwd=tmp_path), needle)
-    assert "Gemm_" in line  # names the layer
+    assert "Gemm_" in line and "node_linear" in line and "in the file" in line  # names the layer both ways
+
+
+def test_unsupported_node_named(tmp_path):
+    """A Relu between the BN and the sign of bnn_pynq's TFC: one line naming the node and what is supported."""
+    from onnx import helper
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.cleanup import cleanup_model
+
+    f = _export(_bnn_pynq("tfc_1w1a"), tmp_path / "tfc.onnx")
+    m = cleanup_model(ModelWrapper(str(f)))
+    bn = m.get_nodes_by_op_type("BatchNormalization")[0]
+    sign = m.find_consumer(bn.output[0])
+    sign.input[0] = "relu_out"
+    m.graph.node.insert(list(m.graph.node).index(sign), helper.make_node("Relu", [bn.output[0]], ["relu_out"], name="MyRelu"))
+    m.save(str(tmp_path / "relu.onnx"))
+    _one_line_exit_2(_cli("compile", "--onnx", str(tmp_path / "relu.onnx"), cwd=tmp_path),
+                     "node MyRelu is a Relu, which BitCycle cannot compile", "supported: ", "BatchNormalization")
 
 
 def test_input_flags_checked_against_the_graph(tmp_path):

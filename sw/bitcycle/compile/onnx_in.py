@@ -102,11 +102,30 @@ def load_qonnx(path) -> object:
     if len(proto.graph.input) - len(proto.graph.initializer) > 1 or len(proto.graph.output) != 1:
         raise BitCycleError(f"--onnx {p}: the graph has {len(proto.graph.input)} inputs and {len(proto.graph.output)} "
                             "outputs; BitCycle compiles single-input, single-output classifiers")
+    from bitcycle.compile.passes import SUPPORTED_QONNX_OPS
+
+    for node in proto.graph.node:  # named as in the user's file, before cleanup renames them
+        if node.op_type not in SUPPORTED_QONNX_OPS | {"TopK"}:
+            raise BitCycleError(
+                f"node {node.name or node.output[0]} is a {node.op_type}, which BitCycle cannot compile; supported: "
+                f"{', '.join(sorted(SUPPORTED_QONNX_OPS | {'TopK'}))} forming binary Linear/Conv → BatchNorm → sign "
+                "(→ MaxPool) layers: replace it in the model")
+        node.doc_string = ORIG + node.name
     try:
         return cleanup_model(ModelWrapper(proto))
     except Exception as err:  # noqa: BLE001
         raise BitCycleError(f"--onnx {p}: qonnx cannot clean up the graph ({type(err).__name__}: "
                             f"{str(err).splitlines()[0] if str(err) else ''}); re-export it with export_qonnx") from None
+
+
+ORIG = "bitcycle-orig-name:"
+
+
+def _nm(node) -> str:
+    """The node's name after qonnx's cleanup (as in build/.../graphs/), with its name in the user's file."""
+    doc = node.doc_string or ""
+    orig = doc[len(ORIG):] if doc.startswith(ORIG) else ""
+    return f"{node.name} ({orig} in the file)" if orig and orig != node.name else node.name
 
 
 def _scalar(model, name):
@@ -120,9 +139,9 @@ def _quant_info(model, node) -> dict:
     from qonnx.custom_op.registry import getCustomOp
 
     if node.op_type == "BipolarQuant":
-        return {"op": "BipolarQuant", "bits": 1, "scale": _scalar(model, node.input[1]), "node": node.name}
+        return {"op": "BipolarQuant", "bits": 1, "scale": _scalar(model, node.input[1]), "node": _nm(node)}
     inst = getCustomOp(node)
-    return {"op": "Quant", "node": node.name, "scale": _scalar(model, node.input[1]),
+    return {"op": "Quant", "node": _nm(node), "scale": _scalar(model, node.input[1]),
             "zeropt": _scalar(model, node.input[2]), "bits": _scalar(model, node.input[3]),
             "signed": bool(inst.get_nodeattr("signed")), "narrow": bool(inst.get_nodeattr("narrow"))}
 
@@ -136,26 +155,26 @@ def check_datatypes(model) -> dict:
             continue
         wq = model.find_producer(node.input[1])
         if wq is None or wq.op_type not in QUANT_OPS:
-            raise BitCycleError(f"layer {node.name} ({node.op_type}) has float weights (no Quant node on {node.input[1]}); "
+            raise BitCycleError(f"layer {_nm(node)} ({node.op_type}) has float weights (no Quant node on {node.input[1]}); "
                                 "the engine multiplies binary ±1 weights: use QuantLinear/QuantConv2d with weight_bit_width=1")
         w = _quant_info(model, wq)
         if w["op"] == "Quant" and w["bits"] != 1:
-            raise BitCycleError(f"layer {node.name} ({node.op_type}) has {w['bits']:g}-bit weights ({wq.name}); "
+            raise BitCycleError(f"layer {_nm(node)} ({node.op_type}) has {w['bits']:g}-bit weights ({_nm(wq)}); "
                                 "the engine multiplies binary ±1 weights: export the model with weight_bit_width=1")
         src = model.find_producer(node.input[0])
         while src is not None and src.op_type in LAYOUT_OPS + ("MaxPool",):
             src = model.find_producer(src.input[0])
         if src is None or src.op_type not in QUANT_OPS:
-            raise BitCycleError(f"layer {node.name} ({node.op_type}) takes unquantised float input; put a sign "
+            raise BitCycleError(f"layer {_nm(node)} ({node.op_type}) takes unquantised float input; put a sign "
                                 "(QuantIdentity, bit_width=1) or, before the first layer, an 8-bit QuantIdentity in front of it")
         a = _quant_info(model, src)
         if first is None:
             first = dict(a, layer=node.name, quant=src)
             if a["bits"] is None or not 1 <= a["bits"] <= 8:
-                raise BitCycleError(f"the first layer {node.name} takes {a['bits']}-bit input ({src.name}); "
+                raise BitCycleError(f"the first layer {_nm(node)} takes {a['bits']}-bit input ({_nm(src)}); "
                                     "BitCycle's first layer takes 1..8-bit input: quantise the input to 8 bits")
         elif a["op"] != "BipolarQuant" and a["bits"] != 1:
-            raise BitCycleError(f"layer {node.name} takes {a['bits']:g}-bit activations ({src.name}); BitCycle compiles "
+            raise BitCycleError(f"layer {_nm(node)} takes {a['bits']:g}-bit activations ({_nm(src)}); BitCycle compiles "
                                 "W1A1 models (sign activations between layers): export with act_bit_width=1")
     if first is None:
         raise BitCycleError("the graph has no MatMul/Gemm/Conv layer; BitCycle compiles binary Linear/Conv models")
@@ -173,7 +192,7 @@ def input_affine(model, quant_node) -> tuple[float, float, list]:
     while t != gin:
         prod = model.find_producer(t)
         if prod is None:
-            raise BitCycleError(f"the first quantiser {quant_node.name} is not fed by the graph input")
+            raise BitCycleError(f"the first quantiser {_nm(quant_node)} is not fed by the graph input")
         chain.append(prod)
         t = prod.input[0]
     for node in reversed(chain):
@@ -182,7 +201,7 @@ def input_affine(model, quant_node) -> tuple[float, float, list]:
             continue
         c = _scalar(model, node.input[1]) if node.op_type in AFFINE_OPS else None
         if c is None:
-            raise BitCycleError(f"node {node.name} ({node.op_type}) sits between the graph input and the first "
+            raise BitCycleError(f"node {_nm(node)} ({node.op_type}) sits between the graph input and the first "
                                 "quantiser; only layout ops and scalar Mul/Div/Add/Sub may: normalise per tensor")
         if node.op_type == "Mul":
             a, b = a * c, b * c
@@ -230,7 +249,7 @@ def cut_head(model) -> tuple[float, float, dict]:
     while node is not None and node.op_type in AFFINE_OPS:
         c = _scalar(model, node.input[1])
         if c is None:
-            raise BitCycleError(f"the graph ends in {node.name} ({node.op_type}) with a per-channel constant; "
+            raise BitCycleError(f"the graph ends in {_nm(node)} ({node.op_type}) with a per-channel constant; "
                                 "end the model at its last binary layer or with a per-tensor norm (TensorNorm)")
         ops.append((node.op_type, c))
         _remove(model, node)
