@@ -16,6 +16,7 @@ def test_regenerating_gives_identical_files(tmp_path):
         "bitcycle_regs.sv": REPO / "hw" / "rtl" / "bitcycle_regs.sv",
         "bitcycle_regs_pkg.sv": REPO / "hw" / "rtl" / "bitcycle_regs_pkg.sv",
         "regmap.py": REPO / "sw" / "bitcycle" / "hwif" / "regmap.py",
+        "bitcycle_codes.svh": REPO / "hw" / "rtl" / "bitcycle_codes.svh",
     }
     for name, committed in pairs.items():
         assert (tmp_path / name).read_text() == committed.read_text(), f"{committed} is stale: run `make regs`"

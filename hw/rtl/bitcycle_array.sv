@@ -1,0 +1,98 @@
+// bitcycle_array: the PE x SIMD array of binary x integer cells and its accumulators.
+//
+// Cell (i, j) holds weight-tile bit i*SIMD + j. Forward lanes are the rows i (sum over j);
+// transposed lanes (TRANSPOSE = 1, backward-data) are the columns j (sum over i). The integer
+// plane bit of a cell is x[j] (rows) or x[i] (columns). A cell counts its AND (an integer plane)
+// or its XNOR (the bipolar plane, bits = 1). Each lane then takes its popcount p and adds the
+// plane's signed contribution 2p - n (n: the lanes' enabled x ones, or enabled lanes when
+// bipolar) by Horner's rule, MSB plane first:
+//   acc = (first ? 0 : plane_first ? 2*acc : acc) +/- (2p - n)   (- for the MSB plane)
+// acc_o is the value including this beat (the output stage captures it on a group's last beat).
+`default_nettype none
+
+module bitcycle_array #(
+  parameter int PE        = 4,
+  parameter int SIMD      = 16,
+  parameter int ACC_BITS  = 32,
+  parameter bit TRANSPOSE = 1'b1,  // also the transposed product (columns as lanes)
+  localparam int NumAcc   = (PE > SIMD) ? PE : SIMD,
+  localparam int CntW     = $clog2(NumAcc + 1)
+) (
+  input  wire logic                       clk_i,
+  input  wire logic                       valid_i,
+  input  wire logic                       first_i,
+  input  wire logic                       plane_first_i,
+  input  wire logic                       msb_i,
+  input  wire logic                       trans_i,
+  input  wire logic                       bipolar_i,
+  input  wire logic [NumAcc-1:0]          en_i,     // reduction elements inside the length
+  input  wire logic [NumAcc-1:0]          x_i,      // the plane-chunk of the integer operand
+  input  wire logic [PE*SIMD-1:0]         w_i,      // the binary tile
+  output logic [NumAcc*ACC_BITS-1:0]      acc_o     // lane o at [o*ACC_BITS +: ACC_BITS]
+);
+
+  bitcycle_param_check #(.FAIL(PE < 1 || SIMD < 1 || ACC_BITS < 2),
+      .MSG("bitcycle_array: PE, SIMD >= 1 and ACC_BITS >= 2")) u_check_params ();
+
+  function automatic logic [CntW-1:0] popcount(input logic [NumAcc-1:0] v);
+    logic [CntW-1:0] n;
+    n = '0;
+    for (int i = 0; i < NumAcc; i++) n = n + CntW'(v[i]);
+    popcount = n;  // (no `return`: Yosys 0.23)
+  endfunction
+
+  logic            trans;
+  logic [CntW-1:0] pop_x, pop_en;
+  assign trans  = TRANSPOSE && trans_i;
+  assign pop_x  = popcount(en_i & x_i);
+  assign pop_en = popcount(en_i);
+
+  logic [PE*SIMD-1:0] hit;
+  for (genvar i = 0; i < PE; i++) begin : g_row
+    for (genvar j = 0; j < SIMD; j++) begin : g_col
+      logic xbit, en;
+      assign xbit = trans ? x_i[i] : x_i[j];
+      assign en   = trans ? en_i[i] : en_i[j];
+      assign hit[i*SIMD+j] = en & (bipolar_i ? ~(w_i[i*SIMD+j] ^ xbit) : (w_i[i*SIMD+j] & xbit));
+    end
+  end
+
+  logic signed [ACC_BITS-1:0] acc_q [NumAcc];
+  logic [NumAcc*ACC_BITS-1:0] acc_d;
+
+  for (genvar o = 0; o < NumAcc; o++) begin : g_lane
+    logic [NumAcc-1:0]          row_hits, col_hits;
+    logic [CntW-1:0]            pop;
+    logic signed [ACC_BITS-1:0] base, plane_sum;
+    if (o < PE) begin : g_has_row
+      assign row_hits = NumAcc'(hit[o*SIMD +: SIMD]);
+    end else begin : g_no_row
+      assign row_hits = '0;
+    end
+    for (genvar i = 0; i < NumAcc; i++) begin : g_col_bit
+      if (TRANSPOSE && o < SIMD && i < PE) begin : g_in
+        assign col_hits[i] = hit[i*SIMD+o];
+      end else begin : g_out
+        assign col_hits[i] = 1'b0;
+      end
+    end
+    if (TRANSPOSE) begin : g_trans
+      assign pop = popcount(trans ? col_hits : row_hits);
+    end else begin : g_fwd
+      assign pop = popcount(row_hits);
+    end
+    assign base      = first_i ? '0 : (plane_first_i ? (acc_q[o] <<< 1) : acc_q[o]);
+    assign plane_sum = (ACC_BITS'(pop) <<< 1) - ACC_BITS'(bipolar_i ? pop_en : pop_x);
+    assign acc_d[o*ACC_BITS +: ACC_BITS] = valid_i ? (msb_i ? base - plane_sum : base + plane_sum) : acc_q[o];
+  end
+
+  // datapath: no reset (a group's first beat starts from 0)
+  always_ff @(posedge clk_i) begin
+    for (int o = 0; o < NumAcc; o++) acc_q[o] <= acc_d[o*ACC_BITS +: ACC_BITS];
+  end
+
+  assign acc_o = acc_d;
+
+endmodule
+
+`default_nettype wire

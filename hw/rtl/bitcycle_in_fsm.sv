@@ -1,0 +1,156 @@
+// bitcycle_in_fsm: the input side of a job. Takes the input packet's words and writes them where
+// they belong: tiles (weight / threshold loads, sign(x) of backward-weight) into the tile
+// memories, then integer vectors into the two banks of the vector buffer. A bank is full from its
+// vector's last word until the issue sequencer has read it for the last time (rd_release_i).
+//
+// Packet length: a TLAST before the expected end is a short packet (err_short_o: the job is cut);
+// no TLAST at the end is a long one (err_long_o) and is drained to its TLAST. When a job is cut
+// (cut_i) an input packet that has begun is drained to its TLAST; abort_i while the job closes
+// (close_i) stops that drain. (The words themselves go from the port to the memories directly.)
+`default_nettype none
+
+module bitcycle_in_fsm #(
+  parameter int SUB_W      = 2,    // word-within-tile counter width
+  parameter int BANK_AW    = 10,   // vector-buffer bank address width
+  localparam int DimW      = 16
+) (
+  input  wire logic              clk_i,
+  input  wire logic              rst_ni,
+  // job control and geometry (bitcycle_cfg_check)
+  input  wire logic              start_run_i,   // the job starts: begin a packet
+  input  wire logic              cut_i,         // the job is cut (abort or short packet)
+  input  wire logic              job_end_i,     // the job ends normally
+  input  wire logic              close_i,       // the job closes its streams
+  input  wire logic              abort_i,
+  input  wire logic              tiles_in_i,    // the packet starts with tiles
+  input  wire logic              vec_in_i,      // ... and continues with vectors
+  input  wire logic [31:0]       load_tiles_i,
+  input  wire logic [SUB_W-1:0]  load_words_i,
+  input  wire logic [20:0]       vec_words_i,
+  input  wire logic [DimW-1:0]   n_vec_i,
+  // issue sequencer
+  input  wire logic              rd_release_i,  // last read of bank rd_bank_i issued
+  input  wire logic              rd_bank_i,
+  output logic [1:0]             full_o,        // vector bank holds a complete vector
+  // the input stream
+  input  wire logic              s_valid_i,
+  input  wire logic              s_last_i,
+  output logic                   s_ready_o,
+  // memory writes and status
+  output logic                   tile_we_o,     // a tile word (address tile_o, word sub_o)
+  output logic [31:0]            tile_o,
+  output logic [SUB_W-1:0]       sub_o,
+  output logic                   vbuf_we_o,
+  output logic [BANK_AW:0]       vbuf_waddr_o,  // {bank, word}
+  output logic                   done_o,        // the whole packet arrived
+  output logic                   draining_o,    // waiting for the packet's TLAST
+  output logic                   err_short_o,
+  output logic                   err_long_o
+);
+
+  localparam logic [2:0] InIdle = 3'd0, InTiles = 3'd1, InVec = 3'd2, InDrain = 3'd3, InDone = 3'd4;
+  logic [2:0]      in_q, in_d;
+  logic [1:0]      full_q, full_d;
+  logic            wbank_q, wbank_d;
+  logic [20:0]     waddr_q, waddr_d;        // word within the vector
+  logic [DimW-1:0] wvec_q, wvec_d;          // vectors received
+  logic [31:0]     tile_q, tile_d;
+  logic [SUB_W-1:0] sub_q, sub_d;
+  logic            open_q, open_d;          // a packet has begun and not yet ended
+  logic            beat, tiles_end, vec_end, stream_end, err_short, err_long;
+
+  assign s_ready_o  = (in_q == InTiles) || (in_q == InDrain) || (in_q == InVec && !full_q[wbank_q]);
+  assign beat       = s_valid_i && s_ready_o;
+  assign open_d     = beat ? !s_last_i : open_q;
+  assign tiles_end  = (sub_q == load_words_i - 1'b1) && (tile_q == load_tiles_i - 1);
+  assign vec_end    = (waddr_q == vec_words_i - 1'b1);
+  assign stream_end = (in_q == InTiles && tiles_end && !vec_in_i) ||
+                      (in_q == InVec && vec_end && (wvec_q == n_vec_i - 1'b1));
+
+  // a bank empties when compute has issued its last read of it, fills with a vector's last word
+  logic [1:0] full_clr, full_set;
+  assign full_clr = rd_release_i ? (2'b01 << rd_bank_i) : 2'b00;
+  assign full_set = (beat && in_q == InVec && vec_end) ? (2'b01 << wbank_q) : 2'b00;
+  assign full_d   = (start_run_i || cut_i) ? 2'b00 : ((full_q & ~full_clr) | full_set);
+
+  always_comb begin
+    in_d    = in_q;
+    tile_d  = tile_q;
+    sub_d   = sub_q;
+    wbank_d = wbank_q;
+    waddr_d = waddr_q;
+    wvec_d  = wvec_q;
+    unique case (in_q)
+      InTiles: if (beat) begin
+        if (sub_q == load_words_i - 1'b1) begin
+          sub_d  = '0;
+          tile_d = tile_q + 1;
+        end else begin
+          sub_d = sub_q + 1'b1;
+        end
+        if (tiles_end && vec_in_i) in_d = InVec;
+      end
+      InVec: if (beat) begin
+        waddr_d = waddr_q + 1'b1;
+        if (vec_end) begin
+          waddr_d = '0;
+          wbank_d = ~wbank_q;
+          wvec_d  = wvec_q + 1'b1;
+        end
+      end
+      InDrain: if (beat && s_last_i) in_d = close_i ? InIdle : InDone;
+      default: ;
+    endcase
+    if (beat && (in_q == InTiles || in_q == InVec) && stream_end) in_d = s_last_i ? InDone : InDrain;
+    if (start_run_i) begin
+      in_d    = tiles_in_i ? InTiles : InVec;
+      tile_d  = '0;
+      sub_d   = '0;
+      wbank_d = 1'b0;
+      waddr_d = '0;
+      wvec_d  = '0;
+    end
+    if (job_end_i)           in_d = InIdle;
+    if (cut_i)               in_d = open_d ? InDrain : InIdle;
+    if (close_i && abort_i)  in_d = InIdle;  // a second abort: stop waiting for the TLAST
+  end
+
+  assign err_short = beat && (in_q == InTiles || in_q == InVec) && !stream_end && s_last_i;
+  assign err_long  = beat && (in_q == InTiles || in_q == InVec) && stream_end && !s_last_i;
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      in_q    <= InIdle;
+      full_q  <= '0;
+      wbank_q <= 1'b0;
+      waddr_q <= '0;
+      wvec_q  <= '0;
+      tile_q  <= '0;
+      sub_q   <= '0;
+      open_q  <= 1'b0;
+    end else begin
+      in_q    <= in_d;
+      full_q  <= full_d;
+      wbank_q <= wbank_d;
+      waddr_q <= waddr_d;
+      wvec_q  <= wvec_d;
+      tile_q  <= tile_d;
+      sub_q   <= sub_d;
+      open_q  <= (close_i && abort_i) ? 1'b0 : open_d;
+    end
+  end
+
+  assign full_o       = full_q;
+  assign tile_we_o    = beat && (in_q == InTiles);
+  assign tile_o       = tile_q;
+  assign sub_o        = sub_q;
+  assign vbuf_we_o    = beat && (in_q == InVec);
+  assign vbuf_waddr_o = {wbank_q, BANK_AW'(waddr_q)};
+  assign done_o       = (in_q == InDone);
+  assign draining_o   = (in_q == InDrain);
+  assign err_short_o  = err_short;
+  assign err_long_o   = err_long;
+
+endmodule
+
+`default_nettype wire
