@@ -136,6 +136,36 @@ def test_zero_gamma_negative_beta_compiles(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+def test_bnn_pynq_cnv_compiles_exact_vs_torch(tmp_path):
+    """FINN's CNV (8-bit input, six binary convs, max-pools, three FC layers) on random 32×32 RGB codes."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    import bitcycle.compile.customop  # noqa: F401
+    from bitcycle.compile.flow import execute
+
+    model = _bnn_pynq("cnv_1w1a")
+    with torch.no_grad():  # CNV's BNs are 2-D; spread them as _bnn_pynq does the 1-D ones
+        gen = torch.Generator().manual_seed(5)
+        for mod in model.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                n = mod.num_features
+                mod.running_mean.copy_((torch.rand(n, generator=gen) - 0.5) * 40)
+                mod.running_var.copy_(torch.rand(n, generator=gen) * 200 + 1)
+                mod.weight.copy_(torch.rand(n, generator=gen) * 2 - 1)
+                mod.bias.copy_(torch.rand(n, generator=gen) * 2 - 1)
+    f = _export(model, tmp_path / "cnv.onnx", shape=(1, 3, 32, 32))
+    out = tmp_path / "b"
+    done = _cli("compile", "--onnx", str(f), "--check-images", "3", "--out", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "on 3 random images" in done.stdout
+    pixels = np.random.default_rng(0).integers(0, 256, size=(3, 3, 32, 32)).astype(np.float32)  # = compile's
+    ints, _ = _torch_integer_out(model, pixels)
+    assert len(np.unique(ints)) > 3
+    np.testing.assert_array_equal(execute(ModelWrapper(str(out / "graphs" / "06_engine.onnx")), pixels), ints)
+    flow = json.loads((out / "dataflow.json").read_text())
+    assert flow["driver_json"] is None and "convolutions" in flow["driver_json_note"]
+
+
 def test_topk_and_given_input_map(tmp_path, fmnist_pixels):
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.transformation.insert_topk import InsertTopK
