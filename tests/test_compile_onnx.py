@@ -233,6 +233,9 @@ def test_bad_onnx_inputs_one_line(tmp_path):
     flt = tmp_path / "float.onnx"
     onnx.save(helper.make_model(g), str(flt))
     _one_line_exit_2(_cli("compile", "--onnx", str(flt), cwd=tmp_path), "no Quant/BipolarQuant nodes")
+    # a batch of 4 in the export
+    f = _export(_bnn_pynq("tfc_1w1a"), tmp_path / "b4.onnx", shape=(4, 1, 28, 28))
+    _one_line_exit_2(_cli("compile", "--onnx", str(f), cwd=tmp_path), "input has shape [4, 1, 28, 28]", "batch-1")
 
 
 @pytest.mark.parametrize("name, needle", [

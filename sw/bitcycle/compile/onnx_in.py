@@ -111,6 +111,10 @@ def load_qonnx(path) -> object:
                 f"{', '.join(sorted(SUPPORTED_QONNX_OPS | {'TopK'}))} forming binary Linear/Conv → BatchNorm → sign "
                 "(→ MaxPool) layers: replace it in the model")
         node.doc_string = ORIG + node.name
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in proto.graph.input[0].type.tensor_type.shape.dim]
+    if not dims or any(d is None or d < 1 for d in dims) or dims[0] != 1:
+        raise BitCycleError(f"--onnx {p}: the graph input has shape {dims}; export it with a fixed batch-1 example, "
+                            "e.g. export_qonnx(model, input_t=torch.zeros(1, 1, 28, 28), export_path=...)")
     try:
         return cleanup_model(ModelWrapper(proto))
     except Exception as err:  # noqa: BLE001
@@ -348,7 +352,5 @@ def prepare_onnx(path, pixel_max: float, input_scale: float | None = None, input
     meta.update(input_quant=qonnx_q, input_chain=chain, graph_input_range=[x_lo, x_hi], source=str(path))
     model = add_pixel_input(model, s, o).transform(InferShapes())
     shape = tuple(int(d) for d in model.get_tensor_shape("pixels"))
-    if shape[0] != 1:
-        shape = (1,) + shape[1:]
     return OnnxModel(qonnx=model, name=name or Path(path).stem, input_shape=shape, pixel_max=float(pixel_max),
                      input_scale=s, input_offset=o, head_scale=scale_h, head_bias=bias_h, meta=meta)
