@@ -8,7 +8,7 @@ export PYTHONHASHSEED := 0
 JOBS  ?= auto
 MODEL ?= sfc
 
-.PHONY: help setup demo test sim lint bench report clean bitstream compile export synth bench-memory bench-train regs bench-hw bench-driver bench-grad-error run wheel
+.PHONY: help setup demo test sim lint bench report clean bitstream compile export synth bench-memory bench-train regs bench-hw bench-driver bench-grad-error run wheel rtlsim
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -32,7 +32,7 @@ sim: $(VENV)/.bitcycle-setup  ## RTL testbenches: Verilator (+line/toggle covera
 	SIM=icarus $(PY) -m pytest -n $(JOBS) -m rtl sim
 
 # hand-written RTL lints clean with -Wall; the waivers cover only the generated register block
-RTL_LINT = hw/rtl/bitcycle_regs_pkg.sv hw/rtl/bitcycle_regs.sv hw/rtl/bitcycle_codes.svh hw/rtl/bitcycle_param_check.sv hw/rtl/bitcycle_ram.sv hw/rtl/bitcycle_skid.sv hw/rtl/bitcycle_cfg_check.sv hw/rtl/bitcycle_in_fsm.sv hw/rtl/bitcycle_issue.sv hw/rtl/bitcycle_array.sv hw/rtl/bitcycle_out_stage.sv hw/rtl/bitcycle_engine.sv hw/rtl/bitcycle_top.sv
+RTL_LINT = hw/rtl/bitcycle_regs_pkg.sv hw/rtl/bitcycle_regs.sv hw/rtl/bitcycle_codes.svh hw/rtl/bitcycle_param_check.sv hw/rtl/bitcycle_ram.sv hw/rtl/bitcycle_skid.sv hw/rtl/bitcycle_cfg_check.sv hw/rtl/bitcycle_in_fsm.sv hw/rtl/bitcycle_issue.sv hw/rtl/bitcycle_popcount.sv hw/rtl/bitcycle_array.sv hw/rtl/bitcycle_out_stage.sv hw/rtl/bitcycle_engine.sv hw/rtl/bitcycle_top.sv
 lint: $(VENV)/.bitcycle-setup  ## Verilator --lint-only -Wall of the engine RTL
 	verilator --lint-only -Wall hw/regs/verilator_waivers.vlt $(RTL_LINT) --top-module bitcycle_top
 
@@ -54,6 +54,12 @@ export: $(VENV)/.bitcycle-setup  ## MODEL → QONNX in build/<model>/qonnx.onnx
 
 compile: $(VENV)/.bitcycle-setup  ## MODEL → FINN dataflow + engine layers → build/<model>/ (stops before vendor tools)
 	$(PY) -m bitcycle.cli compile $(COMPILE_SRC) $(COMPILE_ARGS)
+
+# the compiled MODEL's whole dataflow as one Verilator model (layers, width converters, FIFOs)
+RTLSIM_OUT = build/rtlsim/$(notdir $(basename $(patsubst %/,%,$(MODEL))))
+rtlsim: $(VENV)/.bitcycle-setup  ## MODEL → compile → IMAGES=20 test images through the RTL → build/rtlsim/<model>/rtlsim.json
+	$(PY) -m bitcycle.cli compile $(COMPILE_SRC) --out $(RTLSIM_OUT) $(COMPILE_ARGS)
+	$(PY) -m bitcycle.cli rtlsim --build $(RTLSIM_OUT) --images $(or $(IMAGES),20)
 
 bitstream: $(VENV)/.bitcycle-setup  ## FPGA image with Vitis HLS / Vivado (MODEL=...); exit 2 naming the missing tool
 	$(PY) -m bitcycle.cli bitstream $(COMPILE_SRC) $(COMPILE_ARGS)

@@ -4,8 +4,10 @@ and FINN's published figures (cited, not measured here).
 
 The synthesised top is `bitcycle_engine` (array, memories, stream logic, output stage) without the
 AXI4-Lite register block: peakrdl-regblock's output uses unpacked structs that Yosys (0.23 and
-0.70) rejects. Writes build/bench/synth.json and build/bench/synth.md; per-point Yosys logs and
-scripts go to build/synth/.
+0.70) rejects. Synthesis keeps the hierarchy, so `stat` gives each module's cells (the cost of
+each part); the netlist is then flattened and its longest register-to-register path measured in
+LUT levels, with the Fmax that implies (`path_estimate`). Writes build/bench/synth.json and build/bench/synth.md; per-point Yosys logs,
+scripts and netlists go to build/synth/.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ BUILD = REPO / "build" / "synth"
 OUT = REPO / "build" / "bench"
 SOURCES = [f"hw/rtl/{f}" for f in rtl_sources("bitcycle_engine")]
 DEVICE_LUTS = 53_200  # xc7z020
+KEPT_MODULES = ["bitcycle_skid", "bitcycle_cfg_check", "bitcycle_in_fsm", "bitcycle_issue", "bitcycle_array",
+                "bitcycle_out_stage", "bitcycle_ram"]
 # (PE, SIMD, DATA_W); memories sized for layers of up to ~1k x 1k at these points
 POINTS = [(4, 16, 32), (16, 32, 32), (32, 64, 64)]
 COMMON = dict(ACC_BITS=24, THR_MAX=1, WMEM_DEPTH=512, AMEM_DEPTH=256, TMEM_DEPTH=64, MAX_CHUNKS=64)
@@ -76,6 +80,118 @@ def summarize(cells: dict[str, int]) -> dict[str, float]:
             "carry4": cells.get("CARRY4", 0), "inv": cells.get("INV", 0)}
 
 
+# Timing model for the longest path, xc7z020-1 (7-series -1 speed grade, DS187 switching figures
+# rounded): a path starts at a flip-flop (clock-to-out 0.46 ns), a block RAM without its output
+# register (2.45 ns) or a port; each LUT (or LUTRAM read) costs its delay plus one average net
+# (0.12 + 0.45 ns), a MUXF7/F8 0.30 ns, a CARRY4 0.20 ns (chained carries are fast); setup 0.10 ns.
+# An estimate before place and route: real routing can be slower on a full device.
+T_START = {"FD": 0.46, "RAMB": 2.45, "DSP": 1.0, "port": 0.0}
+T_CELL = {"LUT": 0.57, "RAM": 0.57, "MUXF": 0.30, "CARRY4": 0.20, "INV": 0.0}
+T_SETUP = 0.10
+LUTRAM_COMB_IN = re.compile(r"^(ADDR[A-D]|A\d*|DPRA\d*|A$)")
+
+
+def _kind(cell_type: str) -> str | None:
+    """'LUT', 'RAM' (LUTRAM), 'MUXF', 'CARRY4', 'INV' for combinational cells, None for the rest."""
+    if re.fullmatch(r"LUT[1-6]", cell_type):
+        return "LUT"
+    if re.fullmatch(r"RAM\d+(M|X1[SD])", cell_type):
+        return "RAM"
+    if cell_type.startswith("MUXF"):
+        return "MUXF"
+    if cell_type in ("CARRY4", "INV"):
+        return cell_type
+    return None
+
+
+def path_estimate(netlist: dict, top: str) -> dict:
+    """Longest register-to-register path of a flattened, mapped netlist (Yosys write_json): its LUT
+    levels (LUTs and LUTRAM reads on the path), the CARRY4/MUXF cells on it, and its delay under the
+    model above. BRAM, DSP and flip-flops start and end paths."""
+    mod = netlist["modules"][top]
+    driver: dict[int, tuple[str, dict]] = {}
+    for name, c in mod["cells"].items():
+        for port, bits in c["connections"].items():
+            if c["port_directions"].get(port) == "output":
+                for b in bits:
+                    if isinstance(b, int):
+                        driver[b] = (name, c)
+    memo: dict[int, tuple[float, int, int]] = {}  # bit -> (arrival ns, LUT levels, other comb cells)
+    prev: dict[int, tuple[int | None, str]] = {}  # bit -> (input bit on the worst path, cell)
+
+    def arrival(bit) -> tuple[float, int, int]:
+        if not isinstance(bit, int):
+            return (0.0, 0, 0)
+        if bit in memo:
+            return memo[bit]
+        stack = [bit]
+        while stack:
+            b = stack[-1]
+            if b in memo:
+                stack.pop()
+                continue
+            if b not in driver:
+                memo[b] = (T_START["port"], 0, 0)
+                prev[b] = (None, "port")
+                stack.pop()
+                continue
+            _, c = driver[b]
+            kind = _kind(c["type"])
+            if kind is None:
+                start = "RAMB" if c["type"].startswith("RAMB") else "DSP" if c["type"].startswith("DSP") else "FD"
+                memo[b] = (T_START[start], 0, 0)
+                prev[b] = (None, f"{c['type']} {driver[b][0]}")
+                stack.pop()
+                continue
+            ins = [x for p, bits in c["connections"].items() if c["port_directions"].get(p) == "input"
+                   and (kind != "RAM" or LUTRAM_COMB_IN.match(p)) for x in bits if isinstance(x, int)]
+            todo = [x for x in ins if x not in memo]
+            if todo:
+                stack.extend(todo)
+                continue
+            best = max((memo[x] for x in ins), default=(0.0, 0, 0))
+            prev[b] = (max(ins, key=lambda x: memo[x]) if ins else None, f"{c['type']} {driver[b][0]}")
+            lut = 1 if kind in ("LUT", "RAM") else 0
+            memo[b] = (best[0] + T_CELL[kind], best[1] + lut, best[2] + (1 - lut if kind != "INV" else 0))
+            stack.pop()
+        return memo[bit]
+
+    worst = (0.0, 0, 0)
+    ends = []
+    for c in mod["cells"].values():
+        if _kind(c["type"]) is None:
+            ends += [x for p, bits in c["connections"].items() if c["port_directions"].get(p) == "input" for x in bits]
+    for p in mod["ports"].values():
+        if p["direction"] == "output":
+            ends += p["bits"]
+    levels, worst_bit = 0, None
+    for b in ends:
+        a = arrival(b)
+        if a > worst:
+            worst, worst_bit = a, b
+        levels = max(levels, a[1])
+    path = []
+    while isinstance(worst_bit, int) and worst_bit in prev:
+        worst_bit, cell = prev[worst_bit]
+        path.append(re.sub(r"\$abc\$\d+\$|auto\$[^ ]*|\$", "", cell)[:90])
+    ns = worst[0] + T_SETUP
+    return {"lut_levels": levels, "worst_path_ns": round(ns, 2), "worst_path_lut_levels": worst[1],
+            "worst_path_carry_muxf": worst[2], "est_fmax_mhz": round(1000.0 / ns, 1),
+            "worst_path": path[::-1]}
+
+
+def parse_modules(stat: str) -> dict[str, dict[str, int]]:
+    """Cells per module from a hierarchical `stat` (module names without their parameter suffix)."""
+    out: dict[str, dict[str, int]] = {}
+    for m in re.finditer(r"^=== (\S+) ===\s*$(.*?)(?=^=== |^design hierarchy|\Z)", stat, flags=re.M | re.S):
+        name = re.sub(r"^\$paramod\$?[0-9a-f]*\\?", "", m.group(1)).split("\\")[0].lstrip("\\")
+        cells = {c.group(1): int(c.group(2)) for c in re.finditer(r"^\s+(\S+)\s+(\d+)\s*$", m.group(2), flags=re.M)}
+        if name in out:  # several parameterisations (e.g. the two skids): add up per instance below
+            name = f"{name}#{sum(k.startswith(name) for k in out)}"
+        out[name] = cells
+    return out
+
+
 def synth_point(pe: int, simd: int, dw: int, yosys: list[str], timeout: int) -> dict:
     name = f"pe{pe}_simd{simd}_dw{dw}"
     BUILD.mkdir(parents=True, exist_ok=True)
@@ -85,8 +201,15 @@ def synth_point(pe: int, simd: int, dw: int, yosys: list[str], timeout: int) -> 
     script.write_text("\n".join([
         "read_verilog -sv " + " ".join(str(REPO / s) for s in SOURCES),
         f"chparam {chparam} bitcycle_engine",
+        # one-job modules stay separate (their cost is visible); helpers (popcount) are flattened in
+        "hierarchy -top bitcycle_engine",
+        "setattr -mod -set keep_hierarchy 1 " + " ".join(f"*{m}*" for m in KEPT_MODULES),
         "synth_xilinx -family xc7 -top bitcycle_engine -flatten",
+        "tee -o " + str(BUILD / f"{name}.modules.stat") + " stat",
+        "setattr -mod -unset keep_hierarchy *",
+        "flatten",
         "tee -o " + str(BUILD / f"{name}.stat") + " stat",
+        "write_json " + str(BUILD / f"{name}.json"),
     ]) + "\n")
     log = BUILD / f"{name}.log"
     wall0 = time.perf_counter()
@@ -97,8 +220,11 @@ def synth_point(pe: int, simd: int, dw: int, yosys: list[str], timeout: int) -> 
         raise SystemExit(f"yosys failed on {name} (see {log}): {proc.stderr.strip().splitlines()[-1:]}")
     cells = parse_stat((BUILD / f"{name}.stat").read_text())
     res = summarize(cells)
+    modules = {m: summarize(c) for m, c in parse_modules((BUILD / f"{name}.modules.stat").read_text()).items()}
+    timing = path_estimate(json.loads((BUILD / f"{name}.json").read_text()), "bitcycle_engine")
     gops = 2 * pe * simd * 0.1  # binary MACs (2 ops) per cycle at 100 MHz, bits = 1
     return {"point": name, "pe": pe, "simd": simd, "data_width": dw, "params": params, **res,
+            "lut_per_lane": res["lut"] / (pe * simd), **timing, "modules": modules,
             "lut_pct_xc7z020": 100.0 * res["lut"] / DEVICE_LUTS,
             "binary_gops_100mhz": gops, "binary_gops_per_klut": gops / (res["lut"] / 1000.0),
             "gops_at_8bit": gops / 8, "cells": cells, "yosys_wall_s": wall}
@@ -107,12 +233,23 @@ def synth_point(pe: int, simd: int, dw: int, yosys: list[str], timeout: int) -> 
 def markdown(rows: list[dict], version: str) -> str:
     lines = [f"Yosys `synth_xilinx -family xc7` ({version}), top `bitcycle_engine` (no register block), "
              "ACC_BITS=24, weight memory 512 tiles.", "",
-             "| PE×SIMD | DATA_W | LUT (logic + LUTRAM) | INV cells | FF | BRAM36 | DSP | % xc7z020 LUT | binary GOPS @100 MHz | GOPS/kLUT | 8-bit GOPS |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| PE×SIMD | DATA_W | LUT (logic + LUTRAM) | LUT/lane | INV cells | FF | BRAM36 | DSP | % xc7z020 LUT | LUT levels | est. Fmax MHz | binary GOPS @100 MHz | GOPS/kLUT | 8-bit GOPS |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['pe']}×{r['simd']} | {r['data_width']} | {r['lut']:,} ({r['lut_logic']:,} + {r['lut_ram']:,}) | "
-                     f"{r['inv']:,} | {r['ff']:,} | {r['bram36']:g} | {r['dsp']} | {r['lut_pct_xc7z020']:.1f} | "
+                     f"{r['lut_per_lane']:.2f} | {r['inv']:,} | {r['ff']:,} | {r['bram36']:g} | {r['dsp']} | "
+                     f"{r['lut_pct_xc7z020']:.1f} | {r['lut_levels']} | {r['est_fmax_mhz']:.0f} | "
                      f"{r['binary_gops_100mhz']:.1f} | {r['binary_gops_per_klut']:.2f} | {r['gops_at_8bit']:.2f} |")
+    lines += ["", "LUT levels: the most LUTs (and LUTRAM reads) on any register-to-register path of the flattened, "
+              "mapped netlist; est. Fmax: that path's delay under a per-cell model of xc7z020-1 (tools/synth.py: "
+              "LUT + average net 0.57 ns, CARRY4 0.20, MUXF 0.30, FF clock-to-out 0.46, BRAM out 2.45, setup "
+              "0.10), an estimate before place and route.", "",
+              "Cost per module (hierarchical synthesis, one instance each):", "",
+              "| PE×SIMD | module | LUT | FF | CARRY4 | BRAM36 | DSP |", "|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        for m, c in r["modules"].items():
+            lines.append(f"| {r['pe']}×{r['simd']} | {m} | {c['lut']:,} | {c['ff']:,} | {c['carry4']} | "
+                         f"{c['bram36']:g} | {c['dsp']} |")
     lines += ["", "Published figures (cited, not measured here):", "", "| design | board | figure | note |",
               "|---|---|---|---|"]
     for p in PUBLISHED:

@@ -34,18 +34,11 @@ module bitcycle_array #(
   bitcycle_param_check #(.FAIL(PE < 1 || SIMD < 1 || ACC_BITS < 2),
       .MSG("bitcycle_array: PE, SIMD >= 1 and ACC_BITS >= 2")) u_check_params ();
 
-  function automatic logic [CntW-1:0] popcount(input logic [NumAcc-1:0] v);
-    logic [CntW-1:0] n;
-    n = '0;
-    for (int i = 0; i < NumAcc; i++) n = n + CntW'(v[i]);
-    popcount = n;  // (no `return`: Yosys 0.23)
-  endfunction
-
   logic            trans;
   logic [CntW-1:0] pop_x, pop_en;
-  assign trans  = TRANSPOSE && trans_i;
-  assign pop_x  = popcount(en_i & x_i);
-  assign pop_en = popcount(en_i);
+  assign trans = TRANSPOSE && trans_i;
+  bitcycle_popcount #(.N(NumAcc)) u_pop_x (.v_i(en_i & x_i), .n_o(pop_x));
+  bitcycle_popcount #(.N(NumAcc)) u_pop_en (.v_i(en_i), .n_o(pop_en));
 
   logic [PE*SIMD-1:0] hit;
   for (genvar i = 0; i < PE; i++) begin : g_row
@@ -76,11 +69,7 @@ module bitcycle_array #(
         assign col_hits[i] = 1'b0;
       end
     end
-    if (TRANSPOSE) begin : g_trans
-      assign pop = popcount(trans ? col_hits : row_hits);
-    end else begin : g_fwd
-      assign pop = popcount(row_hits);
-    end
+    bitcycle_popcount #(.N(NumAcc)) u_pop (.v_i(trans ? col_hits : row_hits), .n_o(pop));
     assign base      = first_i ? '0 : (plane_first_i ? (acc_q[o] <<< 1) : acc_q[o]);
     assign plane_sum = (ACC_BITS'(pop) <<< 1) - ACC_BITS'(bipolar_i ? pop_en : pop_x);
     assign acc_d[o*ACC_BITS +: ACC_BITS] = valid_i ? (msb_i ? base - plane_sum : base + plane_sum) : acc_q[o];

@@ -27,7 +27,9 @@ module bitcycle_issue #(
   input  wire logic [DimW-1:0]    n_vec_i,
   input  wire logic [DimW:0]      n_out_i,
   input  wire logic [DimW:0]      n_red_i,
-  input  wire logic [DimW:0]      n_cols_i,
+  /* verilator lint_off UNUSEDSIGNAL */
+  input  wire logic [DimW:0]      n_cols_i,      // (only its tile-address bits matter)
+  /* verilator lint_on UNUSEDSIGNAL */
   input  wire logic [CntW-1:0]    lanes_out_i,
   input  wire logic [CntW-1:0]    chunk_i,
   input  wire logic [1:0]         full_i,        // vector banks (bitcycle_in_fsm)
@@ -62,9 +64,10 @@ module bitcycle_issue #(
   logic [DimW-1:0] rvec_q, rvec_d;           // vector
   logic [DimW-1:0] red_off_q, red_off_d;     // rc * chunk
   logic [DimW-1:0] out_off_q, out_off_d;     // og * lanes_out
-  logic [31:0]     taddr_q, taddr_d;         // tile address of the beat
-  logic [31:0]     gbase_q, gbase_d;         // tile address of (group, chunk 0)
-  logic [20:0]     raddr_q, raddr_d;         // vector-buffer word of the beat
+  // addresses as wide as the memories: the check keeps every tile of a job inside them
+  logic [TILE_AW-1:0] taddr_q, taddr_d;      // tile address of the beat
+  logic [TILE_AW-1:0] gbase_q, gbase_d;      // tile address of (group, chunk 0)
+  logic [BANK_AW-1:0] raddr_q, raddr_d;      // vector-buffer word of the beat
   logic            grp_first, grp_last, vec_last, job_last, issue;
 
   assign grp_first = (pl_q == bits_i - 1'b1) && (rc_q == '0);
@@ -90,7 +93,7 @@ module bitcycle_issue #(
       if (rc_q != n_red_i - 1'b1) begin            // next chunk of this plane
         rc_d      = rc_q + 1'b1;
         red_off_d = red_off_q + DimW'(chunk_i);
-        taddr_d   = taddr_q + (trans_i ? 32'(n_cols_i) : 32'd1);
+        taddr_d   = taddr_q + (trans_i ? TILE_AW'(n_cols_i) : TILE_AW'(1));
       end else begin
         rc_d      = '0;
         red_off_d = '0;
@@ -102,8 +105,8 @@ module bitcycle_issue #(
           raddr_d   = '0;
           og_d      = og_q + 1'b1;
           out_off_d = out_off_q + DimW'(lanes_out_i);
-          gbase_d   = gbase_q + (trans_i ? 32'd1 : 32'(n_cols_i));
-          taddr_d   = gbase_q + (trans_i ? 32'd1 : 32'(n_cols_i));
+          gbase_d   = gbase_q + (trans_i ? TILE_AW'(1) : TILE_AW'(n_cols_i));
+          taddr_d   = gbase_q + (trans_i ? TILE_AW'(1) : TILE_AW'(n_cols_i));
           if (og_q == n_out_i - 1'b1) begin        // next vector (other bank)
             og_d      = '0;
             out_off_d = '0;
@@ -131,6 +134,13 @@ module bitcycle_issue #(
     end
     if (stop_i) active_d = 1'b0;
   end
+
+  // lane enables: the elements left in the reduction (one subtract), clamped to the chunk
+  logic [DimW-1:0] red_rem, out_rem;
+  logic [CntW-1:0] en_lim;
+  assign red_rem = red_len_i - red_off_q;    // > 0 while beats issue
+  assign out_rem = out_rows_i - out_off_q;
+  assign en_lim  = (red_rem < DimW'(chunk_i)) ? CntW'(red_rem) : chunk_i;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -173,20 +183,17 @@ module bitcycle_issue #(
       s1_grp_last_o    <= grp_last;
       s1_vec_last_o    <= vec_last;
       s1_job_last_o    <= job_last;
-      for (int j = 0; j < CHUNK_W; j++) begin
-        s1_en_o[j] <= (j < 32'(chunk_i)) && (32'(red_off_q) + j < 32'(red_len_i));
-      end
-      s1_out_cnt_o <= (32'(out_rows_i) - 32'(out_off_q) < 32'(lanes_out_i))
-                      ? CntW'(out_rows_i - out_off_q) : lanes_out_i;
+      for (int j = 0; j < CHUNK_W; j++) s1_en_o[j] <= (CntW'(j) < en_lim);
+      s1_out_cnt_o <= (out_rem < DimW'(lanes_out_i)) ? CntW'(out_rem) : lanes_out_i;
     end
     s1_trans_o   <= trans_i;
     s1_bipolar_o <= (bits_i == 5'd1);
     s1_amem_o    <= amem_i;
   end
 
-  assign tile_raddr_o = TILE_AW'(taddr_q);
+  assign tile_raddr_o = taddr_q;
   assign thr_raddr_o  = THR_AW'(og_q);
-  assign vbuf_raddr_o = {rbank_q, BANK_AW'(raddr_q)};
+  assign vbuf_raddr_o = {rbank_q, raddr_q};
   assign rd_release_o = issue && vec_last && !stop_i;
   assign rd_bank_o    = rbank_q;
   assign active_o     = active_q;
