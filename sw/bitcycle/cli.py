@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bitstream": ("bitcycle.compile.vendor", "build the FPGA image with Vitis HLS / Vivado (needs the Xilinx tools on PATH)"),
     "export": ("bitcycle.compile.export_cmd", "trained checkpoint → QONNX (Brevitas export, integer input and logits)"),
     "compile": ("bitcycle.compile.compile_cmd", "checkpoint → FINN dataflow on BitCycle's engine → build/<model>/ (no vendor tools)"),
+    "rtlsim": ("bitcycle.compile.rtlsim_cmd", "the compiled dataflow as one Verilator model: N test images, bit-exact check and cycles"),
 }
 
 

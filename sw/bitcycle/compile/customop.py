@@ -298,7 +298,8 @@ class MapToBitSerialMVAU(Transformation):
                 if xnor:
                     thr = 2 * thr - mw
                 model.set_initializer(node.input[2], thr.astype(np.float32))
-                model.set_tensor_datatype(node.input[2], DataType.get_smallest_possible(-int(np.abs(thr).max()) - 1))
+                tbits = max(2, int(np.abs(thr).max()).bit_length() + 1)  # signed; never BIPOLAR (no 0 in it)
+                model.set_tensor_datatype(node.input[2], DataType[f"INT{tbits}"])
                 inputs.append(node.input[2])
             elif xnor:
                 # popcount → signed sum: absorb the Mul(2) and Add(−MW) FINN left after the layer

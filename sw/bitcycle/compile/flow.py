@@ -37,6 +37,7 @@ def stages(pixel_max: float, fpgapart: str, fold_kwargs: dict, bits_max: int = 1
     from bitcycle.compile import passes as P
     from bitcycle.compile.customop import MapToBitSerialMVAU
     from bitcycle.compile.folding import FoldForTarget
+    from finn.transformation.fpgadataflow.insert_dwc import InsertDWC  # producer PE ≠ consumer SIMD: FINN's width converter
 
     return [
         Stage("qonnx", [P.CheckSupportedQONNX(), P.TidyUp()]),
@@ -47,7 +48,7 @@ def stages(pixel_max: float, fpgapart: str, fold_kwargs: dict, bits_max: int = 1
               + [P.CheckHwMapped()]),
         Stage("engine", [MapToBitSerialMVAU(bits_max=bits_max)]),
         Stage("specialized", [P.Specialize(fpgapart)], check=False),
-        Stage("folded", [FoldForTarget(fpgapart, **fold_kwargs)], check=False),
+        Stage("folded", [FoldForTarget(fpgapart, **fold_kwargs), InsertDWC(), P.Specialize(fpgapart)], check=False),
     ]
 
 
