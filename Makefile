@@ -32,7 +32,7 @@ sim: $(VENV)/.bitcycle-setup  ## RTL testbenches: Verilator (+line/toggle covera
 	SIM=icarus $(PY) -m pytest -n $(JOBS) -m rtl sim
 
 # hand-written RTL lints clean with -Wall; the waivers cover only the generated register block
-RTL_LINT = hw/rtl/bitcycle_regs_pkg.sv hw/rtl/bitcycle_regs.sv hw/rtl/bitcycle_codes.svh hw/rtl/bitcycle_param_check.sv hw/rtl/bitcycle_ram.sv hw/rtl/bitcycle_skid.sv hw/rtl/bitcycle_cfg_check.sv hw/rtl/bitcycle_in_fsm.sv hw/rtl/bitcycle_issue.sv hw/rtl/bitcycle_array.sv hw/rtl/bitcycle_out_stage.sv hw/rtl/bitcycle_engine.sv hw/rtl/bitcycle_top.sv
+RTL_LINT = hw/rtl/bitcycle_regs_pkg.sv hw/rtl/bitcycle_regs.sv hw/rtl/bitcycle_codes.svh hw/rtl/bitcycle_param_check.sv hw/rtl/bitcycle_ram.sv hw/rtl/bitcycle_skid.sv hw/rtl/bitcycle_cfg_check.sv hw/rtl/bitcycle_in_fsm.sv hw/rtl/bitcycle_issue.sv hw/rtl/bitcycle_popcount.sv hw/rtl/bitcycle_array.sv hw/rtl/bitcycle_out_stage.sv hw/rtl/bitcycle_engine.sv hw/rtl/bitcycle_top.sv
 lint: $(VENV)/.bitcycle-setup  ## Verilator --lint-only -Wall of the engine RTL
 	verilator --lint-only -Wall hw/regs/verilator_waivers.vlt $(RTL_LINT) --top-module bitcycle_top
 
