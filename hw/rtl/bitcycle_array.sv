@@ -7,7 +7,9 @@
 // plane's signed contribution 2p - n (n: the lanes' enabled x ones, or enabled lanes when
 // bipolar) by Horner's rule, MSB plane first:
 //   acc = (first ? 0 : plane_first ? 2*acc : acc) +/- (2p - n)   (- for the MSB plane)
-// acc_o is the value including this beat (the output stage captures it on a group's last beat).
+// Two stages: the popcounts are registered (BRAM out -> cells -> popcount tree | -> Horner add),
+// so acc_o is the value including the beat presented one cycle earlier (the output stage captures
+// it one cycle after a group's last beat).
 `default_nettype none
 
 module bitcycle_array #(
@@ -35,7 +37,8 @@ module bitcycle_array #(
       .MSG("bitcycle_array: PE, SIMD >= 1 and ACC_BITS >= 2")) u_check_params ();
 
   logic            trans;
-  logic [CntW-1:0] pop_x, pop_en;
+  logic [CntW-1:0] pop_x, pop_en, p_sub_q;
+  logic            p_valid_q, p_first_q, p_plane_first_q, p_msb_q;
   assign trans = TRANSPOSE && trans_i;
   bitcycle_popcount #(.N(NumAcc)) u_pop_x (.v_i(en_i & x_i), .n_o(pop_x));
   bitcycle_popcount #(.N(NumAcc)) u_pop_en (.v_i(en_i), .n_o(pop_en));
@@ -69,14 +72,21 @@ module bitcycle_array #(
         assign col_hits[i] = 1'b0;
       end
     end
+    logic [CntW-1:0] pop_q;
     bitcycle_popcount #(.N(NumAcc)) u_pop (.v_i(trans ? col_hits : row_hits), .n_o(pop));
-    assign base      = first_i ? '0 : (plane_first_i ? (acc_q[o] <<< 1) : acc_q[o]);
-    assign plane_sum = (ACC_BITS'(pop) <<< 1) - ACC_BITS'(bipolar_i ? pop_en : pop_x);
-    assign acc_d[o*ACC_BITS +: ACC_BITS] = valid_i ? (msb_i ? base - plane_sum : base + plane_sum) : acc_q[o];
+    always_ff @(posedge clk_i) pop_q <= pop;
+    assign base      = p_first_q ? '0 : (p_plane_first_q ? (acc_q[o] <<< 1) : acc_q[o]);
+    assign plane_sum = (ACC_BITS'(pop_q) <<< 1) - ACC_BITS'(p_sub_q);
+    assign acc_d[o*ACC_BITS +: ACC_BITS] = p_valid_q ? (p_msb_q ? base - plane_sum : base + plane_sum) : acc_q[o];
   end
 
-  // datapath: no reset (a group's first beat starts from 0)
+  // datapath: no reset (a group's first beat starts from 0; p_valid_q settles with the first beat)
   always_ff @(posedge clk_i) begin
+    p_valid_q       <= valid_i;
+    p_first_q       <= first_i;
+    p_plane_first_q <= plane_first_i;
+    p_msb_q         <= msb_i;
+    p_sub_q         <= bipolar_i ? pop_en : pop_x;
     for (int o = 0; o < NumAcc; o++) acc_q[o] <= acc_d[o*ACC_BITS +: ACC_BITS];
   end
 

@@ -203,7 +203,7 @@ module bitcycle_engine #(
   // ---------------------------------------------------------------------------------------------
   // Compute: issue sequencer -> array -> output stage
   logic              s1_valid, s1_first, s1_plane_first, s1_msb, s1_grp_last, s1_vec_last, s1_job_last;
-  logic              s1_trans, s1_bipolar, s1_amem, hold_free;
+  logic              s1_trans, s1_bipolar, s1_amem, out_hold_free;
   logic [NumAcc-1:0] s1_en;
   logic [CntW-1:0]   s1_out_cnt;
   logic [NumAcc*ACC_BITS-1:0] acc;
@@ -212,7 +212,7 @@ module bitcycle_engine #(
     .clk_i, .rst_ni, .start_run_i(start_run), .stop_i(abort_i || cut), .is_compute_i(is_compute),
     .trans_i(trans), .amem_i(mode_q == ModeBackwardWeight), .bits_i(bits_q), .out_rows_i(out_rows),
     .red_len_i(red_len), .n_vec_i(n_vec), .n_out_i(n_out), .n_red_i(n_red), .n_cols_i(n_cols),
-    .lanes_out_i(lanes_out), .chunk_i(chunk), .full_i(full), .hold_free_i(hold_free),
+    .lanes_out_i(lanes_out), .chunk_i(chunk), .full_i(full), .hold_free_i(out_hold_free && !s2_cap_q),
     .tile_raddr_o(tile_raddr), .thr_raddr_o(thr_raddr), .vbuf_raddr_o(vbuf_raddr),
     .rd_release_o(rd_release), .rd_bank_o(rd_bank), .active_o(issue_active),
     .s1_valid_o(s1_valid), .s1_first_o(s1_first), .s1_plane_first_o(s1_plane_first), .s1_msb_o(s1_msb),
@@ -231,12 +231,26 @@ module bitcycle_engine #(
   logic [OutLanes-1:0] o_keep, p_keep;
   logic                o_valid, o_ready, o_last;
 
+  // the array's result comes one cycle after its beat: the group's end follows it (stage 2)
+  logic            s2_cap_q, s2_vec_last_q, s2_job_last_q;
+  logic [CntW-1:0] s2_out_cnt_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) s2_cap_q <= 1'b0;
+    else         s2_cap_q <= s1_valid && s1_grp_last && !(abort_i || cut);
+  end
+  always_ff @(posedge clk_i) begin
+    s2_out_cnt_q  <= s1_out_cnt;
+    s2_vec_last_q <= s1_vec_last;
+    s2_job_last_q <= s1_job_last;
+  end
+
   bitcycle_out_stage #(.LANES(NumAcc), .ACC_BITS(ACC_BITS), .DATA_W(DATA_W), .THR_MAX(THR_MAX),
                        .THR_LANES(PE)) u_out (
     .clk_i, .rst_ni, .start_run_i(start_run), .stop_i(abort_i || cut), .close_i(cut && is_compute),
     .acc_bits_i(acc_bits_q), .out_sel_i(out_sel_q), .clip_shift_i(clip_shift_q),
-    .capture_i(s1_valid && s1_grp_last && !(abort_i || cut)), .acc_i(acc), .thr_i(tmem_rdata[ThrBits-1:0]),
-    .cnt_i(s1_out_cnt), .vec_last_i(s1_vec_last), .job_last_i(s1_job_last), .hold_free_o(hold_free),
+    .capture_i(s2_cap_q && !(abort_i || cut)), .acc_i(acc),
+    .thr_capture_i(s1_valid && s1_grp_last), .thr_i(tmem_rdata[ThrBits-1:0]),
+    .cnt_i(s2_out_cnt_q), .vec_last_i(s2_vec_last_q), .job_last_i(s2_job_last_q), .hold_free_o(out_hold_free),
     .done_o(out_done), .m_data_o(o_data), .m_keep_o(o_keep), .m_valid_o(o_valid), .m_last_o(o_last),
     .m_ready_i(o_ready)
   );
@@ -257,7 +271,7 @@ module bitcycle_engine #(
   assign start_run = (job_q == JobCheck) && (cfg_err == '0) && !abort_i;
   assign cut       = (job_q == JobRun) && (abort_i || err_short);
   assign job_end   = (job_q == JobRun) && !cut && in_done &&
-                     (!is_compute || (out_done && !issue_active && out_idle));
+                     (!is_compute || (out_done && !issue_active && out_idle));  // (out_done: the last beat left)
   assign closing   = (job_q == JobClose);
 
   always_comb begin

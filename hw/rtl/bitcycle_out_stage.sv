@@ -1,6 +1,7 @@
 // bitcycle_out_stage: the output stage. A holding register takes one output group from the array
-// (capture_i); a serializer then moves one value per cycle through saturation to acc_bits and the
-// selected function (raw / 8-bit clip / thresholds reached) into the int32 lanes of a stream word.
+// (capture_i); a serializer then moves one value per cycle through a three-stage pipeline --
+// select, saturate to acc_bits, the selected function (raw / 8-bit clip / thresholds reached) --
+// into the int32 lanes of a stream word.
 // A vector's last word is padded with zero lanes; TKEEP drops them on the packet's last beat.
 //
 // Closing a cut job (close_i): the beat on offer stays valid until taken; if the packet is open
@@ -27,6 +28,7 @@ module bitcycle_out_stage #(
   // one output group from the array
   input  wire logic                      capture_i,
   input  wire logic [LANES*ACC_BITS-1:0] acc_i,
+  input  wire logic                      thr_capture_i, // the group's thresholds (a cycle before)
   input  wire logic [ThrBits-1:0]        thr_i,
   input  wire logic [CntW-1:0]           cnt_i,        // values in the group
   input  wire logic                      vec_last_i,   // the group ends a vector
@@ -59,14 +61,25 @@ module bitcycle_out_stage #(
   logic [OutLanes-1:0]         m_keep_q, m_keep_d;
   logic [PackW-1:0]            pack_cnt_q, pack_cnt_d;
   logic [IdxW-1:0]             idx_q, idx_d;
-  logic                        step, grp_end, emit;
-  logic signed [ACC_BITS-1:0]  raw, sat, sat_hi, sat_lo, shifted;
+  logic                        adv, step, grp_end, emit;
+
+  // The value pipeline, one value per cycle, all stages stalled together while the beat on offer
+  // waits (adv low): a select a (hold register lane idx), b saturate, c function and packing.
+  // Each stage carries the value's lane in the word, whether it completes the word (emit) and
+  // whether that word ends the packet.
+  logic                        a_valid_q, b_valid_q;
+  logic [PackW-1:0]            a_pos_q, b_pos_q;
+  logic                        a_emit_q, b_emit_q, a_last_q, b_last_q;
+  logic signed [ACC_BITS-1:0]  a_raw_q, b_sat_q, sat;
+  logic [THR_MAX*32-1:0]       a_thr_q, b_thr_q, thr_sel;
+  logic signed [ACC_BITS-1:0]  sat_hi_q, sat_lo_q, shifted;
   logic signed [31:0]          value;
   logic [3:0]                  thr_count;
 
-  assign step    = hold_valid_q && (!m_valid_q || m_ready_i) && !stop_i;
+  assign adv     = !m_valid_q || m_ready_i;
+  assign step    = hold_valid_q && adv && !stop_i;
   assign grp_end = (32'(idx_q) == 32'(hold_cnt_q) - 1);
-  assign emit    = step && ((32'(pack_cnt_q) == OutLanes - 1) || (grp_end && hold_vec_last_q));
+  assign emit    = (32'(pack_cnt_q) == OutLanes - 1) || (grp_end && hold_vec_last_q);
 
   function automatic logic [3:0] thresholds_reached(input logic signed [31:0] v,
                                                     input logic [THR_MAX*32-1:0] thr);
@@ -76,29 +89,32 @@ module bitcycle_out_stage #(
     thresholds_reached = n;
   endfunction
 
-  assign sat_hi    = ACC_BITS'((48'sd1 <<< (acc_bits_i - 1'b1)) - 48'sd1);
-  assign sat_lo    = ~sat_hi;
-  assign raw       = hold_q[idx_q];
-  assign sat       = (raw > sat_hi) ? sat_hi : ((raw < sat_lo) ? sat_lo : raw);
-  assign shifted   = sat >>> clip_shift_i;
-  logic [THR_MAX*32-1:0] thr_sel;
   always_comb begin
     thr_sel = '0;
     for (int l = 0; l < THR_LANES; l++) if (32'(idx_q) == l) thr_sel = hold_thr_q[l*THR_MAX*32 +: THR_MAX*32];
   end
-  assign thr_count = thresholds_reached(32'(sat), thr_sel);
+
+  // saturation bounds: constant during a job (acc_bits is latched at start), so registered
+  always_ff @(posedge clk_i) begin
+    sat_hi_q <= ACC_BITS'((48'sd1 <<< (acc_bits_i - 1'b1)) - 48'sd1);
+    sat_lo_q <= ~ACC_BITS'((48'sd1 <<< (acc_bits_i - 1'b1)) - 48'sd1);
+  end
+
+  assign sat       = (a_raw_q > sat_hi_q) ? sat_hi_q : ((a_raw_q < sat_lo_q) ? sat_lo_q : a_raw_q);
+  assign shifted   = b_sat_q >>> clip_shift_i;
+  assign thr_count = thresholds_reached(32'(b_sat_q), b_thr_q);
 
   always_comb begin
     unique case (out_sel_i)
       OutClip8:     value = (shifted > 127) ? 32'sd127 : ((shifted < -128) ? -32'sd128 : 32'(shifted));
       OutThreshold: value = 32'(thr_count);
-      OutRaw:       value = 32'(sat);
-      default:      value = 32'(sat);  // reserved code: refused at start (ErrBadOutSel)
+      OutRaw:       value = 32'(b_sat_q);
+      default:      value = 32'(b_sat_q);  // reserved code: refused at start (ErrBadOutSel)
     endcase
   end
 
   for (genvar l = 0; l < OutLanes; l++) begin : g_pack
-    assign pack_next[l*32 +: 32] = (32'(pack_cnt_q) == l) ? value : pack_q[l*32 +: 32];
+    assign pack_next[l*32 +: 32] = (32'(b_pos_q) == l) ? value : pack_q[l*32 +: 32];
   end
 
   always_comb begin
@@ -117,22 +133,17 @@ module bitcycle_out_stage #(
       if (m_last_q) done_d = 1'b1;
     end
     if (step) begin
-      pack_d     = pack_next;
-      pack_cnt_d = pack_cnt_q + 1'b1;
-      idx_d      = idx_q + 1'b1;
-      if (grp_end) begin
-        idx_d        = '0;
-        hold_valid_d = 1'b0;
-      end
-      if (emit) begin
-        m_valid_d  = 1'b1;
-        m_data_d   = pack_next;
-        m_last_d   = grp_end && hold_job_last_q;
-        for (int l = 0; l < OutLanes; l++) begin
-          m_keep_d[l] = !(grp_end && hold_job_last_q) || (l <= 32'(pack_cnt_q));
-        end
-        pack_d     = '0;
-        pack_cnt_d = '0;
+      pack_cnt_d = emit ? '0 : pack_cnt_q + 1'b1;
+      idx_d      = grp_end ? '0 : idx_q + 1'b1;
+      if (grp_end) hold_valid_d = 1'b0;
+    end
+    if (adv && b_valid_q) begin  // stage c: the value into its lane; a full word out
+      pack_d = b_emit_q ? '0 : pack_next;
+      if (b_emit_q) begin
+        m_valid_d = 1'b1;
+        m_data_d  = pack_next;
+        m_last_d  = b_last_q;
+        for (int l = 0; l < OutLanes; l++) m_keep_d[l] = !b_last_q || (l <= 32'(b_pos_q));
       end
     end
     if (capture_i) hold_valid_d = 1'b1;  // never while full (hold_free_o)
@@ -158,6 +169,8 @@ module bitcycle_out_stage #(
       hold_valid_q <= 1'b0;
       idx_q        <= '0;
       pack_cnt_q   <= '0;
+      a_valid_q    <= 1'b0;
+      b_valid_q    <= 1'b0;
       m_valid_q    <= 1'b0;
       m_last_q     <= 1'b0;
       m_keep_q     <= '1;
@@ -167,6 +180,13 @@ module bitcycle_out_stage #(
       hold_valid_q <= hold_valid_d;
       idx_q        <= idx_d;
       pack_cnt_q   <= pack_cnt_d;
+      if (stop_i || start_run_i) begin
+        a_valid_q <= 1'b0;
+        b_valid_q <= 1'b0;
+      end else if (adv) begin
+        a_valid_q <= step;
+        b_valid_q <= a_valid_q;
+      end
       m_valid_q    <= m_valid_d;
       m_last_q     <= m_last_d;
       m_keep_q     <= m_keep_d;
@@ -179,9 +199,21 @@ module bitcycle_out_stage #(
   always_ff @(posedge clk_i) begin
     pack_q   <= pack_d;
     m_data_q <= m_data_d;
+    if (adv) begin
+      a_raw_q  <= hold_q[idx_q];
+      a_thr_q  <= thr_sel;
+      a_pos_q  <= pack_cnt_q;
+      a_emit_q <= emit;
+      a_last_q <= grp_end && hold_job_last_q;
+      b_sat_q  <= sat;
+      b_thr_q  <= a_thr_q;
+      b_pos_q  <= a_pos_q;
+      b_emit_q <= a_emit_q;
+      b_last_q <= a_last_q;
+    end
+    if (thr_capture_i) hold_thr_q <= thr_i;  // the hold is free from this group's last issue on
     if (capture_i) begin
       for (int o = 0; o < LANES; o++) hold_q[o] <= acc_i[o*ACC_BITS +: ACC_BITS];
-      hold_thr_q      <= thr_i;
       hold_cnt_q      <= cnt_i;
       hold_vec_last_q <= vec_last_i;
       hold_job_last_q <= job_last_i;
