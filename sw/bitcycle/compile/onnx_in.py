@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ MATRIX_OPS = ("MatMul", "Gemm", "Conv")
 class OnnxModel:
     """Duck-types ``bitcycle.compile.export.ExportedModel`` for ``build_project``."""
 
-    qonnx: object                    # ModelWrapper: pixel codes in, integer outputs out
+    qonnx: Any                       # ModelWrapper: pixel codes in, integer outputs out
     name: str
     input_shape: tuple
     pixel_max: float
@@ -78,7 +79,7 @@ class OnnxModel:
 
 
 # ----------------------------------------------------------------------------- loading
-def load_qonnx(path) -> object:
+def load_qonnx(path) -> Any:
     """The file as a cleaned-up qonnx ModelWrapper; one line for a missing, corrupt or non-QONNX file."""
     import onnx
     from qonnx.core.modelwrapper import ModelWrapper
@@ -239,7 +240,7 @@ def cut_head(model) -> tuple[float, float, dict]:
     """Remove a trailing TopK and the trailing scalar affine after the last matrix layer."""
     from onnx import TensorProto, helper
 
-    meta = {}
+    meta: dict[str, Any] = {}
     out = model.graph.output[0]
     out_name = out.name
     node = model.find_producer(out_name)
@@ -324,7 +325,7 @@ def prepare_onnx(path, pixel_max: float, input_scale: float | None = None, input
 
     from bitcycle.compile.passes import CheckSupportedQONNX
 
-    model = load_qonnx(path)
+    model: Any = load_qonnx(path)
     scale_h, bias_h, meta = cut_head(model)
     model = model.transform(CheckSupportedQONNX())
     q = check_datatypes(model)

@@ -12,6 +12,7 @@ not match the structure stops with one line naming the key, its shape and the ex
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,7 +56,7 @@ def model_from_driver_json(spec) -> torch.nn.Module:
     if bits < 2 or spec.input.offset != -(2 ** (bits - 1)):
         raise BitCycleError(f"driver.json input quantiser (bits={bits}, offset={spec.input.offset:g}) is not the zoo's "
                             f"(2x − 1 in {bits}-bit fixed point, offset −2^{bits - 1}); compile it from its checkpoint")
-    model = BinaryMLP(hidden=[l.out_features for l in layers[:-1]], in_features=spec.input.features,
+    model: Any = BinaryMLP(hidden=[l.out_features for l in layers[:-1]], in_features=spec.input.features,
                       num_classes=layers[-1].out_features, in_bits=bits)
     model.zoo_name = spec.model
     model.zoo_cfg = {"hidden": [l.out_features for l in layers[:-1]], "in_features": spec.input.features}
@@ -84,11 +85,11 @@ def apply_params(model: torch.nn.Module, params: dict, where: str, input_step: f
     mismatch. ``input_step``: the torch model's input quantiser step (first-layer BN rescaled by it)."""
     from bitcycle.nets import binary_layers
 
-    layers = binary_layers(model)
+    layers: list[Any] = binary_layers(model)
     if any(type(l).__name__ != "BinaryLinear" for l in layers):
         raise BitCycleError(f"{where}: params.npz holds fully-connected layers (fc0, fc1, …) but the model has "
                             "convolutions; the driver trains MLPs only")
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d) or type(m).__name__ == "PerTensorNorm"]
+    norms: list[Any] = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d) or type(m).__name__ == "PerTensorNorm"]
     want = {f"fc{i}.weight" for i in range(len(layers))}
     have = {k for k in params if k.endswith(".weight")}
     if have != want:
@@ -147,9 +148,9 @@ def load_with_params(args) -> tuple[torch.nn.Module, str]:
     return apply_params(model, params, f"--params {path}", input_step(model)), name
 
 
-def input_step(model: torch.nn.Module) -> float:
+def input_step(model: Any) -> float:
     """Step of the zoo model's input quantiser (2x − 1 in b-bit fixed point: 2^-(b−1))."""
-    q = model.features[0] if hasattr(model, "features") else None
+    q: Any = model.features[0] if hasattr(model, "features") else None
     try:
         return float(q.act_quant.scale())  # Brevitas QuantIdentity
     except Exception:  # noqa: BLE001 - not a Brevitas input quantiser

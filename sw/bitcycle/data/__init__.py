@@ -19,6 +19,7 @@ import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,7 @@ DIGITS_NPZ = Path(__file__).resolve().parent / "digits.npz"
 DATASETS = ("fashion-mnist", "digits", "cifar10")
 # the largest raw pixel code of each data set (samples in [0, 1] are code / PIXEL_MAX)
 PIXEL_MAX = {"digits": 16.0, "fashion-mnist": 255.0, "cifar10": 255.0}
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_DTYPES: dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 @dataclass
@@ -89,7 +90,7 @@ def load_fashion_mnist(root: str | Path | None = None) -> Arrays:
         if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
             raise BitCycleError(f"Fashion-MNIST {split} files in {root} disagree: images {x.shape}, labels {y.shape}")
         parts += [(x.astype(np.float32) / np.float32(255.0))[:, None], y.astype(np.int64)]
-    return Arrays("fashion-mnist", *parts, num_classes=10, source=f"IDX files in {root}")
+    return Arrays("fashion-mnist", parts[0], parts[1], parts[2], parts[3], num_classes=10, source=f"IDX files in {root}")
 
 
 def load_digits(path: str | Path | None = None) -> Arrays:
