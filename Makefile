@@ -8,7 +8,7 @@ export PYTHONHASHSEED := 0
 JOBS  ?= auto
 MODEL ?= sfc
 
-.PHONY: help setup demo test sim lint bench report clean bitstream compile export synth bench-memory bench-train regs bench-hw bench-driver bench-grad-error run wheel rtlsim
+.PHONY: help setup demo test sim lint bench report clean bitstream compile export synth bench-memory bench-train regs bench-hw bench-driver bench-grad-error run wheel rtlsim bench-dataflow
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -69,6 +69,9 @@ bench-train: $(VENV)/.bitcycle-setup  ## Fashion-MNIST, LFC MLP + CNV CNN × fp3
 
 bench-memory: $(VENV)/.bitcycle-setup  ## training memory std vs 1-bit mode, zoo × batch 100/200, accuracy → build/bench/memory.json
 	$(PY) -m bitcycle.cli bench memory --all --json build/bench/memory.json
+
+bench-dataflow: $(VENV)/.bitcycle-setup  ## zoo dataflows at the pynq-z2 folding: rtlsim images/s vs estimate, LUT/BRAM, FINN stock beside → build/bench/dataflow.json
+	$(PY) -m bitcycle.cli bench dataflow
 
 bench-driver: $(VENV)/.bitcycle-setup  ## training step via the driver: emu/sim time, RTL cycles, projected board time, vs PyTorch → build/bench/driver.json
 	$(PY) -m bitcycle.cli bench driver

@@ -18,6 +18,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "driver": ("bitcycle.bench.driver", "a training step through the driver: emu/sim time, RTL cycles, projected board time, vs PyTorch"),
     "hw": ("bitcycle.hwbench", "engine RTL cycles per matrix vs bits in Verilator (mode, bits, M, K, N, PE, SIMD)"),
     "report": ("bitcycle.bench.report", "one page (build/report/index.html) over every build/bench/*.json, with plots"),
+    "dataflow": ("bitcycle.bench.dataflow", "zoo dataflows at the pynq-z2 folding: rtlsim images/s vs estimate, LUT/BRAM, beside FINN's stock flow"),
     "compile-lut": ("bitcycle.compile.calibrate", "Yosys LUTs of generated BitSerialMVAU layers vs the compile flow's LUT model"),
 }
 

@@ -119,7 +119,30 @@ class BitSerialMVAU(MVAU):
         bits_max = max(self.get_nodeattr("bits"), self.get_nodeattr("bits_max"))
         f = features(self.get_nodeattr("PE"), self.get_nodeattr("SIMD"), min(32, self.get_nodeattr("acc_bits")),
                      bits_max, self.get_nodeattr("MW"))
-        return int(math.ceil(ENGINE_LUT_FIXED * f[0] + ENGINE_LUT_PER_CELL * f[1] + ENGINE_LUT_PER_LANE_BIT * f[2]))
+        width, depth = self._wrom_shape()
+        rom = math.ceil(width * depth / 64) if width * depth < 8192 else 0  # distributed ROM: 64 bits per LUT6
+        return int(math.ceil(ENGINE_LUT_FIXED * f[0] + ENGINE_LUT_PER_CELL * f[1] + ENGINE_LUT_PER_LANE_BIT * f[2])) + rom
+
+    def _wrom_shape(self) -> tuple[int, int]:
+        pe, simd, mw, mh = (self.get_nodeattr(k) for k in ("PE", "SIMD", "MW", "MH"))
+        return pe * simd, (mw // simd) * (mh // pe)  # width, depth of bitcycle_mvau's weight ROM
+
+    def bram_estimation(self, fpgapart=None):
+        """RAMB18s of the weight ROM as bitcycle_mvau builds it: block RAM from 8 kbit up, in the
+        cheapest RAMB18 aspect (16K×1 … 512×36); smaller ROMs are distributed (in the LUT count)."""
+        width, depth = self._wrom_shape()
+        if width * depth < 8192:
+            return 0
+        return min(math.ceil(width / w) * math.ceil(depth / d)
+                   for d, w in ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)))
+
+    def uram_estimation(self, fpgapart=None):
+        return 0
+
+    def bram_efficiency_estimation(self, fpgapart=None):
+        width, depth = self._wrom_shape()
+        n = self.bram_estimation(fpgapart)
+        return 1.0 if n == 0 else width * depth / (n * 18432)
 
     def dsp_estimation(self, fpgapart):
         return 0  # popcounts and shifts: LUT logic only
