@@ -87,6 +87,7 @@ module bitcycle_engine #(
   localparam int AAddrW    = (AMEM_DEPTH > 1) ? $clog2(AMEM_DEPTH) : 1;
   localparam int TAddrW    = (TMEM_DEPTH > 1) ? $clog2(TMEM_DEPTH) : 1;
   localparam int TileAddrW = (WAddrW > AAddrW) ? WAddrW : AAddrW;
+  localparam int MemAddrW  = $clog2(WMEM_DEPTH + AMEM_DEPTH);  // W tiles, then sign(x) tiles
   localparam int BAddrW    = $clog2(MAX_CHUNKS * MaxBits);
   localparam int SubW      = (TileWords > ThrWords) ? $clog2(TileWords + 1) : $clog2(ThrWords + 1);
 
@@ -119,24 +120,32 @@ module bitcycle_engine #(
   logic [ErrW-1:0] error_q, cfg_err;
   logic [31:0]     cycles_q;
 
-  logic            is_compute, trans, tiles_in;
-  logic [DimW-1:0] out_rows, red_len, n_vec;
-  logic [DimW:0]   n_out, n_red, n_cols;
-  logic [CntW-1:0] lanes_out, chunk;
-  logic [31:0]     load_tiles;
-  logic [SubW-1:0] load_words;
-  logic [20:0]     vec_words;
+  // the geometry, registered (constant during a job; the check takes two cycles so it has settled)
+  logic            is_compute, trans, tiles_in, is_compute_c, trans_c, tiles_in_c, check_wait_q;
+  logic [DimW-1:0] out_rows, red_len, n_vec, out_rows_c, red_len_c, n_vec_c;
+  logic [DimW:0]   n_out, n_red, n_cols, n_out_c, n_red_c, n_cols_c;
+  logic [CntW-1:0] lanes_out, chunk, lanes_out_c, chunk_c;
+  logic [31:0]     load_tiles, load_tiles_c;
+  logic [SubW-1:0] load_words, load_words_c;
+  logic [20:0]     vec_words, vec_words_c;
+  logic [ErrW-1:0] cfg_err_c;
 
   bitcycle_cfg_check #(
     .PE(PE), .SIMD(SIMD), .ACC_BITS(ACC_BITS), .DATA_W(DATA_W), .THR_MAX(THR_MAX),
     .WMEM_DEPTH(WMEM_DEPTH), .AMEM_DEPTH(AMEM_DEPTH), .TMEM_DEPTH(TMEM_DEPTH), .MAX_CHUNKS(MAX_CHUNKS)
   ) u_cfg (
     .mode_i(mode_q), .bits_i(bits_q), .m_i(m_q), .k_i(k_q), .n_i(n_q), .acc_bits_i(acc_bits_q),
-    .out_sel_i(out_sel_q), .err_o(cfg_err), .is_compute_o(is_compute), .trans_o(trans),
-    .tiles_in_o(tiles_in), .out_rows_o(out_rows), .red_len_o(red_len), .n_vec_o(n_vec),
-    .n_out_o(n_out), .n_red_o(n_red), .n_cols_o(n_cols), .lanes_out_o(lanes_out), .chunk_o(chunk),
-    .load_tiles_o(load_tiles), .load_words_o(load_words), .vec_words_o(vec_words)
+    .out_sel_i(out_sel_q), .err_o(cfg_err_c), .is_compute_o(is_compute_c), .trans_o(trans_c),
+    .tiles_in_o(tiles_in_c), .out_rows_o(out_rows_c), .red_len_o(red_len_c), .n_vec_o(n_vec_c),
+    .n_out_o(n_out_c), .n_red_o(n_red_c), .n_cols_o(n_cols_c), .lanes_out_o(lanes_out_c), .chunk_o(chunk_c),
+    .load_tiles_o(load_tiles_c), .load_words_o(load_words_c), .vec_words_o(vec_words_c)
   );
+  always_ff @(posedge clk_i) begin
+    {is_compute, trans, tiles_in, cfg_err}  <= {is_compute_c, trans_c, tiles_in_c, cfg_err_c};
+    {out_rows, red_len, n_vec}              <= {out_rows_c, red_len_c, n_vec_c};
+    {n_out, n_red, n_cols, lanes_out, chunk} <= {n_out_c, n_red_c, n_cols_c, lanes_out_c, chunk_c};
+    {load_tiles, load_words, vec_words}     <= {load_tiles_c, load_words_c, vec_words_c};
+  end
 
   logic start_run, cut, job_end, closing, err_short, err_long;
   logic in_done, in_draining, issue_active, out_done, out_idle;
@@ -173,7 +182,7 @@ module bitcycle_engine #(
 
   logic [TileWords-1:0]        tile_lane;
   logic [ThrWords-1:0]         thr_lane;
-  logic [TileWords*DATA_W-1:0] wmem_rdata, amem_rdata;
+  logic [TileWords*DATA_W-1:0] tile_rdata;
   logic [ThrWords*DATA_W-1:0]  tmem_rdata;
   logic [NumAcc-1:0]           vbuf_rdata;
   for (genvar i = 0; i < TileWords; i++) begin : g_tile_lane
@@ -183,13 +192,18 @@ module bitcycle_engine #(
     assign thr_lane[i] = (sub == SubW'(i));
   end
 
-  bitcycle_ram #(.LANE_W(DATA_W), .LANES(TileWords), .DEPTH(WMEM_DEPTH)) u_wmem (
-    .clk_i, .we_i(tile_we && mode_q == ModeLoadWeights), .waddr_i(WAddrW'(tile)), .wlane_i(tile_lane),
-    .wdata_i(in_data), .raddr_i(WAddrW'(tile_raddr)), .rdata_o(wmem_rdata)
-  );
-  bitcycle_ram #(.LANE_W(DATA_W), .LANES(TileWords), .DEPTH(AMEM_DEPTH)) u_amem (
-    .clk_i, .we_i(tile_we && mode_q == ModeBackwardWeight), .waddr_i(AAddrW'(tile)), .wlane_i(tile_lane),
-    .wdata_i(in_data), .raddr_i(AAddrW'(tile_raddr)), .rdata_o(amem_rdata)
+  // one tile memory: the weight tiles at 0.., the sign(x) tiles of backward-weight at WMEM_DEPTH..
+  // (one read port, so no tile-wide multiplexer in front of the array)
+  logic                is_bwd_weight;
+  logic [MemAddrW-1:0] tile_mem_waddr, tile_mem_raddr;
+  assign is_bwd_weight  = (mode_q == ModeBackwardWeight);
+  assign tile_mem_waddr = is_bwd_weight ? MemAddrW'(WMEM_DEPTH) + MemAddrW'(AAddrW'(tile))
+                                        : MemAddrW'(WAddrW'(tile));
+  assign tile_mem_raddr = is_bwd_weight ? MemAddrW'(WMEM_DEPTH) + MemAddrW'(AAddrW'(tile_raddr))
+                                        : MemAddrW'(WAddrW'(tile_raddr));
+  bitcycle_ram #(.LANE_W(DATA_W), .LANES(TileWords), .DEPTH(WMEM_DEPTH + AMEM_DEPTH)) u_tile_mem (
+    .clk_i, .we_i(tile_we && (mode_q == ModeLoadWeights || is_bwd_weight)), .waddr_i(tile_mem_waddr),
+    .wlane_i(tile_lane), .wdata_i(in_data), .raddr_i(tile_mem_raddr), .rdata_o(tile_rdata)
   );
   bitcycle_ram #(.LANE_W(DATA_W), .LANES(ThrWords), .DEPTH(TMEM_DEPTH)) u_tmem (
     .clk_i, .we_i(tile_we && mode_q == ModeLoadThresholds), .waddr_i(TAddrW'(tile)), .wlane_i(thr_lane),
@@ -203,28 +217,27 @@ module bitcycle_engine #(
   // ---------------------------------------------------------------------------------------------
   // Compute: issue sequencer -> array -> output stage
   logic              s1_valid, s1_first, s1_plane_first, s1_msb, s1_grp_last, s1_vec_last, s1_job_last;
-  logic              s1_trans, s1_bipolar, s1_amem, out_hold_free;
+  logic              s1_trans, s1_bipolar, out_hold_free;
   logic [NumAcc-1:0] s1_en;
   logic [CntW-1:0]   s1_out_cnt;
   logic [NumAcc*ACC_BITS-1:0] acc;
 
   bitcycle_issue #(.CHUNK_W(NumAcc), .TILE_AW(TileAddrW), .THR_AW(TAddrW), .BANK_AW(BAddrW)) u_issue (
     .clk_i, .rst_ni, .start_run_i(start_run), .stop_i(abort_i || cut), .is_compute_i(is_compute),
-    .trans_i(trans), .amem_i(mode_q == ModeBackwardWeight), .bits_i(bits_q), .out_rows_i(out_rows),
+    .trans_i(trans), .bits_i(bits_q), .out_rows_i(out_rows),
     .red_len_i(red_len), .n_vec_i(n_vec), .n_out_i(n_out), .n_red_i(n_red), .n_cols_i(n_cols),
     .lanes_out_i(lanes_out), .chunk_i(chunk), .full_i(full), .hold_free_i(out_hold_free && !s2_cap_q),
     .tile_raddr_o(tile_raddr), .thr_raddr_o(thr_raddr), .vbuf_raddr_o(vbuf_raddr),
     .rd_release_o(rd_release), .rd_bank_o(rd_bank), .active_o(issue_active),
     .s1_valid_o(s1_valid), .s1_first_o(s1_first), .s1_plane_first_o(s1_plane_first), .s1_msb_o(s1_msb),
     .s1_grp_last_o(s1_grp_last), .s1_vec_last_o(s1_vec_last), .s1_job_last_o(s1_job_last),
-    .s1_en_o(s1_en), .s1_out_cnt_o(s1_out_cnt), .s1_trans_o(s1_trans), .s1_bipolar_o(s1_bipolar),
-    .s1_amem_o(s1_amem)
+    .s1_en_o(s1_en), .s1_out_cnt_o(s1_out_cnt), .s1_trans_o(s1_trans), .s1_bipolar_o(s1_bipolar)
   );
 
   bitcycle_array #(.PE(PE), .SIMD(SIMD), .ACC_BITS(ACC_BITS), .TRANSPOSE(1'b1)) u_array (
     .clk_i, .valid_i(s1_valid), .first_i(s1_first), .plane_first_i(s1_plane_first), .msb_i(s1_msb),
     .trans_i(s1_trans), .bipolar_i(s1_bipolar), .en_i(s1_en), .x_i(vbuf_rdata),
-    .w_i(s1_amem ? amem_rdata[TileBits-1:0] : wmem_rdata[TileBits-1:0]), .acc_o(acc)
+    .w_i(tile_rdata[TileBits-1:0]), .acc_o(acc)
   );
 
   logic [DATA_W-1:0]   o_data;
@@ -268,7 +281,7 @@ module bitcycle_engine #(
 
   // ---------------------------------------------------------------------------------------------
   // Job control
-  assign start_run = (job_q == JobCheck) && (cfg_err == '0) && !abort_i;
+  assign start_run = (job_q == JobCheck) && check_wait_q && (cfg_err == '0) && !abort_i;
   assign cut       = (job_q == JobRun) && (abort_i || err_short);
   assign job_end   = (job_q == JobRun) && !cut && in_done &&
                      (!is_compute || (out_done && !issue_active && out_idle));  // (out_done: the last beat left)
@@ -278,7 +291,8 @@ module bitcycle_engine #(
     job_d = job_q;
     unique case (job_q)
       JobIdle:  if (start_i && !abort_i) job_d = JobCheck;
-      JobCheck: job_d = (cfg_err == '0 && !abort_i) ? JobRun : JobIdle;
+      JobCheck: if (abort_i)            job_d = JobIdle;
+                else if (check_wait_q) job_d = (cfg_err == '0) ? JobRun : JobIdle;
       JobRun:   if (cut) job_d = JobClose;
                 else if (job_end) job_d = JobIdle;
       JobClose: if (!in_draining && out_idle) job_d = JobIdle;
@@ -289,6 +303,7 @@ module bitcycle_engine #(
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       job_q        <= JobIdle;
+      check_wait_q <= 1'b0;
       mode_q       <= '0;
       bits_q       <= 5'd1;
       m_q          <= '0;
@@ -320,7 +335,8 @@ module bitcycle_engine #(
         error_q      <= '0;
         cycles_q     <= '0;
       end
-      if (job_q == JobCheck && cfg_err != '0) error_q <= cfg_err;
+      check_wait_q <= (job_q == JobCheck) && !check_wait_q;
+      if (job_q == JobCheck && check_wait_q && cfg_err != '0) error_q <= cfg_err;
       if (job_q == JobRun) begin
         if (err_long)  error_q[ErrStreamLong]  <= 1'b1;
         if (err_short) error_q[ErrStreamShort] <= 1'b1;

@@ -20,7 +20,6 @@ module bitcycle_issue #(
   input  wire logic               stop_i,        // abort or cut: no further beats
   input  wire logic               is_compute_i,
   input  wire logic               trans_i,       // backward-data: transposed tile walk
-  input  wire logic               amem_i,        // backward-weight: tiles from the sign(x) memory
   input  wire logic [4:0]         bits_i,
   input  wire logic [DimW-1:0]    out_rows_i,
   input  wire logic [DimW-1:0]    red_len_i,
@@ -52,8 +51,7 @@ module bitcycle_issue #(
   output logic [CHUNK_W-1:0]      s1_en_o,           // reduction elements inside the length
   output logic [CntW-1:0]         s1_out_cnt_o,      // output values of the group
   output logic                    s1_trans_o,
-  output logic                    s1_bipolar_o,
-  output logic                    s1_amem_o
+  output logic                    s1_bipolar_o
 );
 
   logic            active_q, active_d;
@@ -188,7 +186,6 @@ module bitcycle_issue #(
     end
     s1_trans_o   <= trans_i;
     s1_bipolar_o <= (bits_i == 5'd1);
-    s1_amem_o    <= amem_i;
   end
 
   assign tile_raddr_o = taddr_q;

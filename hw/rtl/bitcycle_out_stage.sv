@@ -95,9 +95,11 @@ module bitcycle_out_stage #(
   end
 
   // saturation bounds: constant during a job (acc_bits is latched at start), so registered
+  logic signed [ACC_BITS-1:0] sat_hi;
+  assign sat_hi = ACC_BITS'((48'sd1 <<< (acc_bits_i - 1'b1)) - 48'sd1);
   always_ff @(posedge clk_i) begin
-    sat_hi_q <= ACC_BITS'((48'sd1 <<< (acc_bits_i - 1'b1)) - 48'sd1);
-    sat_lo_q <= ~ACC_BITS'((48'sd1 <<< (acc_bits_i - 1'b1)) - 48'sd1);
+    sat_hi_q <= sat_hi;
+    sat_lo_q <= ~sat_hi;
   end
 
   assign sat       = (a_raw_q > sat_hi_q) ? sat_hi_q : ((a_raw_q < sat_lo_q) ? sat_lo_q : a_raw_q);
