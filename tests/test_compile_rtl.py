@@ -196,3 +196,65 @@ def test_bad_folding_is_one_line_at_compile_time(tmp_root):
         check_buildable(inst)
     msg = str(err.value)
     assert "\n" not in msg and nodes[0].name in msg and "SIMD=5" in msg and "7, 8, 14, 16" in msg
+
+
+def _stitch(model, build_dir: Path):
+    """FINN's own CreateStitchedIP on the dataflow partition, up to the point where it runs Vivado."""
+    from finn.transformation.fpgadataflow.create_stitched_ip import CreateStitchedIP
+
+    from bitcycle.bench.dataflow import _dataflow_only
+
+    from finn.util.settings import initialize_dummy_settings
+
+    os.environ["FINN_BUILD_DIR"] = str(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    initialize_dummy_settings()  # reads FINN_BUILD_DIR
+    return _dataflow_only(model).transform(CreateStitchedIP("xc7z020clg400-1", 10.0))
+
+
+def test_finn_create_stitched_ip_accepts_the_project(tmp_root, tmp_path):
+    """finn-plus 1.6.1's CreateStitchedIP checks ip_path, the 3-token add_files and the files, then
+    writes its Tcl and calls Vivado (absent here): it must get that far. Its Tcl must reference only
+    modules defined in the files it adds, each module in one file (one shared copy per project)."""
+    import re
+
+    from finn.util.settings import initialize_dummy_settings
+
+    initialize_dummy_settings()
+    model, _ = _engine_nodes(compiled("sfc", tmp_root))
+    with pytest.raises(FileNotFoundError, match="vivado not found"):
+        _stitch(model, tmp_path)
+    tcl = next(tmp_path.glob("vivado_stitch_proj_*/make_project.tcl")).read_text()
+    files = [l.split()[2] for l in tcl.splitlines() if l.startswith("add_files -norecurse")]
+    # the layers' files (FINN adds its sim_ctrl via $::env and Vivado's own design wrapper too)
+    files = [f for f in files if not f.startswith("$") and "vivado_stitch_proj" not in f]
+    assert files and all(Path(f).is_file() for f in files)
+    defined: dict[str, set] = {}
+    for f in set(files):
+        if f.endswith((".v", ".sv")):
+            for m in re.findall(r"^\s*module\s+(\w+)", Path(f).read_text(), re.M):
+                defined.setdefault(m, set()).add(Path(f).resolve())
+    assert all(len(v) == 1 for v in defined.values()), {k: v for k, v in defined.items() if len(v) > 1}
+    refs = [r for r in re.findall(r"create_bd_cell -type module -reference (\w+) ", tcl) if r != "sim_ctrl"]
+    assert refs and all(r in defined for r in refs), [r for r in refs if r not in defined]
+
+
+def test_finn_create_stitched_ip_rejects_the_old_mistakes(tmp_root, tmp_path, monkeypatch):
+    """The mistakes the earlier layer made stop FINN's own CreateStitchedIP: an empty ip_path, and
+    all files on one add_files line."""
+    from finn.util.exception import FINNInternalError
+    from finn.util.settings import initialize_dummy_settings
+    from qonnx.custom_op.registry import getCustomOp
+
+    from bitcycle.compile.customop import BitSerialMVAU_rtl
+
+    initialize_dummy_settings()
+    model, nodes = _engine_nodes(compiled("sfc", tmp_root))
+    getCustomOp(nodes[1]).set_nodeattr("ip_path", "")
+    with pytest.raises(FINNInternalError, match="ip_path is not set"):
+        _stitch(model, tmp_path / "a")
+    model, _ = _engine_nodes(compiled("sfc", tmp_root))
+    one_line = lambda self: ["add_files -norecurse " + " ".join(str(f) for f in self.get_rtl_file_list(abspath=True))]  # noqa: E731
+    monkeypatch.setattr(BitSerialMVAU_rtl, "code_generation_ipi", one_line)
+    with pytest.raises(FINNInternalError, match="Unexpected command format"):
+        _stitch(model, tmp_path / "b")
