@@ -81,6 +81,11 @@ int main(int argc, char** argv) {
   std::mt19937_64 rng(std::strtoull(arg("seed", "1").c_str(), nullptr, 10));
   std::uniform_real_distribution<double> u(0.0, 1.0);
   std::FILE* out = std::fopen(arg("out", "out.hex").c_str(), "w");
+  if (!in.is_open() || out == nullptr) {
+    std::fprintf(stderr, "harness: cannot open +in=%s or +out=%s\n", arg("in", "in.hex").c_str(),
+                 arg("out", "out.hex").c_str());
+    return 4;
+  }
 
   auto top = std::make_unique<Vtop>(ctx.get());
   top->ap_clk = 0;

@@ -63,7 +63,7 @@ def build(top: str, files: list[Path], build_dir: Path, opt: str = "-O1", jobs: 
 def run(exe: Path, beats: list[int], n_out: int, work: Path, gap: float = 0.0, bp: float = 0.0, seed: int = 1,
         max_cycles: int = 100_000_000) -> tuple[list[int], np.ndarray]:
     """Stream ``beats`` in, wait for ``n_out`` beats out; (output beats, cycle of each)."""
-    work = Path(work)
+    work = Path(work).resolve()  # the harness runs in `work`: its file arguments must be absolute
     work.mkdir(parents=True, exist_ok=True)
     (work / "in.hex").write_text("".join(f"{b:x}\n" for b in beats))
     done = subprocess.run([str(exe), f"+in={work / 'in.hex'}", f"+out={work / 'out.hex'}", f"+beats={n_out}",
