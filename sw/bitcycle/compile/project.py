@@ -55,15 +55,33 @@ def _fill(template: str, values: dict) -> str:
     return template
 
 
-def block_design_tcl(part: str, clock_mhz: float, dma_width: int = 64, engine_params: dict | None = None) -> str:
+OVERLAY_STREAM_BYTES = 8  # the block design's AXI DMA moves 64-bit words
+
+
+def overlay_engine(clock_mhz: float, rtl_top=None):
+    """The training overlay's engine section: driver.json's numbers plus every ``bitcycle_top``
+    parameter (``rtl_parameters``) derived from them — the one dict bd.tcl and the sim backend build from."""
+    from bitcycle.hwif.driver_json import EngineSpec
+    from bitcycle.hwif.top_params import rtl_parameters
+
+    engine = EngineSpec(stream_bytes=OVERLAY_STREAM_BYTES, clock_hz=int(round(clock_mhz * 1e6)))
+    engine.rtl_parameters = rtl_parameters(engine, rtl_top)
+    return engine
+
+
+def block_design_tcl(part: str, clock_mhz: float, engine) -> str:
+    """bd.tcl for ``engine`` (an EngineSpec with rtl_parameters): every bitcycle_top parameter set explicitly."""
     family = "zynq7" if part.lower().startswith("xc7z") else "zynqmp"
     ps = dict(BD_PS[family])
     board = next((b for p, b in BOARD_NAMES.items() if part.lower().startswith(p)), part)
-    params = engine_params or {}
-    eng = ("set_property -dict [list " + " ".join(f"CONFIG.{k} {{{v}}}" for k, v in params.items()) + "] $eng") \
-        if params else "# engine parameters: bitcycle_top defaults"
+    params = engine.rtl_parameters
+    if not params:
+        raise BitCycleError("block_design_tcl needs engine.rtl_parameters (use overlay_engine()): "
+                            "bd.tcl must set every bitcycle_top parameter")
+    eng = "set_property -dict [list " + " ".join(f"CONFIG.{k} {{{v}}}" for k, v in params.items()) + "] $eng"
     text = (repo_dir() / "hw" / "hls" / "zynq_bd.tcl.in").read_text()
-    text = _fill(text, {**ps, "PART": part, "BOARD": board, "DMA_WIDTH": dma_width, "ENGINE_PARAMS": eng})
+    text = _fill(text, {**ps, "PART": part, "BOARD": board, "DMA_WIDTH": 8 * engine.stream_bytes,
+                        "ENGINE_PARAMS": eng})
     return _fill(text, {"CLK_MHZ": f"{clock_mhz:g}"})
 
 
@@ -160,8 +178,9 @@ def dataflow_description(model, exported, files: list[dict]) -> dict:
             "layers": layers}
 
 
-def driver_spec(model, exported, torch_model, grad_bits=(2, 8)):
-    """driver.json (schema bitcycle.driver/1) for an MLP; None + reason for other models."""
+def driver_spec(model, exported, torch_model, grad_bits=(2, 8), engine=None):
+    """driver.json (schema bitcycle.driver/1) for an MLP, for the overlay ``engine`` (overlay_engine());
+    None + reason for other models."""
     from bitcycle.hwif.driver_json import DriverSpec, InputSpec, LayerSpec, validate
 
     eng = _engine_layers(model)
@@ -182,6 +201,8 @@ def driver_spec(model, exported, torch_model, grad_bits=(2, 8)):
                                       scale=float(2 ** in_bits / exported.pixel_max), offset=float(-(2 ** (in_bits - 1)))),
                       layers=layers, grad_bits={"min": int(grad_bits[0]), "max": int(grad_bits[1])},
                       params="params.npz" if torch_model is not None else None)
+    if engine is not None:
+        spec.engine = engine
     try:
         validate(spec)
     except BitCycleError as err:
@@ -242,11 +263,12 @@ def build_project(exported, pixels: np.ndarray, out_dir: str | Path, part: str, 
         files = _write_weights(model, tmp / "weights")
         clock = float(fold_kwargs.get("clock_mhz", 100.0))
         (tmp / "bd").mkdir()
-        # the engine's stream width matches the 64-bit DMA (driver.json engine.stream_bytes = 8)
-        (tmp / "bd" / "bd.tcl").write_text(block_design_tcl(part, clock, dma_width=64, engine_params={"DATA_W": 64}))
+        # one engine section for bd.tcl and driver.json (engine.rtl_parameters): they cannot drift
+        engine = overlay_engine(clock, tmp / "rtl" / "bitcycle_top.sv")
+        (tmp / "bd" / "bd.tcl").write_text(block_design_tcl(part, clock, engine))
         (tmp / "finn_build.py").write_text(finn_build_script(exported.name, part, clock))
         flow_desc = dataflow_description(model, exported, files)
-        spec, why_not = driver_spec(model, exported, torch_model, grad_bits)
+        spec, why_not = driver_spec(model, exported, torch_model, grad_bits, engine)
         if spec is not None and hasattr(exported, "driver_input"):  # --onnx: the graph's own input quantiser
             io, why_not = exported.driver_input(spec.input.bits)
             if io is None:

@@ -60,6 +60,20 @@ def top_sources() -> list[str] | None:
     return rtl_sources("bitcycle_top")
 
 
+def build_parameters(engine, toplevel: str = "bitcycle_top") -> dict[str, int]:
+    """The parameters the Verilated ``toplevel`` is built with: driver.json's ``engine.rtl_parameters``
+    (what bd.tcl sets on the board), or the same dict derived from the engine section when the model
+    was built in memory. The engine-only DUT takes the subset its module declares."""
+    from bitcycle.hwif.top_params import module_parameters, rtl_parameters
+
+    params = dict(engine.rtl_parameters) if engine.rtl_parameters else rtl_parameters(engine, RTL_DIR / "bitcycle_top.sv")
+    declared = module_parameters(RTL_DIR / f"{toplevel}.sv", toplevel)
+    if toplevel == "bitcycle_top" and set(params) != set(declared):
+        raise BitCycleError(f"driver.json's engine.rtl_parameters name {sorted(params)} but hw/rtl/bitcycle_top.sv declares "
+                            f"{sorted(declared)}: re-run `bitcycle compile` for this source tree")
+    return {name: value for name, value in params.items() if name in declared}
+
+
 class SimTransport(Transport):
     name = "sim"
 
@@ -75,10 +89,7 @@ class SimTransport(Transport):
         if dut == "top" and sources is None:
             raise BitCycleError("dut='top' but hw/rtl/bitcycle_top.sv or the generated regmap.py is missing: run `make regs`")
         toplevel = "bitcycle_top" if sources else "bitcycle_engine"
-        params = {"PE": engine.pe, "SIMD": engine.simd, "ACC_BITS": engine.acc_bits,
-                  "DATA_W": 8 * engine.stream_bytes, "THR_MAX": engine.thr_max,
-                  "WMEM_DEPTH": engine.weight_words, "AMEM_DEPTH": engine.act_tiles,
-                  "MAX_CHUNKS": engine.max_chunks}
+        params = build_parameters(engine, toplevel)
         tag = "drv_" + "_".join(f"{k.lower()}{v}" for k, v in params.items())
         self.top = toplevel == "bitcycle_top"
         key = secrets.token_bytes(16)

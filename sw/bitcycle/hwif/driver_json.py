@@ -23,7 +23,9 @@ does not pass silently)::
       "engine": {"id": 0x42435943, "version": 1, "pe": 4, "simd": 16, "acc_bits": 32,
                  "max_bits": 16, "weight_words": 1024, "act_tiles": 256, "max_chunks": 64,
                  "clock_hz": 100000000,
-                 "stream_bytes": 4, "thr_max": 1},   # must match the overlay's ID/config registers
+                 "stream_bytes": 4, "thr_max": 1,    # must match the overlay's ID/config registers
+                 "rtl_parameters": {"PE": 4, ...}},  # compiled: every bitcycle_top parameter, as bd.tcl
+                                                     # sets it (bitcycle.hwif.top_params); null otherwise
       "overlay": {"bitfile": "bitcycle.bit", "ip": "bitcycle_top_0", "dma": "axi_dma_0"},
       "params": null                         # or a path (relative to driver.json) of an .npz with
                                              # "<layer>.weight" (latent float or ±1) and
@@ -40,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from bitcycle.hwif import regmap as _regmap
+from bitcycle.hwif.top_params import check_against_spec
 from bitcycle.errors import BitCycleError
 
 SCHEMA = "bitcycle.driver/1"
@@ -89,6 +92,9 @@ class EngineSpec:
     clock_hz: int = 100_000_000
     stream_bytes: int = 4        # AXI-Stream / DMA data width in bytes (4 or 8)
     thr_max: int = 1             # threshold slots per output channel
+    # every bitcycle_top parameter the overlay was built with (compile writes it; bd.tcl and the sim
+    # backend build from it); None for a model built in memory (the sim backend derives it)
+    rtl_parameters: dict | None = None
 
 
 @dataclass
@@ -193,7 +199,7 @@ def from_dict(d: dict, source: Path | None = None) -> DriverSpec:
         layers=[_sub(LayerSpec, l, f"layers[{i}]", ltypes) for i, l in enumerate(layers_raw)],
         grad_bits=dict(d.get("grad_bits", {"min": 2, "max": 8})),
         engine=_sub(EngineSpec, d.get("engine", {}), "engine",
-                    {k: int for k in EngineSpec.__dataclass_fields__}),
+                    {k: (dict if k == "rtl_parameters" else int) for k in EngineSpec.__dataclass_fields__}),
         overlay=_sub(OverlaySpec, d.get("overlay", {}), "overlay", {"bitfile": str, "ip": str, "dma": str}),
         params=d.get("params"),
         source=source,
@@ -217,6 +223,8 @@ def validate(spec: DriverSpec) -> DriverSpec:
         if v & (v - 1) or v > 8 * eng.stream_bytes:
             raise BitCycleError(f"driver.json: engine.{name}={v} must be a power of two <= the stream width "
                                 f"({8 * eng.stream_bytes} bits)")
+    if eng.rtl_parameters is not None:
+        check_against_spec(eng.rtl_parameters, eng)
     if not 2 <= eng.acc_bits <= 32:
         raise BitCycleError(f"driver.json: engine.acc_bits={eng.acc_bits} must be in 2..32 (results are int32 lanes)")
     if spec.classes < 2:
