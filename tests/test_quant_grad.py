@@ -280,3 +280,44 @@ def test_generator_state_roundtrip():
     assert torch.equal(a, torch.rand(3, generator=layer.grad_generator))
     with pytest.raises(BitCycleError):
         load_grad_quant_state(layer, state * 2)
+
+
+# ----------------------------------------------------------------------------- counter-based uniforms
+@pytest.mark.parametrize("shape,keep,block_dim,block", [((7, 33), None, None, 0), ((7, 33), 0, None, 0), ((7, 33), 1, None, 0),
+                                                         ((7, 33), 0, 1, 16), ((9, 4, 5), 1, 0, 4), ((1100, 1000), 0, 1, 16)])
+def test_numpy_codes_equal_torch_codes(shape, keep, block_dim, block):
+    """Same key ⇒ the driver's numpy quantiser gives exactly torch's codes (the last shape has more than L = 2^20 values)."""
+    from bitcycle.driver.hostmath import quantize_grad
+
+    rng = np.random.default_rng(11)
+    for bits in (1, 2, 3, 5, 8):
+        g = rng.normal(size=shape) * np.exp(rng.normal(size=shape))
+        key = int(rng.integers(1 << 31))
+        q_np, _ = quantize_grad(g, bits, key, keep_axis=keep, block_axis=block_dim, block=block)
+        q_t, _ = quantise_grad(torch.from_numpy(g).float(), bits, key, keep_dim=keep, block_dim=block_dim, block=block)
+        assert np.array_equal(q_np, q_t.numpy())
+        q_other, _ = quantise_grad(torch.from_numpy(g).float(), bits, key + 1, keep_dim=keep, block_dim=block_dim, block=block)
+        assert not torch.equal(q_other, q_t)
+
+
+def test_uniform_table_is_a_grid_permutation():
+    """T holds every (j + ½)/L exactly once, so each u is uniform on the grid; the table is doubled for windows."""
+    from bitcycle.driver import hostmath
+    from bitcycle.quant import grad
+
+    t = grad.uniform_table().numpy()
+    L = 1 << grad.UNIFORM_BITS
+    assert t.shape == (2 * L,) and np.array_equal(t[:L], t[L:])
+    assert np.array_equal(np.sort(t[:L]), (np.arange(L, dtype=np.float32) + np.float32(0.5)) / np.float32(L))
+    assert np.array_equal(t, hostmath.uniform_table())
+    u = grad.counter_uniform((3, 4), 5)
+    assert np.array_equal(u.numpy().ravel(), t[5:17])
+
+
+def test_generator_draws_one_key_per_call():
+    """A torch.Generator advances by one scalar draw per call, whatever the tensor size."""
+    g = torch.randn(300, 300)
+    a, b = _gen(4), _gen(4)
+    fake_quantise_grad(g, 4, a)
+    torch.randint(0, 1 << 31, (1,), generator=b)
+    assert torch.equal(a.get_state(), b.get_state())

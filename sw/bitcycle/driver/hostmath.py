@@ -1,5 +1,5 @@
 """The host (ARM core) half of a training step, in numpy: input quantisation, BatchNorm, softmax
-cross-entropy, gradient quantisation with stochastic rounding, and Adam on latent weights.
+cross-entropy, gradient quantisation with (counter-based) stochastic rounding, and Adam on latent weights.
 
 The three matrix products are not here: they run on the engine (``Accelerator``). No torch.
 """
@@ -28,32 +28,77 @@ def quantize_input(x: np.ndarray, bits: int, scale: float, offset: float) -> np.
     return np.clip(np.rint(np.asarray(x, dtype=np.float64) * scale + offset), lo, hi).astype(np.int64)
 
 
-def _amax(g: np.ndarray, keep_axis: int | None, block_axis: int | None, block: int):
-    """max|g| for the whole tensor, per index of ``keep_axis``, or per index of ``keep_axis`` and
-    run of ``block`` indices of ``block_axis`` (as ``bitcycle.quant.grad._amax``)."""
-    a = np.abs(g)
-    if keep_axis is None:
-        return float(a.max()) if a.size else 0.0
-    keep = {keep_axis % g.ndim}
-    if block and block_axis is not None:
+UNIFORM_BITS = 20  # as bitcycle.quant.grad: the stochastic-rounding table T (L = 2^20 values)
+_L = 1 << UNIFORM_BITS
+_CHUNK_STRIDE = 0x9E3779B1
+_TABLE: np.ndarray | None = None
+
+
+def _hash32(x: np.ndarray) -> np.ndarray:
+    """lowbias32 of uint32 values (a bijection), as ``bitcycle.quant.grad._hash32``."""
+    x = x.astype(np.uint32)
+    x ^= x >> np.uint32(16)
+    x *= np.uint32(0x7FEB352D)
+    x ^= x >> np.uint32(15)
+    x *= np.uint32(0x846CA68B)
+    x ^= x >> np.uint32(16)
+    return x
+
+
+def uniform_table() -> np.ndarray:
+    """[T, T]: T = (j + ½)/L in the order of lowbias32(j), float32 (``bitcycle.quant.grad.uniform_table``)."""
+    global _TABLE
+    if _TABLE is None:
+        perm = np.argsort(_hash32(np.arange(_L, dtype=np.uint32)), kind="stable")
+        t = ((perm.astype(np.float32) + np.float32(0.5)) / np.float32(_L)).astype(np.float32)
+        _TABLE = np.concatenate([t, t])
+    return _TABLE
+
+
+def counter_uniform(shape, key: int) -> np.ndarray:
+    """u for row-major element i of ``shape``: T[(i mod L + off_c) mod L], off_c = (key + c·0x9E3779B1) mod L, c = i // L."""
+    n, t = int(np.prod(shape)), uniform_table()
+    parts = [t[(key + c * _CHUNK_STRIDE) % _L:][: min(_L, n - c * _L)] for c in range((n + _L - 1) // _L)]
+    return (np.concatenate(parts) if parts else np.zeros(0, np.float32)).reshape(shape)
+
+
+def _key(rng) -> int:
+    """The call's key: an int as given, else one 31-bit draw from a numpy Generator."""
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return int(rng) & 0x7FFFFFFF
+    return int(rng.integers(0, 1 << 31))
+
+
+def _blocks(g: np.ndarray, keep: int | None, block_axis: int | None, block: int):
+    """g laid out as G = [K, O, NB, B] (one scale per G[k, :, nb, :]) and the inverse map, as
+    ``bitcycle.quant.grad._Blocks``: the element order there is the order of the uniforms."""
+    shape = g.shape
+    if keep is None:
+        return g.reshape(1, 1, 1, -1), lambda G: G.reshape(shape)
+    keep = keep % g.ndim
+    t = np.moveaxis(g, keep, 0)
+    if block and block_axis is not None and block < shape[block_axis % g.ndim]:
         bd = block_axis % g.ndim
-        keep.add(bd)
-    else:
-        bd = None
-    axes = tuple(d for d in range(g.ndim) if d not in keep)
-    a = a.max(axis=axes, keepdims=True) if axes and a.size else a
-    if bd is None:
-        return a
-    n = a.shape[bd]
-    out = np.empty_like(a)
-    for b0 in range(0, n, block):
-        sl = [slice(None)] * a.ndim
-        sl[bd] = slice(b0, b0 + block)
-        out[tuple(sl)] = a[tuple(sl)].max(axis=bd, keepdims=True)
-    return out
+        if bd == keep:
+            raise BitCycleError("gradient blocks must run along another axis than the one kept")
+        bd = bd + 1 if bd < keep else bd
+        t = np.moveaxis(t, bd, -1)
+        moved, n = t.shape, t.shape[-1]
+        pad = (-n) % block
+        if pad:
+            t = np.pad(t, [(0, 0)] * (t.ndim - 1) + [(0, pad)])
+        G = t.reshape(t.shape[0], -1, (n + pad) // block, block)
+
+        def unblock(A):
+            a = np.broadcast_to(A, G.shape).reshape(*moved[:-1], -1)[..., :n]
+            return np.moveaxis(np.moveaxis(a, -1, bd), 0, keep)
+        return G, unblock
+    G = t.reshape(t.shape[0], 1, 1, -1)
+    rest = t.shape
+    return G, lambda A: np.moveaxis(np.broadcast_to(A, G.shape).reshape(rest), 0, keep)
 
 
-def quantize_grad(g: np.ndarray, bits: int, rng: np.random.Generator, keep_axis: int | None = None,
+def quantize_grad(g: np.ndarray, bits: int, rng, keep_axis: int | None = None,
                   block_axis: int | None = None, block: int = 0) -> tuple[np.ndarray, float | np.ndarray]:
     """Symmetric quantisation of a float gradient to ``bits`` with stochastic rounding.
 
@@ -62,23 +107,46 @@ def quantize_grad(g: np.ndarray, bits: int, rng: np.random.Generator, keep_axis:
     scale for the tensor (a float); else one per index of that axis — and per run of ``block``
     indices of ``block_axis`` — as an array broadcastable against q (an all-zero slice gets scale
     0), as ``bitcycle.quant.grad`` does with ``keep_dim``/``block_dim``.
+
+    ``rng``: a numpy Generator (one 31-bit key drawn per call) or the key itself. The codes are
+    computed in float32 with the counter-based uniforms of ``bitcycle.quant.grad`` — for the same
+    key they equal torch's codes exactly; the scale is returned in float64 (max|g| / qmax).
     """
-    g = np.asarray(g, dtype=np.float64)
-    amax = _amax(g, keep_axis, block_axis, block)
+    g64 = np.asarray(g, dtype=np.float64)
+    G64, unblock = _blocks(g64, keep_axis, block_axis, block)
+    amax = np.abs(G64).max(axis=(1, 3), keepdims=True) if G64.size else np.zeros((1, 1, 1, 1))
     if not np.all(np.isfinite(amax)):
         raise BitCycleError("gradient is not finite (NaN/inf): lower the learning rate")
-    if keep_axis is None and amax == 0.0:
-        return np.zeros(g.shape, dtype=np.int64) if bits > 1 else np.ones(g.shape, dtype=np.int64), 0.0
-    u = rng.random(g.shape)
+    key = _key(rng)
+    rows = keep_axis is not None
+    if not rows and amax.max() == 0.0:
+        return np.zeros(g64.shape, dtype=np.int64) if bits > 1 else np.ones(g64.shape, dtype=np.int64), 0.0
+    G = G64.astype(np.float32)
+    u = counter_uniform(G.shape, key)
     zero = amax == 0
     safe = np.where(zero, 1.0, amax)
     if bits == 1:
         # ±1 with P(+1) = (1 + g/amax)/2: unbiased for scale amax
-        return np.where(u < 0.5 * (1.0 + g / safe), 1, -1).astype(np.int64), amax
-    qmax = (1 << (bits - 1)) - 1
-    scale = safe / qmax
-    q = np.floor(g / scale + u)
-    return np.clip(q, -qmax, qmax).astype(np.int64), (np.where(zero, 0.0, scale) if keep_axis is not None else float(scale))
+        q = np.where(u * np.float32(2.0) - np.float32(1.0) < G / safe.astype(np.float32), 1, -1)
+        scale = amax
+    else:
+        qmax = (1 << (bits - 1)) - 1
+        q = np.clip(np.floor(G / (safe.astype(np.float32) / np.float32(qmax)) + u), -qmax, qmax)
+        scale = np.where(zero, 0.0, safe / qmax)
+    q = np.ascontiguousarray(unblock(q)).astype(np.int64)
+    if not rows:
+        return q, float(scale.reshape(()))
+    return q, _scale_like(unblock, scale, g64.shape, keep_axis % g64.ndim, block and block_axis is not None
+                          and block < g64.shape[block_axis % g64.ndim])
+
+
+def _scale_like(unblock, scale: np.ndarray, shape, keep: int, blocked: bool) -> np.ndarray:
+    """Row scales as an array broadcastable against q: 1 along every axis but ``keep`` (no blocks), else q's shape."""
+    if blocked:
+        return np.ascontiguousarray(unblock(scale))
+    out = [1] * len(shape)
+    out[keep] = shape[keep]
+    return scale.reshape(out)
 
 
 def softmax_xent(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:

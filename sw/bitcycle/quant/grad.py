@@ -4,7 +4,7 @@ The hardware engine multiplies a binary operand by a b-bit two's-complement inte
 signal dy that enters a binary layer's backward pass must be such an integer times one scale:
 
     s = max|g| / (2^(b−1) − 1)            (symmetric, "narrow" range: q ∈ [−(2^(b−1)−1), 2^(b−1)−1])
-    q = clamp(floor(g/s + u), ±(2^(b−1)−1)),   u ~ U[0, 1) from a seeded torch.Generator
+    q = clamp(floor(g/s + u), ±(2^(b−1)−1)),   u ~ U[0, 1) (counter-based, below)
 
 so E[q·s] = g (stochastic rounding is unbiased). For b = 1 the engine's operand is bipolar ±1:
 q = +1 with probability (1 + g/s)/2, else −1, with s = max|g| — again unbiased. b ≥ 32 means no
@@ -28,10 +28,24 @@ per-channel one for dx, hence two quantisations of the same dy. At 2 bits a per-
 by the single largest |dy| of the batch and rounds most of the others to 0 or ±1 at random; per-row
 scales follow each sample's (channel's) own range, which narrows cosine:2-8's gap to fixed:8
 (measured in the README's bench-train section).
+
+The uniforms u (counter-based, no random tensor drawn per value)
+-----------------------------------------------------------------
+One fixed table T of L = 2^20 values (j + ½)/L in the order of a hash (lowbias32) of j — a
+permutation of an L-point grid, built once — and one 31-bit *key* per call, drawn from the layer's
+seeded torch.Generator (one scalar). Element i of the quantiser's [K, O, NB, B] layout (chunk
+c = i // L) takes u = T[(i mod L + off_c) mod L] with off_c = (key + c·0x9E3779B1) mod L: for
+n ≤ L elements u is a *view* of the doubled table, so a call costs one scalar draw, no random
+values. Each u is uniform on the grid (E[q·s] = g up to 1/(2L)); within a call the values are
+distinct grid points; calls differ by their window. ``bitcycle.driver.hostmath.quantize_grad``
+builds the same table and layout in numpy: same key, same codes (tests/test_quant_grad.py).
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -94,7 +108,51 @@ class _Blocks:
         return self.unblock(scale.expand(self.G.shape))
 
 
-def _quantise(g: torch.Tensor, bits: int, generator: torch.Generator | None, keep_dim: int | None = None,
+UNIFORM_BITS = 20
+_L = 1 << UNIFORM_BITS
+_CHUNK_STRIDE = 0x9E3779B1
+_TABLE: torch.Tensor | None = None
+
+
+def _hash32(x: np.ndarray) -> np.ndarray:
+    """lowbias32 of uint32 values (a bijection), as ``hostmath._hash32``."""
+    x = x.astype(np.uint32)
+    x ^= x >> np.uint32(16)
+    x *= np.uint32(0x7FEB352D)
+    x ^= x >> np.uint32(15)
+    x *= np.uint32(0x846CA68B)
+    x ^= x >> np.uint32(16)
+    return x
+
+
+def uniform_table() -> torch.Tensor:
+    """The doubled table [T, T] (float32, 2L values; module docstring), built once."""
+    global _TABLE
+    if _TABLE is None:
+        perm = np.argsort(_hash32(np.arange(_L, dtype=np.uint32)), kind="stable")
+        t = ((perm.astype(np.float32) + np.float32(0.5)) / np.float32(_L)).astype(np.float32)
+        _TABLE = torch.from_numpy(np.concatenate([t, t]))
+    return _TABLE
+
+
+def draw_key(generator: torch.Generator | int | None) -> int:
+    """The call's key: an int as given, else one 31-bit draw from ``generator`` (None: torch's global one)."""
+    if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
+        return int(generator) & 0x7FFFFFFF
+    return int(torch.randint(0, 1 << 31, (1,), generator=generator).item())
+
+
+def counter_uniform(shape, key: int) -> torch.Tensor:
+    """u for ``shape`` (row-major element index i) and ``key``; a view of the table for ≤ L values."""
+    n, t = math.prod(shape), uniform_table()
+    if n <= _L:
+        off = key % _L
+        return t[off:off + n].view(shape)
+    parts = [t[(key + c * _CHUNK_STRIDE) % _L:][: min(_L, n - c * _L)] for c in range((n + _L - 1) // _L)]
+    return torch.cat(parts).view(shape)
+
+
+def _quantise(g: torch.Tensor, bits: int, generator: torch.Generator | int | None, keep_dim: int | None = None,
               block_dim: int | None = None, block: int = 0) -> tuple[torch.Tensor, torch.Tensor, _Blocks]:
     """(q, scale, layout): q integer-valued float32 in the layout's G = [K, O, NB, B] form, scale
     [K, 1, NB, 1]. ``keep_dim`` None: one scale; else one per index of ``keep_dim`` — and per block
@@ -107,7 +165,7 @@ def _quantise(g: torch.Tensor, bits: int, generator: torch.Generator | None, kee
     amax = G.abs().amax(dim=(1, 3), keepdim=True)
     if not bool(torch.isfinite(amax).all()):
         raise BitCycleError("gradient holds inf/NaN; lower the learning rate")
-    u = torch.rand(G.shape, generator=generator, dtype=torch.float32, device=g.device)
+    u = counter_uniform(G.shape, draw_key(generator))
     rows = keep_dim is not None
     if not rows and amax.item() == 0:
         return torch.zeros_like(G), torch.ones_like(amax), lay
@@ -115,11 +173,11 @@ def _quantise(g: torch.Tensor, bits: int, generator: torch.Generator | None, kee
     safe = torch.where(zero, 1.0, amax) if rows else amax
     if bits == 1:
         # +1 with probability (1 + g/s)/2: u < (1 + g/s)/2  ⇔  2u − 1 < g/s
-        q = torch.where(u.mul_(2.0).sub_(1.0) < G / safe, 1.0, -1.0)
+        q = torch.where(u * 2.0 - 1.0 < G / safe, 1.0, -1.0)
         return q, (torch.where(zero, 0.0, amax) if rows else amax), lay
     qmax = float((1 << (bits - 1)) - 1)
     scale = safe / qmax
-    q = (G / scale).add_(u).floor_().clamp_(-qmax, qmax)
+    q = torch.addcdiv(u, G, scale).floor_().clamp_(-qmax, qmax)  # (G/s + u), one pass, then in place
     return q, (torch.where(zero, 0.0, scale) if rows else scale), lay
 
 
