@@ -130,8 +130,13 @@ def test_pynq_transport_trains_like_emu(fake_pynq):
 
 def test_pynq_overlay_lookup_errors(fake_pynq, tmp_path):
     board, folder = fake_pynq
-    with pytest.raises(BitCycleError, match="overlay 'missing.bit' not found"):
+    with pytest.raises(BitCycleError, match=r"overlay 'missing.bit' named by .*driver.json not found"):
         Accelerator("pynq", driver_json=folder / "driver.json", bitfile="missing.bit")
+    # an overlay built with other parameters than driver.json says: an error naming both files
+    board.engine.regs["HWCFG1"] ^= 1 << regmap.FIELDS["HWCFG1"]["WMEM_DEPTH"][0]
+    with pytest.raises(BitCycleError, match=r"overlay .*bitcycle.bit was built with other parameters than "
+                                            r".*driver.json says: WMEM_DEPTH=1025"):
+        Accelerator("pynq", driver_json=folder / "driver.json")
     (folder / "bitcycle.hwh").unlink()
     with pytest.raises(BitCycleError, match="has no bitcycle.hwh beside it"):
         Accelerator("pynq", driver_json=folder / "driver.json")

@@ -148,7 +148,9 @@ class Accelerator:
         wrong = [f"{name}={field(reg, name, regs[reg])} (driver.json: {get(eng)})"
                  for reg, name, get in HWCFG_FIELDS if field(reg, name, regs[reg]) != get(eng)]
         if wrong:
-            raise BitCycleError(f"overlay build parameters differ from driver.json's engine section: {', '.join(wrong)}; "
+            overlay = getattr(self.transport, "overlay_path", f"the {self.backend} engine")
+            raise BitCycleError(f"overlay {overlay} was built with other parameters than "
+                                f"{self.spec.source or 'driver.json (in memory)'} says: {', '.join(wrong)}; "
                                 "recompile or pick the matching driver.json")
 
     def _init_params(self) -> None:

@@ -35,6 +35,16 @@ def check_device() -> None:
         raise BitCycleError(NO_DEVICE.format(why="pynq.Device.devices is empty"))
 
 
+def device_present() -> bool:
+    """True when pynq is importable and sees a device: then a missing or mismatched overlay is an
+    error, never a reason to fall back to emu."""
+    try:
+        check_device()
+    except BitCycleError:
+        return False
+    return True
+
+
 def locate_bitfile(name: str | None, spec) -> Path:
     """A .bit by path, or by name next to driver.json or in the package's overlays folder; its .hwh must sit beside it."""
     name = name or spec.overlay.bitfile
@@ -50,7 +60,8 @@ def locate_bitfile(name: str | None, spec) -> Path:
             if not c.with_suffix(".hwh").is_file():
                 raise BitCycleError(f"{c} has no {c.with_suffix('.hwh').name} beside it: copy the .hwh Vivado wrote with the bitstream")
             return c
-    raise BitCycleError(f"overlay {name!r} not found (looked in: {', '.join(str(c.parent) for c in candidates[:4])}); "
+    raise BitCycleError(f"overlay {name!r} named by {spec.source or 'driver.json (in memory)'} not found (looked in: "
+                        f"{', '.join(str(c.parent) for c in candidates[:4])}); "
                         "run `make bitstream` and copy the .bit/.hwh, or pass the path")
 
 
@@ -62,6 +73,7 @@ class PynqTransport(Transport):
         import pynq
 
         path = locate_bitfile(bitfile, spec)
+        self.overlay_path = path  # named in the driver's overlay-vs-driver.json errors
         try:
             self.overlay = pynq.Overlay(str(path))
         except Exception as err:
