@@ -8,7 +8,7 @@ export PYTHONHASHSEED := 0
 JOBS  ?= auto
 MODEL ?= sfc
 
-.PHONY: help setup demo test sim lint bench report clean bitstream compile export synth bench-memory bench-train regs bench-hw bench-driver bench-grad-error run wheel rtlsim bench-dataflow
+.PHONY: help setup demo test sim lint bench report clean bitstream compile export synth bench-memory bench-train regs bench-hw bench-driver bench-grad-error run wheel rtlsim bench-dataflow bench-peer
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ bitstream: $(VENV)/.bitcycle-setup  ## FPGA image with Vitis HLS / Vivado (MODEL
 
 bench-train: $(VENV)/.bitcycle-setup  ## Fashion-MNIST, LFC MLP + CNV CNN × fp32/fixed:8/cosine:2-8x8 → build/bench/train.json (~1.5 h on 2 cores)
 	$(PY) -m bitcycle.cli bench train
+
+bench-peer: $(VENV)/.bitcycle-setup  ## bitcycle train cosine:2-8x2 / fp32 vs Brevitas' bnn_pynq SFC recipe, Fashion-MNIST 2 epochs → build/bench/peer.json + .md
+	$(PY) -m bitcycle.cli bench peer
 
 bench-memory: $(VENV)/.bitcycle-setup  ## training memory std vs 1-bit mode, zoo × batch 100/200, accuracy → build/bench/memory.json
 	$(PY) -m bitcycle.cli bench memory --all --json build/bench/memory.json
