@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("pyproject.toml", "setup.py", "README.md")
 MUST_CONTAIN = ("bitcycle/data/digits.npz", "bitcycle/cli.py", "bitcycle/driver/accelerator.py",
-                "bitcycle/notebooks/01_train_on_pynq.ipynb")
+                "bitcycle/notebooks/01_train_on_pynq.ipynb", "bitcycle/compile/templates/bitserial_mvau_wrapper.v.in")
 
 
 def build(dist: Path) -> Path:

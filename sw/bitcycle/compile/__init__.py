@@ -9,7 +9,8 @@ Public API (FINN/torch are imported only inside these modules, never by ``bitcyc
   ``AnnotateInput``, ``ToFinn``, ``StreamlineBnn``, ``ToXnorPopcount``, ``CheckStreamlined``,
   ``InferHwLayers``, ``InputQuantOnHost``, ``CheckHwMapped``, ``Specialize``).
 * ``bitcycle.compile.customop``: ``BitSerialMVAU`` / ``BitSerialMVAU_rtl`` (registered with FINN on
-  import) and ``MapToBitSerialMVAU``.
+  import) and ``MapToBitSerialMVAU``; one module per job behind it (``bitserial_op``, ``bitserial_rtl``,
+  ``lut_model``, ``mvau_rtl`` + ``templates/``, ``mvau_images``, ``map_bitserial``).
 * ``bitcycle.compile.folding``: ``FoldForTarget``, ``resource_report``, ``resource_table``.
 * ``bitcycle.compile.flow``: ``run_flow`` (all stages, each executable graph checked bit-exact),
   ``execute``.

@@ -1,10 +1,10 @@
 """`bitcycle bench compile-lut`: synthesise generated BitSerialMVAU layers with Yosys
-`synth_xilinx` (xc7) and fit the LUT model that ``customop.lut_estimation`` uses.
+`synth_xilinx` (xc7) and fit the LUT model that ``lut_model`` holds (``BitSerialMVAU.lut_estimation``).
 
 Each point is a one-node FINN graph with a ``BitSerialMVAU_rtl`` (random ±1 weights), whose RTL
 backend generates the layer (Verilog wrapper + hw/rtl's bitcycle_mvau, exactly its file list). LUTs are
 LUT1..6 plus LUTRAM (4 LUTs per RAM32M/RAM64M). Writes build/bench/compile_lut.json and .md with
-the measured points, the least-squares fit and the model currently in ``customop``.
+the measured points, the least-squares fit and the model currently in ``lut_model``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bitcycle.compile.lut_model import features
 from bitcycle.errors import ToolNotFound
 
 # (MW, MH, PE, SIMD, input datatype, output datatype, bits, acc_bits, noActivation)
@@ -30,12 +31,6 @@ POINTS = [
     (576, 64, 16, 24, "BINARY", "BINARY", 1, 11, 0),
     (784, 64, 32, 16, "INT8", "BINARY", 8, 18, 0),
 ]
-
-
-def features(pe: int, simd: int, acc_bits: int, bits_max: int, mw: int) -> list[float]:
-    """The LUT model's terms: fixed, popcount cells (PE·SIMD), accumulator/threshold lane bits."""
-    sum_w = int(np.ceil(np.log2(mw + 1))) + bits_max + 2
-    return [1.0, float(pe * simd), float(pe * (sum_w + acc_bits))]
 
 
 def _layer(point, gen_dir: Path):
@@ -84,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from tqdm import tqdm
 
-    from bitcycle.compile import customop
+    from bitcycle.compile import lut_model
 
     yosys = shutil.which("yosys")
     if yosys is None:
@@ -113,8 +108,8 @@ def run(args) -> int:
     coef = np.linalg.lstsq(a, y, rcond=None)[0].tolist() if len(rows) >= 3 else None
     report = {"tool": "yosys synth_xilinx -family xc7", "points": rows,
               "fit": {"fixed": coef[0], "per_cell": coef[1], "per_lane_bit": coef[2]} if coef else None,
-              "model_in_use": {"fixed": customop.ENGINE_LUT_FIXED, "per_cell": customop.ENGINE_LUT_PER_CELL,
-                               "per_lane_bit": customop.ENGINE_LUT_PER_LANE_BIT}}
+              "model_in_use": {"fixed": lut_model.ENGINE_LUT_FIXED, "per_cell": lut_model.ENGINE_LUT_PER_CELL,
+                               "per_lane_bit": lut_model.ENGINE_LUT_PER_LANE_BIT}}
     (out / "compile_lut.json").write_text(json.dumps(report, indent=2) + "\n")
     md = ["| MW×MH | PE×SIMD | acc | LUT (Yosys) | model | FF |", "|---|---|---:|---:|---:|---:|"]
     md += [f"| {r['MW']}×{r['MH']} | {r['PE']}×{r['SIMD']} | {r['acc_bits']} | {r['LUT']} | {r['model_LUT']} | {r['FF']} |"

@@ -5,7 +5,7 @@ Legal values: PE divides MH (output channels), SIMD divides MW (the reduction) â
 for BitSerialMVAU layers too (hw/rtl's bitcycle_mvau takes any such PE and SIMD). A sliding-window
 generator's
 SIMD follows the SIMD of the MVAU it feeds. Cost of a choice = FINN's per-layer LUT estimate after
-``SpecializeLayers`` (for BitSerialMVAU: the model fitted to Yosys runs in ``customop``).
+``SpecializeLayers`` (for BitSerialMVAU: the model fitted to Yosys, ``lut_model``).
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ class FoldForTarget(Transformation):
             for (node, inst, _), pick in zip(layers, best):
                 _set(node, inst, pick.values)
         _follow_window_generators(model)
-        from bitcycle.compile.customop import check_buildable
+        from bitcycle.compile.bitserial_rtl import check_buildable
 
         for node, inst, _ in layers:
             if node.op_type.startswith("BitSerialMVAU"):

@@ -44,7 +44,7 @@ BOARD_NAMES = {"xc7z020": "Pynq-Z2", "xczu3eg": "Ultra96", "xczu7ev": "ZCU104"}
 
 
 def repo_dir() -> Path:
-    from bitcycle.compile.customop import rtl_dir
+    from bitcycle.compile.mvau_rtl import rtl_dir
 
     return rtl_dir().parents[1]
 
@@ -189,7 +189,7 @@ def driver_spec(model, exported, torch_model, grad_bits=(2, 8), engine=None):
     if not eng:
         return None, "no layer mapped onto the engine"
     layers = []
-    for i, (node, inst) in enumerate(eng):
+    for i, (_node, inst) in enumerate(eng):
         last = i == len(eng) - 1
         layers.append(LayerSpec(name=f"fc{i}", in_features=inst.get_nodeattr("MW"), out_features=inst.get_nodeattr("MH"),
                                 in_bits=inst.get_nodeattr("bits"), norm="none" if last else "batchnorm",

@@ -1,0 +1,129 @@
+"""``BitSerialMVAU_rtl``: the RTL backend of :class:`~bitcycle.compile.bitserial_op.BitSerialMVAU`.
+
+``generate_hdl`` writes, per node, a Verilog top ``<node>_wrapper.v`` (``gen_top_module``,
+:mod:`bitcycle.compile.mvau_rtl`) instantiating hw/rtl's ``bitcycle_mvau`` with this layer's
+parameters, and the weight / threshold images it loads (:mod:`bitcycle.compile.mvau_images`). The
+hw/rtl sources are one copy per project, in ``<codegen>/bitcycle_rtl/`` beside the per-node
+directories. Importing this module registers the backend with FINN
+(``finn.custom_op.fpgadataflow.rtl``), so ``SpecializeLayers`` picks it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qonnx.core.datatype import DataType
+
+import finn.custom_op.fpgadataflow.rtl as finn_rtl
+from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
+
+from bitcycle.compile import mvau_images as images
+from bitcycle.compile import mvau_rtl as R
+from bitcycle.compile.bitserial_op import BitSerialMVAU
+from bitcycle.errors import BitCycleError
+from bitcycle.golden.bitserial import MAX_BITS
+
+
+def check_buildable(inst) -> None:
+    """One line naming the layer, the value and the legal choices when the RTL cannot be built."""
+    from bitcycle.compile.folding import divisors
+
+    name = inst.onnx_node.name
+    mw, mh, pe, simd = (inst.get_nodeattr(k) for k in ("MW", "MH", "PE", "SIMD"))
+    if pe < 1 or mh % pe:
+        raise BitCycleError(f"layer {name}: PE={pe} does not divide MH={mh}; legal PE: {', '.join(map(str, divisors(mh)))}")
+    if simd < 1 or mw % simd:
+        raise BitCycleError(f"layer {name}: SIMD={simd} does not divide MW={mw}; legal SIMD: "
+                            f"{', '.join(map(str, divisors(mw)))}")
+    acc = inst.get_nodeattr("acc_bits")
+    if not 2 <= acc <= 32:
+        raise BitCycleError(f"layer {name}: acc_bits={acc} is outside the RTL's 2..32")
+    bits = inst.get_nodeattr("bits")
+    if not 1 <= bits <= MAX_BITS:
+        raise BitCycleError(f"layer {name}: bits={bits} is outside 1..{MAX_BITS}")
+
+
+@finn_rtl.register_custom_op
+class BitSerialMVAU_rtl(BitSerialMVAU, RTLBackend):  # noqa: N801  (FINN's naming: <op>_rtl)
+    """RTL backend: Verilog wrapper top + memory images per node, hw/rtl's bitcycle_mvau shared."""
+
+    def get_nodeattr_types(self):
+        attrs = BitSerialMVAU.get_nodeattr_types(self)
+        attrs.update(RTLBackend.get_nodeattr_types(self))
+        return attrs
+
+    def execute_node(self, context, graph):
+        # FINN's rtlsim needs Vivado's xsim; `bitcycle rtlsim` simulates the generated files in Verilator.
+        BitSerialMVAU.execute_node(self, context, graph)
+
+    def _gen_dir(self) -> Path:
+        gen = self.get_nodeattr("code_gen_dir_ipgen")
+        if not gen:
+            raise BitCycleError(f"layer {self.onnx_node.name}: code_gen_dir_ipgen is not set (run PrepareIP)")
+        return Path(gen)
+
+    def shared_dir(self) -> Path:
+        return self._gen_dir().parent / R.SHARED_DIR
+
+    def _top(self) -> str:
+        return self.get_nodeattr("gen_top_module") or f"{self.onnx_node.name}_wrapper"
+
+    def get_rtl_file_list(self, abspath=False):
+        top = self._top()
+        if not abspath:
+            return [f"{top}.v", *R.MVAU_SOURCES]
+        return [self._gen_dir() / f"{top}.v", *(self.shared_dir() / f for f in R.MVAU_SOURCES)]
+
+    def mem_files(self) -> list[Path]:
+        """The images bitcycle_mvau's $readmemh loads (W_FILE, and T_FILE unless noActivation)."""
+        top = self._top()
+        names = [f"{top}_weights.mem"] + ([] if self.get_nodeattr("noActivation") else [f"{top}_thresholds.mem"])
+        return [self._gen_dir() / n for n in names]
+
+    def code_generation_ipi(self):
+        # CreateStitchedIP splits each add_files command and wants exactly 3 tokens: one file per command
+        files = [*self.get_rtl_file_list(abspath=True), *self.mem_files()]
+        return [f"add_files -norecurse {f}" for f in files] + [
+            f"create_bd_cell -type module -reference {self.get_nodeattr('gen_top_module')} {self.onnx_node.name}"]
+
+    def get_verilog_top_module_intf_names(self):
+        intf = super().get_verilog_top_module_intf_names()
+        intf["axilite"], intf["aximm"] = [], []
+        return intf
+
+    def rtl_parameters(self, gen: Path, n_thr: int) -> dict:
+        """bitcycle_mvau's parameters for this node (what the wrapper sets)."""
+        check_buildable(self)
+        idt = DataType[self.get_nodeattr("inputDataType")]
+        odt = DataType[self.get_nodeattr("outputDataType")]
+        no_act = self.get_nodeattr("noActivation") == 1
+        top = self._top()
+        act = 0 if (no_act or odt == DataType["BIPOLAR"]) else int(self.get_nodeattr("ActVal"))
+        return {"MW": self.get_nodeattr("MW"), "MH": self.get_nodeattr("MH"), "PE": self.get_nodeattr("PE"),
+                "SIMD": self.get_nodeattr("SIMD"), "IBITS": idt.bitwidth(),
+                "ISIGNED": int(idt.signed() and idt != DataType["BIPOLAR"]),
+                "BITS_MAX": max(self.get_nodeattr("bits"), self.get_nodeattr("bits_max")),
+                "OBITS": odt.bitwidth(), "ACC_BITS": self.get_nodeattr("acc_bits"),
+                "NTHR": 0 if no_act else int(n_thr), "ACT_VAL": act, "OUT_DEPTH": R.OUT_DEPTH,
+                "BITS": self.get_nodeattr("bits"),
+                "W_FILE": str(gen / f"{top}_weights.mem"),
+                "T_FILE": "" if no_act else str(gen / f"{top}_thresholds.mem")}
+
+    def generate_hdl(self, model, fpgapart, clk):
+        gen = self._gen_dir().resolve()  # $readmemh needs absolute paths (FINN's RTL ops do the same)
+        gen.mkdir(parents=True, exist_ok=True)
+        top = f"{self.onnx_node.name}_wrapper"
+        self.set_nodeattr("gen_top_module", top)
+        R.install_shared(self.shared_dir().resolve())
+        w = model.get_initializer(self.onnx_node.input[1])  # [MW, MH] ±1
+        pe = self.get_nodeattr("PE")
+        (gen / f"{top}_weights.mem").write_text(images.weight_mem_text(w, pe, self.get_nodeattr("SIMD")))
+        n_thr = 0
+        if self.get_nodeattr("noActivation") == 0:
+            acc = self.get_nodeattr("acc_bits")
+            thr = images.threshold_rows(model.get_initializer(self.onnx_node.input[2]), self.get_nodeattr("MH"), acc)
+            n_thr = thr.shape[1]
+            (gen / f"{top}_thresholds.mem").write_text(images.threshold_mem_text(thr, pe, acc))
+        (gen / f"{top}.v").write_text(R.wrapper_v(top, self.rtl_parameters(gen, n_thr)))
+        self.set_nodeattr("ipgen_path", str(gen))
+        self.set_nodeattr("ip_path", str(gen))

@@ -1,0 +1,55 @@
+"""Resource model of one generated BitSerialMVAU layer (hw/rtl's ``bitcycle_mvau`` and its buffers):
+LUTs fitted to Yosys, the weight ROM's block RAMs from its shape.
+
+LUTs: fitted by ``bitcycle bench compile-lut`` (Yosys 0.23 ``synth_xilinx -flatten``, xc7, LUTs + 4
+per LUTRAM) to fixed + per popcount cell (PE·SIMD) + per lane bit (PE · (accumulator + threshold
+width)), see :func:`features`. Re-run the bench and update the ENGINE_LUT_* numbers when the RTL changes.
+"""
+
+from __future__ import annotations
+
+import math
+
+ENGINE_LUT_FIXED = 96.9
+ENGINE_LUT_PER_CELL = 7.47
+ENGINE_LUT_PER_LANE_BIT = 1.16
+
+ROM_BLOCK_BITS = 8192  # bitcycle_mvau keeps ROMs below 8 kbit in LUTs (distributed), larger in block RAM
+RAMB18_BITS = 18432
+# RAMB18 aspects (depth, width) from 16K×1 to 512×36
+RAMB18_ASPECTS = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+
+
+def features(pe: int, simd: int, acc_bits: int, bits_max: int, mw: int) -> list[float]:
+    """The LUT model's terms: fixed, popcount cells (PE·SIMD), accumulator/threshold lane bits."""
+    sum_w = math.ceil(math.log2(mw + 1)) + bits_max + 2
+    return [1.0, float(pe * simd), float(pe * (sum_w + acc_bits))]
+
+
+def wrom_shape(pe: int, simd: int, mw: int, mh: int) -> tuple[int, int]:
+    """(width, depth) of bitcycle_mvau's weight ROM: one PE·SIMD-bit word per (neuron, synapse) fold."""
+    return pe * simd, (mw // simd) * (mh // pe)
+
+
+def rom_luts(width: int, depth: int) -> int:
+    """LUT6s of a distributed weight ROM (64 bits each); 0 when it goes to block RAM."""
+    return math.ceil(width * depth / 64) if width * depth < ROM_BLOCK_BITS else 0
+
+
+def layer_luts(pe: int, simd: int, acc_bits: int, bits_max: int, mw: int, mh: int) -> int:
+    """LUTs of one layer: the fitted engine model plus its distributed weight ROM."""
+    f = features(pe, simd, min(32, acc_bits), bits_max, mw)
+    engine = ENGINE_LUT_FIXED * f[0] + ENGINE_LUT_PER_CELL * f[1] + ENGINE_LUT_PER_LANE_BIT * f[2]
+    return int(math.ceil(engine)) + rom_luts(*wrom_shape(pe, simd, mw, mh))
+
+
+def rom_ramb18(width: int, depth: int) -> int:
+    """RAMB18s of the weight ROM in the cheapest aspect; 0 below 8 kbit (distributed, in the LUT count)."""
+    if width * depth < ROM_BLOCK_BITS:
+        return 0
+    return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in RAMB18_ASPECTS)
+
+
+def rom_efficiency(width: int, depth: int) -> float:
+    n = rom_ramb18(width, depth)
+    return 1.0 if n == 0 else width * depth / (n * RAMB18_BITS)
