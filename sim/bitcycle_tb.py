@@ -16,13 +16,14 @@ import numpy as np
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, with_timeout
+from cocotb.triggers import ClockCycles, FallingEdge, with_timeout
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
 from axis_monitor import AxisMonitor
 from bitcycle.golden import stream as st
+from bitcycle.hwif import regmap
 
-ERR_BITS = ["bad_mode", "bad_bits", "bad_shape", "bad_acc_bits", "overflow", "bad_out_sel", "stream_short", "stream_long"]
+ERR_BITS = [name.lower() for name in regmap.ERROR_BITS]  # bit i of the ERROR register, generated from the .rdl
 
 
 def err_mask(*names: str) -> int:
@@ -98,13 +99,9 @@ class EngineTB:
 
     # -- configuration ---------------------------------------------------------------------------
     async def write_reg(self, name: str, value: int):
-        from bitcycle.hwif import regmap
-
         await self.axil.write_dword(regmap.ADDRESSES[name], value)
 
     async def read_reg(self, name: str) -> int:
-        from bitcycle.hwif import regmap
-
         return await self.axil.read_dword(regmap.ADDRESSES[name])
 
     async def configure(self, mode, bits=1, m=1, k=1, n=1, acc_bits=None, out_sel=0, clip_shift=0):
@@ -131,8 +128,6 @@ class EngineTB:
 
     async def pulse(self, name: str):
         if self.regs:
-            from bitcycle.hwif import regmap
-
             await self.write_reg("CTRL", 1 << regmap.FIELDS["CTRL"][name.upper()][0])
             return
         dut = self.dut

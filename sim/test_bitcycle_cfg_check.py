@@ -14,6 +14,7 @@ from cocotb.triggers import Timer
 
 from bitcycle.golden import stream as st
 from bitcycle.hwif import regmap
+from bitcycle.hwif.codes import MODE_LAST
 from bitcycle.hwif.rtl import rtl_sources
 
 PARAMS = dict(PE=4, SIMD=8, ACC_BITS=20, DATA_W=32, THR_MAX=2, WMEM_DEPTH=24, AMEM_DEPTH=12, TMEM_DEPTH=5,
@@ -28,20 +29,20 @@ def model(p, mode, bits, m, k, n, acc_bits, out_sel):
     pe, simd = p["PE"], p["SIMD"]
     m_pe, k_pe, k_simd, n_simd = _ceil(m, pe), _ceil(k, pe), _ceil(k, simd), _ceil(n, simd)
     compute = mode in st.COMPUTE_MODES
-    red_len = {1: m, 2: n}.get(mode, k)
-    n_red = {1: m_pe, 2: n_simd}.get(mode, k_simd)
+    red_len = {st.MODE_BACKWARD_DATA: m, st.MODE_BACKWARD_WEIGHT: n}.get(mode, k)
+    n_red = {st.MODE_BACKWARD_DATA: m_pe, st.MODE_BACKWARD_WEIGHT: n_simd}.get(mode, k_simd)
     w_tiles, a_tiles = m_pe * k_simd, k_pe * n_simd
     bad_bits = not 1 <= bits <= 16
     worst = red_len if bits <= 1 else red_len << (bits - 1)
     err = {name: False for name in regmap.ERROR_BITS}
-    err["BAD_MODE"] = mode > 4
+    err["BAD_MODE"] = mode > MODE_LAST
     err["BAD_BITS"] = compute and bad_bits
     err["BAD_ACC_BITS"] = compute and not 2 <= acc_bits <= p["ACC_BITS"]
-    err["BAD_OUT_SEL"] = compute and (out_sel == 3 or (out_sel == st.OUT_THRESHOLD and mode != 0))
+    err["BAD_OUT_SEL"] = compute and (out_sel == 3 or (out_sel == st.OUT_THRESHOLD and mode != st.MODE_FORWARD))
     if compute:
-        shape = (0 in (m, k, n) or n_red > p["MAX_CHUNKS"] or (mode != 2 and w_tiles > p["WMEM_DEPTH"])
-                 or (mode == 2 and a_tiles > p["AMEM_DEPTH"])
-                 or (mode == 0 and out_sel == st.OUT_THRESHOLD and m_pe > p["TMEM_DEPTH"]))
+        shape = (0 in (m, k, n) or n_red > p["MAX_CHUNKS"] or (mode != st.MODE_BACKWARD_WEIGHT and w_tiles > p["WMEM_DEPTH"])
+                 or (mode == st.MODE_BACKWARD_WEIGHT and a_tiles > p["AMEM_DEPTH"])
+                 or (mode == st.MODE_FORWARD and out_sel == st.OUT_THRESHOLD and m_pe > p["TMEM_DEPTH"]))
     elif mode == st.MODE_LOAD_WEIGHTS:
         shape = 0 in (m, k) or w_tiles > p["WMEM_DEPTH"]
     elif mode == st.MODE_LOAD_THRESHOLDS:
@@ -51,7 +52,7 @@ def model(p, mode, bits, m, k, n, acc_bits, out_sel):
     err["BAD_SHAPE"] = shape
     err["OVERFLOW"] = compute and not bad_bits and worst > (1 << (p["ACC_BITS"] - 1)) - 1
     code = sum(1 << i for i, name in enumerate(regmap.ERROR_BITS) if err[name])
-    load_tiles = m_pe if mode == 4 else (a_tiles if mode == 2 else w_tiles)
+    load_tiles = m_pe if mode == st.MODE_LOAD_THRESHOLDS else (a_tiles if mode == st.MODE_BACKWARD_WEIGHT else w_tiles)
     return code, dict(n_red_o=n_red, vec_words_o=(bits * n_red) & ((1 << 21) - 1), load_tiles_o=load_tiles,
                       red_len_o=red_len, is_compute_o=int(compute))
 

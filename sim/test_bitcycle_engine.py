@@ -148,24 +148,24 @@ async def illegal_configurations(dut):
     cases = [
         (dict(mode=5), "bad_mode"),
         (dict(mode=7), "bad_mode"),
-        (dict(mode=0, bits=0), "bad_bits"),
-        (dict(mode=1, bits=17), "bad_bits"),
-        (dict(mode=0, bits=31), "bad_bits"),
-        (dict(mode=0, m=0), "bad_shape"),
-        (dict(mode=2, n=0), "bad_shape"),
-        (dict(mode=3, k=0), "bad_shape"),
-        (dict(mode=4, m=0), "bad_shape"),
-        (dict(mode=0, k=geo.simd * chunks + 1), "bad_shape"),
-        (dict(mode=1, m=geo.pe * chunks + 1), "bad_shape"),
-        (dict(mode=3, m=geo.pe * (wdepth + 1), k=1), "bad_shape"),
-        (dict(mode=0, acc_bits=1), "bad_acc_bits"),
-        (dict(mode=0, acc_bits=acc + 1), "bad_acc_bits"),
-        (dict(mode=0, out_sel=3), "bad_out_sel"),
-        (dict(mode=1, out_sel=st.OUT_THRESHOLD), "bad_out_sel"),
-        (dict(mode=2, out_sel=st.OUT_THRESHOLD), "bad_out_sel"),
+        (dict(mode=st.MODE_FORWARD, bits=0), "bad_bits"),
+        (dict(mode=st.MODE_BACKWARD_DATA, bits=17), "bad_bits"),
+        (dict(mode=st.MODE_FORWARD, bits=31), "bad_bits"),
+        (dict(mode=st.MODE_FORWARD, m=0), "bad_shape"),
+        (dict(mode=st.MODE_BACKWARD_WEIGHT, n=0), "bad_shape"),
+        (dict(mode=st.MODE_LOAD_WEIGHTS, k=0), "bad_shape"),
+        (dict(mode=st.MODE_LOAD_THRESHOLDS, m=0), "bad_shape"),
+        (dict(mode=st.MODE_FORWARD, k=geo.simd * chunks + 1), "bad_shape"),
+        (dict(mode=st.MODE_BACKWARD_DATA, m=geo.pe * chunks + 1), "bad_shape"),
+        (dict(mode=st.MODE_LOAD_WEIGHTS, m=geo.pe * (wdepth + 1), k=1), "bad_shape"),
+        (dict(mode=st.MODE_FORWARD, acc_bits=1), "bad_acc_bits"),
+        (dict(mode=st.MODE_FORWARD, acc_bits=acc + 1), "bad_acc_bits"),
+        (dict(mode=st.MODE_FORWARD, out_sel=3), "bad_out_sel"),
+        (dict(mode=st.MODE_BACKWARD_DATA, out_sel=st.OUT_THRESHOLD), "bad_out_sel"),
+        (dict(mode=st.MODE_BACKWARD_WEIGHT, out_sel=st.OUT_THRESHOLD), "bad_out_sel"),
     ]
     for kw, name in cases:
-        cfg = dict(mode=0, bits=4, m=4, k=8, n=2, acc_bits=acc, out_sel=0)
+        cfg = dict(mode=st.MODE_FORWARD, bits=4, m=4, k=8, n=2, acc_bits=acc, out_sel=st.OUT_RAW)
         cfg.update(kw)
         res = await tb.job(cfg.pop("mode"), [], **cfg)
         assert res.done == 1 and res.busy == 0, f"{kw}: not done"

@@ -338,7 +338,7 @@ def test_driver_speaks_the_generated_register_map():
     addr = registers.addresses()
     assert addr["CTRL"] == regmap.CTRL_ADDR and addr["CYCLES"] == regmap.CYCLES_ADDR
     for bit, name in zip([P.ERR_BAD_MODE, P.ERR_BAD_BITS, P.ERR_BAD_SHAPE, P.ERR_BAD_ACC_BITS, P.ERR_OVERFLOW,
-                          P.ERR_BAD_OUT_SEL, P.ERR_SHORT, P.ERR_LONG], list(regmap.FIELDS["ERROR"])):
+                          P.ERR_BAD_OUT_SEL, P.ERR_STREAM_SHORT, P.ERR_STREAM_LONG], list(regmap.FIELDS["ERROR"])):
         assert bit == 1 << regmap.FIELDS["ERROR"][name][0], name
     assert [m.value for m in P.Mode] == [regmap.ENUMS["MODE.MODE"][m.name] for m in P.Mode]
     assert DJ.ENGINE_ID == regmap.ID_VALUE

@@ -1,5 +1,5 @@
 """The house rules, checked on the source: data flows one way (nets → train → compile → driver,
-golden used by all), the board-side packages import no training stack, and nothing below the top
+golden and hwif used by all), the board-side packages import no training stack, and nothing below the top
 floor imports a benchmark. Every import counts, lazy ones inside functions too."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ PKG = Path(__file__).resolve().parents[1] / "sw" / "bitcycle"
 BASE = {"errors", "cliutil", "golden", "hwif", "data"}
 # stage -> the bitcycle sub-packages/modules it may import
 ALLOWED = {
-    "golden": {"errors", "golden"},
+    # the bottom floor: golden reads the engine's codes from hwif's generated, import-free codes.py
+    "golden": {"errors", "golden", "hwif.codes"},
     "hwif": {"errors", "golden", "hwif"},
     "data": {"errors", "data"},
     "quant": BASE | {"quant"},
@@ -54,7 +55,7 @@ def test_each_stage_imports_only_what_lies_below_it():
 
 
 def test_nothing_below_the_top_floor_imports_a_benchmark():
-    floor = {"cli.py", "demo.py", "demo_check.py", "hwbench.py"}
+    floor = {"cli.py", "demo.py", "demo_check.py"}
     bad = [str(p.relative_to(PKG)) for p in PKG.rglob("*.py")
            if _outside(_imports(p), {"bench"}) != _imports(p) and p.parent.name != "bench" and p.name not in floor]
     assert not bad, bad

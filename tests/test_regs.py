@@ -16,6 +16,7 @@ def test_regenerating_gives_identical_files(tmp_path):
         "bitcycle_regs.sv": REPO / "hw" / "rtl" / "bitcycle_regs.sv",
         "bitcycle_regs_pkg.sv": REPO / "hw" / "rtl" / "bitcycle_regs_pkg.sv",
         "regmap.py": REPO / "sw" / "bitcycle" / "hwif" / "regmap.py",
+        "codes.py": REPO / "sw" / "bitcycle" / "hwif" / "codes.py",
         "bitcycle_codes.svh": REPO / "hw" / "rtl" / "bitcycle_codes.svh",
     }
     for name, committed in pairs.items():
@@ -38,3 +39,16 @@ def test_regmap_plain_python():
             mask = ((1 << width) - 1) << lsb
             assert used & mask == 0, reg
             used |= mask
+
+
+def test_codes_match_the_register_map():
+    """hwif/codes.py names exactly the .rdl's enum codes and ERROR bits, and imports nothing of bitcycle."""
+    from bitcycle.hwif import codes, regmap
+
+    assert {m.name: m.value for m in codes.Mode} == regmap.ENUMS["MODE.MODE"]
+    assert {m.name: m.value for m in codes.OutSel} == regmap.ENUMS["OUT_CFG.OUT_SEL"]
+    assert [getattr(codes, f"ERR_{n}") for n in regmap.ERROR_BITS] == [1 << i for i in range(len(regmap.ERROR_BITS))]
+    assert list(codes.ERROR_DESC) == [1 << i for i in range(len(regmap.ERROR_BITS))]
+    assert codes.MODE_LAST == max(regmap.ENUMS["MODE.MODE"].values()) == 4
+    assert codes.COMPUTE_MODES == (0, 1, 2)
+    assert "bitcycle" not in (REPO / "sw" / "bitcycle" / "hwif" / "codes.py").read_text().split('"""', 2)[2]

@@ -1,4 +1,5 @@
-"""How the driver talks to the engine: register names, modes, packing, the cycle model.
+"""How the driver talks to the engine: register names, modes, packing, the cycle model
+(:class:`bitcycle.golden.cycles.CycleModel`, re-exported).
 
 The stream format is the engine's contract, :mod:`bitcycle.golden.stream` (owned with the RTL):
 this module only adapts it to the driver (a :class:`~bitcycle.golden.stream.Geometry` from
@@ -18,20 +19,24 @@ for STATUS.DONE with a timeout; read CYCLES and ERROR.
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass
 
 import numpy as np
 
 from bitcycle.golden import stream as S
+from bitcycle.golden.cycles import CycleModel  # noqa: F401  (the emu backend's clock: P.CycleModel)
 
-
-class Mode(enum.IntEnum):
-    FORWARD = S.MODE_FORWARD
-    BACKWARD_DATA = S.MODE_BACKWARD_DATA
-    BACKWARD_WEIGHT = S.MODE_BACKWARD_WEIGHT
-    LOAD_WEIGHTS = S.MODE_LOAD_WEIGHTS
-    LOAD_THRESHOLDS = S.MODE_LOAD_THRESHOLDS
+# The job modes and ERROR bits, generated from hw/regs/bitcycle.rdl (re-exported: P.Mode, P.ERR_*)
+from bitcycle.hwif.codes import (  # noqa: F401
+    ERR_BAD_ACC_BITS,
+    ERR_BAD_BITS,
+    ERR_BAD_MODE,
+    ERR_BAD_OUT_SEL,
+    ERR_BAD_SHAPE,
+    ERR_OVERFLOW,
+    ERR_STREAM_LONG,
+    ERR_STREAM_SHORT,
+    Mode,
+)
 
 
 # Driver-side register names. A backend maps them to addresses (the generated regmap.py on
@@ -44,9 +49,7 @@ CTRL_ABORT = 1 << 1  # cut the job: its output packet ends (marker beat + TLAST)
 STATUS_BUSY = 1 << 0
 STATUS_DONE = 1 << 1  # DONE and ERROR hold until the next START
 STATUS_ABORTED = 1 << 2  # the last job was cut (ABORT or a short packet)
-# ERROR register bits (hw/regs/bitcycle.rdl; bitcycle_engine.sv ErrBad*)
-ERR_BAD_MODE, ERR_BAD_BITS, ERR_BAD_SHAPE, ERR_BAD_ACC_BITS = 1 << 0, 1 << 1, 1 << 2, 1 << 3
-ERR_OVERFLOW, ERR_BAD_OUT_SEL, ERR_SHORT, ERR_LONG = 1 << 4, 1 << 5, 1 << 6, 1 << 7
+# ERROR register bit -> the driver's wording of it
 ERROR_BITS = {
     ERR_BAD_MODE: "unknown mode",
     ERR_BAD_BITS: "bits out of range 1..16",
@@ -54,8 +57,8 @@ ERROR_BITS = {
     ERR_BAD_ACC_BITS: "acc_bits out of range",
     ERR_OVERFLOW: "the accumulator could overflow for this length and bits",
     ERR_BAD_OUT_SEL: "bad output-stage select",
-    ERR_SHORT: "input stream shorter than the job (TLAST early)",
-    ERR_LONG: "input stream longer than the job",
+    ERR_STREAM_SHORT: "input stream shorter than the job (TLAST early)",
+    ERR_STREAM_LONG: "input stream longer than the job",
 }
 
 
@@ -73,32 +76,6 @@ def geometry(engine) -> S.Geometry:
 def weight_words(m: int, k: int, engine) -> int:
     """Weight-memory words (one PE×SIMD tile each) a W[M, K] occupies."""
     return -(-m // engine.pe) * -(-k // engine.simd)
-
-
-@dataclass(frozen=True)
-class CycleModel:
-    """Cycles of one job on a PE×SIMD bit-serial array (one plane-chunk of a vector per cycle):
-
-        FORWARD / BACKWARD_DATA: bits · ⌈M/PE⌉ · ⌈K/SIMD⌉ · N + latency
-        BACKWARD_WEIGHT:         bits · ⌈K/PE⌉ · ⌈N/SIMD⌉ · M + latency (+ the sign(x) tiles)
-        LOAD_WEIGHTS:            one cycle per input word + latency
-
-    Used by the ``emu`` backend (which has no clock); ``sim`` and ``pynq`` read the engine's
-    CYCLES register.
-    """
-
-    pe: int
-    simd: int
-    latency: int = 8
-
-    def cycles(self, mode: Mode, bits: int, m: int, k: int, n: int, words_in: int = 0) -> int:
-        c = lambda a, b: -(-a // b)  # noqa: E731
-        if mode in (Mode.LOAD_WEIGHTS, Mode.LOAD_THRESHOLDS):
-            return words_in + self.latency
-        if mode == Mode.BACKWARD_WEIGHT:
-            tiles = c(k, self.pe) * c(n, self.simd)
-            return tiles + bits * c(k, self.pe) * c(n, self.simd) * m + self.latency
-        return bits * c(m, self.pe) * c(k, self.simd) * n + self.latency
 
 
 def pack_binary_tiles(binary, geo: S.Geometry) -> np.ndarray:

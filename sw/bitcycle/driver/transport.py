@@ -13,6 +13,7 @@ import numpy as np
 
 from bitcycle.driver import protocol as P
 from bitcycle.hwif import regmap
+from bitcycle.hwif.codes import MODE_LAST
 from bitcycle.hwif.driver_json import ENGINE_ID, ENGINE_VERSION, EngineSpec
 from bitcycle.errors import BitCycleError
 from bitcycle.golden import stream as S
@@ -121,7 +122,7 @@ class EmuEngine:
         mode, m, k, n, bits = r["MODE"], r["M"], r["K"], r["N"], r["BITS"]
         c = lambda a, b: -(-a // b)  # noqa: E731
         err = 0
-        if mode > 4:
+        if mode > MODE_LAST:
             return P.ERR_BAD_MODE
         if mode in (P.Mode.FORWARD, P.Mode.BACKWARD_DATA, P.Mode.BACKWARD_WEIGHT):
             red_len = {P.Mode.FORWARD: k, P.Mode.BACKWARD_DATA: m, P.Mode.BACKWARD_WEIGHT: n}[mode]
@@ -207,7 +208,7 @@ class EmuEngine:
         words_in = np.asarray(words_in, dtype=np.uint64)
         expected = S.input_words(mode, geo, m, k, n, bits)
         if words_in.size != expected:
-            self._fail(P.ERR_SHORT if words_in.size < expected else P.ERR_LONG)
+            self._fail(P.ERR_STREAM_SHORT if words_in.size < expected else P.ERR_STREAM_LONG)
             return _NO_WORDS
         if mode == P.Mode.LOAD_WEIGHTS:
             self._store(self._unpack_tiles(words_in, m, k, geo))

@@ -61,16 +61,19 @@ import numpy as np
 
 from bitcycle.golden.bitserial import bit_planes, bitserial_matmul, check_binary, check_bits, check_ints, saturate
 
-MODE_FORWARD = 0
-MODE_BACKWARD_DATA = 1
-MODE_BACKWARD_WEIGHT = 2
-MODE_LOAD_WEIGHTS = 3
-MODE_LOAD_THRESHOLDS = 4
-COMPUTE_MODES = (MODE_FORWARD, MODE_BACKWARD_DATA, MODE_BACKWARD_WEIGHT)
+# The mode and output-select codes, generated from hw/regs/bitcycle.rdl (re-exported: st.MODE_FORWARD)
+from bitcycle.hwif.codes import (  # noqa: F401
+    COMPUTE_MODES,
+    MODE_BACKWARD_DATA,
+    MODE_BACKWARD_WEIGHT,
+    MODE_FORWARD,
+    MODE_LOAD_THRESHOLDS,
+    MODE_LOAD_WEIGHTS,
+    OUT_CLIP8,
+    OUT_RAW,
+    OUT_THRESHOLD,
+)
 
-OUT_RAW = 0
-OUT_CLIP8 = 1
-OUT_THRESHOLD = 2
 
 THRESHOLD_PAD = (1 << 31) - 1
 

@@ -3,8 +3,12 @@
 Do not edit: change the .rdl and run `make regs`. Plain Python (no numpy) for the board image.
 """
 
+from __future__ import annotations
+
+from typing import Dict, Optional, Tuple
+
 # register name -> byte offset in the AXI4-Lite block
-ADDRESSES = {
+ADDRESSES: Dict[str, int] = {
     "ID": 0x00,
     "VERSION": 0x04,
     "HWCFG0": 0x08,
@@ -24,7 +28,7 @@ ADDRESSES = {
 }
 
 # register name -> field name -> (lsb, width, reset or None, sw access)
-FIELDS = {
+FIELDS: Dict[str, Dict[str, Tuple[int, int, Optional[int], str]]] = {
     "ID": {
         "ID": (0, 32, 1111710019, "r"),
     },
@@ -94,7 +98,7 @@ FIELDS = {
 }
 
 # enumerated field codes
-ENUMS = {
+ENUMS: Dict[str, Dict[str, int]] = {
     "MODE.MODE": {"FORWARD": 0, "BACKWARD_DATA": 1, "BACKWARD_WEIGHT": 2, "LOAD_WEIGHTS": 3, "LOAD_THRESHOLDS": 4},
     "OUT_CFG.OUT_SEL": {"RAW": 0, "CLIP8": 1, "THRESHOLD": 2},
 }
