@@ -69,3 +69,18 @@ def test_training_acc_bits_of_a_layer():
     got = __import__("bitcycle.golden.accwidth", fromlist=["x"]).training_acc_bits(256, 256, 100, 1, 8)
     assert got == {"forward": 10, "backward_data": 17, "backward_weight": 15}
     # 100·128 = 12800 ≤ 2^14 − 1 = 16383 → 15 bits; 256·128 = 32768 > 2^15 − 1 → 17 bits
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 5000), st.integers(-(2**15), 2**15), st.integers(0, 2**16))
+def test_acc_bits_for_range_is_the_symmetric_bound_plus_sign(k, lo, span):
+    """The rule the FINN custom op uses for a datatype's range [lo, hi]: w = ±1 makes the sum lie in
+    [−k·B, k·B] with B = max|x|, which needs bit_length(k·B) + 1 signed bits (B > 0)."""
+    from bitcycle.golden.accwidth import acc_bits_for_range
+
+    hi = lo + span
+    bound = k * max(abs(lo), abs(hi))
+    if bound:
+        assert acc_bits_for_range(k, (lo, hi)) == bound.bit_length() + 1
+    if -(2**15) <= lo and hi < 2**15:  # within a 16-bit operand: the bits-based rule agrees
+        assert acc_bits_for_range(k, (lo, hi)) == min_acc_bits(k, 16, x_range=(lo, hi))

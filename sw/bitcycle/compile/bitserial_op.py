@@ -27,7 +27,10 @@ from finn.custom_op.fpgadataflow.matrixvectoractivation import MVAU
 
 from bitcycle.compile import lut_model
 from bitcycle.errors import BitCycleError
+from bitcycle.golden.accwidth import acc_bits_for_range
 from bitcycle.golden.bitserial import MAX_BITS, bitserial_matmul
+from bitcycle.golden.cycles import array_cycles
+from bitcycle.hwif.codes import MODE_FORWARD
 
 
 def engine_bits(dt: DataType) -> int:
@@ -40,12 +43,11 @@ def engine_bits(dt: DataType) -> int:
 
 
 def acc_bits_for(mw: int, in_dt: DataType) -> int:
-    """Minimal signed accumulator width that can never overflow for MW terms of ±1 · x."""
+    """Minimal signed accumulator width that can never overflow for MW terms of ±1 · x, x of FINN
+    datatype ``in_dt`` (BINARY holds the bipolar code): golden's rule on the datatype's range."""
     if in_dt in (DataType["BINARY"], DataType["BIPOLAR"]):
-        bound = mw
-    else:
-        bound = mw * max(abs(int(in_dt.min())), abs(int(in_dt.max())))
-    return max(2, int(bound).bit_length() + 1)
+        return acc_bits_for_range(mw, (-1, 1))
+    return acc_bits_for_range(mw, (int(in_dt.min()), int(in_dt.max())))
 
 
 @finn_hw.register_custom_op
@@ -88,11 +90,14 @@ class BitSerialMVAU(MVAU):
         context[node.output[0]] = np.asarray(s, dtype=np.float32).reshape(oshape)
 
     def get_exp_cycles(self):
-        """One bit-plane per cycle: bits · (MH/PE) · (MW/SIMD) per input vector."""
-        return int(self.get_nodeattr("bits") * super().get_exp_cycles())
+        """One bit-plane per cycle: bits · (MH/PE) · (MW/SIMD) per input vector (golden's cycle model)."""
+        return self.cycles_at(self.get_nodeattr("bits"))
 
     def cycles_at(self, bits: int) -> int:
-        return int(bits * super().get_exp_cycles())
+        """Array cycles of one image at ``bits``: a FORWARD job on W [MH, MW] over its input vectors."""
+        g = self.get_nodeattr
+        vectors = int(np.prod(g("numInputVectors")))
+        return array_cycles(MODE_FORWARD, int(bits), g("MH"), g("MW"), vectors, g("PE"), g("SIMD"))
 
     def _wrom_shape(self) -> tuple[int, int]:
         pe, simd, mw, mh = (self.get_nodeattr(k) for k in ("PE", "SIMD", "MW", "MH"))

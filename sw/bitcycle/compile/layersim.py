@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from bitcycle.compile import verilate as V
+from bitcycle.golden.cycles import array_cycles
+from bitcycle.hwif.codes import MODE_FORWARD
 
 
 def random_inputs(dt, n: int, mw: int, rng) -> np.ndarray:
@@ -61,7 +63,7 @@ def check_layer(model, node, work: Path, vectors: int = 6, seed: int = 0, gap: f
     ends = cyc[nf - 1::nf]
     measured = float(np.mean(np.diff(ends))) if len(ends) > 1 else float(ends[0])
     bits = inst.get_nodeattr("bits")
-    expected = bits * (mh // pe) * (mw // simd)  # per vector: get_exp_cycles / vectors per image
+    expected = array_cycles(MODE_FORWARD, bits, mh, mw, 1, pe, simd)  # per vector, as get_exp_cycles
     return {"layer": node.name, "MW": mw, "MH": mh, "PE": pe, "SIMD": simd, "bits": bits,
             "vectors": vectors, "mismatches": int(len(bad)), "first_bad": int(bad[0]) if len(bad) else None,
             "cycles_per_vector": measured, "expected_cycles_per_vector": expected,

@@ -19,14 +19,15 @@ for STATUS.DONE with a timeout; read CYCLES and ERROR.
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from bitcycle.golden import stream as S
 from bitcycle.golden.cycles import CycleModel  # noqa: F401  (the emu backend's clock: P.CycleModel)
 
-# The job modes and ERROR bits, generated from hw/regs/bitcycle.rdl (re-exported: P.Mode, P.ERR_*)
+# The job modes, CTRL/STATUS/ERROR bits, generated from hw/regs/bitcycle.rdl (re-exported: P.Mode, P.ERR_*)
 from bitcycle.hwif.codes import (  # noqa: F401
+    CTRL_ABORT,
+    CTRL_START,
     ERR_BAD_ACC_BITS,
     ERR_BAD_BITS,
     ERR_BAD_MODE,
@@ -35,6 +36,9 @@ from bitcycle.hwif.codes import (  # noqa: F401
     ERR_OVERFLOW,
     ERR_STREAM_LONG,
     ERR_STREAM_SHORT,
+    STATUS_ABORTED,
+    STATUS_BUSY,
+    STATUS_DONE,
     Mode,
 )
 
@@ -43,12 +47,11 @@ from bitcycle.hwif.codes import (  # noqa: F401
 # sim/pynq, see bitcycle.driver.registers); the emu device uses them directly.
 REGISTER_NAMES = ("ID", "VERSION", "HWCFG0", "HWCFG1", "HWCFG2", "CTRL", "STATUS", "ERROR", "MODE", "BITS", "M", "K", "N",
                   "ACC_BITS", "OUT_CFG", "CYCLES")
-CTRL_START = 1 << 0  # sample the configuration and start a job
-CTRL_ABORT = 1 << 1  # cut the job: its output packet ends (marker beat + TLAST), an open input
-                     # packet is drained to TLAST, then idle; again while BUSY: stop the drain
-STATUS_BUSY = 1 << 0
-STATUS_DONE = 1 << 1  # DONE and ERROR hold until the next START
-STATUS_ABORTED = 1 << 2  # the last job was cut (ABORT or a short packet)
+# CTRL.START samples the configuration and starts a job; CTRL.ABORT cuts it: its output packet ends
+# (marker beat + TLAST), an open input packet is drained to TLAST, then idle; again while BUSY stops
+# the drain. STATUS.DONE and ERROR hold until the next START; STATUS.ABORTED: the last job was cut
+# (ABORT or a short packet). The masks are generated (hwif/codes.py).
+
 # ERROR register bit -> the driver's wording of it
 ERROR_BITS = {
     ERR_BAD_MODE: "unknown mode",

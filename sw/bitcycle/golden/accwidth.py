@@ -40,6 +40,13 @@ def dot_range(k: int, x_range: tuple[int, int], w_range: tuple[int, int] = (-1, 
     return int(k) * min(products), int(k) * max(products)
 
 
+def acc_bits_for_range(k: int, x_range: tuple[int, int]) -> int:
+    """Minimal signed accumulator width of K terms w·x, w ∈ {−1, +1}, x ∈ ``x_range``: the one
+    accumulator rule (:func:`min_acc_bits` for a ``bits``-wide operand, the FINN custom op's
+    ``acc_bits_for`` for a FINN datatype's range)."""
+    return signed_width(*dot_range(k, x_range))
+
+
 def min_acc_bits(k: int, bits: int, x_range: tuple[int, int] | None = None) -> int:
     """Minimal signed accumulator width for ``bitserial_matmul(binary[M,K], ints[K,N], bits)``.
 
@@ -52,7 +59,7 @@ def min_acc_bits(k: int, bits: int, x_range: tuple[int, int] | None = None) -> i
         x_range = full
     elif not (full[0] <= x_range[0] <= x_range[1] <= full[1]):
         raise ValueError(f"x_range {tuple(x_range)} does not fit the {bits}-bit operand range {full}")
-    return signed_width(*dot_range(k, x_range))
+    return acc_bits_for_range(k, x_range)
 
 
 def popcount_bits(k: int) -> int:
