@@ -43,7 +43,7 @@ bench-hw: $(VENV)/.bitcycle-setup  ## engine cycles per matrix vs bits (Verilato
 	$(PY) -m bitcycle.cli bench hw
 
 synth: $(VENV)/.bitcycle-setup  ## Yosys synth_xilinx (xc7z020) of the engine at a few PE×SIMD → build/bench/synth.json + .md
-	$(PY) tools/synth.py
+	$(PY) -m bitcycle.cli bench synth
 
 # MODEL: a zoo name (tfc/sfc/lfc/cnv), models/NAME.toml, a `bitcycle train` run directory, or a QONNX FILE.onnx
 COMPILE_SRC = $(if $(filter %.onnx,$(MODEL)),--onnx $(MODEL),$(if $(wildcard $(MODEL)/model.pt),--checkpoint $(MODEL),--model $(MODEL)))

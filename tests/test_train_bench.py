@@ -1,6 +1,6 @@
 """bench train's target checks and table, on synthetic rows (the benchmark itself runs for an hour)."""
 
-from bitcycle.train.bench import _run_name, check_targets, markdown_table
+from bitcycle.bench.train import _run_name, check_targets, markdown_table
 
 
 def _row(model, spec, acc, eng, fp32):

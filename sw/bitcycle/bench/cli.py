@@ -1,4 +1,4 @@
-"""``bitcycle bench NAME``: the dispatcher over the benchmarks of this package (and the ones still in hwbench and train.bench).
+"""``bitcycle bench NAME``: the dispatcher over the benchmarks of this package.
 
 A benchmark module provides ``add_arguments(parser)`` and ``run(args) -> int`` and writes
 ``build/bench/NAME.json`` (every figure measured in that run) plus a Markdown table.
@@ -13,10 +13,11 @@ import sys
 # name -> (module, one-line help)
 BENCHES: dict[str, tuple[str, str]] = {
     "memory": ("bitcycle.bench.memory", "training memory, standard vs memory-efficient (1-bit sign(x)) mode"),
-    "train": ("bitcycle.train.bench", "cyclic vs fixed vs FP32 gradient precision on Fashion-MNIST (LFC MLP, CNV CNN)"),
+    "train": ("bitcycle.bench.train", "cyclic vs fixed vs FP32 gradient precision on Fashion-MNIST (LFC MLP, CNV CNN)"),
     "grad-error": ("bitcycle.bench.grad_error", "quantised vs float weight gradient of a trained model, per layer and setting"),
     "driver": ("bitcycle.bench.driver", "a training step through the driver: emu/sim time, RTL cycles, projected board time, vs PyTorch"),
-    "hw": ("bitcycle.hwbench", "engine RTL cycles per matrix vs bits in Verilator (mode, bits, M, K, N, PE, SIMD)"),
+    "hw": ("bitcycle.bench.hw", "engine RTL cycles per matrix vs bits in Verilator (mode, bits, M, K, N, PE, SIMD)"),
+    "synth": ("bitcycle.bench.synth", "Yosys synth_xilinx (xc7) of the engine at a few PExSIMD: LUT/FF/BRAM per module, LUT levels"),
     "report": ("bitcycle.bench.report", "one page (build/report/index.html) over every build/bench/*.json, with plots"),
     "dataflow": ("bitcycle.bench.dataflow", "zoo dataflows at the pynq-z2 folding: rtlsim images/s vs estimate, LUT/BRAM, beside FINN's stock flow"),
     "peer": ("bitcycle.bench.peer", "bitcycle train (cosine 2-8 and fp32 gradients) beside Brevitas' bnn_pynq SFC recipe, interleaved"),

@@ -70,7 +70,7 @@ def plot_synth(data: dict) -> Optional[bytes]:
 
 
 def plot_train(data: dict) -> Optional[bytes]:
-    from bitcycle.train.bench import plot
+    from bitcycle.bench.train import plot
 
     runs = data.get("runs") or []
     return plot(runs) if runs else None
@@ -153,7 +153,7 @@ BENCHES = [
     Bench("synth", "Engine synthesis (Yosys, xc7)", "make synth", plot=plot_synth),
     Bench("dataflow", "FINN dataflow in RTL: images/s and LUT", "make bench-dataflow"),
     Bench("train", "Cyclic-precision training", "make bench-train",
-          _own_table("bitcycle.train.bench", "markdown_table"), plot_train),
+          _own_table("bitcycle.bench.train", "markdown_table"), plot_train),
     Bench("peer", "Training speed beside Brevitas' own trainer", "make bench-peer"),
     Bench("memory", "Training memory: 1-bit stored activations", "make bench-memory",
           _own_table("bitcycle.bench.memory", "markdown", lambda d: d if "runs" in d else {"runs": [d]}), plot_memory),

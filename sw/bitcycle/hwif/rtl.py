@@ -1,7 +1,7 @@
 """The hw/rtl files each RTL top level is built from, in compile order (packages first).
 
 One list for every flow that builds the RTL — the cocotb testbenches (``sim/``), the driver's sim
-backend, ``bitcycle bench hw``, the demo, ``tools/synth.py`` and the compile flow's LUT calibration
+backend, ``bitcycle bench hw``, the demo, ``bitcycle bench synth`` and the compile flow's LUT calibration
 — so that a new file in hw/rtl is named once. (``make lint`` repeats it in the Makefile; a test
 checks the two agree.)
 """

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bitcycle.hwif.rtl import rtl_sources
 
-REPO = Path(__file__).resolve().parent.parent
+from bitcycle.bench.provenance import REPO
 BUILD = REPO / "build" / "synth"
 OUT = REPO / "build" / "bench"
 SOURCES = [f"hw/rtl/{f}" for f in rtl_sources("bitcycle_engine")]
@@ -241,7 +241,7 @@ def markdown(rows: list[dict], version: str) -> str:
                      f"{r['lut_pct_xc7z020']:.1f} | {r['lut_levels']} | {r['est_fmax_mhz']:.0f} | "
                      f"{r['binary_gops_100mhz']:.1f} | {r['binary_gops_per_klut']:.2f} | {r['gops_at_8bit']:.2f} |")
     lines += ["", "LUT levels: the most LUTs (and LUTRAM reads) on any register-to-register path of the flattened, "
-              "mapped netlist; est. Fmax: that path's delay under a per-cell model of xc7z020-1 (tools/synth.py: "
+              "mapped netlist; est. Fmax: that path's delay under a per-cell model of xc7z020-1 (bitcycle.bench.synth: "
               "LUT + average net 0.57 ns, CARRY4 0.20, MUXF 0.30, FF clock-to-out 0.46, BRAM out 2.45, setup "
               "0.10), an estimate before place and route.", "",
               "Cost per module (hierarchical synthesis, one instance each):", "",
@@ -257,12 +257,13 @@ def markdown(rows: list[dict], version: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--points", nargs="+", default=[f"{p}x{s}x{d}" for p, s, d in POINTS],
                         help="PExSIMDxDATA_W points, e.g. 4x16x32")
     parser.add_argument("--timeout", type=int, default=1200, help="seconds per point")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     yosys = yosys_binary()
@@ -286,7 +287,3 @@ def main(argv: list[str] | None = None) -> int:
     (OUT / "synth.md").write_text(md)
     print(md)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -28,7 +28,7 @@ from bitcycle.errors import BitCycleError
 from bitcycle.golden import stream as st
 from bitcycle.hwif.rtl import rtl_sources
 
-REPO = Path(__file__).resolve().parents[2]
+from bitcycle.bench.provenance import REPO
 OUT = REPO / "build" / "bench"
 MODE_NAMES = {st.MODE_FORWARD: "forward", st.MODE_BACKWARD_DATA: "backward-data",
               st.MODE_BACKWARD_WEIGHT: "backward-weight"}
@@ -77,7 +77,7 @@ def _run_config(name: str, cfg: dict, bits_list: list[int]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.json"
         wall0, cpu0 = time.perf_counter(), time.process_time()
-        rtl_runner.run("bitcycle_engine", rtl_sources("bitcycle_engine"), "bench_hw", parameters=params,
+        rtl_runner.run("bitcycle_engine", rtl_sources("bitcycle_engine"), "bitcycle.bench.hw_cocotb", parameters=params,
                        tag=f"bench{name}", quiet=True,
                        extra_env={"BITCYCLE_BENCH_POINTS": json.dumps(points), "BITCYCLE_BENCH_OUT": str(out)})
         run_wall = time.perf_counter() - wall0
