@@ -14,6 +14,7 @@ from qonnx.transformation.base import Transformation
 
 from bitcycle.compile.bitserial_op import acc_bits_for, engine_bits
 from bitcycle.errors import BitCycleError
+from bitcycle.golden.accwidth import signed_width
 from bitcycle.golden.bitserial import MAX_BITS
 
 
@@ -57,7 +58,8 @@ class MapToBitSerialMVAU(Transformation):
                 if xnor:
                     thr = 2 * thr - mw
                 model.set_initializer(node.input[2], thr.astype(np.float32))
-                tbits = max(2, int(np.abs(thr).max()).bit_length() + 1)  # signed; never BIPOLAR (no 0 in it)
+                bound = int(np.abs(thr).max())
+                tbits = max(2, signed_width(-bound, bound))  # signed; never BIPOLAR (no 0 in it)
                 model.set_tensor_datatype(node.input[2], DataType[f"INT{tbits}"])
                 inputs.append(node.input[2])
             elif xnor:
