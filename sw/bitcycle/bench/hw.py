@@ -26,6 +26,7 @@ from pathlib import Path
 
 from bitcycle.errors import BitCycleError
 from bitcycle.golden import stream as st
+from bitcycle.golden.cycles import array_cycles, signx_tiles
 from bitcycle.hwif.rtl import rtl_sources
 
 from bitcycle.bench.provenance import REPO
@@ -52,10 +53,7 @@ def _ceil(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def ideal_cycles(mode: int, bits: int, m: int, k: int, n: int, pe: int, simd: int) -> int:
-    if mode == st.MODE_BACKWARD_WEIGHT:
-        return bits * _ceil(k, pe) * _ceil(n, simd) * m
-    return bits * _ceil(m, pe) * _ceil(k, simd) * n
+ideal_cycles = array_cycles  # the array's cycles for a job (golden's cycle model), no latency or loads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,7 +69,7 @@ def _run_config(name: str, cfg: dict, bits_list: list[int]) -> dict:
 
     params = cfg["params"]
     pe, simd = params["PE"], params["SIMD"]
-    points = [dict(mode=0, bits=1, m=pe, k=simd, n=1, latency_probe=True)]
+    points = [dict(mode=st.MODE_FORWARD, bits=1, m=pe, k=simd, n=1, latency_probe=True)]
     for mode, (m, k, n) in cfg["shapes"].items():
         points += [dict(mode=mode, bits=b, m=m, k=k, n=n) for b in bits_list]
     with tempfile.TemporaryDirectory() as tmp:
@@ -83,14 +81,14 @@ def _run_config(name: str, cfg: dict, bits_list: list[int]) -> dict:
         run_wall = time.perf_counter() - wall0
         data = json.loads(out.read_text())
     probe = data["points"][0]
-    latency = probe["cycles"] - ideal_cycles(0, 1, pe, simd, 1, pe, simd)
+    latency = probe["cycles"] - ideal_cycles(st.MODE_FORWARD, 1, pe, simd, 1, pe, simd)
     geo = st.Geometry(pe=pe, simd=simd, data_width=params["DATA_W"], thr_max=params["THR_MAX"])
     rows = []
     for p in data["points"][1:]:
         ideal = ideal_cycles(p["mode"], p["bits"], p["m"], p["k"], p["n"], pe, simd)
         load = 0
         if p["mode"] == st.MODE_BACKWARD_WEIGHT:
-            load = _ceil(p["k"], pe) * _ceil(p["n"], simd) * geo.tile_words  # sign(x) words streamed first
+            load = signx_tiles(p["k"], p["n"], pe, simd) * geo.tile_words  # sign(x) words streamed first
         bound = 1.05 * ideal + latency + load
         chunk = pe if p["mode"] == st.MODE_BACKWARD_DATA else simd
         red_len = {st.MODE_FORWARD: p["k"], st.MODE_BACKWARD_DATA: p["m"], st.MODE_BACKWARD_WEIGHT: p["n"]}[p["mode"]]
