@@ -102,7 +102,7 @@ def table(report: dict) -> str:
              "(median round; ratio = per-round time / the peer's in that round, median)", "",
              "| trainer | test accuracy | time per epoch, wall | CPU | wall ratio to peer | CPU ratio to peer |",
              "|---|---:|---:|---:|---:|---:|"]
-    for name, row in report["trainers"].items():
+    for row in report["trainers"].values():
         lines.append(f"| {row['label']} | {100 * row['test_accuracy']:.2f} % | {row['wall_per_epoch_s']:.2f} s | "
                      f"{row['cpu_per_epoch_s']:.2f} s | {row['wall_ratio_to_peer']:.2f}× | {row['cpu_ratio_to_peer']:.2f}× |")
     lines.append("")

@@ -19,7 +19,6 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from bitcycle.hwif.rtl import rtl_sources
 

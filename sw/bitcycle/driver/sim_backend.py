@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bitcycle.driver import protocol as P
 from bitcycle.driver.transport import Transport, TransportTimeout
 from bitcycle.errors import BitCycleError
 from bitcycle.hwif.rtl import rtl_sources
