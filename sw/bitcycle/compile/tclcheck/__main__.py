@@ -1,0 +1,5 @@
+import sys
+
+from bitcycle.compile.tclcheck import main
+
+sys.exit(main())
