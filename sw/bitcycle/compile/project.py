@@ -10,7 +10,8 @@ Layout::
                           weight/threshold images; bitcycle_rtl/: hw/rtl's bitcycle_mvau, one copy)
     rtl/                  BitCycle's RTL (hw/rtl) for the training engine
     weights/              per engine layer: ±1 weights and thresholds (.npy)
-    bd/bd.tcl             Vivado block design: PS + AXI DMA + AXI-Lite + bitcycle_top
+    bd/bd.tcl             Vivado block design: PS + AXI DMA + AXI-Lite + bitcycle_top (through
+                          bd/bitcycle_overlay.v, its Verilog wrapper for the module reference)
     finn_build.py         FINN builder run: Vitis HLS / Vivado → .bit + .hwh
     driver.json           schema bitcycle.driver/1 (MLPs; the driver's format has no conv layers)
     dataflow.json         layers, shapes, folding, bits ranges, stream widths, files
@@ -83,6 +84,16 @@ def block_design_tcl(part: str, clock_mhz: float, engine) -> str:
     text = _fill(text, {**ps, "PART": part, "BOARD": board, "DMA_WIDTH": 8 * engine.stream_bytes,
                         "ENGINE_PARAMS": eng})
     return _fill(text, {"CLK_MHZ": f"{clock_mhz:g}"})
+
+
+def write_block_design(bd_dir: Path, part: str, clock_mhz: float, engine, rtl_top: Path) -> Path:
+    """bd/bd.tcl and the Verilog wrapper it references (bd/bitcycle_overlay.v, from ``rtl_top``)."""
+    from bitcycle.compile.overlay_wrapper import wrapper_verilog
+
+    bd_dir.mkdir(parents=True, exist_ok=True)
+    (bd_dir / "bitcycle_overlay.v").write_text(wrapper_verilog(rtl_top, engine.rtl_parameters))
+    (bd_dir / "bd.tcl").write_text(block_design_tcl(part, clock_mhz, engine))
+    return bd_dir / "bd.tcl"
 
 
 def finn_build_script(model_name: str, part: str, clock_mhz: float) -> str:
@@ -262,10 +273,9 @@ def build_project(exported, pixels: np.ndarray, out_dir: str | Path, part: str, 
         shutil.copytree(repo_dir() / "hw" / "rtl", tmp / "rtl")
         files = _write_weights(model, tmp / "weights")
         clock = float(fold_kwargs.get("clock_mhz", 100.0))
-        (tmp / "bd").mkdir()
         # one engine section for bd.tcl and driver.json (engine.rtl_parameters): they cannot drift
         engine = overlay_engine(clock, tmp / "rtl" / "bitcycle_top.sv")
-        (tmp / "bd" / "bd.tcl").write_text(block_design_tcl(part, clock, engine))
+        write_block_design(tmp / "bd", part, clock, engine, tmp / "rtl" / "bitcycle_top.sv")
         (tmp / "finn_build.py").write_text(finn_build_script(exported.name, part, clock))
         flow_desc = dataflow_description(model, exported, files)
         spec, why_not = driver_spec(model, exported, torch_model, grad_bits, engine)
