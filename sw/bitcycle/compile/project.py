@@ -38,7 +38,9 @@ BD_PS = {
                            "CONFIG.PCW_FPGA0_PERIPHERAL_FREQMHZ {@CLK_MHZ@}] $ps"},
     "zynqmp": {"PS_IP": "zynq_ultra_ps_e", "PS_RULE": "zynq_ultra_ps_e",
                "PS_MASTER": "M_AXI_HPM0_FPD", "PS_HP": "S_AXI_HP0_FPD", "PS_CLK": "pl_clk0",
-               "PS_CONFIG": "set_property -dict [list CONFIG.PSU__USE__S_AXI_GP2 {1} "
+               # HPM1_FPD is on by default and nothing here uses it: off, or validate_bd_design stops
+               # on its unconnected clock (maxihpm1_fpd_aclk)
+               "PS_CONFIG": "set_property -dict [list CONFIG.PSU__USE__S_AXI_GP2 {1} CONFIG.PSU__USE__M_AXI_GP1 {0} "
                             "CONFIG.PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ {@CLK_MHZ@}] $ps"},
 }
 BOARD_NAMES = {"xc7z020": "Pynq-Z2", "xczu3eg": "Ultra96", "xczu7ev": "ZCU104"}
