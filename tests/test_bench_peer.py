@@ -25,3 +25,12 @@ def test_peer_bench_tiny(tmp_path):
     assert rep["trainers"]["peer"]["wall_ratio_to_peer"] == 1.0
     assert len(rep["checks"]) == 3
     assert "| Brevitas bnn_pynq SFC (peer) |" in (tmp_path / "peer.md").read_text()
+    # the report renders this run: the bench's own table and a plot drawn from the same JSON
+    from bitcycle.bench.report import build
+
+    out = tmp_path / "report"
+    summary = build(tmp_path, out)
+    assert "peer" in summary["present"]
+    md = (out / "report.md").read_text()
+    assert "| Brevitas bnn_pynq SFC (peer) |" in md
+    assert (out / "peer.png").read_bytes().startswith(b"\x89PNG")

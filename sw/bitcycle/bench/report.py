@@ -108,6 +108,44 @@ def plot_memory(data: dict) -> Optional[bytes]:
     return _png(fig)
 
 
+def plot_dataflow(data: dict) -> Optional[bytes]:
+    rows = [r for r in data.get("rows", []) if r.get("LUT")]
+    if not rows:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in rows:
+        ips = r.get("images_per_s_measured") or r["images_per_s_estimated"]
+        ax.scatter(r["LUT"], ips, c="C0", marker="o" if r.get("images_per_s_measured") else "x")
+        ax.annotate(r["model"], (r["LUT"], ips), fontsize=7)
+        f = r.get("finn_stock") or {}
+        if f.get("LUT"):
+            ax.scatter(f["LUT"], f["images_per_s_estimated"], c="C1", marker="s")
+            ax.annotate(f"{r['model']} FINN", (f["LUT"], f["images_per_s_estimated"]), fontsize=7)
+    ax.scatter([], [], c="C0", marker="o", label="BitCycle, rtlsim-measured")
+    ax.scatter([], [], c="C0", marker="x", label="BitCycle, estimated")
+    ax.scatter([], [], c="C1", marker="s", label="FINN stock flow, estimated")
+    ax.set(xscale="log", yscale="log", xlabel="LUT", ylabel="images / s", title="dataflow throughput vs size")
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def plot_peer(data: dict) -> Optional[bytes]:
+    trainers = data.get("trainers") or {}
+    if not trainers:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    names = list(trainers)
+    x = range(len(names))
+    ax.bar([i - 0.2 for i in x], [trainers[n]["wall_per_epoch_s"] for n in names], 0.4, label="wall")
+    ax.bar([i + 0.2 for i in x], [trainers[n]["cpu_per_epoch_s"] for n in names], 0.4, label="CPU")
+    ax.set_xticks(list(x), names, fontsize=7)
+    ax.set(ylabel="s / epoch (median of rounds)", title="training epoch time beside Brevitas' bnn_pynq recipe")
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
 # -- tables ------------------------------------------------------------------------------------
 def _own_table(module: str, function: str, shape: Callable[[dict], dict] = lambda d: d) -> Callable[[dict], str]:
     """The benchmark's own Markdown table function, applied to its JSON (``shape`` adapts a variant)."""
@@ -151,10 +189,12 @@ class Bench:
 BENCHES = [
     Bench("hw", "Engine cycles vs run-time bits", "make bench-hw", plot=plot_hw),
     Bench("synth", "Engine synthesis (Yosys, xc7)", "make synth", plot=plot_synth),
-    Bench("dataflow", "FINN dataflow in RTL: images/s and LUT", "make bench-dataflow"),
+    Bench("dataflow", "FINN dataflow in RTL: images/s and LUT", "make bench-dataflow",
+          _own_table("bitcycle.bench.dataflow", "table"), plot_dataflow),
     Bench("train", "Cyclic-precision training", "make bench-train",
           _own_table("bitcycle.bench.train", "markdown_table"), plot_train),
-    Bench("peer", "Training speed beside Brevitas' own trainer", "make bench-peer"),
+    Bench("peer", "Training speed beside Brevitas' own trainer", "make bench-peer",
+          _own_table("bitcycle.bench.peer", "table"), plot_peer),
     Bench("memory", "Training memory: 1-bit stored activations", "make bench-memory",
           _own_table("bitcycle.bench.memory", "markdown", lambda d: d if "runs" in d else {"runs": [d]}), plot_memory),
     Bench("grad_error", "Quantised vs float weight gradients", "make bench-grad-error",
