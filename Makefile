@@ -31,12 +31,10 @@ sim: $(VENV)/.bitcycle-setup  ## RTL testbenches: Verilator (+line/toggle covera
 	$(PY) tools/sim_coverage.py
 	SIM=icarus $(PY) -m pytest -n $(JOBS) -m rtl sim
 
-# hand-written RTL lints clean with -Wall; the waivers cover only the generated register block
-RTL_LINT = hw/rtl/bitcycle_regs_pkg.sv hw/rtl/bitcycle_regs.sv hw/rtl/bitcycle_codes.svh hw/rtl/bitcycle_param_check.sv hw/rtl/bitcycle_ram.sv hw/rtl/bitcycle_skid.sv hw/rtl/bitcycle_cfg_check.sv hw/rtl/bitcycle_in_fsm.sv hw/rtl/bitcycle_issue.sv hw/rtl/bitcycle_popcount.sv hw/rtl/bitcycle_array.sv hw/rtl/bitcycle_out_stage.sv hw/rtl/bitcycle_engine.sv hw/rtl/bitcycle_top.sv
-lint: $(VENV)/.bitcycle-setup  ## Verilator --lint-only -Wall of the engine RTL
-	verilator --lint-only -Wall hw/regs/verilator_waivers.vlt $(RTL_LINT) --top-module bitcycle_top
+lint: $(VENV)/.bitcycle-setup  ## ruff (sw tests sim tools), mypy (golden, hwif, driver), Verilator -Wall of every hw/rtl file; make test runs it too
+	$(PY) tools/lint.py
 
-regs: $(VENV)/.bitcycle-setup  ## hw/regs/bitcycle.rdl → hw/rtl/bitcycle_regs*.sv + sw/bitcycle/hwif/regmap.py
+regs: $(VENV)/.bitcycle-setup  ## hw/regs/bitcycle.rdl → hw/rtl/bitcycle_regs*.sv, bitcycle_codes.svh + sw/bitcycle/hwif/regmap.py, codes.py
 	$(PY) tools/gen_regs.py
 
 bench-hw: $(VENV)/.bitcycle-setup  ## engine cycles per matrix vs bits (Verilator) → build/bench/hw.json + hw.md + plot
