@@ -1,30 +1,57 @@
-"""The ``pynq`` transport against a stand-in ``pynq`` module (no board here).
+"""The ``pynq`` transport over pynq 4.0's REAL AXI DMA classes, with no board.
 
-The stand-in provides what the transport touches — ``Device.devices``, ``Overlay`` with an IP's
-``read``/``write`` and an AXI DMA's send/receive channels (``transfer``, ``idle``, ``error``,
-``stop``, ``start``), and ``allocate`` — backed by the emu engine model at the register
-*addresses* of the generated map. So the MMIO address mapping, the DMA buffer handling and the
-deadline on a hung channel run for real; only the silicon is replaced.
+``pynq.lib.dma.DMA`` and its ``_SDMAChannel`` run unmodified; their MMIO is a register model of an
+AXI DMA in direct-register mode that follows PG021 (``tests/pg021.py``: errors halt a channel until
+a soft reset, RS=0 with a transfer pending does not halt it), moving words between the fake
+``pynq.allocate`` buffers (by physical address) and the emu engine model. Only ``pynq.Overlay``,
+``pynq.allocate`` and ``pynq.Device`` are stand-ins (they need a device). So a job really flows:
+driver → registers at the generated addresses → pynq's transfer() → DMA model → engine → back.
+
+Every fault (a hung channel, each DMASR error bit, a short/long packet, a too-small
+buffer_max_size, an engine ERROR mid-transfer, a stuck soft reset) must end in one clear
+BitCycleError, leave the engine and DMA idle, and the next jobs must be bit-exact with ``emu``.
+pytest-timeout is not installed here: ``hang_guard`` arms SIGALRM per test, so a wait that spins
+without a deadline (pynq's start()/stop() after a fault, the old recovery) fails instead of hanging.
 """
 
 from __future__ import annotations
 
+import re
+import signal
 import sys
 import types
 
 import numpy as np
+import pynq.overlay  # the real package: its DefaultIP/DMA classes are what the transport drives
 import pytest
+from pynq.lib.dma import DMA
 
+import pg021
 from bitcycle.driver import Accelerator, spec_for_model
-from bitcycle.hwif import regmap
+from bitcycle.driver import protocol as P
 from bitcycle.driver.transport import EmuEngine
 from bitcycle.errors import BitCycleError
+from bitcycle.hwif import regmap
 
 NAME_AT = {addr: name for name, addr in regmap.ADDRESSES.items()}
+GUARD_SECONDS = 60  # far above any test here; only an unbounded spin gets near it
+TIMEOUT = 0.2  # the driver's deadline in the fault tests: a hang costs 0.2 s
+
+
+@pytest.fixture(autouse=True)
+def hang_guard():
+    def expire(signum, frame):
+        pytest.fail(f"test still running after {GUARD_SECONDS} s: a wait without a deadline spun", pytrace=False)
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, GUARD_SECONDS)
+    yield
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, previous)
 
 
 class Buffer(np.ndarray):
-    physical_address = 0x1000_0000
+    """A ``pynq.allocate`` buffer: an ndarray with a physical address (set by pg021.Memory)."""
 
     def flush(self):
         pass
@@ -33,16 +60,32 @@ class Buffer(np.ndarray):
         pass
 
     def freebuffer(self):
-        pass
+        self.memory.free(self)
 
 
 class Board:
-    """The PL as the transport sees it: an engine behind MMIO and a DMA."""
+    """The PL as pynq sees it: the engine behind MMIO, an AXI DMA model, DDR for the buffers."""
 
-    def __init__(self, engine):
+    def __init__(self, engine, length_width: int = 26):
         self.engine = EmuEngine(engine)
-        self.hang_next_receive = False
-        self.out_words = np.zeros(0, np.uint64)
+        self.memory = pg021.Memory()
+        self.dma_model = pg021.AxiDmaModel(self.memory, self.engine.stream, engine.stream_bytes)
+        self.length_width = length_width
+        self.starts = 0  # CTRL.START writes: the engine must not start a job the DMA cannot move
+
+    def dma_description(self) -> dict:
+        bits = str(8 * self.dma_model.word_bytes)
+        return {"phys_addr": 0x4040_0000, "addr_range": 0x10000, "device": "fake-zynq", "interrupts": {},
+                "parameters": {"c_include_sg": "0", "c_micro_dma": "0", "c_sg_length_width": str(self.length_width),
+                               "c_include_mm2s": "1", "c_include_s2mm": "1", "c_include_mm2s_dre": "0",
+                               "c_include_s2mm_dre": "0", "c_m_axi_mm2s_data_width": bits,
+                               "c_m_axi_s2mm_data_width": bits}}
+
+    def idle(self) -> bool:
+        """Engine not BUSY, both DMA channels running with nothing pending (a clean start state)."""
+        chans = self.dma_model.ch.values()
+        return (not self.engine.read("STATUS") & P.STATUS_BUSY
+                and all(not c.sr & (pg021.HALTED | pg021.ERRORS) and not c.pending for c in chans))
 
 
 class IP:
@@ -53,66 +96,46 @@ class IP:
         return self.board.engine.read(NAME_AT[offset])
 
     def write(self, offset, value):
-        self.board.engine.write(NAME_AT[offset], value)
-
-
-class Channel:
-    def __init__(self, board, direction):
-        self.board, self.direction = board, direction
-        self.idle, self.error, self.running = True, False, True
-        self.restarts = 0
-
-    def transfer(self, array, start=0, nbytes=0):
-        assert self.idle, "transfer on a busy channel"
-        n = (nbytes or array.nbytes) // array.itemsize
-        if self.direction == "recv":
-            self.target, self.n, self.idle = array, n, False
-            return
-        out = self.board.engine.stream(np.asarray(array[:n], dtype=np.uint64))
-        recv = self.board.dma.recvchannel
-        if recv.idle:  # nothing to receive (weight load)
-            return
-        if self.board.hang_next_receive:  # the S2MM side never sees TLAST
-            self.board.hang_next_receive = False
-            return
-        if out.size >= recv.n:
-            recv.target[:recv.n] = out[:recv.n].astype(recv.target.dtype)
-            recv.idle = True
-
-    def stop(self):
-        self.running, self.idle = False, True
-
-    def start(self):
-        self.running = True
-        self.restarts += 1
+        name = NAME_AT[offset]
+        if name == "CTRL" and value & P.CTRL_START:
+            self.board.starts += 1
+        self.board.engine.write(name, value)
 
 
 @pytest.fixture
-def fake_pynq(monkeypatch, tmp_path):
+def board_for(monkeypatch, tmp_path):
+    """``board_for(length_width)`` → (board, folder with driver.json and a .bit/.hwh)."""
     spec = spec_for_model("mlp", hidden=[20, 12])
-    board = Board(spec.engine)
-    board.dma = types.SimpleNamespace(sendchannel=Channel(board, "send"), recvchannel=Channel(board, "recv"))
-
-    class Overlay:
-        def __init__(self, path):
-            assert path.endswith("bitcycle.bit")
-            self.bitcycle_top_0 = IP(board)
-            self.axi_dma_0 = board.dma
-            self.ip_dict = {"bitcycle_top_0": {}, "axi_dma_0": {}}
-
-    def allocate(shape, dtype):
-        return np.zeros(shape, dtype=dtype).view(Buffer)
-
-    mod = types.SimpleNamespace(Device=types.SimpleNamespace(devices=["fake-zynq"]), Overlay=Overlay, allocate=allocate)
-    monkeypatch.setitem(sys.modules, "pynq", mod)
+    spec.save(tmp_path / "driver.json")
     (tmp_path / "bitcycle.bit").write_bytes(b"bit")
     (tmp_path / "bitcycle.hwh").write_text("<hwh/>")
-    spec.save(tmp_path / "driver.json")
-    return board, tmp_path
+
+    def make(length_width: int = 26):
+        board = Board(spec.engine, length_width)
+        monkeypatch.setattr(pynq.overlay, "MMIO", lambda base, length, device=None: pg021.FakeMMIO(board.dma_model))
+
+        class Overlay:
+            def __init__(self, path):
+                assert path.endswith("bitcycle.bit")
+                self.bitcycle_top_0 = IP(board)
+                self.axi_dma_0 = DMA(board.dma_description())  # pynq's own class over the model
+                self.ip_dict = {"bitcycle_top_0": {}, "axi_dma_0": {}}
+
+        def allocate(shape, dtype):
+            buf = board.memory.allocate(shape, dtype, Buffer)
+            buf.memory = board.memory
+            return buf
+
+        stub = types.SimpleNamespace(Device=types.SimpleNamespace(devices=["fake-zynq"]), Overlay=Overlay,
+                                     allocate=allocate)
+        monkeypatch.setitem(sys.modules, "pynq", stub)
+        return board, tmp_path
+
+    return make
 
 
-def test_pynq_transport_trains_like_emu(fake_pynq):
-    board, folder = fake_pynq
+def test_pynq_transport_trains_like_emu(board_for):
+    board, folder = board_for()
     rng = np.random.default_rng(0)
     x, y = rng.random((48, 64)), rng.integers(0, 10, 48)
     runs = []
@@ -126,10 +149,11 @@ def test_pynq_transport_trains_like_emu(fake_pynq):
     for a, b in zip(wp, we):
         np.testing.assert_array_equal(a, b)
     assert cp["jobs"] == ce["jobs"] and cp["bytes_received"] == ce["bytes_received"]
+    assert board.dma_model.resets == 1  # the pynq transport's clean-start soft reset, none after
 
 
-def test_pynq_overlay_lookup_errors(fake_pynq, tmp_path):
-    board, folder = fake_pynq
+def test_pynq_overlay_lookup_errors(board_for):
+    board, folder = board_for()
     with pytest.raises(BitCycleError, match=r"overlay 'missing.bit' named by .*driver.json not found"):
         Accelerator("pynq", driver_json=folder / "driver.json", bitfile="missing.bit")
     # an overlay built with other parameters than driver.json says: an error naming both files
@@ -142,12 +166,107 @@ def test_pynq_overlay_lookup_errors(fake_pynq, tmp_path):
         Accelerator("pynq", driver_json=folder / "driver.json")
 
 
-def test_pynq_hung_dma_times_out_and_recovers(fake_pynq):
-    board, folder = fake_pynq
-    with Accelerator("pynq", driver_json=folder / "driver.json", timeout=0.2) as acc:
-        x = np.ones((64, 3), np.int64)
-        board.hang_next_receive = True
-        with pytest.raises(BitCycleError, match="did not complete within 0.2 s"):
-            acc.forward_layer(0, x, 2)
-        assert board.dma.recvchannel.restarts == 1  # the hung channel was stopped and restarted
-        np.testing.assert_array_equal(acc.forward_layer(0, x, 2), acc.sign_w[0].astype(np.int64) @ x)
+def assert_next_jobs_match_emu(acc, folder, x):
+    """After a fault: a forward product and a whole training step, bit-exact with emu."""
+    rng = np.random.default_rng(1)
+    batch, labels = rng.random((16, 64)), rng.integers(0, 10, 16)
+    with Accelerator("emu", driver_json=folder / "driver.json", seed=acc.seed, **ONE_BLOCK) as emu:
+        np.testing.assert_array_equal(acc.forward_layer(0, x, 2), emu.forward_layer(0, x, 2))
+        got, want = acc.train_step(batch, labels), emu.train_step(batch, labels)
+        assert got["loss"] == want["loss"]
+        for a, b in zip(acc.sign_w, emu.sign_w):
+            np.testing.assert_array_equal(a, b)
+
+
+# one scale per gradient row: layer 0's W [20, 64] is then one weight block, so after a first
+# forward_layer it stays resident and the next DMA transfer is the FORWARD job's
+ONE_BLOCK = {"grad_block": 0}
+X = np.random.default_rng(2).integers(-2, 2, (64, 3))
+OUT_BYTES = 20 * 3 * 4  # FORWARD of layer 0 on X: W [20, 64] · x [64, 3], one 32-bit word per sum
+FAULTS = {
+    "hang_send": r"DMA send \(MM2S\) did not finish \(DMASR=0x1000: running, transfer pending\)",
+    "hang_receive": r"DMA receive \(S2MM\) did not finish \(DMASR=0x1000: running, transfer pending\)",
+    "mm2s_slverr": r"DMA send \(MM2S\) halted with DMASlvErr",
+    "mm2s_decerr": r"DMA send \(MM2S\) halted with DMADecErr",
+    "s2mm_slverr": r"DMA receive \(S2MM\) halted with DMASlvErr",
+    "s2mm_decerr": r"DMA receive \(S2MM\) halted with DMADecErr",
+    "s2mm_interr": r"DMA receive \(S2MM\) halted with DMAIntErr",
+    "short_packet": rf"DMA receive wrote {OUT_BYTES - 4} bytes but the job's output packet is {OUT_BYTES} bytes "
+                    r"\(short packet\)",
+    "long_packet": rf"DMA receive wrote {OUT_BYTES + 8} bytes but the job's output packet is {OUT_BYTES} bytes "
+                   r"\(long packet\)",
+    "overlong_packet": r"DMA receive \(S2MM\) halted with DMAIntErr",  # beyond the armed buffer
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_pynq_dma_fault_recovers_bit_exact(board_for, fault):
+    board, folder = board_for()
+    with Accelerator("pynq", driver_json=folder / "driver.json", timeout=TIMEOUT, **ONE_BLOCK) as acc:
+        acc.forward_layer(0, X, 2)  # layer 0's weights resident: the fault hits the FORWARD job itself
+        resets = board.dma_model.resets
+        board.dma_model.inject(fault)
+        with pytest.raises(BitCycleError, match=r"FORWARD transfer did not complete within 0.2 s \(" + FAULTS[fault]):
+            acc.forward_layer(0, X, 2)
+        assert board.dma_model.resets == resets + 1  # recovered by one soft reset of both channels
+        assert board.idle()
+        assert_next_jobs_match_emu(acc, folder, X)
+
+
+def test_pynq_fault_during_weight_load_recovers(board_for):
+    board, folder = board_for()
+    with Accelerator("pynq", driver_json=folder / "driver.json", timeout=TIMEOUT, **ONE_BLOCK) as acc:
+        board.dma_model.inject("hang_send")  # the first job is layer 0's LOAD_WEIGHTS (no receive)
+        with pytest.raises(BitCycleError, match=r"LOAD_WEIGHTS transfer .*DMA send \(MM2S\) did not finish"):
+            acc.forward_layer(0, X, 2)
+        assert board.idle() and acc.resident is None
+        assert_next_jobs_match_emu(acc, folder, X)
+
+
+def test_pynq_engine_error_ends_the_wait_with_its_code(board_for):
+    board, folder = board_for()
+    with Accelerator("pynq", driver_json=folder / "driver.json", timeout=TIMEOUT, **ONE_BLOCK) as acc:
+        acc.forward_layer(0, X, 2)
+        board.dma_model.inject("drop_input_word")  # TLAST one word early: the engine flags STREAM_SHORT
+        code = P.ERR_STREAM_SHORT
+        with pytest.raises(BitCycleError, match=r"engine stopped FORWARD M=20 K=64 N=3 bits=2: "
+                                                + re.escape(P.decode_error(code))) as caught:
+            acc.forward_layer(0, X, 2)
+        # the transport's wait ended on the engine's ERROR, not on the deadline
+        assert str(caught.value.__context__) == (f"engine flagged ERROR={code:#x} ({P.decode_error(code)}) "
+                                                 "during the DMA receive (S2MM)")
+        assert board.idle()
+        assert_next_jobs_match_emu(acc, folder, X)
+
+
+def test_pynq_buffer_max_size_checked_before_start(board_for):
+    board, folder = board_for(length_width=14)  # Vivado's default c_sg_length_width: 16383 bytes
+    with Accelerator("pynq", driver_json=folder / "driver.json", timeout=TIMEOUT, **ONE_BLOCK) as acc:
+        x = np.random.default_rng(3).integers(-128, 128, (64, 200))  # 8-bit, 200 columns: 25600 bytes in
+        acc.forward_layer(0, x[:, :2], 8)
+        starts = board.starts
+        with pytest.raises(BitCycleError, match=r"^the job's input packet is 25600 bytes but the AXI DMA moves at "
+                                                r"most 16383 \(buffer_max_size, c_sg_length_width=14\); a packet "
+                                                r"cannot be split, so rebuild the overlay with "
+                                                r"CONFIG.c_sg_length_width \{26\} .*zynq_bd.tcl.in"):
+            acc.forward_layer(0, x, 8)
+        assert board.starts == starts and board.idle()  # refused before CTRL.START: nothing armed
+        with Accelerator("emu", driver_json=folder / "driver.json", **ONE_BLOCK) as emu:
+            np.testing.assert_array_equal(acc.forward_layer(0, x[:, :60], 8), emu.forward_layer(0, x[:, :60], 8))
+        assert_next_jobs_match_emu(acc, folder, X)
+
+
+def test_pynq_stuck_soft_reset_is_reported_and_retried(board_for):
+    board, folder = board_for()
+    with Accelerator("pynq", driver_json=folder / "driver.json", timeout=TIMEOUT, **ONE_BLOCK) as acc:
+        acc.forward_layer(0, X, 2)
+        board.dma_model.inject("hang_receive")
+        board.dma_model.reset_stuck = True
+        with pytest.raises(BitCycleError, match=r"S2MM\) did not finish .*; then the AXI DMA soft reset did not "
+                                                r"finish within 0.2 s .*reload the overlay"):
+            acc.forward_layer(0, X, 2)
+        with pytest.raises(BitCycleError, match=r"^FORWARD transfer .*soft reset did not finish"):
+            acc.forward_layer(0, X, 2)  # still stuck: the next job resets first and says so again
+        assert not board.engine.read("STATUS") & P.STATUS_BUSY  # the driver aborted that job too
+        board.dma_model.reset_stuck = False
+        assert_next_jobs_match_emu(acc, folder, X)

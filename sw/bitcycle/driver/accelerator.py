@@ -266,6 +266,9 @@ class Accelerator:
                 "ACC_BITS": spec.engine.acc_bits, "OUT_CFG": S.OUT_RAW}
         for name, value in regs.items():
             self.reg_write(name, value)
+        check_stream = getattr(self.transport, "check_stream", None)  # duck-typed transports may lack it
+        if check_stream is not None:
+            check_stream(int(words_in.size), n_out)  # e.g. the DMA's length limit, before the engine starts
         self.reg_write("CTRL", P.CTRL_START)
         code = self.reg_read("ERROR")
         if code:  # configuration rejected before any data moved

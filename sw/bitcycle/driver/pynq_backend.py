@@ -1,22 +1,29 @@
 """``pynq`` backend: the engine on a Zynq board through PYNQ (Overlay, MMIO, AXI DMA).
 
 Only the transport lives here; the register programming and packing are the shared driver code.
-Every wait has a deadline: a hung DMA transfer raises (and the channel is restarted), it never
-blocks forever. Off-board, construction fails at once with one line saying no device was found.
+Every wait has a deadline (:mod:`bitcycle.driver.pynq_dma`): a hung or failed DMA transfer, a
+wrong received length or an engine ERROR raises a TransportTimeout at once or at the deadline,
+after the engine was aborted and the DMA soft-reset and restarted; it never blocks forever. Off-board, construction fails at once with one line saying no device was found.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from bitcycle.driver import registers
+from bitcycle.driver import protocol as P
+from bitcycle.driver import pynq_dma, registers
+from bitcycle.driver.pynq_dma import AxiDma, DmaFault, DmaResetFailed
 from bitcycle.driver.transport import Transport, TransportTimeout
 from bitcycle.errors import BitCycleError
 
 OVERLAY_DIR = Path(__file__).resolve().parent.parent / "data" / "overlays"  # package data (pip install .)
+RESET_SECONDS = 1.0  # a PG021 soft reset takes microseconds; longer means the core is stuck
+ABORT_GRACE_SECONDS = 0.1  # for the engine to close its streams after ABORT, before the DMA reset
+LONG_PACKET_SLACK_WORDS = 16
 NO_DEVICE = ("no PYNQ device found: {why}. Run on a PYNQ board image (e.g. PYNQ-Z2), or use "
              "--backend emu (golden model) / --backend sim (Verilated RTL)")
 
@@ -88,7 +95,13 @@ class PynqTransport(Transport):
         self.dtype = np.uint32 if spec.engine.stream_bytes == 4 else np.uint64
         self.timeout = timeout
         self._allocate = pynq.allocate
-        self._in = self._out = None
+        self._in: Any = None  # pynq.allocate buffers, grown on demand
+        self._out: Any = None
+        self.axi = AxiDma(self.dma)
+        # start clean: a previous session may have left a transfer pending or a channel halted
+        self._dma_ok = False
+        self.axi.reset(min(RESET_SECONDS, timeout))
+        self._dma_ok = True
 
     def reg_write(self, name: str, value: int) -> None:
         self.ip.write(self.addr[name], int(value) & 0xFFFFFFFF)
@@ -103,32 +116,68 @@ class PynqTransport(Transport):
             current = self._allocate(shape=(max(n, 1024),), dtype=self.dtype)
         return current
 
-    def _wait(self, channel, what: str, deadline: float) -> None:
-        while not channel.idle:
-            if channel.error:
-                channel.stop()
-                channel.start()
-                raise TransportTimeout(f"DMA {what} channel reported an error (status bits 0x70)")
-            if time.monotonic() > deadline:
-                channel.stop()
-                channel.start()
-                raise TransportTimeout(f"DMA {what} did not finish")
+    # -- the stream: pynq's channels for transfer(), PG021 registers for every wait -------------
+    def check_stream(self, n_in: int, n_out: int) -> None:
+        """Called by the driver before CTRL.START: both packets must fit the DMA's length register."""
+        item = np.dtype(self.dtype).itemsize
+        self.axi.check_size("input", n_in * item)
+        self.axi.check_size("output", n_out * item)
+
+    def _engine_error(self) -> int:
+        """The engine's ERROR code once it is DONE with one, else 0 (a wait ends on it at once)."""
+        if self.reg_read("STATUS") & P.STATUS_DONE:
+            return self.reg_read("ERROR")
+        return 0
+
+    def _recover(self) -> None:
+        """After a fault: ABORT the engine while the S2MM buffer is still armed (its closing beat
+        lands in this job's buffer, not the next one's), then soft-reset and restart the DMA. The
+        driver ABORTs again and waits for BUSY low; a failed reset leaves the transport marked so
+        the next job tries again before it streams."""
+        self.reg_write("CTRL", P.CTRL_ABORT)
+        grace = time.monotonic() + min(ABORT_GRACE_SECONDS, self.timeout)
+        while self.reg_read("STATUS") & P.STATUS_BUSY and time.monotonic() < grace:
             time.sleep(0.0001)
+        self._dma_ok = False
+        self.axi.reset(min(RESET_SECONDS, self.timeout))
+        self._dma_ok = True
+
+    def _transfer(self, channel, buf, nbytes: int) -> None:
+        try:
+            channel.transfer(buf, nbytes=nbytes)
+        except (RuntimeError, ValueError) as err:  # pynq's checks: not started / not idle / too long
+            raise DmaFault(f"pynq refused the DMA transfer of {nbytes} bytes: {err}") from None
 
     def stream(self, words_in: np.ndarray, n_out: int, timeout: float) -> np.ndarray:
         n_in = int(words_in.size)
+        item = np.dtype(self.dtype).itemsize
+        self.check_stream(n_in, n_out)
+        deadline = time.monotonic() + timeout
+        if not self._dma_ok:  # the last recovery failed: the DMA must reset before it streams
+            self.axi.reset(min(RESET_SECONDS, self.timeout))
+            self._dma_ok = True
         self._in = self._buffer(self._in, n_in)
         self._in[:n_in] = words_in.astype(self.dtype)
-        item = np.dtype(self.dtype).itemsize
-        deadline = time.monotonic() + timeout
-        if n_out:
-            self._out = self._buffer(self._out, n_out)
-            self.dma.recvchannel.transfer(self._out, nbytes=n_out * item)
-        self.dma.sendchannel.transfer(self._in, nbytes=n_in * item)
-        self._wait(self.dma.sendchannel, "send", deadline)
-        if not n_out:
-            return np.zeros(0, dtype=np.uint64)
-        self._wait(self.dma.recvchannel, "receive", deadline)
+        try:
+            if n_out:
+                # armed longer than the job, so a long packet ends at its TLAST and is measured
+                self._out = self._buffer(self._out, n_out + LONG_PACKET_SLACK_WORDS)
+                self._transfer(self.dma.recvchannel, self._out, min(self._out.nbytes, self.axi.max_bytes) // item * item)
+            self._transfer(self.dma.sendchannel, self._in, n_in * item)
+            self.axi.wait_idle(pynq_dma.MM2S, deadline, self._engine_error, P.decode_error)
+            if not n_out:
+                return np.zeros(0, dtype=np.uint64)
+            self.axi.wait_idle(pynq_dma.S2MM, deadline, self._engine_error, P.decode_error)
+            got, want = self.axi.received_bytes(), n_out * item
+            if got != want:
+                raise DmaFault(f"DMA receive wrote {got} bytes but the job's output packet is {want} bytes "
+                               f"({'short' if got < want else 'long'} packet)")
+        except TransportTimeout as fault:
+            try:
+                self._recover()
+            except DmaResetFailed as failed:
+                raise DmaResetFailed(f"{fault}; then {failed}") from None
+            raise
         self._out.invalidate()
         return np.array(self._out[:n_out], dtype=np.uint64)
 

@@ -35,6 +35,10 @@ class Transport:
     def reg_read(self, name: str) -> int:
         raise NotImplementedError
 
+    def check_stream(self, n_in: int, n_out: int) -> None:
+        """Raise BitCycleError if this transport cannot move packets of ``n_in`` / ``n_out`` words;
+        the driver calls it before CTRL.START, so a refusal leaves the engine idle."""
+
     def stream(self, words_in: np.ndarray, n_out: int, timeout: float) -> np.ndarray:
         """Send ``words_in`` (one transfer, TLAST on the last word) and receive ``n_out`` words."""
         raise NotImplementedError
