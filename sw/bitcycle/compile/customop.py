@@ -8,7 +8,9 @@ op and its RTL backend with FINN (so ``SpecializeLayers`` picks the RTL backend)
 * :mod:`bitcycle.compile.mvau_rtl`: the Verilog wrapper (``templates/bitserial_mvau_wrapper.v.in``)
   and the shared hw/rtl sources of a layer;
 * :mod:`bitcycle.compile.mvau_images`: the weight / threshold images the RTL's ``$readmemh`` loads;
-* :mod:`bitcycle.compile.map_bitserial`: ``MapToBitSerialMVAU``, FINN MVAU → BitSerialMVAU.
+* :mod:`bitcycle.compile.map_bitserial`: ``MapToBitSerialMVAU``, FINN MVAU → BitSerialMVAU;
+* :mod:`bitcycle.compile.maxpool_op`: ``BitCycleMaxPool`` (+ ``_rtl``, hw/rtl's bitcycle_maxpool) and
+  ``MapToBitCycleMaxPool``, FINN's binary MaxPool ``Pool`` → BitCycleMaxPool.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from bitcycle.compile.bitserial_op import BitSerialMVAU, acc_bits_for, engine_bi
 from bitcycle.compile.bitserial_rtl import BitSerialMVAU_rtl, check_buildable
 from bitcycle.compile.lut_model import ENGINE_LUT_FIXED, ENGINE_LUT_PER_CELL, ENGINE_LUT_PER_LANE_BIT
 from bitcycle.compile.map_bitserial import MapToBitSerialMVAU
+from bitcycle.compile.maxpool_op import BitCycleMaxPool, BitCycleMaxPool_rtl, MapToBitCycleMaxPool
 from bitcycle.compile.mvau_images import threshold_mem_text, threshold_rows, weight_mem_text
 from bitcycle.compile.mvau_rtl import MVAU_TOP, rtl_dir
 from bitcycle.hwif.rtl import rtl_sources as _hw_rtl_sources
@@ -27,6 +30,7 @@ def rtl_sources() -> list[str]:
     return _hw_rtl_sources(MVAU_TOP)
 
 
-__all__ = ["BitSerialMVAU", "BitSerialMVAU_rtl", "MapToBitSerialMVAU", "check_buildable", "engine_bits",
+__all__ = ["BitSerialMVAU", "BitSerialMVAU_rtl", "MapToBitSerialMVAU", "BitCycleMaxPool", "BitCycleMaxPool_rtl",
+           "MapToBitCycleMaxPool", "check_buildable", "engine_bits",
            "acc_bits_for", "rtl_sources", "rtl_dir", "weight_mem_text", "threshold_rows", "threshold_mem_text",
            "ENGINE_LUT_FIXED", "ENGINE_LUT_PER_CELL", "ENGINE_LUT_PER_LANE_BIT"]

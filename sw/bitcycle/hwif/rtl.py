@@ -28,6 +28,8 @@ RTL_SOURCES: dict[str, tuple[str, ...]] = {
     "bitcycle_mvau": (PARAM_CHECK, "bitcycle_mvau_fifo.sv", "bitcycle_mvau_inbuf.sv", "bitcycle_mvau.sv"),
     # between layers in `bitcycle rtlsim`'s stitched dataflow
     "bitcycle_axis_fifo": (PARAM_CHECK, "bitcycle_axis_fifo.sv"),
+    # max-pool of ±1 activations after FINN's depthwise sliding window (compile's BitCycleMaxPool_rtl)
+    "bitcycle_maxpool": (PARAM_CHECK, "bitcycle_maxpool.sv"),
     "bitcycle_top": ("bitcycle_regs_pkg.sv", "bitcycle_regs.sv", *ENGINE, "bitcycle_top.sv"),
 }
 
