@@ -35,7 +35,7 @@ class FlowResult:
 def stages(pixel_max: float, fpgapart: str, fold_kwargs: dict, bits_max: int = 16,
            input_quant: str = "host") -> list[Stage]:
     from bitcycle.compile import passes as P
-    from bitcycle.compile.customop import MapToBitSerialMVAU
+    from bitcycle.compile.customop import MapToBitCycleMaxPool, MapToBitSerialMVAU
     from bitcycle.compile.folding import FoldForTarget
     from finn.transformation.fpgadataflow.insert_dwc import InsertDWC  # producer PE ≠ consumer SIMD: FINN's width converter
 
@@ -46,7 +46,7 @@ def stages(pixel_max: float, fpgapart: str, fold_kwargs: dict, bits_max: int = 1
         Stage("xnor", [P.ToXnorPopcount(), P.CheckStreamlined()]),
         Stage("hw", [P.InferHwLayers()] + ([P.InputQuantOnHost()] if input_quant == "host" else [])
               + [P.CheckHwMapped()]),
-        Stage("engine", [MapToBitSerialMVAU(bits_max=bits_max)]),
+        Stage("engine", [MapToBitSerialMVAU(bits_max=bits_max), MapToBitCycleMaxPool()]),
         Stage("specialized", [P.Specialize(fpgapart)], check=False),
         Stage("folded", [FoldForTarget(fpgapart, **fold_kwargs), InsertDWC(), P.Specialize(fpgapart)], check=False),
     ]

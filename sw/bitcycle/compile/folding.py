@@ -51,7 +51,7 @@ def _knobs(node, inst):
         return [("PE", divisors(inst.get_nodeattr("MH"))), ("SIMD", divisors(inst.get_nodeattr("MW")))]
     if op.startswith("Thresholding"):
         return [("PE", divisors(inst.get_nodeattr("NumChannels")))]
-    if op.startswith("Pool"):
+    if op.startswith(("Pool", "BitCycleMaxPool")):
         return [("PE", divisors(inst.get_nodeattr("Channels")))]
     return []
 
@@ -74,7 +74,7 @@ def _follow_window_generators(model):
         want = 1
         if consumer is not None and "MVAU" in consumer.op_type:
             want = getCustomOp(consumer).get_nodeattr("SIMD")
-        elif consumer is not None and consumer.op_type.startswith("Pool"):  # depthwise window: SIMD = the pool's PE
+        elif consumer is not None and consumer.op_type.startswith(("Pool", "BitCycleMaxPool")):  # depthwise window: SIMD = the pool's PE
             want = getCustomOp(consumer).get_nodeattr("PE")
         ch = inst.get_nodeattr("IFMChannels")
         inst.set_nodeattr("SIMD", max(d for d in divisors(ch) if d <= max(1, want)))
