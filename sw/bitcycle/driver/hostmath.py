@@ -134,10 +134,10 @@ def quantize_grad(g: np.ndarray, bits: int, rng, keep_axis: int | None = None,
         q = np.clip(np.floor(G / (safe.astype(np.float32) / np.float32(qmax)) + u), -qmax, qmax)
         scale = np.where(zero, 0.0, safe / qmax)
     q = np.ascontiguousarray(unblock(q)).astype(np.int64)
-    if not rows:
+    if keep_axis is None:
         return q, float(scale.reshape(()))
-    return q, _scale_like(unblock, scale, g64.shape, keep_axis % g64.ndim, block and block_axis is not None
-                          and block < g64.shape[block_axis % g64.ndim])
+    blocked = bool(block) and block_axis is not None and block < g64.shape[block_axis % g64.ndim]
+    return q, _scale_like(unblock, scale, g64.shape, keep_axis % g64.ndim, blocked)
 
 
 def _scale_like(unblock, scale: np.ndarray, shape, keep: int, blocked: bool) -> np.ndarray:
@@ -166,10 +166,11 @@ class BatchNorm:
     """Per-feature BatchNorm over the batch axis of a [features, B] array."""
 
     features: int
-    gamma: np.ndarray = None
-    beta: np.ndarray = None
-    running_mean: np.ndarray = None
-    running_var: np.ndarray = None
+    # None: the default (γ = 1, β = 0, mean 0, var 1), filled in by __post_init__
+    gamma: np.ndarray = None  # type: ignore[assignment]
+    beta: np.ndarray = None  # type: ignore[assignment]
+    running_mean: np.ndarray = None  # type: ignore[assignment]
+    running_var: np.ndarray = None  # type: ignore[assignment]
 
     def __post_init__(self):
         f = self.features

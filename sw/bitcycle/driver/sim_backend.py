@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import weakref
-from multiprocessing.connection import Listener
+from multiprocessing.connection import Connection, Listener
 from pathlib import Path
 
 import numpy as np
@@ -110,7 +110,7 @@ class SimTransport(Transport):
         self._log = open(self.log_path, "w")
         self._proc = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=str(REPO),
                                       stdout=None if verbose else self._log, stderr=subprocess.STDOUT)
-        self._conn = None
+        self._conn: Connection | None = None
         self._finalizer = weakref.finalize(self, SimTransport._stop, self._proc, self._listener, self._log)
         atexit.register(self._finalizer)
         self._accept(start_timeout)
@@ -125,7 +125,7 @@ class SimTransport(Transport):
         # Listener.accept() blocks; poll the child so a failed build is reported, not waited on
         import socket
 
-        self._listener._listener._socket.settimeout(1.0)
+        self._listener._listener._socket.settimeout(1.0)  # type: ignore[attr-defined]  # CPython's SocketListener
         deadline = time.monotonic() + timeout
         while self._conn is None:
             try:
@@ -139,6 +139,7 @@ class SimTransport(Transport):
                     raise BitCycleError(f"the simulator did not start within {timeout:g} s; see {self.log_path}") from None
 
     def _expect(self, status: str, timeout: float):
+        assert self._conn is not None, "_expect before the simulator connected"
         if not self._conn.poll(timeout):
             alive = self._proc.poll() is None
             raise TransportTimeout(f"simulator gave no answer within {timeout:g} s of wall time"

@@ -164,7 +164,7 @@ def _sub(cls, d: Any, where: str, types: dict):
     unknown = set(d) - set(types)
     if unknown:
         raise BitCycleError(f"driver.json: {where} has unknown keys {sorted(unknown)}; allowed: {sorted(types)}")
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     defaults = cls.__dataclass_fields__
     for key, typ in types.items():
         if key in d:
