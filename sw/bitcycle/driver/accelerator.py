@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -106,7 +107,7 @@ class Accelerator:
         self.spec = spec
         self.geo = P.geometry(spec.engine)
         self._check_identity()
-        self.resident = None  # (layer, r0, r1, c0, c1) of the weight block in the engine
+        self.resident: tuple[int, int, int, int, int] | None = None  # (layer, r0, r1, c0, c1) in the engine
         self._init_params()
         self._recover()  # a job left running by a previous session: close its streams
         for i in range(len(spec.layers)):
@@ -136,9 +137,14 @@ class Accelerator:
             raise BitCycleError("no model loaded: call Accelerator.load(driver_json) first")
         return self.spec
 
+    def _need_transport(self) -> Transport:
+        if self.transport is None:
+            raise BitCycleError("the backend is closed: open a new Accelerator")
+        return self.transport
+
     def _check_identity(self) -> None:
         """ID, VERSION.MAJOR and the build parameters in HWCFG0..2 must match driver.json's engine."""
-        eng = self.spec.engine
+        eng = self._need_spec().engine
         got_id, got_ver = self.reg_read("ID"), field("VERSION", "MAJOR", self.reg_read("VERSION"))
         if got_id != eng.id or got_ver != eng.version:
             raise BitCycleError(
@@ -150,29 +156,29 @@ class Accelerator:
         if wrong:
             overlay = getattr(self.transport, "overlay_path", f"the {self.backend} engine")
             raise BitCycleError(f"overlay {overlay} was built with other parameters than "
-                                f"{self.spec.source or 'driver.json (in memory)'} says: {', '.join(wrong)}; "
+                                f"{self._need_spec().source or 'driver.json (in memory)'} says: {', '.join(wrong)}; "
                                 "recompile or pick the matching driver.json")
 
     def _init_params(self) -> None:
         rng = np.random.default_rng(self.seed)
         self.latent, self.norms = [], []
         norms = {"batchnorm": BatchNorm, "pertensor": PerTensorNorm}
-        for layer in self.spec.layers:
+        for layer in self._need_spec().layers:
             # latent weights uniform in [−1, 1] and clipped there, as the torch zoo
             self.latent.append(rng.uniform(-1.0, 1.0, (layer.out_features, layer.in_features)))
             self.norms.append(norms[layer.norm](layer.out_features) if layer.norm in norms else None)
-        params = self.spec.params_path()
+        params = self._need_spec().params_path()
         if params is not None:
             self._load_params(params)
         self.optimizer = Adam(lr=self.lr)
         self.rng = np.random.default_rng(self.seed + 1)
-        self.sign_w = [None] * len(self.spec.layers)
+        self.sign_w: list[Any] = [None] * len(self._need_spec().layers)  # ±1 int8 [M, K] once written
 
     def _load_params(self, path: Path) -> None:
         if not Path(path).is_file():
             raise BitCycleError(f"driver.json params file {path} not found")
         data = np.load(path)
-        for i, layer in enumerate(self.spec.layers):
+        for i, layer in enumerate(self._need_spec().layers):
             key = f"{layer.name}.weight"
             if key not in data:
                 raise BitCycleError(f"{path}: missing {key!r}")
@@ -193,18 +199,18 @@ class Accelerator:
         arrays = {}
         for i, layer in enumerate(spec.layers):
             arrays[f"{layer.name}.weight"] = self.latent[i]
-            if self.norms[i] is not None:
-                bn = self.norms[i]
+            bn = self.norms[i]
+            if bn is not None:
                 arrays.update({f"{layer.name}.bn_mean": bn.running_mean, f"{layer.name}.bn_var": bn.running_var,
                                f"{layer.name}.bn_gamma": bn.gamma, f"{layer.name}.bn_beta": bn.beta})
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, **arrays)
+        np.savez(path, **arrays)  # type: ignore[arg-type]  # numpy's stub: ** could fill allow_pickle
         return path
 
     # -- registers and counters -------------------------------------------------------------
     def _reset_counters(self) -> None:
-        self._counters = {
+        self._counters: dict[str, Any] = {
             "jobs": {m.name: 0 for m in P.Mode},
             "cycles": {m.name: 0 for m in P.Mode},
             "bit_ops": {m.name: 0 for m in P.Mode},  # binary x b-bit MACs, weighted by b
@@ -217,11 +223,11 @@ class Accelerator:
 
     def reg_write(self, name: str, value: int) -> None:
         self._counters["reg_writes"] += 1
-        self.transport.reg_write(name, int(value))
+        self._need_transport().reg_write(name, int(value))
 
     def reg_read(self, name: str) -> int:
         self._counters["reg_reads"] += 1
-        return int(self.transport.reg_read(name))
+        return int(self._need_transport().reg_read(name))
 
     def counters(self, reset: bool = False) -> dict:
         """Cycles per mode (from the engine's CYCLES register), jobs, bytes moved, register accesses."""
@@ -276,7 +282,7 @@ class Accelerator:
             raise BitCycleError(f"engine rejected {mode.name} M={m} K={k} N={n} bits={bits}: {P.decode_error(code)}")
         t0 = time.perf_counter()
         try:
-            out = self.transport.stream(words_in, n_out, self.timeout)
+            out = self._need_transport().stream(words_in, n_out, self.timeout)
         except TransportTimeout as err:
             code = self.reg_read("ERROR")
             self._recover()
@@ -343,7 +349,7 @@ class Accelerator:
 
     def _max_chunks(self, bits: int, chunk: int) -> int:
         """Chunks per reduction so the engine's worst case len·2^(bits−1) fits ACC_BITS (else ERROR.OVERFLOW)."""
-        e = self.spec.engine
+        e = self._need_spec().engine
         max_len = ((1 << (e.acc_bits - 1)) - 1) >> (bits - 1 if bits > 1 else 0)
         if max_len < chunk:
             raise BitCycleError(f"the engine's ACC_BITS={e.acc_bits} cannot hold even one {chunk}-lane chunk at "
@@ -354,7 +360,7 @@ class Accelerator:
         """W[M, K] cut into blocks that fit the weight memory, the per-vector chunk limit and the
         accumulator (FORWARD reduces over the columns at ``col_bits``, BACKWARD_DATA over the rows
         at ``row_bits``); one block structure per layer, so a block stays resident across modes."""
-        e = self.spec.engine
+        e = self._need_spec().engine
         gk = min(-(-k // e.simd), self._max_chunks(col_bits, e.simd), e.weight_words)
         gm = min(-(-m // e.pe), self._max_chunks(row_bits, e.pe), max(e.weight_words // gk, 1))
         rb, cb = gm * e.pe, gk * e.simd
@@ -373,7 +379,7 @@ class Accelerator:
 
     def _backward_weight(self, sx: np.ndarray, dy: np.ndarray, bits: int) -> np.ndarray:
         """dW[M, K] = dy[M, N] · sx[K, N]ᵀ, split so sign(x) fits the activation memory (exact sums)."""
-        e = self.spec.engine
+        e = self._need_spec().engine
         (k, n), m = sx.shape, dy.shape[0]
         gn = min(-(-n // e.simd), self._max_chunks(bits, e.simd), e.act_tiles)
         nb = gn * e.simd
@@ -392,7 +398,7 @@ class Accelerator:
         memory now if that layer's block is resident, else when a job next needs them (the engine
         holds one weight block at a time; layers larger than its memory are cut into blocks)."""
         i = self._layer_index(layer)
-        spec = self.spec.layers[i]
+        spec = self._need_spec().layers[i]
         w = np.asarray(sign_w)
         if w.shape != (spec.out_features, spec.in_features):
             raise BitCycleError(f"write_weights({spec.name!r}): got shape {list(w.shape)}, the layer is "
@@ -407,7 +413,7 @@ class Accelerator:
     def set_bits(self, bits: int) -> None:
         """Gradient bit-width of the next backward products (within driver.json's grad_bits and the engine's)."""
         bits = self._check_bits(bits, "grad bits")
-        gb = self.spec.grad_bits
+        gb = self._need_spec().grad_bits
         if not gb["min"] <= bits <= gb["max"]:
             raise BitCycleError(f"grad bits {bits} outside driver.json's grad_bits {gb['min']}..{gb['max']}")
         self.grad_bits = bits
@@ -434,17 +440,17 @@ class Accelerator:
     def _layer_operand(self, i: int, ints, rows: int, what: str, bits: int) -> np.ndarray:
         ints = np.asarray(ints)
         if ints.ndim != 2 or ints.shape[0] != rows:
-            raise BitCycleError(f"{what} {self.spec.layers[i].name}: input must be [{rows}, N], got {list(ints.shape)}")
+            raise BitCycleError(f"{what} {self._need_spec().layers[i].name}: input must be [{rows}, N], got {list(ints.shape)}")
         return self._check_operands(np.ones((1, 1), np.int8), ints, bits)[1]
 
     def forward_layer(self, layer, ints, bits: int | None = None) -> np.ndarray:
         """y = sign(W) · x for ``layer``: x [in, N] → int64 [out, N] (FORWARD)."""
         i = self._layer_index(layer)
-        ls = self.spec.layers[i]
+        ls = self._need_spec().layers[i]
         bits = self._check_bits(ls.in_bits if bits is None else bits)
         x = self._layer_operand(i, ints, ls.in_features, "forward", bits)
         y = np.zeros((ls.out_features, x.shape[1]), dtype=np.int64)
-        grad_max = self.spec.grad_bits["max"]
+        grad_max = self._need_spec().grad_bits["max"]
         for block in self._weight_blocks(ls.out_features, ls.in_features, max(bits, ls.in_bits), grad_max):
             r0, r1, c0, c1 = block
             self._make_resident(i, block)
@@ -458,7 +464,7 @@ class Accelerator:
         ``row_scales`` [out, N] (dy's block scales, constant over each run of ``grad_block`` rows):
         each job's exact integer result is multiplied by its rows' scale → float64 dx."""
         i = self._layer_index(layer)
-        ls = self.spec.layers[i]
+        ls = self._need_spec().layers[i]
         bits = self._check_bits(self.grad_bits if bits is None else bits)
         dy = self._layer_operand(i, ints, ls.out_features, "backward_data", bits)
         scaled = row_scales is not None
@@ -466,7 +472,7 @@ class Accelerator:
             row_scales = np.broadcast_to(np.asarray(row_scales, dtype=np.float64), dy.shape)
         dx = np.zeros((ls.in_features, dy.shape[1]), dtype=np.float64 if scaled else np.int64)
         # reverse block order: the block the forward pass left resident is used first
-        grad_max = max(bits, self.spec.grad_bits["max"])
+        grad_max = max(bits, self._need_spec().grad_bits["max"])
         for block in reversed(self._weight_blocks(ls.out_features, ls.in_features, ls.in_bits, grad_max)):
             r0, r1, c0, c1 = block
             self._make_resident(i, block)
@@ -539,7 +545,7 @@ class Accelerator:
             raise BitCycleError(f"labels must be in 0..{spec.classes - 1}, found {int(y.min())}..{int(y.max())}")
         if self.schedule is not None:
             self.set_bits(int(self.schedule.bits(self.step)))
-        bits = self.grad_bits
+        bits = self._check_bits(self.grad_bits, "grad_bits")  # set by load()/set_bits()
         logits, caches = self._forward(x, train=True)
         loss, dlogits, _ = softmax_xent(logits, y)
         g = dlogits.T  # [C, B]

@@ -129,7 +129,7 @@ class EmuEngine:
         if mode > MODE_LAST:
             return P.ERR_BAD_MODE
         if mode in (P.Mode.FORWARD, P.Mode.BACKWARD_DATA, P.Mode.BACKWARD_WEIGHT):
-            red_len = {P.Mode.FORWARD: k, P.Mode.BACKWARD_DATA: m, P.Mode.BACKWARD_WEIGHT: n}[mode]
+            red_len = {P.Mode.FORWARD: k, P.Mode.BACKWARD_DATA: m, P.Mode.BACKWARD_WEIGHT: n}[P.Mode(mode)]
             chunk = e.pe if mode == P.Mode.BACKWARD_DATA else e.simd
             if not 1 <= bits <= 16:
                 err |= P.ERR_BAD_BITS
