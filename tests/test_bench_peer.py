@@ -17,7 +17,7 @@ def test_peer_bench_tiny(tmp_path):
     rep = json.loads((tmp_path / "peer.json").read_text())
     assert list(rep["trainers"]) == ["peer", "cosine:2-8x2", "fp32"]
     base = rep["trainers"]["peer"]["runs"]
-    for name, row in rep["trainers"].items():
+    for row in rep["trainers"].values():
         assert [r["round"] for r in row["runs"]] == [0, 1]
         ratios = sorted(r["wall_s"] / b["wall_s"] for r, b in zip(row["runs"], base))
         assert row["wall_ratio_to_peer"] == pytest.approx(sum(ratios) / 2)
