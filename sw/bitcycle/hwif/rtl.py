@@ -2,8 +2,8 @@
 
 One list for every flow that builds the RTL — the cocotb testbenches (``sim/``), the driver's sim
 backend, ``bitcycle bench hw``, the demo, ``bitcycle bench synth`` and the compile flow's LUT calibration
-— so that a new file in hw/rtl is named once. (``make lint`` repeats it in the Makefile; a test
-checks the two agree.)
+— so that a new file in hw/rtl is named once. ``make lint`` (tools/lint.py) lints every top whose list
+no other contains; tests/test_lint.py requires every hw/rtl file to be in some list.
 """
 
 from __future__ import annotations
