@@ -117,8 +117,8 @@ def test_bnn_pynq_compiles_exact_vs_torch(name, tmp_path, fmnist_pixels):
     # the compiled graphs against torch itself, on the same pixel codes
     ints, logits = _torch_integer_out(model, fmnist_pixels)
     assert len(np.unique(ints)) > 5  # the outputs vary: BN thresholds and weights matter
-    for graph in ("05_hw.onnx", "06_engine.onnx"):
-        got = execute(ModelWrapper(str(out / "graphs" / graph)), fmnist_pixels)
+    for graph in ("step_to_hw_layers.onnx", "step_map_to_engine.onnx"):
+        got = execute(ModelWrapper(str(out / "intermediate_models" / graph)), fmnist_pixels)
         np.testing.assert_array_equal(got, ints, err_msg=graph)
     head = json.loads((out / "dataflow.json").read_text())["head"]
     if not trained:  # TensorNorm (x − 0.5) / sqrt(4 + eps) · 0.75 − 0.25
@@ -161,7 +161,7 @@ def test_bnn_pynq_cnv_compiles_exact_vs_torch(tmp_path):
     pixels = np.random.default_rng(0).integers(0, 256, size=(3, 3, 32, 32)).astype(np.float32)  # = compile's
     ints, _ = _torch_integer_out(model, pixels)
     assert len(np.unique(ints)) > 3
-    np.testing.assert_array_equal(execute(ModelWrapper(str(out / "graphs" / "06_engine.onnx")), pixels), ints)
+    np.testing.assert_array_equal(execute(ModelWrapper(str(out / "intermediate_models" / "step_map_to_engine.onnx")), pixels), ints)
     flow = json.loads((out / "dataflow.json").read_text())
     assert flow["driver_json"] is None and "convolutions" in flow["driver_json_note"]
 
@@ -187,7 +187,7 @@ def test_topk_and_given_input_map(tmp_path, fmnist_pixels):
     done = _cli("compile", "--onnx", str(topk), "--input-scale", str(1 / 255), "--input-offset", "0",
                 "--check-images", "20", "--out", str(out), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    np.testing.assert_array_equal(execute(ModelWrapper(str(out / "graphs" / "06_engine.onnx")), fmnist_pixels), ints)
+    np.testing.assert_array_equal(execute(ModelWrapper(str(out / "intermediate_models" / "step_map_to_engine.onnx")), fmnist_pixels), ints)
 
 
 def test_zoo_export_through_onnx_takes_codes(tmp_path):

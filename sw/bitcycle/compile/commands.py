@@ -95,8 +95,8 @@ def make_hint(args) -> str:
     return f"make bitstream MODEL={src}" + (f" COMPILE_ARGS='--out {args.out}'" if args.out else "")
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    src = parser.add_mutually_exclusive_group(required=True)
+def _common(parser: argparse.ArgumentParser, source_required: bool = True) -> None:
+    src = parser.add_mutually_exclusive_group(required=source_required)
     src.add_argument("--checkpoint", help="trained run directory (or its model.pt / checkpoint.pt) from `bitcycle train`")
     src.add_argument("--model", help="zoo name (tfc, sfc, lfc, cnv) or models/NAME.toml, with untrained weights")
     src.add_argument("--driver-json", help="driver.json of a model trained through the driver (`bitcycle run`): its "
@@ -110,7 +110,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="--onnx: graph input = SCALE · pixel code + OFFSET (default: read from the graph's input "
                              "quantiser, e.g. 1/255 for FINN's models on 8-bit images)")
     parser.add_argument("--input-offset", type=float, default=None, help="--onnx: see --input-scale (default from the graph)")
-    parser.add_argument("--model-cfg", default="", help='JSON of get_model options, e.g. \'{"in_features": 64}\'')
+    parser.add_argument("--model-cfg", default=None, help='JSON of get_model options, e.g. \'{"in_features": 64}\'')
     parser.add_argument("--dataset", default=None, choices=["digits", "fashion-mnist", "cifar10", "random"],
                         help="images for the bit-exactness checks (default: from the model's input shape)")
     parser.add_argument("--data-dir", default=None, help="data set directory (Fashion-MNIST / CIFAR-10)")
@@ -180,53 +180,68 @@ def run_export(args) -> int:
 
 # ------------------------------------------------------------------------------------- compile
 def add_compile_arguments(parser: argparse.ArgumentParser) -> None:
-    _common(parser)
-    parser.add_argument("--part", default="pynq-z2",
-                        help="FPGA part or board: pynq-z2 (xc7z020clg400-1), ultra96, zcu104, or a part name")
+    # flags default to None so that over --config FILE only the flags given replace its fields
+    # (the defaults are CompileConfig's, bitcycle/compile/config.py)
+    _common(parser, source_required=False)
+    parser.add_argument("--config", default=None,
+                        help="compile_config.json of an earlier compile (or its build directory): run it again; "
+                             "flags given beside it override its fields")
+    parser.add_argument("--part", default=None,
+                        help="FPGA part or board: pynq-z2 (xc7z020clg400-1, default), ultra96, zcu104, or a part name")
     fold = parser.add_mutually_exclusive_group()
     fold.add_argument("--target-fps", type=float, default=None, help="images/s the dataflow must sustain")
     fold.add_argument("--lut-budget", type=int, default=None, help="LUTs the dataflow may use (fastest folding that fits)")
-    parser.add_argument("--clock-mhz", type=float, default=100.0, help="clock for the folding target (default 100)")
-    parser.add_argument("--check-images", type=int, default=100,
+    parser.add_argument("--clock-mhz", type=float, default=None, help="clock for the folding target (default 100)")
+    parser.add_argument("--check-images", type=int, default=None,
                         help="test images every intermediate graph is checked on, bit-exact (default 100; 0 = skip)")
-    parser.add_argument("--bits-max", type=int, default=16, help="run-time bit-width range of the engine: 1..BITS_MAX")
-    parser.add_argument("--input-quant", default="host", choices=["host", "fabric"],
+    parser.add_argument("--bits-max", type=int, default=None,
+                        help="run-time bit-width range of the engine: 1..BITS_MAX (default 16)")
+    parser.add_argument("--input-quant", default=None, choices=["host", "fabric"],
                         help="8-bit input quantiser on the host (default: driver.json input.scale/offset) or as a "
                              "FINN Thresholding layer in the fabric")
-    parser.add_argument("--grad-bits", default="2-8", help="gradient bit range the driver's schedule uses (min-max)")
+    parser.add_argument("--grad-bits", default=None, help="gradient bit range the driver's schedule uses (default 2-8)")
+    parser.add_argument("--start-step", default=None,
+                        help="first step to run (e.g. step_fold), from OUT/intermediate_models/<previous step>.onnx "
+                             "of an earlier run; steps: see README or an unknown name's error")
+    parser.add_argument("--stop-step", default=None, help="last step to run (inclusive); the project files are "
+                                                         "generated only when the last step runs")
+
+
+def resolve_compile_args(args):
+    """The run's CompileConfig (--config FILE + the flags given); written back onto ``args``, whose
+    source/data flags the loaders read, with ``out`` resolved (default build/<model>)."""
+    from dataclasses import fields
+
+    from bitcycle.compile.config import CompileConfig, config_from_args
+
+    cfg = config_from_args(args)
+    for f in fields(CompileConfig):
+        setattr(args, f.name, getattr(cfg, f.name))
+    cfg.out = args.out = str(default_out(args))
+    return cfg
 
 
 def run_compile(args) -> int:
-    from bitcycle.compile.folding import device_for, resolve_part
+    from bitcycle.compile.folding import resolve_part
     from bitcycle.compile.project import build_project
 
-    part = resolve_part(args.part)
-    if not 1 <= args.bits_max <= 16:
-        raise BitCycleError(f"--bits-max must be in 1..16 (the engine's range), got {args.bits_max}")
-    try:
-        gmin, gmax = (int(v) for v in args.grad_bits.split("-"))
-    except ValueError:
-        raise BitCycleError(f"--grad-bits must look like 2-8, got {args.grad_bits!r}") from None
+    cfg = resolve_compile_args(args)
     model, name, dataset, exported = _prepare(args)
-    fold = {"clock_mhz": args.clock_mhz}
-    if args.lut_budget is not None:
-        fold["lut_budget"] = args.lut_budget
-    else:
-        # default: the fastest folding within 80 % of the device's LUTs
-        fold["lut_budget"] = int(0.8 * device_for(part)["LUT"]) if args.target_fps is None else None
-        if args.target_fps is not None:
-            fold = {"clock_mhz": args.clock_mhz, "target_fps": args.target_fps}
-    pixels = test_pixels(dataset, exported.input_shape, exported.pixel_max, args.check_images, args.data_dir)
-    out = default_out(args)
-    summary = build_project(exported, pixels, out, part, fold, bits_max=args.bits_max, torch_model=model,
-                            grad_bits=(gmin, gmax), input_quant=args.input_quant)
-    res = summary["resources"]
+    pixels = test_pixels(dataset, exported.input_shape, exported.pixel_max, cfg.check_images, cfg.data_dir)
+    out = Path(cfg.out)
+    summary = build_project(exported, pixels, out, cfg, torch_model=model)
     checked = [k for k, v in summary["stages"].items() if v["checked"]]
-    print(f"compiled {name} for {part} into {out}/")
+    ran = summary["steps_run"]
+    print(f"compiled {name} for {resolve_part(cfg.part)} into {out}/ (steps {ran[0]} … {ran[-1]}; config: {out}/compile_config.json)")
     ref = "the QONNX graph (execute_onnx)" if getattr(args, "onnx", None) else "torch"
-    print(f"  bit-exact vs {ref} on {summary['images_checked']} {dataset} images at stages: {', '.join(checked)}")
+    print(f"  bit-exact vs {ref} on {summary['images_checked']} {dataset} images at stages: {', '.join(checked) or 'none'}")
+    if "resources" not in summary:
+        print(f"  stopped after {ran[-1]}: graphs in {out}/intermediate_models/; resume with "
+              f"--start-step {cfg.steps[cfg.steps.index(ran[-1]) + 1]}")
+        return 0
+    res = summary["resources"]
     print(f"  {res['total']['LUT']} / {res['capacity']['LUT']} LUT, {res['total']['BRAM36']} / {res['capacity']['BRAM36']} "
-          f"BRAM36, fits: {res['fits']}, {res['images_per_s']:.0f} images/s at {args.clock_mhz:g} MHz")
+          f"BRAM36, fits: {res['fits']}, {res['images_per_s']:.0f} images/s at {cfg.clock_mhz:g} MHz")
     print(f"  next: {make_hint(args)}  (runs {out}/finn_build.py and {out}/bd/bd.tcl with Vitis/Vivado)")
     return 0
 

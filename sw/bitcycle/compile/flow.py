@@ -1,16 +1,18 @@
 """The compile flow: QONNX → FINN → streamlined → XNOR → HW layers → BitCycle engine → folded,
-specialised graph, with every executable intermediate graph checked bit-exact against the torch
-model's integer outputs.
+specialised graph, with every executable intermediate graph checked bit-exact against the
+reference model's integer outputs.
 
-``Stage`` lists the passes in order; ``run_flow`` applies them and checks each stage's graph with
-``execute_onnx`` on the given images (graphs after ``SpecializeLayers`` hold FINN HLS layers whose
-simulation needs Vitis HLS/Vivado; the semantics are fixed before that, and folding does not change
-them).
+:func:`run_steps` runs the named steps of a :class:`~bitcycle.compile.config.CompileConfig`
+(``bitcycle.compile.steps``) from ``start_step`` to ``stop_step``, FINN-builder style: after each
+step the graph goes to ``intermediate_models/<step>.onnx``, and a run with ``start_step`` begins
+from the previous step's file. :func:`run_flow` is the whole flow in one call.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -18,38 +20,12 @@ from bitcycle.errors import BitCycleError
 
 
 @dataclass
-class Stage:
-    name: str
-    passes: list
-    check: bool = True  # executable with execute_onnx (before SpecializeLayers)
-
-
-@dataclass
 class FlowResult:
-    model: object                       # final (folded, specialised) ModelWrapper
-    engine_model: object                # the engine-mapped graph (executable, golden-model layers)
-    stages: dict = field(default_factory=dict)   # name → {"nodes": [...], "checked": n, "mismatches": m}
-    resources: dict | None = None
-
-
-def stages(pixel_max: float, fpgapart: str, fold_kwargs: dict, bits_max: int = 16,
-           input_quant: str = "host") -> list[Stage]:
-    from bitcycle.compile import passes as P
-    from bitcycle.compile.customop import MapToBitCycleMaxPool, MapToBitSerialMVAU
-    from bitcycle.compile.folding import FoldForTarget
-    from finn.transformation.fpgadataflow.insert_dwc import InsertDWC  # producer PE ≠ consumer SIMD: FINN's width converter
-
-    return [
-        Stage("qonnx", [P.CheckSupportedQONNX(), P.TidyUp()]),
-        Stage("finn", [P.AnnotateInput(pixel_max), P.ToFinn()]),
-        Stage("streamlined", [P.StreamlineBnn()]),
-        Stage("xnor", [P.ToXnorPopcount(), P.CheckStreamlined()]),
-        Stage("hw", [P.InferHwLayers()] + ([P.InputQuantOnHost()] if input_quant == "host" else [])
-              + [P.CheckHwMapped()]),
-        Stage("engine", [MapToBitSerialMVAU(bits_max=bits_max), MapToBitCycleMaxPool()]),
-        Stage("specialized", [P.Specialize(fpgapart)], check=False),
-        Stage("folded", [FoldForTarget(fpgapart, **fold_kwargs), InsertDWC(), P.Specialize(fpgapart)], check=False),
-    ]
+    model: object                       # graph after the last step run (folded, specialised for a full run)
+    engine_model: object                # the engine-mapped graph (executable, golden-model layers), if reached
+    stages: dict = field(default_factory=dict)   # stage → {"step", "nodes", "checked", "mismatches"}
+    resources: dict | None = None       # FINN estimates (when the last step run leaves HW layers)
+    steps_run: list = field(default_factory=list)
 
 
 def execute(model, pixels: np.ndarray) -> np.ndarray:
@@ -79,35 +55,74 @@ def check_stage(name: str, model, pixels: np.ndarray, expected: np.ndarray) -> i
     return len(exp)
 
 
+def intermediate_model(directory: Path, step: str) -> Path:
+    return Path(directory) / f"{step}.onnx"
+
+
+def start_model(cfg, source_model, resume_dir: Path | None):
+    """The input of ``cfg.start_step``: the source model for the first step, else the previous step's
+    intermediate model from ``resume_dir`` (one line naming the missing file and how to make it)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    import bitcycle.compile.customop  # noqa: F401  (an engine graph holds BitSerialMVAU nodes)
+
+    if cfg.start_step is None or cfg.steps.index(cfg.start_step) == 0:
+        return copy.deepcopy(source_model)
+    prev = cfg.steps[cfg.steps.index(cfg.start_step) - 1]
+    path = intermediate_model(resume_dir, prev) if resume_dir is not None else None
+    if path is None or not path.is_file():
+        raise BitCycleError(f"--start-step {cfg.start_step} starts from {path or 'intermediate_models/' + prev + '.onnx'}, "
+                            f"which does not exist: run the flow up to {prev} first (e.g. without --start-step)")
+    return ModelWrapper(str(path))
+
+
+def run_steps(source_model, cfg, pixels: np.ndarray, expected: np.ndarray, progress: bool = True,
+              save_dir: Path | None = None, resume_dir: Path | None = None) -> FlowResult:
+    """Run cfg's steps from start_step to stop_step; check each executable step's graph on ``pixels``
+    against ``expected``; save each graph to ``save_dir/<step>.onnx`` (if given and
+    cfg.save_intermediate_models). ``resume_dir`` holds the intermediate models a start_step resumes from."""
+    from tqdm import tqdm
+
+    from bitcycle.compile.steps import steps_to_run
+
+    cfg.validate()
+    todo = steps_to_run(cfg.steps, cfg.start_step, cfg.stop_step)
+    model = start_model(cfg, source_model, resume_dir)
+    result = FlowResult(model=None, engine_model=None)
+    bar = tqdm(todo, desc="compile", unit="step", disable=not progress, leave=False)
+    for step in bar:
+        bar.set_postfix_str(step.name)
+        model = step.fn(model, cfg)
+        info = {"step": step.name, "nodes": [n.op_type for n in model.graph.node], "checked": 0, "mismatches": 0}
+        if step.check and len(pixels):
+            info["checked"] = check_stage(step.stage, model, pixels, expected)
+        result.stages[step.stage] = info
+        result.steps_run.append(step.name)
+        if save_dir is not None and cfg.save_intermediate_models:
+            Path(save_dir).mkdir(parents=True, exist_ok=True)
+            model.save(str(intermediate_model(save_dir, step.name)))
+        if step.stage == "engine":
+            result.engine_model = copy.deepcopy(model)
+    result.model = model
+    if any(n.domain.startswith("finn.custom_op.fpgadataflow") for n in model.graph.node) and \
+            result.steps_run[-1] in ("step_specialize", "step_fold"):
+        from bitcycle.compile.folding import resolve_part, resource_report
+
+        result.resources = resource_report(model, resolve_part(cfg.part), float(cfg.clock_mhz))
+    return result
+
+
 def run_flow(qonnx_model, pixel_max: float, pixels: np.ndarray, expected: np.ndarray, fpgapart: str,
              fold_kwargs: dict, bits_max: int = 16, progress: bool = True, save_dir=None,
              input_quant: str = "host") -> FlowResult:
-    """Apply every stage; check the executable ones on ``pixels`` against ``expected``."""
-    from tqdm import tqdm
+    """Every step, each executable graph checked on ``pixels`` against ``expected`` (the flow before
+    CompileConfig; ``fold_kwargs``: FoldForTarget's target_fps or lut_budget, and clock_mhz)."""
+    from bitcycle.compile.config import CompileConfig
 
-    from bitcycle.compile.folding import resource_report
-
-    model = qonnx_model
-    result = FlowResult(model=None, engine_model=None)
-    if input_quant not in ("host", "fabric"):
-        raise BitCycleError(f"input_quant must be 'host' or 'fabric', got {input_quant!r}")
-    all_stages = stages(pixel_max, fpgapart, fold_kwargs, bits_max, input_quant)
-    bar = tqdm(all_stages, desc="compile", unit="stage", disable=not progress, leave=False)
-    for stage in bar:
-        bar.set_postfix_str(stage.name)
-        for p in stage.passes:
-            model = model.transform(p)
-        info = {"nodes": [n.op_type for n in model.graph.node], "checked": 0, "mismatches": 0}
-        if stage.check and len(pixels):
-            info["checked"] = check_stage(stage.name, model, pixels, expected)
-        result.stages[stage.name] = info
-        if save_dir is not None:
-            model.save(str(save_dir / f"{len(result.stages):02d}_{stage.name}.onnx"))
-        if stage.name == "engine":
-            import copy
-
-            result.engine_model = copy.deepcopy(model)
-    result.model = model
-    clock = float(fold_kwargs.get("clock_mhz", 100.0))
-    result.resources = resource_report(model, fpgapart, clock)
-    return result
+    unknown = sorted(set(fold_kwargs) - {"target_fps", "lut_budget", "clock_mhz"})
+    if unknown:
+        raise BitCycleError(f"fold_kwargs: unknown key(s) {', '.join(unknown)}; use target_fps, lut_budget, clock_mhz")
+    cfg = CompileConfig(part=fpgapart, pixel_max=pixel_max, bits_max=bits_max, input_quant=input_quant,
+                        clock_mhz=float(fold_kwargs.get("clock_mhz", 100.0)),
+                        target_fps=fold_kwargs.get("target_fps"), lut_budget=fold_kwargs.get("lut_budget"))
+    return run_steps(qonnx_model, cfg, pixels, expected, progress=progress, save_dir=save_dir)

@@ -136,6 +136,9 @@ class FoldForTarget(Transformation):
     def apply(self, model):
         from qonnx.custom_op.registry import getCustomOp
 
+        from bitcycle.compile.passes import graph_bytes
+
+        before = graph_bytes(model)
         layers = []
         for node in model.graph.node:
             inst = getCustomOp(node) if node.domain.startswith("finn.custom_op.fpgadataflow") else None
@@ -178,7 +181,7 @@ class FoldForTarget(Transformation):
         for node, inst, _ in layers:
             if node.op_type.startswith("BitSerialMVAU"):
                 check_buildable(inst)
-        return model, False
+        return model, graph_bytes(model) != before  # the same folding again: unchanged
 
 
 def resource_report(model, fpgapart: str, clock_mhz: float = 100.0) -> dict:

@@ -1,8 +1,11 @@
 """BitCycle's compile passes, each a small FINN-style transformation with one job.
 
-Every pass is a ``qonnx.transformation.base.Transformation``: ``apply(model) -> (model, changed)``.
-Most compose FINN/qonnx transformations in the order FINN's own BNN flows use them; the checks
-turn FINN's silent failures (a node that streamlining could not absorb, a float weight) into one
+Every pass is a ``qonnx.transformation.base.Transformation``: ``apply(model) -> (model, changed)``,
+``changed`` true exactly when the call altered the graph (``ModelWrapper.transform`` then applies
+the pass again until it reports no change, so every pass here is idempotent: a second call is a
+no-op). Most compose FINN/qonnx transformations in the order FINN's own BNN flows use them and
+compare the serialised graph before and after; the checks change nothing (always False) and turn
+FINN's silent failures (a node that streamlining could not absorb, a float weight) into one
 ``BitCycleError`` line naming the node, what is supported and what to change.
 """
 
@@ -46,13 +49,24 @@ def _apply_all(model, transforms):
     return model
 
 
+def graph_bytes(model) -> bytes:
+    """The whole model, serialised deterministically: equal bytes ⇔ the pass changed nothing."""
+    return model.model.SerializeToString(deterministic=True)
+
+
+def _composite(model, transforms):
+    """Apply ``transforms`` in order; (model, whether the graph changed)."""
+    before = graph_bytes(model)
+    model = _apply_all(model, transforms)
+    return model, graph_bytes(model) != before
+
+
 class TidyUp(Transformation):
     """Shapes, constant folding, unique readable names, datatypes (FINN's tidy-up step)."""
 
     def apply(self, model):
-        model = _apply_all(model, [InferShapes(), FoldConstants(), GiveUniqueNodeNames(),
-                                   GiveReadableTensorNames(), InferDataTypes(), RemoveStaticGraphInputs()])
-        return model, False
+        return _composite(model, [InferShapes(), FoldConstants(), GiveUniqueNodeNames(),
+                                  GiveReadableTensorNames(), InferDataTypes(), RemoveStaticGraphInputs()])
 
 
 class CheckSupportedQONNX(Transformation):
@@ -89,8 +103,11 @@ class AnnotateInput(Transformation):
 
     def apply(self, model):
         bits = max(1, int(self.pixel_max).bit_length())
-        model.set_tensor_datatype(model.graph.input[0].name, DataType[f"UINT{bits}"])
-        return model, False
+        name, dt = model.graph.input[0].name, DataType[f"UINT{bits}"]
+        if model.get_tensor_datatype(name) == dt:
+            return model, False
+        model.set_tensor_datatype(name, dt)
+        return model, True
 
 
 class ToFinn(Transformation):
@@ -99,8 +116,7 @@ class ToFinn(Transformation):
     def apply(self, model):
         from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
 
-        model = model.transform(ConvertQONNXtoFINN())
-        return model.transform(TidyUp()), False
+        return _composite(model, [ConvertQONNXtoFINN(), TidyUp()])
 
 
 class ZeroGammaBatchNormToConstant(Transformation):
@@ -150,6 +166,7 @@ class StreamlineBnn(Transformation):
         from qonnx.transformation.bipolar_to_xnor import ConvertBipolarMatMulToXnorPopcount
         from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
 
+        before = graph_bytes(model)
         model = _apply_all(model, [ZeroGammaBatchNormToConstant(), MoveScalarLinearPastInvariants(), Streamline()])
         if model.get_nodes_by_op_type("Conv"):
             model = _apply_all(model, [LowerConvsToMatMul(), MakeMaxPoolNHWC(),
@@ -159,24 +176,35 @@ class StreamlineBnn(Transformation):
                                        absorb.AbsorbTransposeIntoMultiThreshold(),
                                        absorb.AbsorbConsecutiveTransposes()])
         model = _apply_all(model, [InferDataLayouts(), RemoveUnusedTensors(), TidyUp()])
-        return model, False
+        return model, graph_bytes(model) != before
 
 
 class MoveInputTransposeFirst(Transformation):
     """graph input → MultiThreshold (NCHW) → Transpose to NHWC  ⇒  input → Transpose → MultiThreshold
     (NHWC): the layout change then happens on the host, and the input quantiser becomes a FINN
-    Thresholding layer on NHWC data like every other layer."""
+    Thresholding layer on NHWC data like every other layer. Only for a chain: a graph input or
+    quantised input that also feeds another node is an error (moving the Transpose would hand that
+    node NHWC data)."""
 
     def apply(self, model):
         from qonnx.util.basic import get_by_name
 
         gin = model.graph.input[0].name
-        mt = model.find_consumer(gin)
-        if mt is None or mt.op_type != "MultiThreshold":
+        firsts = model.find_consumers(gin) or []
+        mt = next((n for n in firsts if n.op_type == "MultiThreshold"), None)
+        if mt is None:
             return model, False
-        tr = model.find_consumer(mt.output[0])
-        if tr is None or tr.op_type != "Transpose" or list(get_by_name(tr.attribute, "perm").ints) != [0, 2, 3, 1]:
+        seconds = model.find_consumers(mt.output[0]) or []
+        tr = next((n for n in seconds if n.op_type == "Transpose"
+                   and list(get_by_name(n.attribute, "perm").ints) == [0, 2, 3, 1]), None)
+        if tr is None:
             return model, False
+        for tensor, users in ((gin, firsts), (mt.output[0], seconds)):
+            if len(users) > 1:
+                raise BitCycleError(
+                    f"tensor {tensor} feeds {len(users)} nodes ({', '.join(n.name or n.op_type for n in users)}); "
+                    "BitCycle moves the input Transpose only on a chain input → MultiThreshold → Transpose: "
+                    "give the other branch its own input quantiser")
         nchw = model.get_tensor_shape(gin)
         mid = model.make_new_valueinfo_name()
         model.set_tensor_shape(mid, [nchw[0], nchw[2], nchw[3], nchw[1]])
@@ -194,7 +222,7 @@ class MoveInputTransposeFirst(Transformation):
         graph = model.graph
         graph.node.remove(tr)
         graph.node.insert(0, tr)
-        return model, False
+        return model, True
 
 
 class ToXnorPopcount(Transformation):
@@ -206,10 +234,9 @@ class ToXnorPopcount(Transformation):
         from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
         from qonnx.transformation.bipolar_to_xnor import ConvertBipolarMatMulToXnorPopcount
 
-        model = _apply_all(model, [ConvertBipolarMatMulToXnorPopcount(), absorb.AbsorbAddIntoMultiThreshold(),
-                                   absorb.AbsorbMulIntoMultiThreshold(), RoundAndClipThresholds(),
-                                   InferDataTypes(), TidyUp()])
-        return model, False
+        return _composite(model, [ConvertBipolarMatMulToXnorPopcount(), absorb.AbsorbAddIntoMultiThreshold(),
+                                  absorb.AbsorbMulIntoMultiThreshold(), RoundAndClipThresholds(),
+                                  InferDataTypes(), TidyUp()])
 
 
 class CheckStreamlined(Transformation):
@@ -258,13 +285,12 @@ class InferHwLayers(Transformation):
 
         # sliding windows first: once the input quantiser is a Thresholding layer, FINN no longer
         # sees an integer datatype on the first Im2Col
-        model = _apply_all(model, [InferConvInpGen(), InferBinaryMatrixVectorActivation(),
-                                   InferQuantizedMatrixVectorActivation(), InferThresholdingLayer(), InferPool(),
-                                   InferConvInpGen(),  # InferPool lowers MaxPool to Im2Col + Pool
-                                   RemoveCNVtoFCFlatten(), absorb.AbsorbConsecutiveTransposes(),
-                                   InferDataTypes(), MinimizeWeightBitWidth(), MinimizeAccumulatorWidth(),
-                                   GiveUniqueNodeNames(), InferShapes()])
-        return model, False
+        return _composite(model, [InferConvInpGen(), InferBinaryMatrixVectorActivation(),
+                                  InferQuantizedMatrixVectorActivation(), InferThresholdingLayer(), InferPool(),
+                                  InferConvInpGen(),  # InferPool lowers MaxPool to Im2Col + Pool
+                                  RemoveCNVtoFCFlatten(), absorb.AbsorbConsecutiveTransposes(),
+                                  InferDataTypes(), MinimizeWeightBitWidth(), MinimizeAccumulatorWidth(),
+                                  GiveUniqueNodeNames(), InferShapes()])
 
 
 class CheckHwMapped(Transformation):
@@ -316,7 +342,7 @@ class InputQuantOnHost(Transformation):
                                    data_layout="NHWC" if ndim == 4 else "NC")
             graph.node.insert(idx, new)
             graph.node.remove(node)
-            return model, False
+            return model, True
         return model, False
 
 
@@ -333,8 +359,7 @@ class Specialize(Transformation):
 
         import bitcycle.compile.customop  # noqa: F401  (registers BitSerialMVAU with FINN)
 
-        model = model.transform(SpecializeLayers(self.fpgapart))
-        return model.transform(GiveUniqueNodeNames()), False
+        return _composite(model, [SpecializeLayers(self.fpgapart), GiveUniqueNodeNames()])
 
 
 __all__ = ["TidyUp", "CheckSupportedQONNX", "AnnotateInput", "ToFinn", "StreamlineBnn", "MoveInputTransposeFirst",

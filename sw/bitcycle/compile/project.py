@@ -4,7 +4,9 @@ renamed into place at the end, so a failed run never leaves a directory that loo
 Layout::
 
     qonnx.onnx            Brevitas export after qonnx cleanup
-    graphs/NN_stage.onnx  every intermediate graph (the checked ones are bit-exact vs torch)
+    compile_config.json   the CompileConfig of the run (`bitcycle compile --config` runs it again)
+    intermediate_models/  <step>.onnx after every step (the checked ones are bit-exact vs torch);
+                          `--start-step S` starts from the file of the step before S
     model.onnx            folded, specialised FINN graph (input of the vendor flow)
     codegen/              FINN-generated HLS C++ / RTL per layer (BitSerialMVAU: Verilog wrapper top +
                           weight/threshold images; bitcycle_rtl/: hw/rtl's bitcycle_mvau, one copy)
@@ -16,7 +18,10 @@ Layout::
     driver.json           schema bitcycle.driver/1 (MLPs; the driver's format has no conv layers)
     dataflow.json         layers, shapes, folding, bits ranges, stream widths, files
     resources.json / .md  FINN estimates per layer and total vs the device
-    compile.json          stage checks (images compared, mismatches) and timings
+    compile.json          stage checks (images compared, mismatches), the steps run, timings
+
+A run with ``stop_step`` before the last step writes only qonnx.onnx, compile_config.json,
+intermediate_models/ and compile.json (there is no folded graph to generate the project from).
 """
 
 from __future__ import annotations
@@ -249,65 +254,43 @@ def _params_npz(torch_model, path: Path) -> bool:
     return True
 
 
-def build_project(exported, pixels: np.ndarray, out_dir: str | Path, part: str, fold_kwargs: dict,
-                  bits_max: int = 16, torch_model=None, progress: bool = True, grad_bits=(2, 8),
-                  input_quant: str = "host") -> dict:
-    """Export, compile, check, generate; returns the summary (also in compile.json)."""
+def build_project(exported, pixels: np.ndarray, out_dir: str | Path, cfg, torch_model=None,
+                  progress: bool = True) -> dict:
+    """Export, run cfg's steps (CompileConfig), check, generate; returns the summary (also in compile.json).
+    With cfg.start_step the run resumes from ``out_dir/intermediate_models`` and keeps the files of the
+    steps before it."""
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from bitcycle.compile.flow import run_flow
-    from bitcycle.compile.folding import resource_table
+    from bitcycle.compile.flow import run_steps
 
     out_dir = Path(out_dir)
+    cfg.validate()
+    cfg.pixel_max = float(exported.pixel_max)
     tmp = (out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}").resolve()
     if tmp.exists():
         shutil.rmtree(tmp)
-    (tmp / "graphs").mkdir(parents=True)
+    tmp.mkdir(parents=True)
+    inter = tmp / "intermediate_models"
     t0 = time.time()
     try:
+        if cfg.start_step is not None and (out_dir / "intermediate_models").is_dir():
+            shutil.copytree(out_dir / "intermediate_models", inter)  # the steps before start_step stay
+        cfg.save(tmp / "compile_config.json")
         expected = exported.integer_outputs(pixels) if len(pixels) else np.zeros((0,))
         qonnx_path = exported.save_qonnx(tmp / "qonnx.onnx")  # a Brevitas export, or the prepared --onnx graph
         t_export = time.time() - t0
-        result = run_flow(ModelWrapper(str(qonnx_path)), exported.pixel_max, pixels, expected, part, fold_kwargs,
-                          bits_max=bits_max, progress=progress, save_dir=tmp / "graphs", input_quant=input_quant)
+        result = run_steps(ModelWrapper(str(qonnx_path)), cfg, pixels, expected, progress=progress, save_dir=inter,
+                           resume_dir=out_dir / "intermediate_models")
         t_flow = time.time() - t0 - t_export
-        model = _codegen(result.model, part, float(fold_kwargs.get("clock_mhz", 100.0)), tmp / "codegen")
-        shutil.copytree(repo_dir() / "hw" / "rtl", tmp / "rtl")
-        files = _write_weights(model, tmp / "weights")
-        clock = float(fold_kwargs.get("clock_mhz", 100.0))
-        # one engine section for bd.tcl and driver.json (engine.rtl_parameters): they cannot drift
-        engine = overlay_engine(clock, tmp / "rtl" / "bitcycle_top.sv")
-        write_block_design(tmp / "bd", part, clock, engine, tmp / "rtl" / "bitcycle_top.sv")
-        (tmp / "finn_build.py").write_text(finn_build_script(exported.name, part, clock))
-        flow_desc = dataflow_description(model, exported, files)
-        spec, why_not = driver_spec(model, exported, torch_model, grad_bits, engine)
-        if spec is not None and hasattr(exported, "driver_input"):  # --onnx: the graph's own input quantiser
-            io, why_not = exported.driver_input(spec.input.bits)
-            if io is None:
-                spec, why_not = None, f"driver.json not written: {why_not}"
-            else:
-                spec.input.scale, spec.input.offset = io
-        if spec is not None:
-            if torch_model is not None:
-                _params_npz(torch_model, tmp / "params.npz")
-            spec.save(tmp / "driver.json")
-        flow_desc["input_quant"] = input_quant
-        flow_desc["driver_json"] = "driver.json" if spec is not None else None
-        flow_desc["driver_json_note"] = why_not
-        (tmp / "dataflow.json").write_text(json.dumps(flow_desc, indent=2) + "\n")
-        (tmp / "resources.json").write_text(json.dumps(result.resources, indent=2) + "\n")
-        (tmp / "resources.md").write_text(resource_table(result.resources))
-        summary = {"model": exported.name, "part": part, "fold": fold_kwargs, "input_quant": input_quant,
-                   "stages": result.stages,
-                   "images_checked": int(len(pixels)), "bit_exact": True,
-                   "resources": {k: result.resources[k] for k in ("total", "capacity", "fits", "images_per_s")},
-                   "wall_s": {"export": round(t_export, 2), "flow": round(t_flow, 2),
-                              "total": round(time.time() - t0, 2)},
-                   "cpu_s": round(time.process_time(), 2)}
+        summary = {"model": exported.name, "part": cfg.part, "fold": cfg.fold_kwargs(),
+                   "input_quant": cfg.input_quant, "steps_run": result.steps_run, "stages": result.stages,
+                   "images_checked": int(len(pixels)), "bit_exact": True}
+        if result.steps_run[-1] == cfg.steps[-1]:
+            summary.update(_generate(result, exported, cfg, torch_model, tmp, out_dir))
+        summary.update({"wall_s": {"export": round(t_export, 2), "flow": round(t_flow, 2),
+                                   "total": round(time.time() - t0, 2)},
+                        "cpu_s": round(time.process_time(), 2)})
         (tmp / "compile.json").write_text(json.dumps(summary, indent=2) + "\n")
-        _relocate(model, tmp, out_dir.resolve())
-        _relocate_files(tmp / "codegen", tmp, out_dir.resolve())
-        model.save(str(tmp / "model.onnx"))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -315,3 +298,39 @@ def build_project(exported, pixels: np.ndarray, out_dir: str | Path, part: str, 
         shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)
     return summary
+
+
+def _generate(result, exported, cfg, torch_model, tmp: Path, out_dir: Path) -> dict:
+    """Everything after the flow: codegen, RTL, weights, bd.tcl, finn_build.py, driver.json, reports."""
+    from bitcycle.compile.folding import resolve_part, resource_table
+
+    part, clock = resolve_part(cfg.part), float(cfg.clock_mhz)
+    model = _codegen(result.model, part, clock, tmp / "codegen")
+    shutil.copytree(repo_dir() / "hw" / "rtl", tmp / "rtl")
+    files = _write_weights(model, tmp / "weights")
+    # one engine section for bd.tcl and driver.json (engine.rtl_parameters): they cannot drift
+    engine = overlay_engine(clock, tmp / "rtl" / "bitcycle_top.sv")
+    write_block_design(tmp / "bd", part, clock, engine, tmp / "rtl" / "bitcycle_top.sv")
+    (tmp / "finn_build.py").write_text(finn_build_script(exported.name, part, clock))
+    flow_desc = dataflow_description(model, exported, files)
+    spec, why_not = driver_spec(model, exported, torch_model, cfg.grad_range(), engine)
+    if spec is not None and hasattr(exported, "driver_input"):  # --onnx: the graph's own input quantiser
+        io, why_not = exported.driver_input(spec.input.bits)
+        if io is None:
+            spec, why_not = None, f"driver.json not written: {why_not}"
+        else:
+            spec.input.scale, spec.input.offset = io
+    if spec is not None:
+        if torch_model is not None:
+            _params_npz(torch_model, tmp / "params.npz")
+        spec.save(tmp / "driver.json")
+    flow_desc["input_quant"] = cfg.input_quant
+    flow_desc["driver_json"] = "driver.json" if spec is not None else None
+    flow_desc["driver_json_note"] = why_not
+    (tmp / "dataflow.json").write_text(json.dumps(flow_desc, indent=2) + "\n")
+    (tmp / "resources.json").write_text(json.dumps(result.resources, indent=2) + "\n")
+    (tmp / "resources.md").write_text(resource_table(result.resources))
+    _relocate(model, tmp, out_dir.resolve())
+    _relocate_files(tmp / "codegen", tmp, out_dir.resolve())
+    model.save(str(tmp / "model.onnx"))
+    return {"resources": {k: result.resources[k] for k in ("total", "capacity", "fits", "images_per_s")}}

@@ -36,11 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bitcycle.compile.commands import default_out, run_compile
+    from pathlib import Path
 
-    out = default_out(args)
-    if args.recompile or not (out / "compile.json").is_file():
-        args.out = str(out)
+    from bitcycle.compile.commands import resolve_compile_args, run_compile
+
+    cfg = resolve_compile_args(args)
+    out = Path(cfg.out)
+    if args.recompile or not (out / "finn_build.py").is_file():  # a --stop-step run leaves no project
         run_compile(args)
     require_tools(project=str(out))
     for cmd, cwd in ((["vitis_hls", "-version"], out), ([sys.executable, "finn_build.py"], out),
