@@ -33,6 +33,7 @@ from bitcycle.driver import protocol as P
 from bitcycle.hwif.driver_json import ENGINE_ID, EngineSpec
 from bitcycle.driver.transport import hwcfg, version_word
 from bitcycle.golden import stream as st
+from bitcycle.hwif import regmap
 
 CFG_NAMES = ("MODE", "BITS", "M", "K", "N", "ACC_BITS", "OUT_CFG")
 CFG_PORTS = {"MODE": "cfg_mode_i", "BITS": "cfg_bits_i", "M": "cfg_m_i", "K": "cfg_k_i", "N": "cfg_n_i",
@@ -114,8 +115,8 @@ class PortRegisters:
                 await FallingEdge(dut.clk_i)
                 for reg, port in CFG_PORTS.items():
                     getattr(dut, port).value = self.shadow[reg]
-                dut.cfg_out_sel_i.value = self.shadow["OUT_CFG"] & 0x3
-                dut.cfg_clip_shift_i.value = (self.shadow["OUT_CFG"] >> 8) & 0x1F
+                dut.cfg_out_sel_i.value = regmap.field("OUT_CFG", "OUT_SEL", self.shadow["OUT_CFG"])
+                dut.cfg_clip_shift_i.value = regmap.field("OUT_CFG", "CLIP_SHIFT", self.shadow["OUT_CFG"])
                 await self._pulse("start_i")
                 await ClockCycles(dut.clk_i, 2)  # the configuration check takes one cycle
         else:

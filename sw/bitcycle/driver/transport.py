@@ -135,7 +135,7 @@ class EmuEngine:
                 err |= P.ERR_BAD_BITS
             if not 2 <= r["ACC_BITS"] <= e.acc_bits:
                 err |= P.ERR_BAD_ACC_BITS
-            out_sel = r["OUT_CFG"] & 0x3
+            out_sel = regmap.field("OUT_CFG", "OUT_SEL", r["OUT_CFG"])
             if out_sel == 3 or (out_sel == S.OUT_THRESHOLD and mode != P.Mode.FORWARD):
                 err |= P.ERR_BAD_OUT_SEL
             if (0 in (m, k, n) or c(red_len, chunk) > e.max_chunks
