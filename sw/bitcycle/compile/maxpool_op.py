@@ -111,8 +111,20 @@ class BitCycleMaxPool_rtl(BitCycleMaxPool, RTLBackend):  # noqa: N801  (FINN's n
         return attrs
 
     def execute_node(self, context, graph):
-        # FINN's rtlsim needs Vivado's xsim; `bitcycle rtlsim` simulates the generated files in Verilator.
-        BitCycleMaxPool.execute_node(self, context, graph)
+        """The RTL's function on its stream. As for FINN's specialised pools, the input is in the
+        depthwise window's stream layout [pixels, channels/PE, K·K, PE] (what FINN's
+        ConvolutionInputGenerator_rtl emits under exec_mode cppsim), not im2col's [pixels, K·K, channels].
+        (FINN's rtlsim needs Vivado's xsim; `bitcycle rtlsim` simulates the generated files in Verilator.)"""
+        node = self.onnx_node
+        pe, k2 = self.get_nodeattr("PE"), _k2(self)
+        bits = np.rint(np.asarray(context[node.input[0]])).astype(np.int64)
+        bipolar = self.get_nodeattr("InputDataType") == "BIPOLAR"
+        if bipolar:
+            bits = (bits + 1) // 2  # ±1 → 0/1
+        y = binary_maxpool_stream(bits.reshape(-1, pe), k2)  # [pixels · channels/PE, PE]: channel order kept
+        if bipolar:
+            y = 2 * y - 1
+        context[node.output[0]] = y.astype(np.float32).reshape(context[node.output[0]].shape)
 
     def _gen_dir(self) -> Path:
         gen = self.get_nodeattr("code_gen_dir_ipgen")

@@ -3,6 +3,8 @@ Verilator model — every layer from exactly the files the vendor flow receives 
 ``get_rtl_file_list``), FIFOs between them (``hw/rtl/bitcycle_axis_fifo.sv``, standing in for
 FINN's StreamingFIFO_rtl) and a stitched top (``DIR/rtlsim/bitcycle_dataflow.v``) — driven with N
 test images under random input gaps and output backpressure, then timed with the stream flowing.
+MLPs and CNNs alike: BitSerialMVAU_rtl layers, FINN's ConvolutionInputGenerator_rtl (sliding window)
+and StreamingDataWidthConverter_rtl from finn-rtllib, BitCycleMaxPool_rtl (hw/rtl's bitcycle_maxpool).
 
 The host part of the graph (input quantiser) runs in ``execute_onnx``; the RTL's output is compared
 with ``execute_onnx`` of ``model.onnx`` (FINN's graph) and of ``qonnx.onnx`` (the Brevitas export,
@@ -39,7 +41,8 @@ def _hw_nodes(model):
         inst = getCustomOp(n)
         if not isinstance(inst, RTLBackend) or not inst.get_nodeattr("gen_top_module"):
             raise BitCycleError(f"rtlsim: layer {n.name} ({n.op_type}) has no generated RTL here (HLS layers need "
-                                "Vitis HLS); supported: BitSerialMVAU_rtl chains")
+                                "Vitis HLS); supported: chains of RTL layers (BitSerialMVAU_rtl, BitCycleMaxPool_rtl, FINN's "
+                                "ConvolutionInputGenerator_rtl and StreamingDataWidthConverter_rtl)")
     return nodes
 
 
@@ -107,9 +110,9 @@ def run(build: Path, images: int, dataset: str | None = None, seed: int = 0, gap
     qonnx = ModelWrapper(str(build / "qonnx.onnx"))
     nodes = _hw_nodes(model)
     insts = [getCustomOp(n) for n in nodes]
-    ref = ModelWrapper(str(build / "model.onnx"))  # execute_onnx's copy: FINN's width converters run
-    for n in ref.graph.node:                      # their Python model under exec_mode cppsim (no-op otherwise)
-        if n.op_type.startswith("StreamingDataWidthConverter"):
+    ref = ModelWrapper(str(build / "model.onnx"))  # execute_onnx's copy: FINN's width converters and
+    for n in ref.graph.node:                      # sliding windows run their Python model under exec_mode
+        if n.op_type.startswith(("StreamingDataWidthConverter", "ConvolutionInputGenerator")):  # cppsim (else: zeros)
             getCustomOp(n).set_nodeattr("exec_mode", "cppsim")
     shape = flow["input_shape"]
     dataset = dataset or _dataset_for_shape(shape, None)
