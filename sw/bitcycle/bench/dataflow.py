@@ -1,12 +1,10 @@
 """`bitcycle bench dataflow` (`make bench-dataflow`): the zoo's generated dataflows at the pynq-z2
 default folding, measured, beside FINN's stock flow on the same models.
 
-Per model: ``bitcycle compile`` (untrained weights), then
-* MLPs: ``bitcycle rtlsim`` — the whole dataflow in Verilator on real images: measured
-  cycles/image and mismatches;
-* CNNs: the whole-dataflow rtlsim needs RTL for FINN's Pool layer (none here yet), so the
-  bottleneck BitSerialMVAU layer alone is run in Verilator (``layersim``) and its measured
-  cycles/vector × vectors/image stands for the dataflow's cycles/image (labelled as such);
+Per model: ``bitcycle compile`` (untrained weights), then ``bitcycle rtlsim`` — the whole dataflow
+(MLPs and CNNs: sliding windows, width converters, max-pools, BitSerialMVAU layers, FIFOs) as one
+Verilator model: measured cycles/image and mismatches (MLPs and cnv-fmnist on Fashion-MNIST test
+images, the 32×32×3 cnv on random images);
 * LUT/BRAM36: compile's resources.json (BitSerialMVAU: the model fitted to Yosys runs by
   ``bench compile-lut``; FINN's layers: FINN's estimates);
 * FINN stock: the same graph before BitCycle's mapping (FINN MVAU layers), FINN's SpecializeLayers and
@@ -27,7 +25,7 @@ MODELS = {"tfc": ["--model", "tfc"], "sfc": ["--model", "sfc"], "lfc": ["--model
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="build/bench", help="directory for dataflow.json / .md")
-    parser.add_argument("--images", type=int, default=20, help="images per MLP rtlsim")
+    parser.add_argument("--images", type=int, default=20, help="images per rtlsim (a full-size CNN simulates slowly: a few)")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ",".join(MODELS))
 
 
@@ -97,29 +95,19 @@ def run(args) -> int:
         clock = res["clock_mhz"]
         row = {"model": name, "LUT": res["total"]["LUT"], "BRAM36": res["total"]["BRAM36"], "fits": res["fits"],
                "images_per_s_estimated": res["images_per_s"], "expected_cycles_per_image": res["cycles_per_image"]}
-        if not name.startswith("cnv"):
-            dataset = "fashion-mnist"
-            (build / "rtlsim.json").unlink(missing_ok=True)
-            rc = cli(["rtlsim", "--build", str(build), "--images", str(args.images), "--dataset", dataset])
-            if not (build / "rtlsim.json").is_file():  # the build or the run failed: say so in the row
-                log = build / "rtlsim" / "build" / "build.log"
-                err = next((l for l in log.read_text().splitlines() if "%Error" in l), "?") if log.is_file() else "?"
-                row.update({"measured_by": f"rtlsim failed (exit {rc}): {err[:160]}", "mismatches": None,
-                            "cycles_per_image_measured": None, "images_per_s_measured": None})
-            else:
-                r = json.loads((build / "rtlsim.json").read_text())
-                row.update({"measured_by": f"whole-dataflow rtlsim, {r['images']} images", "mismatches": r["mismatches"],
-                            "cycles_per_image_measured": r["cycles_per_image"],
-                            "images_per_s_measured": r["images_per_s"]})
-        else:  # in a fresh process, as the tests run it (after this process ran FINN it died with SIGSEGV)
-            import subprocess
-            import sys
-
-            done = subprocess.run([sys.executable, "-m", "bitcycle.bench.dataflow", str(build)],
-                                  capture_output=True, text=True)
-            if done.returncode != 0:
-                raise BitCycleError(f"layer simulation of {name} failed: {done.stderr.strip().splitlines()[-1:]}")
-            row.update(json.loads(done.stdout.strip().splitlines()[-1]))
+        dataset = "random" if name == "cnv" else "fashion-mnist"
+        (build / "rtlsim.json").unlink(missing_ok=True)
+        rc = cli(["rtlsim", "--build", str(build), "--images", str(args.images), "--dataset", dataset])
+        if not (build / "rtlsim.json").is_file():  # the build or the run failed: say so in the row
+            log = build / "rtlsim" / "build" / "build.log"
+            err = next((l for l in log.read_text().splitlines() if "%Error" in l), "?") if log.is_file() else "?"
+            row.update({"measured_by": f"rtlsim failed (exit {rc}): {err[:160]}", "mismatches": None,
+                        "cycles_per_image_measured": None, "images_per_s_measured": None})
+        else:
+            r = json.loads((build / "rtlsim.json").read_text())
+            row.update({"measured_by": f"whole-dataflow rtlsim, {r['images']} {dataset} images",
+                        "mismatches": r["mismatches"], "cycles_per_image_measured": r["cycles_per_image"],
+                        "images_per_s_measured": r["images_per_s"]})
         row["finn_stock"] = _finn_stock(build, res["part"], int(res["cycles_per_image"]), clock)
         row["wall_s"] = round(time.time() - t0, 1)
         rows.append(row)
@@ -130,29 +118,6 @@ def run(args) -> int:
     (out / "dataflow.md").write_text(md)
     print(md)
     return 0
-
-
-def _bottleneck_layer(build: Path, res: dict) -> dict:
-    from qonnx.core.modelwrapper import ModelWrapper
-
-    import bitcycle.compile.customop  # noqa: F401
-    from bitcycle.compile.layersim import check_layer
-
-    engine = [l for l in res["layers"] if l["op_type"] == "BitSerialMVAU_rtl"]
-    worst = max(engine, key=lambda l: l["cycles"])
-    model = ModelWrapper(str(build / "model.onnx"))
-    node = next(n for n in model.graph.node if n.name == worst["name"])
-    from bitcycle.errors import BitCycleError
-
-    try:
-        r = check_layer(model, node, build / "layersim" / node.name, vectors=4)
-    except BitCycleError as err:  # one retry (a run once died with SIGSEGV on a loaded machine), then report it
-        print(f"layersim of {node.name} failed ({err}); retrying once")
-        r = check_layer(model, node, build / "layersim" / node.name, vectors=4)
-    per_image = r["cycles_per_vector"] * worst["cycles"] / r["expected_cycles_per_vector"]
-    return {"measured_by": f"bottleneck layer {node.name} alone in Verilator (no whole-CNN rtlsim yet)",
-            "mismatches": {"bottleneck_layer_vs_node": r["mismatches"]},
-            "cycles_per_image_measured": per_image, "images_per_s_measured": res["clock_mhz"] * 1e6 / per_image}
 
 
 def table(report: dict) -> str:
@@ -166,10 +131,3 @@ def table(report: dict) -> str:
                     f"{r['BRAM36']} | {r['fits']} | {r['measured_by']} | {f['images_per_s_estimated']:.0f} | {f['LUT']} | "
                     f"{f['BRAM36']} | {f['fits']} |")
     return "\n".join(rows) + f"\n\n{report['note']}; clock {report['clock_mhz']:g} MHz.\n"
-
-
-if __name__ == "__main__":  # python -m bitcycle.bench.dataflow BUILD: the CNN row's layer simulation, as JSON
-    import sys
-
-    _build = Path(sys.argv[1])
-    print(json.dumps(_bottleneck_layer(_build, json.loads((_build / "resources.json").read_text()))))
