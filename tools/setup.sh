@@ -9,7 +9,7 @@ VENV=.venv
 REQ=requirements
 # Extra index for users on a plain PyPI machine who want torch's CPU wheels instead of CUDA ones,
 # e.g. PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu make setup
-APT_PACKAGES="yosys iverilog dataset-fashion-mnist"
+APT_PACKAGES="yosys iverilog tcl dataset-fashion-mnist"  # tcl: tclsh for the Vivado stand-in (compile/tclcheck)
 
 log() { printf '[setup] %s\n' "$*"; }
 
