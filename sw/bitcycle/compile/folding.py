@@ -87,20 +87,40 @@ class Choice:
     lut: int
 
 
-def _options(node, inst, fpgapart):
-    """Every legal folding of a node with its cycles and LUTs (Pareto-pruned, sorted by cycles)."""
+def _window_in_front(model, node, inst):
+    """A pool's depthwise window generator (its SIMD follows the pool's PE), or None."""
+    if model is None or not node.op_type.startswith(("Pool", "BitCycleMaxPool")):
+        return None
+    from qonnx.custom_op.registry import getCustomOp
+
+    prod = model.find_producer(node.input[0])
+    return getCustomOp(prod) if prod is not None and prod.op_type.startswith("ConvolutionInputGenerator") else None
+
+
+def _options(node, inst, fpgapart, model=None):
+    """Every legal folding of a node with its cycles and LUTs (Pareto-pruned, sorted by cycles). A
+    pool's cycles include its window generator's at the SIMD the pool's PE gives it."""
     knobs = _knobs(node, inst)
     if not knobs:
         return None
     old = {k: inst.get_nodeattr(k) for k, _ in knobs}
+    swg = _window_in_front(model, node, inst)
+    swg_simd = swg.get_nodeattr("SIMD") if swg is not None else None
     combos = [{}]
     for name, vals in knobs:
         combos = [dict(c, **{name: v}) for c in combos for v in vals]
     out = []
     for combo in combos:
         _set(node, inst, combo)
-        out.append(Choice(combo, int(inst.get_exp_cycles()), int(inst.lut_estimation(fpgapart))))
+        cycles = int(inst.get_exp_cycles())
+        if swg is not None:
+            ch = swg.get_nodeattr("IFMChannels")
+            swg.set_nodeattr("SIMD", max(d for d in divisors(ch) if d <= inst.get_nodeattr("PE")))
+            cycles = max(cycles, int(swg.get_exp_cycles()))
+        out.append(Choice(combo, cycles, int(inst.lut_estimation(fpgapart))))
     _set(node, inst, old)
+    if swg is not None:
+        swg.set_nodeattr("SIMD", swg_simd)
     out.sort(key=lambda c: (c.cycles, c.lut))
     pareto, best_lut = [], math.inf
     for c in sorted(out, key=lambda c: (c.lut, c.cycles)):
@@ -142,7 +162,7 @@ class FoldForTarget(Transformation):
         layers = []
         for node in model.graph.node:
             inst = getCustomOp(node) if node.domain.startswith("finn.custom_op.fpgadataflow") else None
-            opts = _options(node, inst, self.fpgapart) if inst is not None else None
+            opts = _options(node, inst, self.fpgapart, model) if inst is not None else None
             if opts:
                 layers.append((node, inst, opts))
         if not layers:
