@@ -206,7 +206,7 @@ def test_pynq_dma_fault_recovers_bit_exact(board_for, fault):
         acc.forward_layer(0, X, 2)  # layer 0's weights resident: the fault hits the FORWARD job itself
         resets = board.dma_model.resets
         board.dma_model.inject(fault)
-        with pytest.raises(BitCycleError, match=r"FORWARD transfer did not complete within 0.2 s \(" + FAULTS[fault]):
+        with pytest.raises(BitCycleError, match=r"FORWARD M=\d+ K=\d+ N=\d+ bits=\d+ stream failed \(deadline 0.2 s\): " + FAULTS[fault]):
             acc.forward_layer(0, X, 2)
         assert board.dma_model.resets == resets + 1  # recovered by one soft reset of both channels
         assert board.idle()
@@ -217,7 +217,7 @@ def test_pynq_fault_during_weight_load_recovers(board_for):
     board, folder = board_for()
     with Accelerator("pynq", driver_json=folder / "driver.json", timeout=TIMEOUT, **ONE_BLOCK) as acc:
         board.dma_model.inject("hang_send")  # the first job is layer 0's LOAD_WEIGHTS (no receive)
-        with pytest.raises(BitCycleError, match=r"LOAD_WEIGHTS transfer .*DMA send \(MM2S\) did not finish"):
+        with pytest.raises(BitCycleError, match=r"LOAD_WEIGHTS .* stream failed .*DMA send \(MM2S\) did not finish"):
             acc.forward_layer(0, X, 2)
         assert board.idle() and acc.resident is None
         assert_next_jobs_match_emu(acc, folder, X)
@@ -265,7 +265,7 @@ def test_pynq_stuck_soft_reset_is_reported_and_retried(board_for):
         with pytest.raises(BitCycleError, match=r"S2MM\) did not finish .*; then the AXI DMA soft reset did not "
                                                 r"finish within 0.2 s .*reload the overlay"):
             acc.forward_layer(0, X, 2)
-        with pytest.raises(BitCycleError, match=r"^FORWARD transfer .*soft reset did not finish"):
+        with pytest.raises(BitCycleError, match=r"^FORWARD .* stream failed .*soft reset did not finish"):
             acc.forward_layer(0, X, 2)  # still stuck: the next job resets first and says so again
         assert not board.engine.read("STATUS") & P.STATUS_BUSY  # the driver aborted that job too
         board.dma_model.reset_stuck = False

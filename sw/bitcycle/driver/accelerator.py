@@ -289,8 +289,9 @@ class Accelerator:
             if code:
                 raise BitCycleError(f"engine stopped {mode.name} M={m} K={k} N={n} bits={bits}: {P.decode_error(code)}; "
                                     "it was aborted and is usable again") from None
-            raise BitCycleError(f"{mode.name} transfer did not complete within {self.timeout:g} s ({err}); "
-                                "the engine was aborted and is usable again") from None
+            # the transport says what failed (deadline, DMA error bit, packet length): keep its words
+            raise BitCycleError(f"{mode.name} M={m} K={k} N={n} bits={bits} stream failed (deadline {self.timeout:g} s): "
+                                f"{err}; the engine was aborted and is usable again") from None
         finally:
             self._counters["engine_seconds"] += time.perf_counter() - t0
         self._wait_done()
