@@ -40,6 +40,8 @@ from bitcycle.golden import stream as S
 
 BACKENDS = ("emu", "sim", "pynq")
 COMPUTE = (P.Mode.FORWARD, P.Mode.BACKWARD_DATA, P.Mode.BACKWARD_WEIGHT)
+# what Accelerator.per_step() averages over training steps
+PER_STEP = ("engine_jobs", "dma_transfers", "register_accesses", "cache_syncs", "bytes_sent", "bytes_received")
 
 
 class Accelerator:
@@ -218,8 +220,12 @@ class Accelerator:
             "bytes_received": 0,
             "reg_writes": 0,
             "reg_reads": 0,
+            "dma_transfers": 0,  # one per packet: the input, and the output of a compute job
+            "cache_syncs": 0,  # one per DMA buffer handed over: flush before send, invalidate after receive
             "engine_seconds": 0.0,  # wall time inside transport calls
         }
+        self._train_totals = {key: 0 for key in PER_STEP}
+        self._train_steps = 0
 
     def reg_write(self, name: str, value: int) -> None:
         self._counters["reg_writes"] += 1
@@ -237,6 +243,18 @@ class Accelerator:
         if reset:
             self._reset_counters()
         return out
+
+    def _per_step_snapshot(self) -> dict[str, int]:
+        c = self._counters
+        return {"engine_jobs": sum(c["jobs"].values()), "dma_transfers": c["dma_transfers"],
+                "register_accesses": c["reg_writes"] + c["reg_reads"], "cache_syncs": c["cache_syncs"],
+                "bytes_sent": c["bytes_sent"], "bytes_received": c["bytes_received"]}
+
+    def per_step(self) -> dict[str, float]:
+        """Means per training step (train_step calls only, not evaluation) of the counted operations
+        since the counters were last reset: engine jobs, DMA transfers, register accesses, cache syncs, bytes."""
+        steps = max(self._train_steps, 1)
+        return {key: self._train_totals[key] / steps for key in PER_STEP} | {"steps": self._train_steps}
 
     # -- one engine job ----------------------------------------------------------------------
     def _wait_done(self) -> int:
@@ -306,6 +324,8 @@ class Accelerator:
         c["bit_ops"][mode.name] += bits * m * k * n if mode in COMPUTE else 0
         c["bytes_sent"] += int(words_in.size) * spec.engine.stream_bytes
         c["bytes_received"] += int(out.size) * spec.engine.stream_bytes
+        c["dma_transfers"] += 1 + (n_out > 0)
+        c["cache_syncs"] += 1 + (n_out > 0)
         return out
 
     def _check_bits(self, bits, what: str = "bits") -> int:
@@ -547,6 +567,7 @@ class Accelerator:
         if self.schedule is not None:
             self.set_bits(int(self.schedule.bits(self.step)))
         bits = self._check_bits(self.grad_bits, "grad_bits")  # set by load()/set_bits()
+        before = self._per_step_snapshot()
         logits, caches = self._forward(x, train=True)
         loss, dlogits, _ = softmax_xent(logits, y)
         g = dlogits.T  # [C, B]
@@ -573,6 +594,10 @@ class Accelerator:
                 self.write_weights(i, new)
                 changed += flips
         self.step += 1
+        after = self._per_step_snapshot()
+        for key in PER_STEP:
+            self._train_totals[key] += after[key] - before[key]
+        self._train_steps += 1
         acc = float(np.mean(np.argmax(logits, axis=1) == y))
         return {"step": self.step, "loss": loss, "acc": acc, "grad_bits": bits, "weight_flips": changed}
 

@@ -135,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         result = train(acc, train_x, train_y, test_x, test_y, args.steps, args.batch_size, args.seed,
                        args.eval_every, progress=not args.quiet, lr_schedule=args.lr_schedule)
         counters = acc.counters()
+        per_step = acc.per_step()
         acc.save_params(out / "params.npz")
         weights_digest = weights_fingerprint(acc)
     spec.params = "params.npz"
@@ -154,7 +155,10 @@ def run(args: argparse.Namespace) -> int:
         "engine_cycles_per_step": counters["cycles_total"] / args.steps,
         "engine_cycles_source": counters["cycles_source"],
         "bytes_sent": counters["bytes_sent"], "bytes_received": counters["bytes_received"],
-        "jobs": counters["jobs"], "weights_sha256": weights_digest, "evals": result["evals"],
+        "jobs": counters["jobs"],
+        # means per training step (evaluation excluded), counted by the driver on this backend
+        "per_step": {k: v for k, v in per_step.items() if k != "steps"},
+        "weights_sha256": weights_digest, "evals": result["evals"],
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     with open(out / "history.csv", "w") as f:
