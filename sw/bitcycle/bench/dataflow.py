@@ -35,8 +35,11 @@ def _finn_stock(build: Path, part: str, target_cycles: int, clock_mhz: float) ->
     from qonnx.core.modelwrapper import ModelWrapper
 
     from bitcycle.compile.folding import resource_report
+    from bitcycle.errors import BitCycleError
 
-    hw = sorted((build / "graphs").glob("*_hw.onnx"))[0]
+    hw = build / "intermediate_models" / "step_to_hw_layers.onnx"  # FINN's MVAUs, before the engine mapping
+    if not hw.is_file():
+        raise BitCycleError(f"{hw} is missing: the stock-folding comparison needs a compile that ran step_to_hw_layers")
     model = _dataflow_only(ModelWrapper(str(hw))).transform(SpecializeLayers(part))
     model = model.transform(SetFolding(target_cycles_per_frame=target_cycles, mvau_wwidth_max=1024))
     rep = resource_report(model, part, clock_mhz)

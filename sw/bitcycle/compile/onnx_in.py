@@ -127,7 +127,7 @@ ORIG = "bitcycle-orig-name:"
 
 
 def _nm(node) -> str:
-    """The node's name after qonnx's cleanup (as in build/.../graphs/), with its name in the user's file."""
+    """The node's name after qonnx's cleanup (as in build/.../intermediate_models/), with its name in the user's file."""
     doc = node.doc_string or ""
     orig = doc[len(ORIG):] if doc.startswith(ORIG) else ""
     return f"{node.name} ({orig} in the file)" if orig and orig != node.name else node.name
