@@ -19,21 +19,16 @@ from __future__ import annotations
 import re
 import signal
 import sys
-import types
 
 import numpy as np
-import pynq.overlay  # the real package: its DefaultIP/DMA classes are what the transport drives
 import pytest
-from pynq.lib.dma import DMA
 
-import pg021
+from board_standin import Board, pynq, pynq_stand_in
 from bitcycle.driver import Accelerator, spec_for_model
 from bitcycle.driver import protocol as P
-from bitcycle.driver.transport import EmuEngine
 from bitcycle.errors import BitCycleError
 from bitcycle.hwif import regmap
 
-NAME_AT = {addr: name for name, addr in regmap.ADDRESSES.items()}
 GUARD_SECONDS = 60  # far above any test here; only an unbounded spin gets near it
 TIMEOUT = 0.2  # the driver's deadline in the fault tests: a hang costs 0.2 s
 
@@ -50,58 +45,6 @@ def hang_guard():
     signal.signal(signal.SIGALRM, previous)
 
 
-class Buffer(np.ndarray):
-    """A ``pynq.allocate`` buffer: an ndarray with a physical address (set by pg021.Memory)."""
-
-    def flush(self):
-        pass
-
-    def invalidate(self):
-        pass
-
-    def freebuffer(self):
-        self.memory.free(self)
-
-
-class Board:
-    """The PL as pynq sees it: the engine behind MMIO, an AXI DMA model, DDR for the buffers."""
-
-    def __init__(self, engine, length_width: int = 26):
-        self.engine = EmuEngine(engine)
-        self.memory = pg021.Memory()
-        self.dma_model = pg021.AxiDmaModel(self.memory, self.engine.stream, engine.stream_bytes)
-        self.length_width = length_width
-        self.starts = 0  # CTRL.START writes: the engine must not start a job the DMA cannot move
-
-    def dma_description(self) -> dict:
-        bits = str(8 * self.dma_model.word_bytes)
-        return {"phys_addr": 0x4040_0000, "addr_range": 0x10000, "device": "fake-zynq", "interrupts": {},
-                "parameters": {"c_include_sg": "0", "c_micro_dma": "0", "c_sg_length_width": str(self.length_width),
-                               "c_include_mm2s": "1", "c_include_s2mm": "1", "c_include_mm2s_dre": "0",
-                               "c_include_s2mm_dre": "0", "c_m_axi_mm2s_data_width": bits,
-                               "c_m_axi_s2mm_data_width": bits}}
-
-    def idle(self) -> bool:
-        """Engine not BUSY, both DMA channels running with nothing pending (a clean start state)."""
-        chans = self.dma_model.ch.values()
-        return (not self.engine.read("STATUS") & P.STATUS_BUSY
-                and all(not c.sr & (pg021.HALTED | pg021.ERRORS) and not c.pending for c in chans))
-
-
-class IP:
-    def __init__(self, board):
-        self.board = board
-
-    def read(self, offset):
-        return self.board.engine.read(NAME_AT[offset])
-
-    def write(self, offset, value):
-        name = NAME_AT[offset]
-        if name == "CTRL" and value & P.CTRL_START:
-            self.board.starts += 1
-        self.board.engine.write(name, value)
-
-
 @pytest.fixture
 def board_for(monkeypatch, tmp_path):
     """``board_for(length_width)`` → (board, folder with driver.json and a .bit/.hwh)."""
@@ -112,22 +55,13 @@ def board_for(monkeypatch, tmp_path):
 
     def make(length_width: int = 26):
         board = Board(spec.engine, length_width)
-        monkeypatch.setattr(pynq.overlay, "MMIO", lambda base, length, device=None: pg021.FakeMMIO(board.dma_model))
 
-        class Overlay:
-            def __init__(self, path):
-                assert path.endswith("bitcycle.bit")
-                self.bitcycle_top_0 = IP(board)
-                self.axi_dma_0 = DMA(board.dma_description())  # pynq's own class over the model
-                self.ip_dict = {"bitcycle_top_0": {}, "axi_dma_0": {}}
+        def board_for_bitfile(path):
+            assert path.endswith("bitcycle.bit")
+            return board
 
-        def allocate(shape, dtype):
-            buf = board.memory.allocate(shape, dtype, Buffer)
-            buf.memory = board.memory
-            return buf
-
-        stub = types.SimpleNamespace(Device=types.SimpleNamespace(devices=["fake-zynq"]), Overlay=Overlay,
-                                     allocate=allocate)
+        mmio, stub = pynq_stand_in(board_for_bitfile)
+        monkeypatch.setattr(pynq.overlay, "MMIO", mmio)
         monkeypatch.setitem(sys.modules, "pynq", stub)
         return board, tmp_path
 
