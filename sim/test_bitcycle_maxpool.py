@@ -14,7 +14,7 @@ import pytest
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge
+from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
 from cocotb.utils import get_sim_time
 
 from axis_monitor import AxisMonitor
@@ -56,6 +56,7 @@ async def _run(dut, rng, beats: list[int], n_out: int, gap: float, bp: float) ->
                 dut.in0_V_TDATA.value = beats[i]
                 offered = True
             dut.in0_V_TVALID.value = int(offered)
+            await ReadOnly()  # TREADY may follow the sink's TREADY written this edge: read it settled
             taken = offered and int(dut.in0_V_TREADY.value) == 1
 
     async def sink():
@@ -63,6 +64,7 @@ async def _run(dut, rng, beats: list[int], n_out: int, gap: float, bp: float) ->
             await FallingEdge(dut.ap_clk)
             ready = int(rng.random() >= bp)
             dut.out0_V_TREADY.value = ready
+            await ReadOnly()
             if ready and int(dut.out0_V_TVALID.value):
                 got.append(int(dut.out0_V_TDATA.value))
         await FallingEdge(dut.ap_clk)

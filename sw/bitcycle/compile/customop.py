@@ -10,13 +10,16 @@ op and its RTL backend with FINN (so ``SpecializeLayers`` picks the RTL backend)
 * :mod:`bitcycle.compile.mvau_images`: the weight / threshold images the RTL's ``$readmemh`` loads;
 * :mod:`bitcycle.compile.map_bitserial`: ``MapToBitSerialMVAU``, FINN MVAU → BitSerialMVAU;
 * :mod:`bitcycle.compile.maxpool_op`: ``BitCycleMaxPool`` (+ ``_rtl``, hw/rtl's bitcycle_maxpool) and
-  ``MapToBitCycleMaxPool``, FINN's binary MaxPool ``Pool`` → BitCycleMaxPool.
+  ``MapToBitCycleMaxPool``, FINN's binary MaxPool ``Pool`` → BitCycleMaxPool;
+* :mod:`bitcycle.compile.dwc_op`: ``BitCycleDWC`` (+ ``_rtl``, hw/rtl's bitcycle_dwc) and ``MapToBitCycleDWC``,
+  for the width converters FINN's vpc.sv cannot be simulated at.
 """
 
 from __future__ import annotations
 
 from bitcycle.compile.bitserial_op import BitSerialMVAU, acc_bits_for, engine_bits
 from bitcycle.compile.bitserial_rtl import BitSerialMVAU_rtl, check_buildable
+from bitcycle.compile.dwc_op import BitCycleDWC, BitCycleDWC_rtl, MapToBitCycleDWC
 from bitcycle.compile.lut_model import ENGINE_LUT_FIXED, ENGINE_LUT_PER_CELL, ENGINE_LUT_PER_LANE_BIT
 from bitcycle.compile.map_bitserial import MapToBitSerialMVAU
 from bitcycle.compile.maxpool_op import BitCycleMaxPool, BitCycleMaxPool_rtl, MapToBitCycleMaxPool
@@ -31,6 +34,6 @@ def rtl_sources() -> list[str]:
 
 
 __all__ = ["BitSerialMVAU", "BitSerialMVAU_rtl", "MapToBitSerialMVAU", "BitCycleMaxPool", "BitCycleMaxPool_rtl",
-           "MapToBitCycleMaxPool", "check_buildable", "engine_bits",
+           "MapToBitCycleMaxPool", "BitCycleDWC", "BitCycleDWC_rtl", "MapToBitCycleDWC", "check_buildable", "engine_bits",
            "acc_bits_for", "rtl_sources", "rtl_dir", "weight_mem_text", "threshold_rows", "threshold_mem_text",
            "ENGINE_LUT_FIXED", "ENGINE_LUT_PER_CELL", "ENGINE_LUT_PER_LANE_BIT"]

@@ -126,14 +126,17 @@ def step_specialize(model, cfg):
 @_step("folded", check=False)
 def step_fold(model, cfg):
     """PE/SIMD for the folding target (legal values only), FINN's width converters where producer
-    PE ≠ consumer SIMD, specialised again (the converters are new HW layers)."""
+    PE ≠ consumer SIMD (BitCycle's bitcycle_dwc at the widths FINN's cannot be simulated at, dwc_op),
+    specialised again (the converters are new HW layers)."""
     from finn.transformation.fpgadataflow.insert_dwc import InsertDWC
 
     from bitcycle.compile import passes as P
+    from bitcycle.compile.dwc_op import MapToBitCycleDWC
     from bitcycle.compile.folding import FoldForTarget, resolve_part
 
     part = resolve_part(cfg.part)
-    return apply_passes(model, [FoldForTarget(part, **cfg.fold_kwargs()), InsertDWC(), P.Specialize(part)])
+    return apply_passes(model, [FoldForTarget(part, **cfg.fold_kwargs()), InsertDWC(), MapToBitCycleDWC(),
+                                P.Specialize(part)])
 
 
 STEP_NAMES = tuple(STEPS)

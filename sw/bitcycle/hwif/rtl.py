@@ -30,6 +30,8 @@ RTL_SOURCES: dict[str, tuple[str, ...]] = {
     "bitcycle_axis_fifo": (PARAM_CHECK, "bitcycle_axis_fifo.sv"),
     # max-pool of ±1 activations after FINN's depthwise sliding window (compile's BitCycleMaxPool_rtl)
     "bitcycle_maxpool": (PARAM_CHECK, "bitcycle_maxpool.sv"),
+    # stream width converter (compile's BitCycleDWC_rtl, in place of FINN's StreamingDataWidthConverter_rtl)
+    "bitcycle_dwc": (PARAM_CHECK, "bitcycle_dwc.sv"),
     "bitcycle_top": ("bitcycle_regs_pkg.sv", "bitcycle_regs.sv", *ENGINE, "bitcycle_top.sv"),
 }
 
