@@ -59,7 +59,7 @@ def run_tcl(script: str | Path, check: bool = True) -> dict:
         cat = Path(tmp) / "catalog.tcl"
         cat.write_text(_tcl_word(catalog()))
         out = Path(tmp) / "design.json"
-        done = subprocess.run([tclsh(), str(HERE / "main.tcl"), str(cat), sys.executable, str(script), str(out)],
+        done = subprocess.run([tclsh(), str(HERE / "main.tcl"), str(cat), sys.executable, str(script), str(out), tmp],
                               capture_output=True, text=True, cwd=script.parent)
         if not out.is_file():
             raise TclCheckError(f"{script.name}: the stand-in itself failed: {done.stderr.strip()[-500:]}")

@@ -29,7 +29,9 @@ proc ::tc::driver_of {pin} {
     if {![info exists ::tc::net($pin)]} { return "" }
     foreach p $::tc::members($::tc::net($pin)) {
         set i [::tc::pin_info $p]
-        if {[dict get $i dir] eq "output"} { return $p }
+        set ext [info exists ::tc::ext([string trimleft $p /])]
+        # a cell's output drives its net; so does a design input port
+        if {[dict get $i dir] eq ($ext ? "input" : "output")} { return $p }
     }
     return ""
 }
@@ -161,7 +163,7 @@ proc apply_bd_automation {args} {
                 }
                 set ext [expr {[dict exists $cfg make_external] ? [dict get $cfg make_external] : "FIXED_IO, DDR"}]
                 foreach i [dict get $::tc::catalog $want external] {
-                    if {[string match *$i* $ext]} { make_bd_intf_pins_external /$c/$i }
+                    if {[string match *$i* $ext]} { make_bd_intf_pins_external -name $i /$c/$i }
                 }
                 ::tc::record block_automation rule $rule cell $c config $cfg
             }

@@ -111,19 +111,21 @@ proc ::tc::interfaces {cellname} {
     set desc [::tc::hdl [dict get $c ref] [dict get $c user]]
     set ports [dict get $desc ports]
     set buses {}
+    set portof {}
     dict for {p info} $ports {
-        if {[regexp {^(\w+)_(awaddr|awvalid|awready|awprot|wdata|wstrb|wvalid|wready|bresp|bvalid|bready|araddr|arvalid|arready|arprot|rdata|rresp|rvalid|rready|tdata|tvalid|tready|tlast|tkeep|tuser)$} $p - bus sig]} {
-            dict lappend buses $bus $sig
+        if {[regexp -nocase {^(\w+)_(awaddr|awvalid|awready|awprot|wdata|wstrb|wvalid|wready|bresp|bvalid|bready|araddr|arvalid|arready|arprot|rdata|rresp|rvalid|rready|tdata|tvalid|tready|tlast|tkeep|tuser)$} $p - bus sig]} {
+            dict lappend buses $bus [string tolower $sig]
+            dict set portof $bus [string tolower $sig] $p
         }
     }
     dict for {bus sigs} $buses {
         if {"tdata" in $sigs && "tvalid" in $sigs} {
-            set mode [expr {[dict get $ports ${bus}_tvalid dir] eq "input" ? "slave" : "master"}]
-            dict set out $bus [dict create kind axis mode $mode clock "" width [dict get $ports ${bus}_tdata width] reset ""]
+            set mode [expr {[dict get $ports [dict get $portof $bus tvalid] dir] eq "input" ? "slave" : "master"}]
+            dict set out $bus [dict create kind axis mode $mode clock "" width [dict get $ports [dict get $portof $bus tdata] width] reset ""]
         } elseif {"awaddr" in $sigs || "araddr" in $sigs} {
             set v [expr {"awvalid" in $sigs ? "awvalid" : "arvalid"}]
-            set mode [expr {[dict get $ports ${bus}_$v dir] eq "input" ? "slave" : "master"}]
-            set aw [dict get $ports ${bus}_[expr {"awaddr" in $sigs ? "awaddr" : "araddr"}] width]
+            set mode [expr {[dict get $ports [dict get $portof $bus $v] dir] eq "input" ? "slave" : "master"}]
+            set aw [dict get $ports [dict get $portof $bus [expr {"awaddr" in $sigs ? "awaddr" : "araddr"}]] width]
             dict set out $bus [dict create kind aximm mode $mode clock "" width 0 reset "" addr_bits $aw]
         }
     }
@@ -161,7 +163,7 @@ proc ::tc::pins {cellname} {
     set desc [::tc::hdl [dict get $c ref] [dict get $c user]]
     set buses [dict keys [::tc::interfaces $cellname]]
     dict for {p info} [dict get $desc ports] {
-        if {[regexp {^(\w+)_t?[a-z]+$} $p - bus] && $bus in $buses} continue
+        if {[regexp {^(\w+)_[A-Za-z]+$} $p - bus] && $bus in $buses} continue
         set type data
         if {[dict exists $desc attributes $p X_INTERFACE_INFO]} {
             set x [dict get $desc attributes $p X_INTERFACE_INFO]
@@ -331,12 +333,15 @@ proc create_bd_intf_port {args} {
 }
 proc make_bd_intf_pins_external {args} {
     lassign [::tc::opts make_bd_intf_pins_external {-name 1} $args] o pos
+    set out {}
     foreach p [concat {*}$pos] {
         set i [::tc::intf_info $p]
-        set n [lindex [split $p /] end]
+        set n [expr {[dict exists $o -name] ? [dict get $o -name] : "[lindex [split $p /] end]_0"}]
+        if {[info exists ::tc::ext($n)]} { ::tc::fail "make_bd_intf_pins_external: a port named $n exists" }
         set ::tc::ext($n) [dict replace $i mode [expr {[dict get $i mode] eq "master" ? "slave" : "master"}]]
         set ::tc::inet($p) /$n
         set ::tc::inet(/$n) $p
+        lappend out /$n
     }
-    return ""
+    return $out
 }

@@ -37,7 +37,9 @@ proc validate_bd_design {args} {
             }
         }
     }
-    if {![dict exists $::tc::bd assigned]} {
+    set mm 0
+    foreach c [array names ::tc::cell] { dict for {n i} [::tc::interfaces $c] { if {[dict get $i kind] eq "aximm" && [info exists ::tc::inet(/$c/$n)]} { set mm 1 } } }
+    if {$mm && ![dict exists $::tc::bd assigned]} {
         lappend errors "no address assigned (assign_bd_address)"
     } else {
         foreach c [array names ::tc::cell] {
@@ -109,6 +111,11 @@ proc file {sub args} {
     if {$sub eq "copy"} {
         set words [lsearch -all -inline -not -glob $args -*]
         set src [::tc::tcl_file normalize [lindex $words 0]]
+        set dst [::tc::tcl_file normalize [lindex $words 1]]
+        if {[string index [lindex $words 1] end] eq "/" || [dict exists $::tc::virtual $dst/component.xml]} { set dst $dst/[::tc::tcl_file tail $src] }
+        if {[::tc::tcl_file isdirectory $src]} {
+            foreach f [glob -nocomplain -directory $src -types f *] { dict set ::tc::virtual $dst/[::tc::tcl_file tail $f] [list copy $f] }
+        }
         if {[dict exists $::tc::virtual $src]} {
             ::tc::record copy from $src to [::tc::tcl_file normalize [lindex $words 1]] \
                 produced_by [lindex [dict get $::tc::virtual $src] 0] vendor_only 1
@@ -121,7 +128,15 @@ proc file {sub args} {
         ::tc::record copy from $src to [lindex $words 1]
         return ""
     }
-    if {$sub in {mkdir delete rename link}} { ::tc::record file_$sub args $args; return "" }
+    if {$sub eq "rename"} {
+        set words [lsearch -all -inline -not -glob $args -*]
+        set src [::tc::tcl_file normalize [lindex $words 0]]
+        if {![dict exists $::tc::virtual $src] && ![::tc::tcl_file exists $src]} { ::tc::fail "file rename: $src does not exist and no earlier command produces it" }
+        if {[dict exists $::tc::virtual $src]} { dict set ::tc::virtual [::tc::tcl_file normalize [lindex $words 1]] [dict get $::tc::virtual $src] }
+        ::tc::record file_rename args $args
+        return ""
+    }
+    if {$sub in {mkdir delete link}} { ::tc::record file_$sub args $args; return "" }
     return [::tc::tcl_file $sub {*}$args]
 }
 
@@ -163,6 +178,7 @@ proc ::tc::result_json {ok error} {
  \"project\": $proj, \"files\": [::tc::jlist $files], \"tops\": [::tc::jobj $::tc::tops],\
  \"block_design\": [expr {$::tc::bd eq {} ? "null" : [::tc::jobj [dict remove $::tc::bd file]]}],\
  \"cells\": {[join $cells {, }]}, \"interface_nets\": [::tc::jlist $inets], \"nets\": {[join $nets {, }]},\
+ \"ports\": {[join [lmap n [lsort [array names ::tc::ext]] {string cat [::tc::js $n] ": " [::tc::jobj [dict remove $::tc::ext($n) config]]}] {, }]},\
  \"address_map\": [::tc::jlist [lmap s $::tc::segments {::tc::jobj $s}]], \"module_parameters\": {[join $engine {, }]},\
  \"log\": [::tc::jlist [lmap r $::tc::log {::tc::jobj $r}]], \"warnings\": [::tc::jlist [lmap w $::tc::warnings {::tc::js $w}]]}"
 }

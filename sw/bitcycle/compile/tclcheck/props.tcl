@@ -38,7 +38,15 @@ proc set_property {args} {
     if {$objs eq {}} { ::tc::fail "set_property: no objects (an empty get_* result?)" }
     foreach obj $objs {
         foreach {k v} $kv {
-            if {[string match CONFIG.* $k]} {
+            if {[regexp {^(core|busif|busparam|group|file):} $obj]} {
+                ::tc::need_core set_property
+                dict lappend ::tc::core properties [list $k $v $obj]
+            } elseif {[info exists ::tc::ext([string trimleft $obj /])]} {
+                set n [string trimleft $obj /]
+                if {$k eq "name"} { ::tc::rename_port $n $v } \
+                elseif {[string match CONFIG.* $k]} { dict set ::tc::ext($n) config [string range $k 7 end] $v } \
+                else { ::tc::fail "set_property $k on port $obj: not modelled" }
+            } elseif {[string match CONFIG.* $k]} {
                 set c [string trimleft $obj /]
                 if {![info exists ::tc::cell($c)]} { ::tc::fail "set_property $k: '$obj' is not a block design cell" }
                 ::tc::set_cell_config $c $k $v
