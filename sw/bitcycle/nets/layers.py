@@ -23,7 +23,7 @@ from brevitas.quant_tensor import QuantTensor
 from bitcycle.errors import BitCycleError
 from bitcycle.quant.forward import ForwardBitsMixin, uniform_quant_ste
 from bitcycle.quant.grad import NO_QUANT_BITS, GradQuantMixin, RowScaledGrad, grad_quant, row_scaled_product
-from bitcycle.quant.quantizers import BinaryActQuant, BinaryWeightQuant, InputQuant8, IntWeightQuant
+from bitcycle.quant.quantizers import INPUT_BITS_RANGE, BinaryActQuant, BinaryWeightQuant, InputQuant, IntWeightQuant
 
 
 def _value(x):
@@ -133,8 +133,12 @@ def binary_act() -> QuantIdentity:
 
 
 def input_quant(bits: int = 8) -> QuantIdentity:
-    """The input quantiser: ``bits``-bit signed fixed point in [−1, 1)."""
-    return QuantIdentity(act_quant=InputQuant8, bit_width=bits)
+    """The input quantiser: ``bits``-bit signed fixed point, the grid k / 2^(bits−1) on [−1, 1 − 2^(1−bits)]."""
+    lo, hi = INPUT_BITS_RANGE
+    if isinstance(bits, bool) or not isinstance(bits, int) or not lo <= bits <= hi:
+        raise BitCycleError(f"in_bits={bits!r}: the input quantiser takes an integer bit width in {lo}..{hi} "
+                            f"(signed fixed point on [-1, 1)); use e.g. in_bits=8")
+    return QuantIdentity(act_quant=InputQuant, bit_width=bits)
 
 
 class PerTensorNorm(torch.nn.Module):

@@ -1,65 +1,74 @@
-"""Brevitas quantizers of BitCycle, composed the Brevitas way (injectors + solvers).
+"""Brevitas quantizers of BitCycle: Brevitas' own quantizers with a constant scale of 1.
 
 Constant scale 1.0 everywhere, so the exported QONNX graph holds plain bipolar / integer values
-that FINN's streamlining turns into XNOR-popcount and thresholds:
+that FINN's streamlining turns into XNOR-popcount and thresholds. Each is one of Brevitas' shipped
+quantizers with only the attributes that differ overridden (the way ``bitcycle.quant.clip`` builds
+its clip block), so what each one means is in its class line, not in a bit-width switch:
 
-* ``BinaryWeightQuant``  ±1 weights (sign with straight-through estimator), per-tensor scale 1.
-* ``BinaryActQuant``     ±1 activations (bipolar sign, STE clipped to [−1, 1]).
-* ``InputQuant8``        the first layer's input: 8-bit signed fixed point Q1.7 in [−1, 1 − 2⁻⁷].
-* ``IntWeightQuant``     b-bit integer weights (the option of an 8-bit last layer), narrow range.
-
-``bit_width`` picks binary (1) or integer (≥ 2) quantisation through ``quant_type``.
+* ``BinaryWeightQuant``  ±1 weights: ``SignedBinaryWeightPerTensorConst`` with scale 1.
+* ``BinaryActQuant``     ±1 activations: ``SignedBinaryActPerTensorConst`` (sign, STE clipped to [−1, 1]).
+* ``IntWeightQuant``     b-bit narrow-range integer weights in [−1, 1] (the option of an 8-bit last layer):
+                         Brevitas' ``NarrowIntQuant`` with a constant per-tensor scale.
+* ``InputQuant``         the first layer's input: b-bit signed fixed point Q1.(b−1), the grid
+                         k / 2^(b−1) on [−1, 1 − 2^(1−b)]: Brevitas' signed ``IntQuant`` with a
+                         per-tensor power-of-two scale held constant (``Int8ActPerTensorFixedPoint``
+                         learns it from statistics).
 """
 
 from __future__ import annotations
 
-from brevitas.core.bit_width import BitWidthImplType
-from brevitas.core.quant import QuantType
-from brevitas.core.restrict_val import FloatToIntImplType, RestrictValueType
-from brevitas.core.scaling import ScalingImplType
-from brevitas.core.zero_point import ZeroZeroPoint
+from brevitas.core.function_wrapper import TensorClampSte
+from brevitas.core.restrict_val import RestrictValueType
+from brevitas.core.scaling import ScalingImplType, ScalingPerOutputType
 from brevitas.inject import ExtendedInjector, value
+from brevitas.quant.base import IntQuant, NarrowIntQuant, PerTensorPoTScaling8bit
+from brevitas.quant.binary import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst
 from brevitas.quant.solver import ActQuantSolver, WeightQuantSolver
 
+# The widest input the engine's MAC takes (driver.json's engine.max_bits is at most 16); one bit is
+# the sign, so 2 is the narrowest input with a fractional grid.
+INPUT_BITS_RANGE = (2, 16)
 
-class _ConstScaleQuant(ExtendedInjector):
-    bit_width_impl_type = BitWidthImplType.CONST
+
+class BinaryWeightQuant(SignedBinaryWeightPerTensorConst):
+    """±1 weights, per-tensor scale 1.
+
+    Brevitas' default clamp here (``InplaceTensorClampSte``) would also clip the latent weights in
+    place on every forward pass, evaluation and export included; training clips them once per
+    optimiser step (``nets.clip_latent_weights``), so the clamp is the out-of-place STE one: the
+    same sign, the same straight-through gradient, and a forward pass that leaves the weights alone.
+    """
+
+    scaling_const = 1.0
+    tensor_clamp_impl = TensorClampSte
+
+
+class BinaryActQuant(SignedBinaryActPerTensorConst):
+    """±1 activations (bipolar sign, scale 1 from min_val/max_val = ∓1, zero gradient outside [−1, 1])."""
+
+
+class _UnitScalePerTensor(ExtendedInjector):
     scaling_impl_type = ScalingImplType.CONST
     restrict_scaling_type = RestrictValueType.FP
-    zero_point_impl = ZeroZeroPoint
-    float_to_int_impl_type = FloatToIntImplType.ROUND
-    scaling_per_output_channel = False
-    narrow_range = True
-    signed = True
+    scaling_per_output_type = ScalingPerOutputType.TENSOR
+    scaling_const = 1.0
+
+
+class IntWeightQuant(NarrowIntQuant, _UnitScalePerTensor, WeightQuantSolver):
+    """b-bit integer weights in [−1, 1]: scale 1/(2^(b−1)−1) after Brevitas' narrow-range int scaling."""
+
+    bit_width = 8
+
+
+class InputQuant(IntQuant, PerTensorPoTScaling8bit, ActQuantSolver):
+    """b-bit signed fixed point Q1.(b−1) (``bit_width`` = b, 8 by default): k / 2^(b−1), k in [−2^(b−1), 2^(b−1)).
+
+    Brevitas' ``Int8ActPerTensorFixedPoint`` without its statistics: the power-of-two scale is the
+    constant 2^0 = 1 from max(|min_val|, |max_val|), never learned."""
+
+    scaling_impl_type = ScalingImplType.CONST
+    min_val = -1.0
 
     @value
-    def quant_type(bit_width):
-        if bit_width is None:
-            return QuantType.FP
-        return QuantType.BINARY if bit_width == 1 else QuantType.INT
-
-
-class BinaryWeightQuant(_ConstScaleQuant, WeightQuantSolver):
-    bit_width = 1
-    scaling_const = 1.0
-
-
-class IntWeightQuant(_ConstScaleQuant, WeightQuantSolver):
-    """Integer weights in [−1, 1] (scale 1/(2^(b−1)−1) after Brevitas' narrow-range solver)."""
-
-    bit_width = 8
-    scaling_const = 1.0
-
-
-class BinaryActQuant(_ConstScaleQuant, ActQuantSolver):
-    bit_width = 1
-    min_val = -1.0
-    max_val = 1.0
-
-
-class InputQuant8(_ConstScaleQuant, ActQuantSolver):
-    bit_width = 8
-    min_val = -1.0
-    max_val = 1.0 - 2.0 ** -7
-    narrow_range = False
-    restrict_scaling_type = RestrictValueType.POWER_OF_TWO
+    def max_val(bit_width):
+        return 1.0 - 2.0 ** (1 - bit_width)
