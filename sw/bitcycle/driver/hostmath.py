@@ -98,8 +98,27 @@ def _blocks(g: np.ndarray, keep: int | None, block_axis: int | None, block: int)
     return G, lambda A: np.moveaxis(np.broadcast_to(A, G.shape).reshape(rest), 0, keep)
 
 
+POW2_SPAN = 3  # as bitcycle.quant.grad: a block's exponent is at least its row's largest minus 3
+
+
+def pow2_block_scales(amax: np.ndarray, qmax: int) -> np.ndarray:
+    """Block-floating-point scales of [K, 1, NB, 1] block maxima (float32 values), as
+    ``bitcycle.quant.grad._pow2_scales``: 2^e with e the least integer such that 2^e·qmax ≥ amax,
+    raised to at least the row's (axis 2) largest e − POW2_SPAN; 0 for an all-zero block."""
+    a = np.asarray(amax, dtype=np.float64)
+    zero = a == 0
+    a1 = np.where(zero, 1.0, a)
+    e = np.frexp(a1 / qmax)[1].astype(np.int64)  # a/qmax ≤ 2^e; the division may round: fix below
+    e = np.where(np.ldexp(1.0, e - 1) * qmax >= a1, e - 1, e)  # products of powers of two and qmax are exact
+    e = np.where(np.ldexp(1.0, e) * qmax < a1, e + 1, e)
+    row_max = np.where(zero, np.iinfo(np.int32).min, e).max(axis=2, keepdims=True)
+    e = np.maximum(e, row_max - POW2_SPAN)
+    return np.where(zero, 0.0, np.ldexp(1.0, np.where(zero, 0, e)))
+
+
 def quantize_grad(g: np.ndarray, bits: int, rng, keep_axis: int | None = None,
-                  block_axis: int | None = None, block: int = 0) -> tuple[np.ndarray, float | np.ndarray]:
+                  block_axis: int | None = None, block: int = 0,
+                  pow2: bool = False) -> tuple[np.ndarray, float | np.ndarray]:
     """Symmetric quantisation of a float gradient to ``bits`` with stochastic rounding.
 
     Returns integer codes q (in [−(2^(b−1)−1), 2^(b−1)−1], or ±1 for b = 1) and the scale s with
@@ -125,7 +144,16 @@ def quantize_grad(g: np.ndarray, bits: int, rng, keep_axis: int | None = None,
     u = counter_uniform(G.shape, key)
     zero = amax == 0
     safe = np.where(zero, 1.0, amax)
-    if bits == 1:
+    if pow2 and rows:  # block floating point: power-of-two scales (exact divisions in float32)
+        qmax = 1 if bits == 1 else (1 << (bits - 1)) - 1
+        amax32 = np.abs(G).max(axis=(1, 3), keepdims=True)  # torch's block maxima are float32 too
+        scale = pow2_block_scales(amax32, qmax)
+        s32 = np.where(amax32 == 0, 1.0, scale).astype(np.float32)
+        if bits == 1:
+            q = np.where(u * np.float32(2.0) - np.float32(1.0) < G / s32, 1, -1)
+        else:
+            q = np.clip(np.floor(G / s32 + u), -qmax, qmax)
+    elif bits == 1:
         # ±1 with P(+1) = (1 + g/amax)/2: unbiased for scale amax
         q = np.where(u * np.float32(2.0) - np.float32(1.0) < G / safe.astype(np.float32), 1, -1)
         scale = amax

@@ -36,8 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-weight-grad-quant", action="store_true",
                         help="quantise only dy (the engine operand), keep dW = Q(dy)·sign(x) unrounded")
-    parser.add_argument("--grad-scale", choices=("row", "tensor"), default="row",
-                        help="dy scales: per sample for dx and per output channel for dW (row), or one per tensor")
+    parser.add_argument("--grad-scale", choices=("row", "tensor", "pow2"), default="row",
+                        help="dy scales: per sample for dx and per output channel for dW (row), the same as powers of two (pow2: one engine job per product), or one per tensor")
     parser.add_argument("--grad-block", type=int, default=16, metavar="N",
                         help="row scales: one per N values along each product's reduction axis (0 = whole row)")
     parser.add_argument("--eval-every", type=int, default=0, help="test accuracy every N steps (0: at the end)")
@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         "data_source": source, "layers": [f"{l.in_features}x{l.out_features}" for l in spec.layers],
         "grad_bits": str(gb_spec), "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
         "lr_schedule": args.lr_schedule, "quantise_weight_grad": not args.no_weight_grad_quant,
-        "grad_scale": args.grad_scale, "grad_block": args.grad_block if args.grad_scale == "row" else None,
+        "grad_scale": args.grad_scale, "grad_block": args.grad_block if args.grad_scale != "tensor" else None,
         # key names as `bitcycle train`'s metrics.json where the quantity is the same
         "seed": args.seed, "test_accuracy": result["test_acc"], "final_loss": result["history"][-1]["loss"],
         "mean_grad_bits": float(np.mean(bits)), "wall_time_s": result["train_wall_s"],

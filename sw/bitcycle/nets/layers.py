@@ -46,9 +46,9 @@ class _BinaryMixin(GradQuantMixin, ForwardBitsMixin):
             w = uniform_quant_ste(self.weight, self.forward_bits)
         if not self._grad_quant_active():
             return self.matmul(x, w)
-        if self.grad_scale == "row":
+        if self.grad_scale in ("row", "pow2"):
             row_grad = RowScaledGrad(self.grad_bits, self.grad_generator, self.channel_dim, self.quantise_weight_grad,
-                                     self.grad_block)
+                                     self.grad_block, pow2=self.grad_scale == "pow2")
             return self.matmul(x, w, row_grad=row_grad)
         if self.quantise_weight_grad:
             w = grad_quant(w, self.grad_bits, self.grad_generator)

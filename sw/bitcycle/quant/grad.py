@@ -29,6 +29,13 @@ by the single largest |dy| of the batch and rounds most of the others to 0 or ±
 scales follow each sample's (channel's) own range, which narrows cosine:2-8's gap to fixed:8
 (measured in the README's bench-train section).
 
+``pow2``: as ``row``, but every block's scale is a power of two, 2^e with e the least integer such
+that 2^e·qmax ≥ max|g| of the block, raised to at least the row's largest e − POW2_SPAN (block
+floating point with a shared exponent per row and a 2-bit micro-exponent per block, as the "shared
+microexponents" of Rouhani et al., ISCA 2023). A row's blocks then differ by a shift of at most 3
+bits, so an engine job sums them exactly as integers q·2^(e − e_min) of at most b + 3 bits, and the
+host applies the row's 2^e_min: one job per product instead of one per block.
+
 The uniforms u (counter-based, no random tensor drawn per value)
 -----------------------------------------------------------------
 One fixed table T of L = 2^20 values (j + ½)/L in the order of a hash (lowbias32) of j — a
@@ -52,10 +59,12 @@ import torch.nn.functional as F
 from bitcycle.errors import BitCycleError
 
 NO_QUANT_BITS = 32
-GRAD_SCALES = ("row", "tensor")
+GRAD_SCALES = ("row", "tensor", "pow2")
+POW2_SPAN = 3  # pow2 scales: a block's exponent is at least its row's largest minus 3 (a 2-bit micro-exponent)
 DEFAULT_GRAD_BLOCK = 16  # row scales: one per 16 values along each product's reduction axis (README)
 GRAD_SCALE_HELP = ("gradient quantiser scales: one per output row of each backward product (row, default: per sample "
-                   "for dx, per output channel for dW) or one per tensor (tensor)")
+                   "for dx, per output channel for dW), the same as powers of two (pow2: block floating point, one "
+                   "engine job per product) or one per tensor (tensor)")
 
 
 class _Blocks:
@@ -152,8 +161,24 @@ def counter_uniform(shape, key: int) -> torch.Tensor:
     return torch.cat(parts).view(shape)
 
 
+def _pow2_scales(amax: torch.Tensor, qmax: float) -> torch.Tensor:
+    """pow2 scales (module docstring) of [K, 1, NB, 1] float32 block maxima, float32; 0 for an
+    all-zero block. As ``bitcycle.driver.hostmath.pow2_block_scales``, in float64 (exact)."""
+    a = amax.double()
+    zero = a == 0
+    a1 = torch.where(zero, 1.0, a)
+    one = torch.ones_like(a1)
+    e = torch.frexp(a1 / qmax).exponent.long()  # a/qmax ≤ 2^e; the division may round: fix below
+    e = torch.where(torch.ldexp(one, e - 1) * qmax >= a1, e - 1, e)
+    e = torch.where(torch.ldexp(one, e) * qmax < a1, e + 1, e)
+    row_max = e.masked_fill(zero, torch.iinfo(torch.int32).min).amax(dim=2, keepdim=True)
+    e = torch.maximum(e, row_max - POW2_SPAN).masked_fill(zero, 0)
+    return torch.where(zero, 0.0, torch.ldexp(one, e)).float()
+
+
 def _quantise(g: torch.Tensor, bits: int, generator: torch.Generator | int | None, keep_dim: int | None = None,
-              block_dim: int | None = None, block: int = 0) -> tuple[torch.Tensor, torch.Tensor, _Blocks]:
+              block_dim: int | None = None, block: int = 0,
+              pow2: bool = False) -> tuple[torch.Tensor, torch.Tensor, _Blocks]:
     """(q, scale, layout): q integer-valued float32 in the layout's G = [K, O, NB, B] form, scale
     [K, 1, NB, 1]. ``keep_dim`` None: one scale; else one per index of ``keep_dim`` — and per block
     of ``block`` indices of ``block_dim``."""
@@ -171,6 +196,13 @@ def _quantise(g: torch.Tensor, bits: int, generator: torch.Generator | int | Non
         return torch.zeros_like(G), torch.ones_like(amax), lay
     zero = amax == 0  # rows of zeros: any code times scale 0 is 0 (b = 1 has no zero code)
     safe = torch.where(zero, 1.0, amax) if rows else amax
+    if pow2 and rows:  # powers of two: G/s is exact in float32
+        qmax = 1.0 if bits == 1 else float((1 << (bits - 1)) - 1)
+        scale = _pow2_scales(amax, qmax)
+        safe_scale = torch.where(zero, 1.0, scale)
+        if bits == 1:
+            return torch.where(u * 2.0 - 1.0 < G / safe_scale, 1.0, -1.0), scale, lay
+        return torch.addcdiv(u, G, safe_scale).floor_().clamp_(-qmax, qmax), scale, lay
     if bits == 1:
         # +1 with probability (1 + g/s)/2: u < (1 + g/s)/2  ⇔  2u − 1 < g/s
         q = torch.where(u * 2.0 - 1.0 < G / safe, 1.0, -1.0)
@@ -182,19 +214,22 @@ def _quantise(g: torch.Tensor, bits: int, generator: torch.Generator | int | Non
 
 
 def quantise_grad(g: torch.Tensor, bits: int, generator: torch.Generator | None = None,
-                  keep_dim: int | None = None, block_dim: int | None = None, block: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+                  keep_dim: int | None = None, block_dim: int | None = None, block: int = 0,
+                  pow2: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (q, scale) with q an int32 tensor of b-bit signed integers and g ≈ q·scale (unbiased);
-    one scale, or one per index of ``keep_dim`` (and block of ``block_dim``), broadcastable against q."""
-    q, scale, lay = _quantise(g, bits, generator, keep_dim, block_dim, block)
+    one scale, or one per index of ``keep_dim`` (and block of ``block_dim``, powers of two with
+    ``pow2``), broadcastable against q."""
+    q, scale, lay = _quantise(g, bits, generator, keep_dim, block_dim, block, pow2)
     return lay.unblock(q).to(torch.int32), lay.scale_like_g(scale)
 
 
 def fake_quantise_grad(g: torch.Tensor, bits: int, generator: torch.Generator | None = None,
-                       keep_dim: int | None = None, block_dim: int | None = None, block: int = 0) -> torch.Tensor:
+                       keep_dim: int | None = None, block_dim: int | None = None, block: int = 0,
+                       pow2: bool = False) -> torch.Tensor:
     """g quantised to b bits and scaled back (same dtype as g); bits ≥ 32 returns g unchanged."""
     if bits >= NO_QUANT_BITS:
         return g
-    q, scale, lay = _quantise(g, bits, generator, keep_dim, block_dim, block)
+    q, scale, lay = _quantise(g, bits, generator, keep_dim, block_dim, block, pow2)
     return lay.unblock(q.mul_(scale)).to(g.dtype)
 
 
@@ -253,10 +288,10 @@ class RowScaledGrad:
     """
 
     def __init__(self, bits: int, generator: torch.Generator | None, channel_dim: int, quantise_weight_grad: bool = True,
-                 block: int = 0):
+                 block: int = 0, pow2: bool = False):
         self.bits, self.generator = int(bits), generator
         self.channel_dim, self.quantise_weight_grad = channel_dim, quantise_weight_grad
-        self.block = int(block)
+        self.block, self.pow2 = int(block), bool(pow2)
 
     def _as_rows(self, dy: torch.Tensor, channels_last: bool) -> torch.Tensor:
         """dy as the product's operand matrix: [positions, channels] or [channels, positions]."""
@@ -270,12 +305,14 @@ class RowScaledGrad:
 
     def for_input_grad(self, dy: torch.Tensor) -> torch.Tensor:
         """Per position of dy, in blocks of output channels (the reduction axis of dx = dy·W)."""
-        rows = fake_quantise_grad(self._as_rows(dy, True), self.bits, self.generator, keep_dim=0, block_dim=1, block=self.block)
+        rows = fake_quantise_grad(self._as_rows(dy, True), self.bits, self.generator, keep_dim=0, block_dim=1, block=self.block,
+                                  pow2=self.pow2)
         return self._from_rows(rows, dy, True)
 
     def for_weight_grad(self, dy: torch.Tensor) -> torch.Tensor:
         """Per output channel, in blocks of positions (the reduction axis of dW = dyᵀ·x)."""
-        rows = fake_quantise_grad(self._as_rows(dy, False), self.bits, self.generator, keep_dim=0, block_dim=1, block=self.block)
+        rows = fake_quantise_grad(self._as_rows(dy, False), self.bits, self.generator, keep_dim=0, block_dim=1, block=self.block,
+                                  pow2=self.pow2)
         return self._from_rows(rows, dy, False)
 
     def weight_gradient(self, dw: torch.Tensor) -> torch.Tensor:
@@ -285,7 +322,8 @@ class RowScaledGrad:
         if not self.quantise_weight_grad:
             return dw
         rows = dw.reshape(dw.shape[0], -1)
-        return fake_quantise_grad(rows, self.bits, self.generator, keep_dim=0, block_dim=1, block=self.block).reshape(dw.shape)
+        return fake_quantise_grad(rows, self.bits, self.generator, keep_dim=0, block_dim=1, block=self.block,
+                                  pow2=self.pow2).reshape(dw.shape)
 
     def backward(self, dy, x_shape, w_shape, load_w, load_x, conv_args: ConvArgs | None, needs: tuple) -> tuple:
         """(dx, dW) of a layer's product; ``load_w``/``load_x`` give the saved operands on demand."""
