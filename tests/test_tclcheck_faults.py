@@ -128,3 +128,18 @@ def test_copy_of_a_file_vivado_does_not_write(compiled, tmp_path):
     tcl = copy_project(compiled, tmp_path)
     line = mutate(tcl, "impl_1/bitcycle_wrapper.bit", "impl_1/bitcycle.bit")
     _fails(tcl, line, "bitcycle.runs/impl_1/bitcycle.bit does not exist and no earlier command produces it")
+
+
+def test_no_board_part_for_the_preset(compiled, tmp_path):
+    """Without the board file the PS preset keeps the IP's defaults (DDR, MIO, clocks): a dead board."""
+    tcl = copy_project(compiled, tmp_path)
+    text = tcl.read_text()
+    board = next(line for line in text.splitlines() if line.startswith("set_property board_part"))
+    tcl.write_text(text.replace(board + "\n", ""))
+    _fails(tcl, line_of(tcl, "apply_board_preset"), "without a board_part on the project")
+
+
+def test_board_part_of_another_device(compiled, tmp_path):
+    tcl = copy_project(compiled, tmp_path)
+    line = mutate(tcl, "tul.com.tw:pynq-z2:part0:1.0", "xilinx.com:zcu104:part0:1.1")
+    _fails(tcl, line, "that board's device is xczu7ev-ffvc1156-2-e", "xc7z020clg400-1")

@@ -49,6 +49,9 @@ BD_PS = {
                             "CONFIG.PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ {@CLK_MHZ@}] $ps"},
 }
 BOARD_NAMES = {"xc7z020": "Pynq-Z2", "xczu3eg": "Ultra96", "xczu7ev": "ZCU104"}
+# Vivado board files (the ones FINN's Zynq templates name for these boards)
+BOARD_PARTS = {"xc7z020": "tul.com.tw:pynq-z2:part0:1.0", "xczu3eg": "avnet.com:ultra96v2:part0:1.2",
+               "xczu7ev": "xilinx.com:zcu104:part0:1.1"}
 
 
 def repo_dir() -> Path:
@@ -82,13 +85,17 @@ def block_design_tcl(part: str, clock_mhz: float, engine) -> str:
     family = "zynq7" if part.lower().startswith("xc7z") else "zynqmp"
     ps = dict(BD_PS[family])
     board = next((b for p, b in BOARD_NAMES.items() if part.lower().startswith(p)), part)
+    board_part = next((b for p, b in BOARD_PARTS.items() if part.lower().startswith(p)), None)
+    if board_part is None:
+        raise BitCycleError(f"no Vivado board file known for part {part}: the block design needs one for the PS preset "
+                            f"(known: {', '.join(BOARD_PARTS)})")
     params = engine.rtl_parameters
     if not params:
         raise BitCycleError("block_design_tcl needs engine.rtl_parameters (use overlay_engine()): "
                             "bd.tcl must set every bitcycle_top parameter")
     eng = "set_property -dict [list " + " ".join(f"CONFIG.{k} {{{v}}}" for k, v in params.items()) + "] $eng"
     text = (repo_dir() / "hw" / "hls" / "zynq_bd.tcl.in").read_text()
-    text = _fill(text, {**ps, "PART": part, "BOARD": board, "DMA_WIDTH": 8 * engine.stream_bytes,
+    text = _fill(text, {**ps, "PART": part, "BOARD": board, "BOARD_PART": board_part, "DMA_WIDTH": 8 * engine.stream_bytes,
                         "ENGINE_PARAMS": eng})
     return _fill(text, {"CLK_MHZ": f"{clock_mhz:g}"})
 

@@ -154,7 +154,7 @@ proc apply_bd_automation {args} {
                 }
                 if {[dict exists $cfg apply_board_preset] && [dict get $cfg apply_board_preset] eq "1"} {
                     if {[dict get $::tc::project board_part] eq ""} {
-                        ::tc::warn "apply_board_preset: the project has no board_part, the PS keeps its IP defaults"
+                        ::tc::fail "apply_board_preset without a board_part on the project: the PS would keep its IP defaults (DDR, MIO, clocks not the board's); set_property board_part ... \[current_project\] after create_project"
                     }
                     # the preset replaces the PS configuration: settings made before it are lost
                     if {[dict get $::tc::cell($c) user] ne {}} {

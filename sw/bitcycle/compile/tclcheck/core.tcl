@@ -19,6 +19,13 @@ namespace eval ::tc {
     variable nets 0
     variable segments {}      ;# address map records
     variable hdl_cache {}
+    # Vivado board files the generated projects name (board_part -> its device), as FINN's templates list them
+    variable board_parts {
+        tul.com.tw:pynq-z2:part0:1.0 xc7z020clg400-1
+        www.digilentinc.com:pynq-z1:part0:1.0 xc7z020clg400-1
+        avnet.com:ultra96v2:part0:1.2 xczu3eg-sbva484-1-i
+        xilinx.com:zcu104:part0:1.1 xczu7ev-ffvc1156-2-e
+    }
 }
 
 proc ::tc::where {} {

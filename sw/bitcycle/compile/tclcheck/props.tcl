@@ -58,6 +58,14 @@ proc set_property {args} {
                 }
             } elseif {$::tc::project ne {} && $obj eq [dict get $::tc::project name]} {
                 if {$k ni {board_part target_language default_lib ip_repo_paths part}} { ::tc::fail "set_property $k on the project: not modelled" }
+                if {$k eq "board_part"} {
+                    if {![dict exists $::tc::board_parts $v]} {
+                        ::tc::fail "set_property board_part $v: no such board file (known: [join [dict keys $::tc::board_parts] {, }])"
+                    }
+                    if {[dict get $::tc::board_parts $v] ne [dict get $::tc::project part]} {
+                        ::tc::fail "set_property board_part $v: that board's device is [dict get $::tc::board_parts $v], the project's part is [dict get $::tc::project part]"
+                    }
+                }
                 dict set ::tc::project $k $v
             } else {
                 set i [lsearch -exact -index 0 $::tc::files [file normalize $obj]]
