@@ -94,7 +94,7 @@ def block_design_tcl(part: str, clock_mhz: float, engine) -> str:
         raise BitCycleError("block_design_tcl needs engine.rtl_parameters (use overlay_engine()): "
                             "bd.tcl must set every bitcycle_top parameter")
     eng = "set_property -dict [list " + " ".join(f"CONFIG.{k} {{{v}}}" for k, v in params.items()) + "] $eng"
-    text = (repo_dir() / "hw" / "hls" / "zynq_bd.tcl.in").read_text()
+    text = (repo_dir() / "hw" / "vivado" / "zynq_bd.tcl.in").read_text()
     text = _fill(text, {**ps, "PART": part, "BOARD": board, "BOARD_PART": board_part, "DMA_WIDTH": 8 * engine.stream_bytes,
                         "ENGINE_PARAMS": eng})
     return _fill(text, {"CLK_MHZ": f"{clock_mhz:g}"})
@@ -112,7 +112,7 @@ def write_block_design(bd_dir: Path, part: str, clock_mhz: float, engine, rtl_to
 
 def finn_build_script(model_name: str, part: str, clock_mhz: float) -> str:
     board = next((b for p, b in BOARD_NAMES.items() if part.lower().startswith(p)), part)
-    text = (repo_dir() / "hw" / "hls" / "finn_build.py.in").read_text()
+    text = (repo_dir() / "hw" / "vivado" / "finn_build.py.in").read_text()
     return _fill(text, {"MODEL": model_name, "PART": part, "BOARD": board, "CLK_NS": f"{1000.0 / clock_mhz:g}"})
 
 

@@ -79,7 +79,7 @@ class AxiDma:
                 f"the job's {what} packet is {nbytes} bytes but the AXI DMA moves at most {self.max_bytes} "
                 f"(buffer_max_size, c_sg_length_width={self.length_width}); a packet cannot be split, so rebuild "
                 f"the overlay with CONFIG.c_sg_length_width {{{LENGTH_WIDTH_MAX}}} on the axi_dma as "
-                "hw/hls/zynq_bd.tcl.in sets it, or use a smaller batch")
+                "hw/vivado/zynq_bd.tcl.in sets it, or use a smaller batch")
 
     def wait_idle(self, base: int, deadline: float, engine_error: Callable[[], int],
                   decode: Callable[[int], str]) -> None:
