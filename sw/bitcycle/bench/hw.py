@@ -24,12 +24,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from bitcycle.bench.provenance import REPO
 from bitcycle.errors import BitCycleError
 from bitcycle.golden import stream as st
 from bitcycle.golden.cycles import array_cycles, signx_tiles
 from bitcycle.hwif.rtl import rtl_sources
 
-from bitcycle.bench.provenance import REPO
 OUT = REPO / "build" / "bench"
 MODE_NAMES = {st.MODE_FORWARD: "forward", st.MODE_BACKWARD_DATA: "backward-data",
               st.MODE_BACKWARD_WEIGHT: "backward-weight"}

@@ -20,9 +20,9 @@ import subprocess
 import sys
 import time
 
+from bitcycle.bench.provenance import REPO
 from bitcycle.hwif.rtl import rtl_sources
 
-from bitcycle.bench.provenance import REPO
 BUILD = REPO / "build" / "synth"
 OUT = REPO / "build" / "bench"
 SOURCES = [f"hw/rtl/{f}" for f in rtl_sources("bitcycle_engine")]

@@ -29,10 +29,10 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from bitcycle.bench.provenance import REPO
 from bitcycle.train import checkpoint as ckpt
 from bitcycle.train.interrupt import STOP_SIGNALS, TrainingInterrupted
 
-from bitcycle.bench.provenance import REPO
 MODEL_FILES = {"lfc": REPO / "models" / "lfc-fmnist.toml", "cnv": REPO / "models" / "cnv-fmnist.toml"}
 TARGETS = {"cycles_saving_vs_fixed8": 0.35, "bops_saving_vs_fp32": 0.96, "acc_gap_vs_fixed8": 0.01,
            "acc_lfc": 0.87, "acc_cnv": 0.90}
