@@ -114,7 +114,7 @@ def assert_next_jobs_match_emu(acc, folder, x):
 
 # one scale per gradient row: layer 0's W [20, 64] is then one weight block, so after a first
 # forward_layer it stays resident and the next DMA transfer is the FORWARD job's
-ONE_BLOCK = {"grad_block": 0}
+ONE_BLOCK = {"grad_block": 0, "stream_weights": False}  # one FORWARD job through the weight memory
 X = np.random.default_rng(2).integers(-2, 2, (64, 3))
 OUT_BYTES = 20 * 3 * 4  # FORWARD of layer 0 on X: W [20, 64] · x [64, 3], one 32-bit word per sum
 FAULTS = {

@@ -58,7 +58,9 @@ def test_emu_and_sim_bit_identical_after_training(digits):
     assert sum(m["weight_flips"] for m in sim[0]) > 0  # weights really changed and were written back
     ce, cs = emu[3], sim[3]
     assert ce["jobs"] == cs["jobs"] and ce["bytes_sent"] == cs["bytes_sent"] and ce["bytes_received"] == cs["bytes_received"]
-    assert all(cs["cycles"][m] > 0 for m in ("FORWARD", "BACKWARD_DATA", "BACKWARD_WEIGHT", "LOAD_WEIGHTS"))
+    # every mode that ran took RTL cycles (small layers stream W: BACKWARD_WEIGHT jobs, no weight loads)
+    assert cs["jobs"]["BACKWARD_WEIGHT"] > 0
+    assert all(cs["cycles"][m] > 0 for m, n in cs["jobs"].items() if n)
 
 
 def test_sim_products_and_bad_input(digits):

@@ -353,9 +353,14 @@ class Accelerator(TrainingStep):
         if in_bits == 1:
             return self._backward_weight(np.asarray(acts), q, bits)
         acts = np.asarray(acts, dtype=np.int64)
-        planes = bit_planes(acts, in_bits)  # 0/1, [in_bits, in, B]
-        stacked = np.where(planes > 0, 1, -1).astype(np.int8).reshape(in_bits * acts.shape[0], -1)
-        twice = self._backward_weight(stacked, q, bits).reshape(q.shape[0], in_bits, acts.shape[0])
+        planes = np.where(bit_planes(acts, in_bits) > 0, 1, -1).astype(np.int8)  # bipolar, [in_bits, in, B]
+        # as many planes per product as the transport's packet limit lets the output dW [out, planes·in] hold
+        limit = getattr(self.transport, "max_packet_bytes", None)
+        row_bytes = q.shape[0] * acts.shape[0] * 4
+        group = in_bits if limit is None else max(1, min(in_bits, int(limit) // max(row_bytes, 1)))
+        twice = np.concatenate([
+            self._backward_weight(planes[p0:p0 + group].reshape(-1, acts.shape[1]), q, bits)
+            for p0 in range(0, in_bits, group)], axis=1).reshape(q.shape[0], in_bits, acts.shape[0])
         twice += q.astype(np.int64).sum(axis=1)[:, None, None]  # = 2 · q·P_pᵀ exactly
         weights = np.array([-(1 << p) if p == in_bits - 1 else 1 << p for p in range(in_bits)], dtype=np.int64)
         return np.einsum("opi,p->oi", twice // 2, weights)

@@ -123,6 +123,11 @@ class PynqTransport(Transport):
         self.axi.check_size("input", n_in * item)
         self.axi.check_size("output", n_out * item)
 
+    @property
+    def max_packet_bytes(self) -> int:
+        """The longest packet the DMA moves (buffer_max_size): the driver plans jobs within it."""
+        return int(self.axi.max_bytes)
+
     def _engine_error(self) -> int:
         """The engine's ERROR code once it is DONE with one, else 0 (a wait ends on it at once)."""
         if self.reg_read("STATUS") & P.STATUS_DONE:
