@@ -25,6 +25,10 @@ CASES = [
     ("bitcycle_engine", {"PE": 4, "SIMD": 16}, None),
     ("bitcycle_ram", {"LANE_W": 8, "LANES": 4, "DEPTH": 16}, None),
     ("bitcycle_ram", {"LANES": 0}, "bitcycle_ram: LANE_W, LANES and DEPTH must be >= 1"),
+    ("bitcycle_maxpool", {"PE": 3, "K2": 9}, None),
+    ("bitcycle_maxpool", {"K2": 0}, "bitcycle_maxpool: PE and K2 (window positions) must be >= 1"),
+    ("bitcycle_dwc", {"IBITS": 4, "OBITS": 18}, None),
+    ("bitcycle_dwc", {"OBITS": 0}, "bitcycle_dwc: IBITS and OBITS must be >= 1"),
 ]
 IDS = [f"{top}-{'-'.join(f'{k}{v}' for k, v in params.items())}" for top, params, _ in CASES]
 

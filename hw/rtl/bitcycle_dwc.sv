@@ -31,19 +31,24 @@ module bitcycle_dwc #(
   bitcycle_param_check #(.FAIL(IBITS < 1 || OBITS < 1),
       .MSG("bitcycle_dwc: IBITS and OBITS must be >= 1")) u_check_params ();
 
-  logic [IBITS-1:0] idat;
-  logic [OBITS-1:0] odat;
-  logic             in_fire, out_fire;
+  // the widths below, kept legal for bad parameters so that the check above is what a tool reports
+  localparam int IB = (IBITS < 1) ? 1 : IBITS;
+  localparam int OB = (OBITS < 1) ? 1 : OBITS;
+  localparam int OP = (OW < OB) ? OB : OW;
 
-  assign idat          = in0_V_TDATA[IBITS-1:0];
-  assign out0_V_TDATA  = OW'(odat);
+  logic [IB-1:0] idat;
+  logic [OB-1:0] odat;
+  logic          in_fire, out_fire;
+
+  assign idat          = in0_V_TDATA[IB-1:0];
+  assign out0_V_TDATA  = OP'(odat);  // zero-padded to whole bytes
   assign in_fire       = in0_V_TVALID && in0_V_TREADY;
   assign out_fire      = out0_V_TVALID && out0_V_TREADY;
 
-  if (OBITS % IBITS == 0) begin : g_gather
-    localparam int R  = OBITS / IBITS;
+  if (OB % IB == 0) begin : g_gather
+    localparam int R  = OB / IB;
     localparam int SW = (R > 1) ? $clog2(R) : 1;
-    logic [OBITS-1:0] slots_q, slots_d, out_q, out_d;
+    logic [OB-1:0] slots_q, slots_d, out_q, out_d;
     logic [SW-1:0]    slot_q, slot_d;
     logic             valid_q, valid_d, last;
 
@@ -60,11 +65,13 @@ module bitcycle_dwc #(
       if (in_fire) begin
         if (last) begin
           out_d   = slots_q;
-          out_d[OBITS-1 -: IBITS] = idat;
+          out_d[OB-1 -: IB] = idat;
           valid_d = 1'b1;
           slot_d  = '0;
         end else begin
-          slots_d[int'(slot_q) * IBITS +: IBITS] = idat;
+          for (int k = 0; k < R - 1; k++) begin  // a decoder: slot k takes the beat
+            if (slot_q == SW'(k)) slots_d[k * IB +: IB] = idat;
+          end
           slot_d = slot_q + 1'b1;
         end
       end
@@ -83,24 +90,24 @@ module bitcycle_dwc #(
         valid_q <= valid_d;
       end
     end
-  end else if (IBITS % OBITS == 0) begin : g_scatter
-    localparam int R  = IBITS / OBITS;
+  end else if (IB % OB == 0) begin : g_scatter
+    localparam int R  = IB / OB;
     localparam int SW = (R > 1) ? $clog2(R) : 1;
-    logic [IBITS-1:0] data_q, data_d;
+    logic [IB-1:0] data_q, data_d;
     logic [SW-1:0]    slot_q, slot_d;
     logic             full_q, full_d, last;
 
     assign last          = slot_q == SW'(R - 1);
     assign in0_V_TREADY  = !full_q || (last && out0_V_TREADY);  // reload as the last slice leaves
     assign out0_V_TVALID = full_q;
-    assign odat          = data_q[OBITS-1:0];
+    assign odat          = data_q[OB-1:0];
 
     always_comb begin
       data_d = data_q;
       slot_d = slot_q;
       full_d = full_q;
       if (out_fire) begin
-        data_d = data_q >> OBITS;
+        data_d = data_q >> OB;
         slot_d = last ? '0 : slot_q + 1'b1;
         full_d = !last;
       end
@@ -124,24 +131,24 @@ module bitcycle_dwc #(
     end
   end else begin : g_bitbuf
     // room for a beat whenever the stream flows at full rate: the fill before an output leaves
-    // reaches OBITS - 1 + IBITS, and a wide input must land before the fill drops below OBITS
-    localparam int BW = IBITS + OBITS + ((IBITS > OBITS) ? IBITS : OBITS);
+    // reaches OB - 1 + IB, and a wide input must land before the fill drops below OB
+    localparam int BW = IB + OB + ((IB > OB) ? IB : OB);
     localparam int CW = $clog2(BW + 1);
     logic [BW-1:0] buf_q, buf_d, kept;
     logic [CW-1:0] fill_q, fill_d, kept_fill;
 
-    assign out0_V_TVALID = fill_q >= CW'(OBITS);
-    assign in0_V_TREADY  = fill_q <= CW'(BW - IBITS);  // room for IBITS more bits, whatever the output does
-    assign odat          = buf_q[OBITS-1:0];
-    assign kept          = out_fire ? buf_q >> OBITS : buf_q;
-    assign kept_fill     = out_fire ? fill_q - CW'(OBITS) : fill_q;
+    assign out0_V_TVALID = fill_q >= CW'(OB);
+    assign in0_V_TREADY  = fill_q <= CW'(BW - IB);  // room for IB more bits, whatever the output does
+    assign odat          = buf_q[OB-1:0];
+    assign kept          = out_fire ? buf_q >> OB : buf_q;
+    assign kept_fill     = out_fire ? fill_q - CW'(OB) : fill_q;
 
     always_comb begin
       buf_d  = kept;
       fill_d = kept_fill;
       if (in_fire) begin
         buf_d  = kept | (BW'(idat) << kept_fill);  // bits above the fill level are 0
-        fill_d = kept_fill + CW'(IBITS);
+        fill_d = kept_fill + CW'(IB);
       end
     end
 

@@ -45,11 +45,13 @@ class BitCycleDWC(StreamingDataWidthConverter):
     """FINN's width converter (same attributes, shapes and Python model), built from hw/rtl."""
 
     def lut_estimation(self, fpgapart: str) -> int:  # noqa: ARG002
-        # gather/scatter: one register of the wider side plus a slot mux; else a bit buffer and shifter
+        # Yosys synth_xilinx of bitcycle_dwc: 1→512 557 LUTs, 72→8 80 (gather/scatter: ~1.1 per bit of
+        # the wide side); 4→18 227 (bit buffer of BW bits, a shifter over BW/gcd positions)
         i, o = self.get_instream_width(), self.get_outstream_width()
         if max(i, o) % min(i, o) == 0:
-            return max(i, o) // 2 + 8
-        return (i + o) * max(1, (i + o) // math.gcd(i, o)).bit_length()
+            return int(1.1 * max(i, o)) + 8
+        bw = i + o + max(i, o)
+        return bw * math.ceil(math.log2(bw // math.gcd(i, o))) + 8
 
 
 def install_shared(dest: Path) -> None:
