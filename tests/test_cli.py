@@ -50,3 +50,33 @@ def test_old_option_spellings_are_aliases_with_a_note(capsys):
     assert parser.parse_args(["--no-progress"]).quiet is True
     assert "note: --no-progress is deprecated; use --quiet" in capsys.readouterr().err
     assert "--no-progress" not in parser.format_help()
+
+
+def _parser(command):
+    import argparse
+    import importlib
+
+    parser = argparse.ArgumentParser(prog=f"bitcycle {command}")
+    importlib.import_module(COMMANDS[command][0]).add_arguments(parser)
+    return parser
+
+
+def test_one_vocabulary_across_commands(capsys):
+    """--set for model options, --grad-bits SPEC for a schedule, --quiet for no bar: the same
+    spelling (and meaning) in every command that has the option; old spellings hidden from --help."""
+    for command in ("train", "compile", "export", "bitstream"):
+        args = _parser(command).parse_args(["--model", "tfc", "--set", "width=16", "--set", "hidden=[8, 8]",
+                                            *(["--out", "x"] if command == "train" else [])])
+        assert args.model_set == [("width", 16), ("hidden", [8, 8])], command
+    for command in ("train", "run", "compile", "bitstream"):
+        p = _parser(command)
+        extra = ["--out", "x"] if command == "train" else []
+        assert p.parse_args([*extra, "--quiet"]).quiet is True and p.parse_args(extra).quiet is False, command
+        assert p.parse_args([*extra, "--grad-bits", "cosine:2-8x4"]).grad_bits == "cosine:2-8x4", command
+        text = p.format_help()
+        assert "--no-progress" not in text and "--model-cfg" not in text, command
+    assert "note:" not in capsys.readouterr().err
+    for command in ("compile", "export"):
+        args = _parser(command).parse_args(["--model", "tfc", "--model-cfg", '{"width": 16}'])
+        assert args.model_set == [("width", 16)]
+        assert capsys.readouterr().err == "note: --model-cfg is deprecated; use --set KEY=VALUE\n"

@@ -69,7 +69,7 @@ def test_board_params_become_the_dataflow_weights(board_run, tmp_path):
 
 
 def test_params_onto_a_zoo_structure(board_run, tmp_path):
-    done = _cli("compile", "--model", "tfc", "--model-cfg", '{"in_features": 64, "width": 32, "depth": 2}',
+    done = _cli("compile", "--model", "tfc", "--set", "in_features=64", "--set", "width=32", "--set", "depth=2",
                 "--params", str(board_run), "--check-images", "30", "--out", str(tmp_path / "c"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "bitcycle bitstream --model tfc --params" in done.stdout
@@ -77,10 +77,10 @@ def test_params_onto_a_zoo_structure(board_run, tmp_path):
 
 def test_mismatched_params_one_line(board_run, tmp_path):
     params = dict(np.load(board_run / "params.npz"))
-    _one_line_exit_2(_cli("compile", "--model", "tfc", "--model-cfg", '{"in_features": 64, "width": 64, "depth": 2}',
+    _one_line_exit_2(_cli("compile", "--model", "tfc", "--set", "in_features=64", "--set", "width=64", "--set", "depth=2",
                           "--params", str(board_run / "params.npz"), cwd=tmp_path),
                      "fc0.weight has shape [32, 64]", "[64, 64] [out, in]")
-    _one_line_exit_2(_cli("compile", "--model", "sfc", "--model-cfg", '{"in_features": 64}', "--params",
+    _one_line_exit_2(_cli("compile", "--model", "sfc", "--set", "in_features=64", "--params",
                           str(board_run / "params.npz"), cwd=tmp_path), "the model has 4 layers (missing fc3.weight)")
     short = {k: v for k, v in params.items() if not k.startswith("fc2.")}
     np.savez(tmp_path / "short.npz", **short)

@@ -307,7 +307,7 @@ def test_move_input_transpose_first_rejects_a_forked_input(fork, tensor):
 
 
 # -- the command line ------------------------------------------------------------------------------
-TINY = ("--model", "tfc", "--model-cfg", '{"in_features": 64, "width": 16, "depth": 1}', "--check-images", "10")
+TINY = ("--model", "tfc", "--set", "in_features=64", "--set", "width=16", "--set", "depth=1", "--check-images", "10")
 
 
 def test_cli_stop_resume_and_rerun_from_config(tmp_path):
@@ -333,7 +333,7 @@ def test_cli_stop_resume_and_rerun_from_config(tmp_path):
     done = _cli("compile", "--config", str(out / "compile_config.json"), "--start-step", "step_fold", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads((out / "compile.json").read_text())["steps_run"] == ["step_fold"]
-    assert json.loads((out / "compile_config.json").read_text())["model_cfg"] == TINY[3]
+    assert json.loads((out / "compile_config.json").read_text())["model_cfg"] == '{"in_features": 64, "width": 16, "depth": 1}'
 
 
 def test_cli_bad_step_and_missing_start_model_are_one_line(tmp_path):

@@ -4,11 +4,11 @@ on which one was called through ``args.command_name``)."""
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
+from bitcycle.cliutil import add_model_set, add_quiet
 from bitcycle.errors import BitCycleError
 
 from bitcycle.data import PIXEL_MAX as DATASET_PIXEL_MAX
@@ -45,9 +45,19 @@ def load_source_model(args):
     name, cfg = args.model, {}
     if name.endswith(".toml"):
         name, cfg = load_model_config(name)
-    cfg.update(json.loads(args.model_cfg) if args.model_cfg else {})
+    cfg.update(model_options(args))
     model = get_model(name, **cfg).eval()
     return model, name
+
+
+def model_options(args) -> dict:
+    """get_model options of the command line: compile's resolved ``model_cfg`` (its --config file's
+    options with --set on top), else export's --set pairs."""
+    from bitcycle.compile.config import CompileConfig
+
+    if getattr(args, "model_cfg", None):
+        return CompileConfig(model_cfg=args.model_cfg).model_options()
+    return dict(getattr(args, "model_set", None) or [])
 
 
 def test_pixels(dataset: str | None, shape, pixel_max: float, n: int, data_dir=None) -> np.ndarray:
@@ -110,7 +120,7 @@ def _common(parser: argparse.ArgumentParser, source_required: bool = True) -> No
                         help="--onnx: graph input = SCALE · pixel code + OFFSET (default: read from the graph's input "
                              "quantiser, e.g. 1/255 for FINN's models on 8-bit images)")
     parser.add_argument("--input-offset", type=float, default=None, help="--onnx: see --input-scale (default from the graph)")
-    parser.add_argument("--model-cfg", default=None, help='JSON of get_model options, e.g. \'{"in_features": 64}\'')
+    add_model_set(parser, json_alias="--model-cfg")
     parser.add_argument("--dataset", default=None, choices=["digits", "fashion-mnist", "cifar10", "random"],
                         help="images for the bit-exactness checks (default: from the model's input shape)")
     parser.add_argument("--data-dir", default=None, help="data set directory (Fashion-MNIST / CIFAR-10)")
@@ -199,12 +209,17 @@ def add_compile_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-quant", default=None, choices=["host", "fabric"],
                         help="8-bit input quantiser on the host (default: driver.json input.scale/offset) or as a "
                              "FINN Thresholding layer in the fabric")
-    parser.add_argument("--grad-bits", default=None, help="gradient bit range the driver's schedule uses (default 2-8)")
+    parser.add_argument("--grad-bits", default=None, metavar="SPEC",
+                        help="the gradient schedule the driver will run, as in train/run (e.g. cosine:2-8x4); "
+                             "driver.json's gradient bit range follows it")
+    parser.add_argument("--grad-range", default=None, metavar="LO-HI",
+                        help="driver.json's gradient bit range directly (default: --grad-bits' range, else 2-8)")
     parser.add_argument("--start-step", default=None,
                         help="first step to run (e.g. step_fold), from OUT/intermediate_models/<previous step>.onnx "
                              "of an earlier run; steps: see README or an unknown name's error")
     parser.add_argument("--stop-step", default=None, help="last step to run (inclusive); the project files are "
                                                          "generated only when the last step runs")
+    add_quiet(parser)
 
 
 def resolve_compile_args(args):
@@ -229,7 +244,7 @@ def run_compile(args) -> int:
     model, name, dataset, exported = _prepare(args)
     pixels = test_pixels(dataset, exported.input_shape, exported.pixel_max, cfg.check_images, cfg.data_dir)
     out = Path(cfg.out)
-    summary = build_project(exported, pixels, out, cfg, torch_model=model)
+    summary = build_project(exported, pixels, out, cfg, torch_model=model, progress=not getattr(args, "quiet", False))
     checked = [k for k, v in summary["stages"].items() if v["checked"]]
     ran = summary["steps_run"]
     print(f"compiled {name} for {resolve_part(cfg.part)} into {out}/ (steps {ran[0]} … {ran[-1]}; config: {out}/compile_config.json)")

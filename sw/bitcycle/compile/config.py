@@ -10,12 +10,15 @@ the check images come from.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from bitcycle.errors import BitCycleError
 
 SCHEMA = "bitcycle.compile_config/1"
+DEFAULT_GRAD_RANGE = (2, 8)
+_RANGE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
 SOURCES = ("checkpoint", "model", "driver_json", "onnx")
 INPUT_QUANT = ("host", "fabric")
 
@@ -34,7 +37,7 @@ class CompileConfig:
     driver_json: str | None = None  # driver.json of a model trained through the driver (`bitcycle run`)
     onnx: str | None = None         # QONNX file from brevitas.export.export_qonnx of a W1A1 model
     params: str | None = None       # params.npz replacing the weights of driver_json / checkpoint / model
-    model_cfg: str = ""             # JSON of get_model options, e.g. '{"in_features": 64}'
+    model_cfg: str = ""             # JSON of get_model options (--set KEY=VALUE), e.g. '{"in_features": 64}'
     input_scale: float | None = None   # --onnx: graph input = scale · pixel code + offset (None: from the graph)
     input_offset: float | None = None
     # -- check images
@@ -43,7 +46,9 @@ class CompileConfig:
     check_images: int = 100         # images every checked step's graph must reproduce bit-exact (0 = skip)
     # -- output
     out: str | None = None          # build directory (None: build/<model>)
-    grad_bits: str = "2-8"          # gradient bit range of the driver's schedule (min-max)
+    # -- driver.json's gradient bit range: the bit widths the driver's schedule may use
+    grad_bits: str | None = None    # the training schedule (train/run's SPEC, e.g. cosine:2-8x4): range from it
+    grad_range: str | None = None   # LO-HI given directly (must hold grad_bits' range); neither: 2-8
     # -- the flow (what the steps read)
     part: str = "pynq-z2"           # FPGA part or board name (pynq-z2, ultra96, zcu104)
     pixel_max: float | None = None  # largest raw pixel code; None: from the data set (compile fills it in)
@@ -72,7 +77,9 @@ class CompileConfig:
             raise BitCycleError(f"--bits-max must be in 1..16 (the engine's range), got {self.bits_max}")
         if self.target_fps is not None and self.lut_budget is not None:
             raise BitCycleError("give at most one of --target-fps and --lut-budget")
-        self.grad_range()
+        self.model_options()
+        self._read_old_grad_bits_range()
+        self.grad_bits_range()
         check_step_names(self.steps, self.start_step, self.stop_step)
         return self
 
@@ -81,11 +88,58 @@ class CompileConfig:
             raise BitCycleError("no model to compile: give --checkpoint, --model, --driver-json, --onnx or --config FILE")
         return self
 
-    def grad_range(self) -> tuple[int, int]:
+    def model_options(self) -> dict:
+        """get_model options from ``model_cfg`` (a JSON object)."""
+        if not self.model_cfg:
+            return {}
         try:
-            lo, hi = (int(v) for v in self.grad_bits.split("-"))
-        except ValueError:
-            raise BitCycleError(f"--grad-bits must look like 2-8, got {self.grad_bits!r}") from None
+            opts = json.loads(self.model_cfg)
+        except json.JSONDecodeError as err:
+            raise BitCycleError(f"model_cfg {self.model_cfg!r} is not JSON ({err.msg}); give options as --set KEY=VALUE") from None
+        if not isinstance(opts, dict):
+            raise BitCycleError(f"model_cfg {self.model_cfg!r} is not a JSON object; give options as --set KEY=VALUE")
+        return opts
+
+    def _read_old_grad_bits_range(self) -> None:
+        """``grad_bits`` = LO-HI is the old meaning (compile's --grad-bits was a range, and so is the
+        field of compile_config.json files written then): read it as ``grad_range``, with a note."""
+        if self.grad_bits is None or not _RANGE.match(str(self.grad_bits)):
+            return
+        from bitcycle.cliutil import deprecation_note
+
+        old = str(self.grad_bits).strip()
+        if self.grad_range is not None:
+            raise BitCycleError(f"--grad-bits {old} is a range, beside --grad-range {self.grad_range}; give the range "
+                                f"once as --grad-range LO-HI (and the schedule, if you like, as --grad-bits SPEC)")
+        deprecation_note(f"--grad-bits {old} (a range) in compile",
+                         f"--grad-range {old}, or the training schedule, e.g. --grad-bits cosine:{old}x4")
+        self.grad_bits, self.grad_range = None, old
+
+    def grad_bits_range(self) -> tuple[int, int]:
+        """(lo, hi) of driver.json's gradient bits: ``grad_range``, else the ``grad_bits`` schedule's, else 2-8."""
+        from bitcycle.quant.schedule import parse_grad_bits
+
+        self._read_old_grad_bits_range()
+        need = None
+        if self.grad_bits is not None:
+            spec = parse_grad_bits(self.grad_bits)
+            if spec.is_fp32:
+                raise BitCycleError("--grad-bits fp32 has no meaning on the engine (its gradients are integers); "
+                                    "give the schedule the driver will run, e.g. cosine:2-8x4, or --grad-range LO-HI")
+            need = (spec.b_min, spec.b_max)
+        if self.grad_range is None:
+            lo, hi = need or DEFAULT_GRAD_RANGE
+        else:
+            m = _RANGE.match(str(self.grad_range))
+            if not m:
+                raise BitCycleError(f"--grad-range must look like 2-8 (LO-HI bits), got {self.grad_range!r}")
+            lo, hi = int(m.group(1)), int(m.group(2))
+        if not 1 <= lo <= hi <= int(self.bits_max):
+            raise BitCycleError(f"gradient bits {lo}-{hi} must satisfy 1 <= LO <= HI <= --bits-max {self.bits_max} "
+                                f"(the engine's run-time range); e.g. --grad-range 2-8")
+        if need is not None and not lo <= need[0] <= need[1] <= hi:
+            raise BitCycleError(f"--grad-bits {self.grad_bits} needs {need[0]}-{need[1]} bits but --grad-range is "
+                                f"{lo}-{hi}; widen --grad-range or drop it (the range then follows the schedule)")
         return lo, hi
 
     def fold_kwargs(self, device_luts: int | None = None) -> dict:
@@ -151,6 +205,13 @@ def config_from_args(args) -> CompileConfig:
         base.lut_budget = None
     if "lut_budget" in given:
         base.target_fps = None
+    if "grad_bits" in given and "grad_range" not in given:  # a schedule given alone brings its own range
+        base.grad_range = None
+    if "grad_range" in given and "grad_bits" not in given:  # … and a range given alone replaces the file's pair
+        base.grad_bits = None
     for k, v in given.items():
         setattr(base, k, v)
+    model_set = dict(getattr(args, "model_set", None) or [])
+    if model_set:  # --set KEY=VALUE on top of the file's options
+        base.model_cfg = json.dumps({**base.model_options(), **model_set})
     return base.validate().require_source()

@@ -320,7 +320,7 @@ def _generate(result, exported, cfg, torch_model, tmp: Path, out_dir: Path) -> d
     write_block_design(tmp / "bd", part, clock, engine, tmp / "rtl" / "bitcycle_top.sv")
     (tmp / "finn_build.py").write_text(finn_build_script(exported.name, part, clock))
     flow_desc = dataflow_description(model, exported, files)
-    spec, why_not = driver_spec(model, exported, torch_model, cfg.grad_range(), engine)
+    spec, why_not = driver_spec(model, exported, torch_model, cfg.grad_bits_range(), engine)
     if spec is not None and hasattr(exported, "driver_input"):  # --onnx: the graph's own input quantiser
         io, why_not = exported.driver_input(spec.input.bits)
         if io is None:
