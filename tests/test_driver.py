@@ -222,7 +222,7 @@ def test_block_scaled_backward_data(geometry):
 
 
 def test_schedule_drives_bits():
-    from bitcycle.quant.schedule import CyclicSchedule
+    from bitcycle.schedule import CyclicSchedule
 
     acc = small_acc()
     sched = CyclicSchedule(2, 8, 2, 10)
@@ -421,7 +421,7 @@ def test_driver_imports_no_torch():
     import sys
 
     code = ("import sys, bitcycle.driver, bitcycle.driver.runcli, bitcycle.driver.pynq_backend, bitcycle.golden, "
-            "bitcycle.quant.schedule, bitcycle.driver.data; "
+            "bitcycle.schedule, bitcycle.driver.data; "
             "bad = [m for m in ('torch', 'finn', 'brevitas', 'qonnx') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -35,7 +35,7 @@ def digits():
 
 
 def _train(backend, x, y, steps, seed):
-    from bitcycle.quant.schedule import CyclicSchedule
+    from bitcycle.schedule import CyclicSchedule
 
     spec = spec_for_model("mlp", hidden=[16, 16], grad_bits=(2, 8), engine=ENGINE)
     with Accelerator(backend, driver_json=spec, seed=seed, timeout=60) as acc:

@@ -5,7 +5,7 @@ import torch
 
 from bitcycle.nets import get_model
 from bitcycle.nets.layers import BinaryConv2d
-from bitcycle.quant.schedule import CyclicSchedule
+from bitcycle.schedule import CyclicSchedule
 from bitcycle.train.ops import LayerOps, layer_ops, run_costs
 
 torch.set_num_threads(1)

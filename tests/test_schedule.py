@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from bitcycle.errors import BitCycleError
-from bitcycle.quant.schedule import CyclicSchedule, GradBitsSpec, parse_grad_bits
+from bitcycle.schedule import CyclicSchedule, GradBitsSpec, parse_grad_bits
 
 
 def test_cosine_small_run_exact():
@@ -90,5 +90,5 @@ def test_constructor_errors(args):
 
 
 def test_schedule_imports_no_torch():
-    code = "import sys, bitcycle.quant.schedule; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, bitcycle.schedule; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -41,7 +41,7 @@ def test_bench_runs_in_worker_processes(tmp_path):
     assert report["complete"] and report["jobs"] == 2 and report["grad_scale"] == "row"
     assert [r["grad_bits"] for r in report["runs"]] == ["fixed:8", "cosine:2-8x2"]
     assert [len(r["bits_per_step"]) for r in report["runs"]] == [4, 4]
-    from bitcycle.quant.schedule import parse_grad_bits
+    from bitcycle.schedule import parse_grad_bits
 
     assert report["runs"][1]["bits_per_step"] == [parse_grad_bits("cosine:2-8x2").schedule(4).bits(t) for t in range(4)]
     md = (out / "train.md").read_text()

@@ -1,7 +1,7 @@
 """Options every ``bitcycle`` command spells the same way, and old spellings kept as aliases.
 
 One vocabulary: ``--set KEY=VALUE`` for model options, ``--grad-bits SPEC`` for a gradient
-precision schedule (``bitcycle.quant.schedule``), ``--quiet`` for no progress bar. An old spelling
+precision schedule (``bitcycle.schedule``), ``--quiet`` for no progress bar. An old spelling
 still works and prints one ``note:`` line on stderr naming the new one (``deprecation_note``).
 """
 

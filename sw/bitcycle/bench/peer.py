@@ -114,7 +114,7 @@ def table(report: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from bitcycle.quant.schedule import parse_grad_bits
+    from bitcycle.schedule import parse_grad_bits
     from bitcycle.train.data import load_dataset
 
     torch.set_num_threads(args.threads)

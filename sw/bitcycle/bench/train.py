@@ -96,7 +96,7 @@ def _train_job(job: dict) -> dict:
 def run(args: argparse.Namespace) -> int:
     from bitcycle.errors import BitCycleError
     from bitcycle.quant.grad import check_grad_scale
-    from bitcycle.quant.schedule import parse_grad_bits
+    from bitcycle.schedule import parse_grad_bits
     from bitcycle.train.data import load_dataset, steps_per_epoch
     from bitcycle.train.trainer import TrainConfig
 

@@ -117,7 +117,7 @@ class CompileConfig:
 
     def grad_bits_range(self) -> tuple[int, int]:
         """(lo, hi) of driver.json's gradient bits: ``grad_range``, else the ``grad_bits`` schedule's, else 2-8."""
-        from bitcycle.quant.schedule import parse_grad_bits
+        from bitcycle.schedule import parse_grad_bits
 
         self._read_old_grad_bits_range()
         need = None

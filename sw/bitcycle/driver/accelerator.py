@@ -266,7 +266,7 @@ class Accelerator(TrainingStep):
         self.grad_bits = bits
 
     def set_schedule(self, schedule) -> None:
-        """Any object with ``.bits(step) -> int`` (e.g. bitcycle.quant.schedule.CyclicSchedule)."""
+        """Any object with ``.bits(step) -> int`` (e.g. bitcycle.schedule.CyclicSchedule)."""
         if not hasattr(schedule, "bits"):
             raise BitCycleError("schedule must have a .bits(step) method")
         self.schedule = schedule

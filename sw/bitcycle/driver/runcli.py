@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def make_schedule(grad_bits: str, steps: int):
-    from bitcycle.quant.schedule import parse_grad_bits
+    from bitcycle.schedule import parse_grad_bits
 
     spec = parse_grad_bits(grad_bits)
     if spec.is_fp32:

@@ -8,7 +8,7 @@ import os
 from bitcycle.cliutil import add_model_set, add_quiet
 from bitcycle.errors import BitCycleError
 from bitcycle.quant.grad import DEFAULT_GRAD_BLOCK, GRAD_SCALE_HELP, GRAD_SCALES
-from bitcycle.quant.schedule import SPEC_HELP
+from bitcycle.schedule import SPEC_HELP
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

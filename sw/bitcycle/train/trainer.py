@@ -36,7 +36,7 @@ from bitcycle.nets import MODELS, clip_latent_weights, get_model, load_model_con
 from bitcycle.quant.forward import set_forward_bits
 from bitcycle.quant.grad import (DEFAULT_GRAD_BLOCK, GRAD_SCALES, grad_quant_state, load_grad_quant_state, seed_grad_quant,
                                  set_grad_bits, set_grad_scale, set_weight_grad_quant)
-from bitcycle.quant.schedule import parse_grad_bits
+from bitcycle.schedule import parse_grad_bits
 from bitcycle.train import checkpoint as ckpt
 from bitcycle.train.data import Dataset, batches, limit_dataset, load_dataset, steps_per_epoch
 from bitcycle.train.interrupt import StopGuard, TrainingInterrupted
