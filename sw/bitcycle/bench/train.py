@@ -48,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr-mlp", type=float, default=0.02, help="Adam learning rate of the MLP runs")
     p.add_argument("--lr-cnn", type=float, default=0.05,
-                   help="Adam learning rate of the CNN runs (0.05: 2.4 points above 0.02 after 2 epochs, README)")
+                   help="Adam learning rate of the CNN runs (0.05: 2.4 points above 0.02 after 2 epochs, docs/training.md)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=2, help="runs in parallel, each in its own process (default 2)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")

@@ -216,7 +216,7 @@ def add_compile_arguments(parser: argparse.ArgumentParser) -> None:
                         help="driver.json's gradient bit range directly (default: --grad-bits' range, else 2-8)")
     parser.add_argument("--start-step", default=None,
                         help="first step to run (e.g. step_fold), from OUT/intermediate_models/<previous step>.onnx "
-                             "of an earlier run; steps: see README or an unknown name's error")
+                             "of an earlier run; steps: see docs/compile.md or an unknown name's error")
     parser.add_argument("--stop-step", default=None, help="last step to run (inclusive); the project files are "
                                                          "generated only when the last step runs")
     add_quiet(parser)

@@ -72,7 +72,7 @@ def popcount_bits(k: int) -> int:
 
 def training_acc_bits(k_forward: int, k_backward_data: int, k_backward_weight: int, input_bits: int,
                       grad_bits: int, input_range: tuple[int, int] | None = None) -> dict:
-    """Accumulator widths of one binary layer's three engine passes (the README's engine table):
+    """Accumulator widths of one binary layer's three engine passes (docs/engine.md's table):
 
     forward y = W·x (K = fan-in, x at ``input_bits``: 1 after a sign, 8 for the first layer or after
     a clipping block, ``input_range`` where a clip narrows it), backward-data dx = Wᵀ·dy (K = fan-out),

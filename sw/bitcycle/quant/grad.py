@@ -27,7 +27,7 @@ A per-sample scale cannot be used for dW (it does not factor out of a sum over s
 per-channel one for dx, hence two quantisations of the same dy. At 2 bits a per-tensor scale is set
 by the single largest |dy| of the batch and rounds most of the others to 0 or ±1 at random; per-row
 scales follow each sample's (channel's) own range, which narrows cosine:2-8's gap to fixed:8
-(measured in the README's bench-train section).
+(measured in docs/training.md's bench-train section).
 
 ``pow2``: as ``row``, but every block's scale is a power of two, 2^e with e the least integer such
 that 2^e·qmax ≥ max|g| of the block, raised to at least the row's largest e − POW2_SPAN (block
@@ -61,7 +61,7 @@ from bitcycle.errors import BitCycleError
 NO_QUANT_BITS = 32
 GRAD_SCALES = ("row", "tensor", "pow2")
 POW2_SPAN = 3  # pow2 scales: a block's exponent is at least its row's largest minus 3 (a 2-bit micro-exponent)
-DEFAULT_GRAD_BLOCK = 16  # row scales: one per 16 values along each product's reduction axis (README)
+DEFAULT_GRAD_BLOCK = 16  # row scales: one per 16 values along each product's reduction axis (docs/training.md)
 GRAD_SCALE_HELP = ("gradient quantiser scales: one per output row of each backward product (row, default: per sample "
                    "for dx, per output channel for dW), the same as powers of two (pow2: block floating point, one "
                    "engine job per product) or one per tensor (tensor)")
