@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bitcycle.errors import BitCycleError
+from bitcycle.golden import stochastic
 
 BN_EPS = 1e-4  # as the torch zoo (bitcycle.nets)
 BN_MOMENTUM = 0.1
@@ -28,38 +29,12 @@ def quantize_input(x: np.ndarray, bits: int, scale: float, offset: float) -> np.
     return np.clip(np.rint(np.asarray(x, dtype=np.float64) * scale + offset), lo, hi).astype(np.int64)
 
 
-UNIFORM_BITS = 20  # as bitcycle.quant.grad: the stochastic-rounding table T (L = 2^20 values)
-_L = 1 << UNIFORM_BITS
-_CHUNK_STRIDE = 0x9E3779B1
-_TABLE: np.ndarray | None = None
-
-
-def _hash32(x: np.ndarray) -> np.ndarray:
-    """lowbias32 of uint32 values (a bijection), as ``bitcycle.quant.grad._hash32``."""
-    x = x.astype(np.uint32)
-    x ^= x >> np.uint32(16)
-    x *= np.uint32(0x7FEB352D)
-    x ^= x >> np.uint32(15)
-    x *= np.uint32(0x846CA68B)
-    x ^= x >> np.uint32(16)
-    return x
-
-
-def uniform_table() -> np.ndarray:
-    """[T, T]: T = (j + ½)/L in the order of lowbias32(j), float32 (``bitcycle.quant.grad.uniform_table``)."""
-    global _TABLE
-    if _TABLE is None:
-        perm = np.argsort(_hash32(np.arange(_L, dtype=np.uint32)), kind="stable")
-        t = ((perm.astype(np.float32) + np.float32(0.5)) / np.float32(_L)).astype(np.float32)
-        _TABLE = np.concatenate([t, t])
-    return _TABLE
-
-
-def counter_uniform(shape, key: int) -> np.ndarray:
-    """u for row-major element i of ``shape``: T[(i mod L + off_c) mod L], off_c = (key + c·0x9E3779B1) mod L, c = i // L."""
-    n, t = int(np.prod(shape)), uniform_table()
-    parts = [t[(key + c * _CHUNK_STRIDE) % _L:][: min(_L, n - c * _L)] for c in range((n + _L - 1) // _L)]
-    return (np.concatenate(parts) if parts else np.zeros(0, np.float32)).reshape(shape)
+# the stochastic-rounding table and the pow2 scales: one definition, shared with bitcycle.quant.grad
+UNIFORM_BITS = stochastic.UNIFORM_BITS
+POW2_SPAN = stochastic.POW2_SPAN
+uniform_table = stochastic.uniform_table
+counter_uniform = stochastic.counter_uniform
+pow2_block_scales = stochastic.pow2_block_scales
 
 
 def _key(rng) -> int:
@@ -96,24 +71,6 @@ def _blocks(g: np.ndarray, keep: int | None, block_axis: int | None, block: int)
     G = t.reshape(t.shape[0], 1, 1, -1)
     rest = t.shape
     return G, lambda A: np.moveaxis(np.broadcast_to(A, G.shape).reshape(rest), 0, keep)
-
-
-POW2_SPAN = 3  # as bitcycle.quant.grad: a block's exponent is at least its row's largest minus 3
-
-
-def pow2_block_scales(amax: np.ndarray, qmax: int) -> np.ndarray:
-    """Block-floating-point scales of [K, 1, NB, 1] block maxima (float32 values), as
-    ``bitcycle.quant.grad._pow2_scales``: 2^e with e the least integer such that 2^e·qmax ≥ amax,
-    raised to at least the row's (axis 2) largest e − POW2_SPAN; 0 for an all-zero block."""
-    a = np.asarray(amax, dtype=np.float64)
-    zero = a == 0
-    a1 = np.where(zero, 1.0, a)
-    e = np.frexp(a1 / qmax)[1].astype(np.int64)  # a/qmax ≤ 2^e; the division may round: fix below
-    e = np.where(np.ldexp(1.0, e - 1) * qmax >= a1, e - 1, e)  # products of powers of two and qmax are exact
-    e = np.where(np.ldexp(1.0, e) * qmax < a1, e + 1, e)
-    row_max = np.where(zero, np.iinfo(np.int32).min, e).max(axis=2, keepdims=True)
-    e = np.maximum(e, row_max - POW2_SPAN)
-    return np.where(zero, 0.0, np.ldexp(1.0, np.where(zero, 0, e)))
 
 
 def quantize_grad(g: np.ndarray, bits: int, rng, keep_axis: int | None = None,

@@ -57,10 +57,11 @@ import torch
 import torch.nn.functional as F
 
 from bitcycle.errors import BitCycleError
+from bitcycle.golden import stochastic
 
 NO_QUANT_BITS = 32
 GRAD_SCALES = ("row", "tensor", "pow2")
-POW2_SPAN = 3  # pow2 scales: a block's exponent is at least its row's largest minus 3 (a 2-bit micro-exponent)
+POW2_SPAN = stochastic.POW2_SPAN  # pow2 scales: a block's exponent is at least its row's largest minus 3
 DEFAULT_GRAD_BLOCK = 16  # row scales: one per 16 values along each product's reduction axis (docs/training.md)
 GRAD_SCALE_HELP = ("gradient quantiser scales: one per output row of each backward product (row, default: per sample "
                    "for dx, per output channel for dW), the same as powers of two (pow2: block floating point, one "
@@ -117,30 +118,15 @@ class _Blocks:
         return self.unblock(scale.expand(self.G.shape))
 
 
-UNIFORM_BITS = 20
-_L = 1 << UNIFORM_BITS
-_CHUNK_STRIDE = 0x9E3779B1
+UNIFORM_BITS = stochastic.UNIFORM_BITS
 _TABLE: torch.Tensor | None = None
 
 
-def _hash32(x: np.ndarray) -> np.ndarray:
-    """lowbias32 of uint32 values (a bijection), as ``hostmath._hash32``."""
-    x = x.astype(np.uint32)
-    x ^= x >> np.uint32(16)
-    x *= np.uint32(0x7FEB352D)
-    x ^= x >> np.uint32(15)
-    x *= np.uint32(0x846CA68B)
-    x ^= x >> np.uint32(16)
-    return x
-
-
 def uniform_table() -> torch.Tensor:
-    """The doubled table [T, T] (float32, 2L values; module docstring), built once."""
+    """The doubled table [T, T] of ``bitcycle.golden.stochastic`` as a torch tensor, built once."""
     global _TABLE
     if _TABLE is None:
-        perm = np.argsort(_hash32(np.arange(_L, dtype=np.uint32)), kind="stable")
-        t = ((perm.astype(np.float32) + np.float32(0.5)) / np.float32(_L)).astype(np.float32)
-        _TABLE = torch.from_numpy(np.concatenate([t, t]))
+        _TABLE = torch.from_numpy(np.array(stochastic.uniform_table()))
     return _TABLE
 
 
@@ -154,26 +140,15 @@ def draw_key(generator: torch.Generator | int | None) -> int:
 def counter_uniform(shape, key: int) -> torch.Tensor:
     """u for ``shape`` (row-major element index i) and ``key``; a view of the table for ≤ L values."""
     n, t = math.prod(shape), uniform_table()
-    if n <= _L:
-        off = key % _L
-        return t[off:off + n].view(shape)
-    parts = [t[(key + c * _CHUNK_STRIDE) % _L:][: min(_L, n - c * _L)] for c in range((n + _L - 1) // _L)]
-    return torch.cat(parts).view(shape)
+    parts = [t[start:start + m] for start, m in stochastic.window_starts(n, key)]
+    if len(parts) == 1:
+        return parts[0].view(shape)
+    return (torch.cat(parts) if parts else t[:0]).view(shape)
 
 
 def _pow2_scales(amax: torch.Tensor, qmax: float) -> torch.Tensor:
-    """pow2 scales (module docstring) of [K, 1, NB, 1] float32 block maxima, float32; 0 for an
-    all-zero block. As ``bitcycle.driver.hostmath.pow2_block_scales``, in float64 (exact)."""
-    a = amax.double()
-    zero = a == 0
-    a1 = torch.where(zero, 1.0, a)
-    one = torch.ones_like(a1)
-    e = torch.frexp(a1 / qmax).exponent.long()  # a/qmax ≤ 2^e; the division may round: fix below
-    e = torch.where(torch.ldexp(one, e - 1) * qmax >= a1, e - 1, e)
-    e = torch.where(torch.ldexp(one, e) * qmax < a1, e + 1, e)
-    row_max = e.masked_fill(zero, torch.iinfo(torch.int32).min).amax(dim=2, keepdim=True)
-    e = torch.maximum(e, row_max - POW2_SPAN).masked_fill(zero, 0)
-    return torch.where(zero, 0.0, torch.ldexp(one, e)).float()
+    """pow2 scales of [K, 1, NB, 1] float32 block maxima (``bitcycle.golden.stochastic``), float32."""
+    return torch.from_numpy(stochastic.pow2_block_scales(amax.detach().cpu().numpy(), qmax)).float()
 
 
 def _quantise(g: torch.Tensor, bits: int, generator: torch.Generator | int | None, keep_dim: int | None = None,
