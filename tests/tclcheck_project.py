@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--model", "tfc", "--model-cfg", '{"in_features": 64, "width": 16, "depth": 1}', "--check-images", "4"]
+TINY = ["--model", "tfc", "--set", "in_features=64", "--set", "width=16", "--set", "depth=1", "--check-images", "4"]
 
 
 _COMPILED: dict[str, Path] = {}

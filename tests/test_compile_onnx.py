@@ -193,7 +193,7 @@ def test_topk_and_given_input_map(tmp_path, fmnist_pixels):
 def test_zoo_export_through_onnx_takes_codes(tmp_path):
     from bitcycle.compile.onnx_in import prepare_onnx
 
-    done = _cli("export", "--model", "tfc", "--model-cfg", '{"in_features": 64, "width": 16, "depth": 1}',
+    done = _cli("export", "--model", "tfc", "--set", "in_features=64", "--set", "width=16", "--set", "depth=1",
                 "--out", str(tmp_path / "zoo"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     prepared = prepare_onnx(tmp_path / "zoo" / "qonnx.onnx", 16.0)

@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def compiled(tmp_path_factory):
     d = tmp_path_factory.mktemp("overlay")
     env = dict(os.environ, PYTHONPATH=str(ROOT / "sw"), PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
-    done = subprocess.run([sys.executable, "-m", "bitcycle.cli", "compile", "--model", "tfc", "--model-cfg",
-                           '{"in_features": 64, "width": 16, "depth": 1}', "--check-images", "20",
+    done = subprocess.run([sys.executable, "-m", "bitcycle.cli", "compile", "--model", "tfc", "--set", "in_features=64",
+                           "--set", "width=16", "--set", "depth=1", "--check-images", "20",
                            "--out", str(d / "tiny")], cwd=d, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     return d / "tiny"
