@@ -74,7 +74,7 @@ bench-memory: $(VENV)/.bitcycle-setup  ## training memory std vs 1-bit mode, zoo
 bench-dataflow: $(VENV)/.bitcycle-setup  ## zoo dataflows at the pynq-z2 folding: rtlsim images/s vs estimate, LUT/BRAM, FINN stock beside → build/bench/dataflow.json
 	$(PY) -m bitcycle.cli bench dataflow
 
-bench-driver: $(VENV)/.bitcycle-setup  ## training step via the driver: emu/sim time, RTL cycles, projected board time, vs PyTorch → build/bench/driver.json
+bench-driver: $(VENV)/.bitcycle-setup  ## SFC training step via the driver (batch 64, pow2 scales): jobs/transfers/bytes per step, host CPU, board projection with its assumptions, vs PyTorch → build/bench/driver.json
 	$(PY) -m bitcycle.cli bench driver
 
 run: $(VENV)/.bitcycle-setup  ## train through the driver (BACKEND=emu|sim|pynq MODEL=sfc STEPS=440) → build/run/metrics.json
