@@ -73,3 +73,19 @@ def test_unknown_json_gets_a_generic_table_and_broken_json_one_line(tmp_path):
     (tmp_path / "hw.json").write_text("{not json")
     with pytest.raises(BitCycleError, match=r"hw.json: not valid JSON .*rerun `make bench-hw`"):
         build(tmp_path, tmp_path / "r")
+
+
+def test_driver_plot_and_table_from_the_bench_json(benches, tmp_path):
+    """The step-time breakdown is drawn from the driver bench's own JSON (every board part stacked)."""
+    from bitcycle.bench.report import plot_driver
+
+    data = json.loads((benches / "driver.json").read_text())
+    assert plot_driver(data).startswith(b"\x89PNG")
+    summary = build(benches, tmp_path / "r")
+    assert (tmp_path / "r" / "driver.png").is_file() and "driver" in summary["present"]
+    row = next(line for line in (benches / "driver.md").read_text().splitlines() if line.startswith("| emu | 2 |"))
+    assert row.count("|") == 14 and row.endswith(" |")  # every column, the PyTorch one included
+    from bitcycle.bench.driver import markdown
+
+    no_torch = markdown({**data, "torch_cpu": []}).splitlines()
+    assert any(line.startswith("| emu | 2 | ") and line.endswith("| — |") for line in no_torch)  # a row, not a dash

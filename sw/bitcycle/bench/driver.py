@@ -179,12 +179,12 @@ def markdown(result: dict) -> str:
     for r in result["driver"]:
         p = r["board_ms"]
         t = torch_ms.get(r["bits"])
+        torch_cell = f"{t['cpu_ms_per_step']:.1f}" if t else "—"
         lines.append(
-            (f"| {r['backend']} | {r['bits']} | {r['engine_jobs']:.0f} | {r['dma_transfers']:.0f} "
+            f"| {r['backend']} | {r['bits']} | {r['engine_jobs']:.0f} | {r['dma_transfers']:.0f} "
             f"| {r['register_accesses']:.0f} | {r['cache_syncs']:.0f} "
             f"| {r['bytes_sent'] / 1e6:.2f} / {r['bytes_received'] / 1e6:.2f} | {r['cycles_per_step']:,.0f} "
             f"| {r['host_cpu_ms_per_step']:.1f} | {p['host']:.1f} + {p['engine']:.2f} + {p['stream']:.2f} + "
             f"{p['registers']:.2f} + {p['cache_syncs']:.1f} + {p['dma_setup']:.2f} = {r['board_total_ms']:.1f} "
-            f"| {100 * r['host_share']:.0f} % | {100 * r['engine_share']:.0f} % "
-            f"| {t['cpu_ms_per_step']:.1f} |" if t else "| — |"))
+            f"| {100 * r['host_share']:.0f} % | {100 * r['engine_share']:.0f} % | {torch_cell} |")
     return "\n".join(lines) + "\n"

@@ -77,17 +77,18 @@ def plot_train(data: dict) -> Optional[bytes]:
 
 
 def plot_driver(data: dict) -> Optional[bytes]:
-    rows = [r for r in data.get("driver", []) if "projected_board_ms_per_step" in r]
+    rows = [r for r in data.get("driver", []) if "board_ms" in r]
     if not rows:
         return None
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7, 4))
     labels = [f"{r['backend']} {r['bits']} b" for r in rows]
-    engine = [r["projected_engine_ms_per_step"] for r in rows]
-    rest = [r["projected_board_ms_per_step"] - e for r, e in zip(rows, engine)]
-    ax.bar(labels, engine, label="engine")
-    ax.bar(labels, rest, bottom=engine, label="DMA and the rest")
-    ax.set(ylabel="projected board ms / step", title="training step time, projected")
+    bottom = [0.0] * len(rows)
+    for part in rows[0]["board_ms"]:
+        values = [r["board_ms"][part] for r in rows]
+        ax.bar(labels, values, bottom=bottom, label=part)
+        bottom = [b + v for b, v in zip(bottom, values)]
+    ax.set(ylabel="projected board ms / step", title="training step on the board, by part (projection)")
     ax.legend(fontsize=7)
     return _png(fig)
 
