@@ -147,7 +147,7 @@ def test_generated_files_follow_finn_conventions(tmp_root):
         assert f"-reference {top} " in inst.code_generation_ipi()[-1]
     assert len(shared) == 4  # bitcycle_mvau's four files, once for the whole project
     names = sorted(p.name for p in (out / "codegen").rglob("*.sv"))
-    assert names == sorted(["bitcycle_mvau.sv", "bitcycle_mvau_fifo.sv", "bitcycle_mvau_inbuf.sv",
+    assert names == sorted(["bitcycle_axis_fifo.sv", "bitcycle_mvau.sv", "bitcycle_mvau_inbuf.sv",
                             "bitcycle_param_check.sv"]), names
     assert not list((out / "codegen").rglob("*_wwords.mem")) and not list((out / "weights").glob("*.mem"))
 

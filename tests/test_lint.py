@@ -29,7 +29,8 @@ def test_every_rtl_file_is_linted():
     from bitcycle.hwif.rtl import rtl_sources
 
     tops = lint.lint_tops()
-    assert {"bitcycle_top", "bitcycle_mvau", "bitcycle_axis_fifo"} <= set(tops) and "bitcycle_engine" not in tops
+    # a module another top contains (the engine in bitcycle_top, the FIFO in bitcycle_mvau) is linted there
+    assert {"bitcycle_top", "bitcycle_mvau"} <= set(tops) and not {"bitcycle_engine", "bitcycle_axis_fifo"} & set(tops)
     linted = {f for top in tops for f in rtl_sources(top)}
     on_disk = {p.name for p in (REPO / "hw" / "rtl").iterdir() if p.suffix in (".sv", ".svh", ".v")}
     assert on_disk - linted == set(), "list the file under its top in bitcycle.hwif.rtl.RTL_SOURCES"

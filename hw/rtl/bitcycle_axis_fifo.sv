@@ -1,7 +1,8 @@
-// bitcycle_axis_fifo: AXI4-Stream FIFO between two dataflow layers (the stitched rtlsim's
+// bitcycle_axis_fifo: AXI4-Stream FIFO, between two dataflow layers (the stitched rtlsim's
 // stand-in for FINN's StreamingFIFO_rtl: finn-rtllib's fifo.sv does not elaborate in the
-// simulator used here, v5.048). TREADY = not full, TVALID = not empty: neither depends on the other side's
-// handshake in the same cycle, and TVALID never drops before its handshake.
+// simulator used here, v5.048; hence FINN's port names) and as bitcycle_mvau's output queue.
+// TREADY = not full, TVALID = not empty: neither depends on the other side's handshake in the
+// same cycle, and TVALID never drops before its handshake.
 `default_nettype none
 
 module bitcycle_axis_fifo #(

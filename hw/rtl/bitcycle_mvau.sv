@@ -254,15 +254,18 @@ module bitcycle_mvau #(
   end
 
   // ---------------------------------------------------------------- output FIFO
-  logic fifo_full;
+  // a slot is reserved per output beat before it is computed, so a write never meets a full
+  // FIFO: its TREADY (not full) is left unused
+  logic fifo_ready;
   assign out_pop = m_axis_tvalid && m_axis_tready;
-  bitcycle_mvau_fifo #(.WIDTH(OutW), .DEPTH(OUT_DEPTH)) u_out (
-    .clk_i, .rst_ni, .wr_i(v3_q), .wdata_i(beat), .full_o(fifo_full),
-    .m_axis_tdata, .m_axis_tvalid, .m_axis_tready
+  bitcycle_axis_fifo #(.WIDTH(OutW), .DEPTH(OUT_DEPTH)) u_out (
+    .ap_clk(clk_i), .ap_rst_n(rst_ni),
+    .in0_V_TDATA(beat), .in0_V_TVALID(v3_q), .in0_V_TREADY(fifo_ready),
+    .out0_V_TDATA(m_axis_tdata), .out0_V_TVALID(m_axis_tvalid), .out0_V_TREADY(m_axis_tready)
   );
 
   logic unused;
-  assign unused = ^{fifo_full, nf2_q};
+  assign unused = ^{fifo_ready, nf2_q};
 
 endmodule
 

@@ -144,7 +144,9 @@ def run(build: Path, images: int, dataset: str | None = None, seed: int = 0, gap
         for f in inst.get_rtl_file_list(abspath=True):
             if Path(f).resolve() not in files:
                 files.append(Path(f).resolve())
-    files += [work / FIFO_SOURCE, work / "bitcycle_dataflow.v"]
+    if not any(f.name == FIFO_SOURCE for f in files):  # BitSerialMVAU layers bring it (their output queue)
+        files.append(work / FIFO_SOURCE)
+    files.append(work / "bitcycle_dataflow.v")
     t0 = time.time()
     exe = V.build("bitcycle_dataflow", files, work / "build", jobs=2)
     t_build = time.time() - t0
