@@ -23,6 +23,7 @@ def test_peer_bench_tiny(tmp_path):
         assert row["wall_ratio_to_peer"] == pytest.approx(sum(ratios) / 2)
         assert all(0.0 <= r["test_accuracy"] <= 1.0 and r["wall_s"] > 0 and r["cpu_s"] > 0 for r in row["runs"])
     assert rep["trainers"]["peer"]["wall_ratio_to_peer"] == 1.0
+    assert set(rep["provenance"]) >= {"machine", "cpu", "commit", "date"}
     assert len(rep["checks"]) == 3
     assert "| Brevitas bnn_pynq SFC (peer) |" in (tmp_path / "peer.md").read_text()
     # the report renders this run: the bench's own table and a plot drawn from the same JSON

@@ -19,6 +19,8 @@ import json
 import time
 from pathlib import Path
 
+from bitcycle.bench.provenance import provenance
+
 MODELS = {"tfc": ["--model", "tfc"], "sfc": ["--model", "sfc"], "lfc": ["--model", "lfc"],
           "cnv": ["--model", "cnv"], "cnv-fmnist": ["--model", "models/cnv-fmnist.toml"]}
 
@@ -116,6 +118,7 @@ def run(args) -> int:
         rows.append(row)
     report = {"part": "xc7z020clg400-1 (pynq-z2)", "clock_mhz": 100.0, "rows": rows,
               "note": "LUT/BRAM are estimates (BitSerialMVAU: fitted to Yosys synth_xilinx; FINN layers: FINN's)"}
+    report["provenance"] = provenance()  # machine, CPU, commit, date of these figures
     (out / "dataflow.json").write_text(json.dumps(report, indent=2) + "\n")
     md = table(report)
     (out / "dataflow.md").write_text(md)

@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bitcycle.bench.provenance import provenance
+
 TARGETS = {"time_vs_peer": 1.0, "time_vs_fp32": 1.2}
 
 
@@ -161,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
               "trainers": trainers, "checks": checks, "targets": TARGETS}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    report["provenance"] = provenance()  # machine, CPU, commit, date of these figures
     (out / "peer.json").write_text(json.dumps(report, indent=2))
     md = table(report)
     (out / "peer.md").write_text(md)

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 
-from bitcycle.bench.provenance import REPO
+from bitcycle.bench.provenance import REPO, provenance
 from bitcycle.hwif.rtl import rtl_sources
 
 BUILD = REPO / "build" / "synth"
@@ -281,6 +281,7 @@ def run(args: argparse.Namespace) -> int:
     result = {"bench": "synth", "tool": version, "device": "xc7z020 (xc7 family, synth_xilinx estimate)",
               "points": rows, "published": PUBLISHED, "wall_s": time.perf_counter() - wall0,
               "cpu_s": time.process_time() - cpu0 + children.ru_utime + children.ru_stime}
+    result["provenance"] = provenance()  # machine, CPU, commit, date of these figures
     (OUT / "synth.json").write_text(json.dumps(result, indent=1))
     md = markdown(rows, version)
     (OUT / "synth.md").write_text(md)
