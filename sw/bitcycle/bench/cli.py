@@ -21,7 +21,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "report": ("bitcycle.bench.report", "one page (build/report/index.html) over every build/bench/*.json, with plots"),
     "dataflow": ("bitcycle.bench.dataflow", "zoo dataflows at the pynq-z2 folding: rtlsim images/s vs estimate, LUT/BRAM, beside FINN's stock flow"),
     "peer": ("bitcycle.bench.peer", "bitcycle train (cosine 2-8 and fp32 gradients) beside Brevitas' bnn_pynq SFC recipe, interleaved"),
-    "compile-lut": ("bitcycle.compile.calibrate", "Yosys LUTs of generated BitSerialMVAU layers vs the compile flow's LUT model"),
+    "compile-lut": ("bitcycle.bench.compile_lut", "Yosys LUTs of generated BitSerialMVAU layers vs the compile flow's LUT model"),
 }
 
 
