@@ -1,4 +1,4 @@
-"""``bitcycle run``: train a binary MLP through the driver (engine products, host BatchNorm/loss/Adam).
+"""``bitcycle run``: train a binary MLP or CNN through the driver (engine products, host BatchNorm/loss/Adam).
 
 Writes DIR/metrics.json (+ metrics.md, history.csv, curves.png, params.npz, driver.json), in the
 spirit of ``bitcycle train``'s outputs.
@@ -14,14 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from bitcycle.cliutil import add_quiet
+from bitcycle.cliutil import add_model_set, add_quiet
 from bitcycle.errors import BitCycleError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=("emu", "sim", "pynq"), default="emu",
                         help="emu = golden model, sim = Verilated RTL, pynq = the board (default: emu)")
-    parser.add_argument("--model", default="sfc", help="zoo MLP (tfc, sfc, lfc, mlp) when no --driver-json")
+    parser.add_argument("--model", default="sfc", help="zoo MLP (tfc, sfc, lfc, mlp) or cnv when no --driver-json")
+    add_model_set(parser)
     parser.add_argument("--hidden", default=None, help="override the hidden widths, e.g. 64,64")
     parser.add_argument("--driver-json", default=None, help="a compiled model's driver.json (else built from --model)")
     parser.add_argument("--bitfile", default=None, help="overlay .bit for --backend pynq")
@@ -111,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
         spec = DJ.load(args.driver_json)
     else:
         hidden = [int(h) for h in args.hidden.split(",")] if args.hidden else None
-        spec = DJ.spec_for_model(args.model, args.dataset, hidden=hidden, grad_bits=(gb_spec.b_min, gb_spec.b_max))
+        spec = DJ.spec_for_model(args.model, args.dataset, hidden=hidden, grad_bits=(gb_spec.b_min, gb_spec.b_max),
+                                 options=dict(args.model_set))
     lo, hi = spec.grad_bits["min"], spec.grad_bits["max"]
     if gb_spec.b_min < lo or gb_spec.b_max > hi:
         raise BitCycleError(f"--grad-bits {args.grad_bits} asks for {gb_spec.b_min}..{gb_spec.b_max} bits but "
@@ -143,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     bits = [h["grad_bits"] for h in result["history"]]
     metrics = {
         "command": "run", "backend": args.backend, "model": spec.model, "dataset": args.dataset,
-        "data_source": source, "layers": [f"{l.in_features}x{l.out_features}" for l in spec.layers],
+        "data_source": source, "layers": [f"{'conv ' if l.conv else ''}{l.in_features}x{l.out_features}" for l in spec.layers],
         "grad_bits": str(gb_spec), "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
         "lr_schedule": args.lr_schedule, "quantise_weight_grad": not args.no_weight_grad_quant,
         "grad_scale": args.grad_scale, "grad_block": args.grad_block if args.grad_scale != "tensor" else None,

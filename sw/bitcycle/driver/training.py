@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from bitcycle.driver import planning
+from bitcycle.driver import convlower, planning
 from bitcycle.driver.hostmath import quantize_grad, quantize_input, sign_pm1, softmax_xent
 from bitcycle.driver.jobs import PER_STEP, EngineJobs
 from bitcycle.errors import BitCycleError
@@ -66,18 +66,18 @@ class TrainingStep(EngineJobs):
 
     def _forward(self, x, train: bool):
         spec = self._need_spec()
-        a = self.quantize(x).T  # [in, B]
+        h = self.quantize(x)  # [B, features]; each layer's operand: [in, B] (dense) or im2col's [in, B·H'·W'] (conv)
+        batch = h.shape[0]
         caches = []
         for i, ls in enumerate(spec.layers):
-            z = self.forward_layer(i, a, ls.in_bits).astype(np.float64)
+            a, a_bits = convlower.lower_input(ls, h), convlower.operand_bits(ls)
+            z = self.forward_layer(i, a, a_bits).astype(np.float64)
             bn = self.norms[i]
             y, bn_cache = bn.forward(z, train) if bn is not None else (z, None)
-            caches.append({"a": a, "bn": bn_cache, "mask": np.abs(y) <= 1.0})
-            if ls.act == "sign":
-                a = sign_pm1(y)  # only the sign of an activation is kept for backward (1 bit)
-            else:
-                a = y
-        return a.T, caches  # logits [B, C]
+            # only the sign of an activation is kept for backward (1 bit)
+            h, pool = convlower.raise_output(ls, sign_pm1(y) if ls.act == "sign" else y, batch)
+            caches.append({"a": a, "bits": a_bits, "bn": bn_cache, "mask": np.abs(y) <= 1.0, "pool": pool})
+        return h, caches  # logits [B, C]
 
     def forward(self, x) -> np.ndarray:
         """Inference logits [B, classes] (running BatchNorm statistics)."""
@@ -102,20 +102,24 @@ class TrainingStep(EngineJobs):
         before = self._per_step_snapshot()
         logits, caches = self._forward(x, train=True)
         loss, dlogits, _ = softmax_xent(logits, y)
-        g = dlogits.T  # [C, B]
+        g = dlogits  # [B, C]: the gradient w.r.t. a layer's output h [B, features]
         params, grads = {}, {}
+        last = len(spec.layers) - 1
         for i in reversed(range(len(spec.layers))):
             ls, cache, bn = spec.layers[i], caches[i], self.norms[i]
+            g = convlower.output_grad(ls, g, cache["pool"])  # → w.r.t. the product [out, N] (through the pool)
+            if i < last:
+                g = g * cache["mask"]  # straight-through estimator of sign (|y| <= 1)
             if bn is not None:
                 dz, dgamma, dbeta = bn.backward(g, cache["bn"])
                 params[f"{i}.gamma"], grads[f"{i}.gamma"] = bn.gamma, dgamma
                 params[f"{i}.beta"], grads[f"{i}.beta"] = bn.beta, dbeta
             else:
                 dz = g
-            dw, da = self._backward_products(i, dz, cache["a"], ls.in_bits, bits)
+            dw, da = self._backward_products(i, dz, cache["a"], cache["bits"], bits)
             params[f"{i}.w"], grads[f"{i}.w"] = self.latent[i], dw
             if i > 0:
-                g = da * caches[i - 1]["mask"]  # straight-through estimator of sign (|y| <= 1)
+                g = convlower.input_grad(ls, da, x.shape[0])  # col2im for a conv
         self.optimizer.step(params, grads)
         changed = 0
         for i in range(len(spec.layers)):

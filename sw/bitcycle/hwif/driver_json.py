@@ -19,6 +19,13 @@ does not pass silently)::
         {"name": "fc1", ..., "in_bits": 1, "norm": "batchnorm", "act": "sign"},
         {"name": "fc2", ..., "in_bits": 1, "norm": "pertensor", "act": "none"}   # logits
       ],
+      # a conv layer is one engine matrix product after im2col on the host: in_features =
+      # in_channels·kernel², out_features = out channels; its input is [in_channels, in_h, in_w]
+      # per sample (torch's C,H,W order, flattened so for input.features); "pool" (optional, any
+      # layer with "conv") is a max-pool after the activation (bitcycle.hwif.convshapes):
+      #   {"name": "conv0", "in_features": 9, "out_features": 16, "in_bits": 8, "norm": "batchnorm",
+      #    "act": "sign", "conv": {"in_channels": 1, "in_h": 28, "in_w": 28, "kernel": 3,
+      #    "stride": 1, "padding": 0}, "pool": {"kernel": 2, "stride": 2}}
       "grad_bits": {"min": 2, "max": 8},    # range the schedule may ask for (within engine bits)
       "engine": {"id": 0x42435943, "version": 1, "pe": 4, "simd": 16, "acc_bits": 32,
                  "max_bits": 16, "weight_words": 1024, "act_tiles": 256, "max_chunks": 64,
@@ -41,6 +48,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bitcycle.hwif import convshapes
 from bitcycle.hwif import regmap as _regmap
 from bitcycle.hwif.top_params import check_against_spec
 from bitcycle.errors import BitCycleError
@@ -76,6 +84,8 @@ class LayerSpec:
     in_bits: int = 1
     norm: str = "batchnorm"
     act: str = "sign"
+    conv: dict | None = None   # im2col geometry (a conv layer), None: dense
+    pool: dict | None = None   # max-pool after the activation (conv layers only), None: none
 
 
 @dataclass
@@ -190,7 +200,8 @@ def from_dict(d: dict, source: Path | None = None) -> DriverSpec:
     layers_raw = d.get("layers")
     if not isinstance(layers_raw, list) or not layers_raw:
         raise BitCycleError("driver.json: 'layers' must be a non-empty list")
-    ltypes = {"name": str, "in_features": int, "out_features": int, "in_bits": int, "norm": str, "act": str}
+    ltypes = {"name": str, "in_features": int, "out_features": int, "in_bits": int, "norm": str, "act": str,
+              "conv": dict, "pool": dict}
     spec = DriverSpec(
         model=_need(d, "model", str, "top level"),
         classes=_need(d, "classes", int, "top level"),
@@ -231,9 +242,11 @@ def validate(spec: DriverSpec) -> DriverSpec:
         raise BitCycleError(f"driver.json: classes={spec.classes} must be >= 2")
     if not 1 <= spec.input.bits <= eng.max_bits:
         raise BitCycleError(f"driver.json: input.bits={spec.input.bits} outside the engine's 1..{eng.max_bits}")
-    if spec.input.features != spec.layers[0].in_features:
-        raise BitCycleError(
-            f"driver.json: input.features={spec.input.features} but layers[0].in_features={spec.layers[0].in_features}")
+    convshapes.check_layer(spec.layers[0], f"driver.json: layers[0] ({spec.layers[0].name})")
+    first_in = convshapes.input_features(spec.layers[0])
+    if spec.input.features != first_in:
+        raise BitCycleError(f"driver.json: input.features={spec.input.features} but layers[0] takes {first_in} "
+                            "values per sample")
     names = set()
     for i, layer in enumerate(spec.layers):
         where = f"driver.json: layers[{i}] ({layer.name})"
@@ -248,16 +261,17 @@ def validate(spec: DriverSpec) -> DriverSpec:
             raise BitCycleError(f"{where}: norm={layer.norm!r}, choose from {NORMS}")
         if layer.act not in ACTS:
             raise BitCycleError(f"{where}: act={layer.act!r}, choose from {ACTS}")
+        convshapes.check_layer(layer, where)
         if i > 0:
             prev = spec.layers[i - 1]
-            if prev.out_features != layer.in_features:
-                raise BitCycleError(
-                    f"{where}: in_features={layer.in_features} but the previous layer gives {prev.out_features}")
+            convshapes.check_chain(prev, layer, where)
             if prev.act == "sign" and layer.in_bits != 1:
                 raise BitCycleError(f"{where}: input is binary (previous act 'sign') so in_bits must be 1")
     if spec.layers[-1].out_features != spec.classes:
         raise BitCycleError(
             f"driver.json: last layer gives {spec.layers[-1].out_features} outputs but classes={spec.classes}")
+    if spec.layers[-1].conv is not None:
+        raise BitCycleError("driver.json: the last layer must be dense (no 'conv'): it gives the logits")
     if spec.layers[-1].act != "none":
         raise BitCycleError("driver.json: the last layer must have act 'none' (it gives the logits)")
     gb = spec.grad_bits
@@ -290,14 +304,25 @@ def load(path_or_dict) -> DriverSpec:
 # the driver must not import it (torch), so the few numbers are repeated here.
 # (features, classes, x_max): samples arrive in [0, x_max] (bitcycle.train.data gives [0, 1]).
 DATASET_SHAPES = {"digits": (64, 10, 1.0), "fashion-mnist": (784, 10, 1.0)}
+DATASET_IMAGES = {"digits": (1, 8, 8), "fashion-mnist": (1, 28, 28)}  # (C, H, W) of the flat samples
+# bitcycle.nets.cnv: valid 3×3 convs, BatchNorm, sign, a 2×2 max-pool after the 2nd and 4th, then FC
+CNV_CHANNELS = {32: (64, 64, 128, 128, 256, 256), 28: (64, 64, 128, 128, 256)}
+CNV_FC = (512, 512)
+CNV_POOL_AFTER = (1, 3)
 MODEL_HIDDEN = {"tfc": [64, 64, 64], "sfc": [256, 256, 256], "lfc": [1024, 1024, 1024], "mlp": [128, 128]}
 
 
 def spec_for_model(model: str, dataset: str = "digits", hidden: list[int] | None = None,
-                   grad_bits: tuple[int, int] = (2, 8), engine: EngineSpec | None = None) -> DriverSpec:
-    """The driver.json of a zoo MLP built in memory (``bitcycle run`` without a compiled model)."""
+                   grad_bits: tuple[int, int] = (2, 8), engine: EngineSpec | None = None,
+                   options: dict | None = None) -> DriverSpec:
+    """The driver.json of a zoo MLP or the CNV built in memory (``bitcycle run`` without a compiled
+    model). ``options``: ``--set`` model options (cnv: width_mult, channels, fc)."""
     if dataset not in DATASET_SHAPES:
         raise BitCycleError(f"unknown dataset {dataset!r}; choose from {sorted(DATASET_SHAPES)}")
+    if model == "cnv":
+        return _cnv_spec(dataset, dict(options or {}), grad_bits, engine)
+    if options:
+        raise BitCycleError(f"--set {sorted(options)}: model {model!r} takes no options here; use --hidden for MLP widths")
     if hidden is None:
         if model not in MODEL_HIDDEN:
             raise BitCycleError(f"unknown model {model!r}; choose from {sorted(MODEL_HIDDEN)} (or give a driver.json)")
@@ -316,6 +341,47 @@ def spec_for_model(model: str, dataset: str = "digits", hidden: list[int] | None
     ]
     spec = DriverSpec(model=model, classes=classes,
                       input=InputSpec(features=features, bits=in_bits, scale=scale, offset=-128.0),
+                      layers=layers, grad_bits={"min": int(grad_bits[0]), "max": int(grad_bits[1])},
+                      engine=engine or EngineSpec())
+    return validate(spec)
+
+
+def _cnv_spec(dataset: str, options: dict, grad_bits: tuple[int, int], engine: EngineSpec | None) -> DriverSpec:
+    """bitcycle.nets.cnv.BinaryCNV's shapes (same options, same rounding of width_mult) as driver.json."""
+    unknown = set(options) - {"width_mult", "channels", "fc"}
+    if unknown:
+        raise BitCycleError(f"--set {sorted(unknown)}: cnv here takes width_mult, channels, fc")
+    in_ch, size, _ = DATASET_IMAGES[dataset]
+    features, classes, x_max = DATASET_SHAPES[dataset]
+    channels = options.get("channels") or CNV_CHANNELS.get(size)
+    if channels is None:
+        raise BitCycleError(f"cnv: no default conv plan for {size}×{size} inputs ({dataset}); give --set channels=[...]")
+    wm = options.get("width_mult", 1.0)
+    if isinstance(wm, bool) or not isinstance(wm, (int, float)) or wm <= 0:
+        raise BitCycleError(f"cnv: width_mult={wm!r} must be a number > 0")
+    channels = [max(1, int(round(c * wm))) for c in channels]
+    fc = [max(1, int(round(f * wm))) for f in options.get("fc", CNV_FC)]
+    layers, ch, h = [], in_ch, size
+    for i, out_ch in enumerate(channels):
+        if h < 3:
+            raise BitCycleError(f"cnv: {len(channels)} convs shrink a {size}×{size} input to nothing; use fewer channels entries")
+        pool = {"kernel": 2, "stride": 2} if i in CNV_POOL_AFTER else None
+        layers.append(LayerSpec(name=f"conv{i}", in_features=ch * 9, out_features=out_ch, in_bits=8 if i == 0 else 1,
+                                conv={"in_channels": ch, "in_h": h, "in_w": h, "kernel": 3, "stride": 1, "padding": 0},
+                                pool=pool))
+        h -= 2
+        if pool is not None:
+            h //= 2
+        ch = out_ch
+    width = ch * h * h
+    if width < 1:
+        raise BitCycleError(f"cnv: {len(channels)} convs shrink a {size}×{size} input to nothing; use fewer channels entries")
+    for j, f in enumerate(fc):
+        layers.append(LayerSpec(name=f"fc{j}", in_features=width, out_features=f))
+        width = f
+    layers.append(LayerSpec(name=f"fc{len(fc)}", in_features=width, out_features=classes, norm="pertensor", act="none"))
+    spec = DriverSpec(model="cnv", classes=classes,
+                      input=InputSpec(features=features, bits=8, scale=256.0 / x_max, offset=-128.0),
                       layers=layers, grad_bits={"min": int(grad_bits[0]), "max": int(grad_bits[1])},
                       engine=engine or EngineSpec())
     return validate(spec)
