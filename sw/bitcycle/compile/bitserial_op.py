@@ -6,7 +6,8 @@ is walked one bit-plane per cycle, so a vector costs ``bits · (MH/PE) · (MW/SI
 width ``bits`` is a run-time register in ``[bits_min, bits_max]`` (the backward passes of training
 use it; the forward pass uses ``bits`` = 1 for binary inputs, the input width for the first layer).
 
-Semantics (what ``execute_node`` computes, through ``bitcycle.golden.bitserial_matmul``):
+Semantics (what ``execute_node`` computes, through ``bitcycle.golden.bitserial_matmul``; under
+``exec_mode`` rtlsim through the node's generated RTL in Verilator instead, ``rtlsim_exec``):
 
     s = W · x          W ∈ {−1, +1}^{MH×MW}; x bipolar (BINARY tensors hold 0 ↦ −1, 1 ↦ +1) or integer
     s = sat(s, acc_bits)
@@ -81,6 +82,12 @@ class BitSerialMVAU(MVAU):
 
     def execute_node(self, context, graph):
         node = self.onnx_node
+        if self.get_nodeattr("exec_mode") == "rtlsim":  # the generated RTL in Verilator (rtlsim_exec)
+            from bitcycle.compile.rtlsim_exec import execute_rtlsim
+
+            y = execute_rtlsim(self, context)
+            context[node.output[0]] = y.astype(np.float32).reshape(context[node.output[0]].shape)
+            return
         x, w = self._engine_inputs(context)
         s = bitserial_matmul(w.T, x.T, self.get_nodeattr("bits"), self.get_nodeattr("acc_bits")).T
         if self.get_nodeattr("noActivation") == 0:

@@ -53,7 +53,8 @@ class BitSerialMVAU_rtl(BitSerialMVAU, RTLBackend):  # noqa: N801  (FINN's namin
         return attrs
 
     def execute_node(self, context, graph):
-        # FINN's rtlsim needs Vivado's xsim; `bitcycle rtlsim` simulates the generated files in Verilator.
+        # exec_mode rtlsim: the generated files in Verilator (rtlsim_exec.prepare_rtlsim builds them;
+        # FINN's own rtlsim would need Vivado's xsim); otherwise the golden model
         BitSerialMVAU.execute_node(self, context, graph)
 
     def _gen_dir(self) -> Path:

@@ -204,6 +204,9 @@ def add_compile_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clock-mhz", type=float, default=None, help="clock for the folding target (default 100)")
     parser.add_argument("--check-images", type=int, default=None,
                         help="test images every intermediate graph is checked on, bit-exact (default 100; 0 = skip)")
+    parser.add_argument("--rtlsim-check", type=int, default=None, metavar="N",
+                        help="check the engine stage again on the first N check images with exec_mode rtlsim: each "
+                             "layer's generated RTL in Verilator instead of the golden model (default 0 = off)")
     parser.add_argument("--bits-max", type=int, default=None,
                         help="run-time bit-width range of the engine: 1..BITS_MAX (default 16)")
     parser.add_argument("--input-quant", default=None, choices=["host", "fabric"],
@@ -250,6 +253,10 @@ def run_compile(args) -> int:
     print(f"compiled {name} for {resolve_part(cfg.part)} into {out}/ (steps {ran[0]} … {ran[-1]}; config: {out}/compile_config.json)")
     ref = "the QONNX graph (execute_onnx)" if getattr(args, "onnx", None) else "torch"
     print(f"  bit-exact vs {ref} on {summary['images_checked']} {dataset} images at stages: {', '.join(checked) or 'none'}")
+    for stage, info in summary["stages"].items():
+        if info.get("rtlsim_checked"):
+            print(f"  stage {stage} also bit-exact with exec_mode rtlsim (generated RTL in Verilator) on "
+                  f"{info['rtlsim_checked']} images")
     if "resources" not in summary:
         print(f"  stopped after {ran[-1]}: graphs in {out}/intermediate_models/; resume with "
               f"--start-step {cfg.steps[cfg.steps.index(ran[-1]) + 1]}")

@@ -44,6 +44,8 @@ class CompileConfig:
     dataset: str | None = None      # digits, fashion-mnist, cifar10, random (None: from the input shape)
     data_dir: str | None = None
     check_images: int = 100         # images every checked step's graph must reproduce bit-exact (0 = skip)
+    rtlsim_check: int = 0           # of those, images the engine stage is checked on again with exec_mode
+                                    # rtlsim: its generated RTL in Verilator (FINN's rtlsim check; 0 = off)
     # -- output
     out: str | None = None          # build directory (None: build/<model>)
     # -- driver.json's gradient bit range: the bit widths the driver's schedule may use
@@ -75,6 +77,8 @@ class CompileConfig:
             raise BitCycleError(f"input_quant must be 'host' or 'fabric', got {self.input_quant!r}")
         if not 1 <= int(self.bits_max) <= 16:
             raise BitCycleError(f"--bits-max must be in 1..16 (the engine's range), got {self.bits_max}")
+        if int(self.rtlsim_check) < 0:
+            raise BitCycleError(f"--rtlsim-check must be >= 0 images (0 = off), got {self.rtlsim_check}")
         if self.target_fps is not None and self.lut_budget is not None:
             raise BitCycleError("give at most one of --target-fps and --lut-budget")
         self.model_options()

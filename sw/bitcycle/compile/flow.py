@@ -23,7 +23,8 @@ from bitcycle.errors import BitCycleError
 class FlowResult:
     model: object                       # graph after the last step run (folded, specialised for a full run)
     engine_model: object                # the engine-mapped graph (executable, golden-model layers), if reached
-    stages: dict = field(default_factory=dict)   # stage → {"step", "nodes", "checked", "mismatches"}
+    stages: dict = field(default_factory=dict)   # stage → {"step", "nodes", "checked", "mismatches",
+    #                                              "exec_mode"[, "rtlsim_checked"]}
     resources: dict | None = None       # FINN estimates (when the last step run leaves HW layers)
     steps_run: list = field(default_factory=list)
 
@@ -41,7 +42,8 @@ def execute(model, pixels: np.ndarray) -> np.ndarray:
     return np.stack(outs)
 
 
-def check_stage(name: str, model, pixels: np.ndarray, expected: np.ndarray) -> int:
+def check_stage(name: str, model, pixels: np.ndarray, expected: np.ndarray,
+                cause: str = "a FINN pass changed the model's arithmetic") -> int:
     got = execute(model, pixels)
     exp = expected.reshape(len(expected), -1)
     if got.shape != exp.shape:
@@ -51,8 +53,19 @@ def check_stage(name: str, model, pixels: np.ndarray, expected: np.ndarray) -> i
         i = int(bad[0])
         raise BitCycleError(
             f"stage {name}: graph output differs from torch on {len(bad)}/{len(exp)} images (first: image {i}, "
-            f"{int(np.sum(got[i] != exp[i]))} values); a FINN pass changed the model's arithmetic")
+            f"{int(np.sum(got[i] != exp[i]))} values); {cause}")
     return len(exp)
+
+
+def check_stage_rtlsim(name: str, model, pixels: np.ndarray, expected: np.ndarray, work: Path | None) -> int:
+    """The stage's check again on a copy of its graph with exec_mode rtlsim: every BitSerialMVAU
+    through its generated RTL in Verilator (built in ``work/<node>/``), the rest as before."""
+    from bitcycle.compile.rtlsim_exec import prepare_rtlsim
+
+    sim = prepare_rtlsim(copy.deepcopy(model), work)
+    return check_stage(f"{name} (exec_mode rtlsim)", sim, pixels, expected,
+                       cause=f"the generated RTL computes differently from the golden model (its files and "
+                             f"Verilator builds: {work}/<layer>/)")
 
 
 def intermediate_model(directory: Path, step: str) -> Path:
@@ -77,7 +90,8 @@ def start_model(cfg, source_model, resume_dir: Path | None):
 
 
 def run_steps(source_model, cfg, pixels: np.ndarray, expected: np.ndarray, progress: bool = True,
-              save_dir: Path | None = None, resume_dir: Path | None = None) -> FlowResult:
+              save_dir: Path | None = None, resume_dir: Path | None = None,
+              rtlsim_dir: Path | None = None) -> FlowResult:
     """Run cfg's steps from start_step to stop_step; check each executable step's graph on ``pixels``
     against ``expected``; save each graph to ``save_dir/<step>.onnx`` (if given and
     cfg.save_intermediate_models). ``resume_dir`` holds the intermediate models a start_step resumes from."""
@@ -86,6 +100,8 @@ def run_steps(source_model, cfg, pixels: np.ndarray, expected: np.ndarray, progr
     from bitcycle.compile.steps import steps_to_run
 
     cfg.validate()
+    if cfg.rtlsim_check and rtlsim_dir is None:
+        raise BitCycleError("rtlsim_check needs a directory for the generated RTL (run_steps' rtlsim_dir)")
     todo = steps_to_run(cfg.steps, cfg.start_step, cfg.stop_step)
     model = start_model(cfg, source_model, resume_dir)
     result = FlowResult(model=None, engine_model=None)
@@ -96,6 +112,11 @@ def run_steps(source_model, cfg, pixels: np.ndarray, expected: np.ndarray, progr
         info = {"step": step.name, "nodes": [n.op_type for n in model.graph.node], "checked": 0, "mismatches": 0}
         if step.check and len(pixels):
             info["checked"] = check_stage(step.stage, model, pixels, expected)
+            info["exec_mode"] = "python"  # every node's Python model (BitSerialMVAU: the golden model)
+        if step.stage == "engine" and cfg.rtlsim_check and len(pixels):
+            n = min(int(cfg.rtlsim_check), len(pixels))
+            info["rtlsim_checked"] = check_stage_rtlsim(step.stage, model, pixels[:n], expected[:n], rtlsim_dir)
+            info["exec_mode"] = "python+rtlsim"  # all images in Python, the first rtlsim_checked in Verilator
         result.stages[step.stage] = info
         result.steps_run.append(step.name)
         if save_dir is not None and cfg.save_intermediate_models:

@@ -261,6 +261,12 @@ def _params_npz(torch_model, path: Path) -> bool:
     return True
 
 
+def rtlsim_check_dir(out_dir: Path) -> Path:
+    """Where the rtlsim check generates and builds each engine layer: beside the build directory, not
+    in it (it survives a failed compile, whose log it names, and its Verilator builds are reused)."""
+    return (Path(out_dir).parent / f".{Path(out_dir).name}.rtlsim-check").resolve()
+
+
 def build_project(exported, pixels: np.ndarray, out_dir: str | Path, cfg, torch_model=None,
                   progress: bool = True) -> dict:
     """Export, run cfg's steps (CompileConfig), check, generate; returns the summary (also in compile.json).
@@ -287,7 +293,8 @@ def build_project(exported, pixels: np.ndarray, out_dir: str | Path, cfg, torch_
         qonnx_path = exported.save_qonnx(tmp / "qonnx.onnx")  # a Brevitas export, or the prepared --onnx graph
         t_export = time.time() - t0
         result = run_steps(ModelWrapper(str(qonnx_path)), cfg, pixels, expected, progress=progress, save_dir=inter,
-                           resume_dir=out_dir / "intermediate_models")
+                           resume_dir=out_dir / "intermediate_models",
+                           rtlsim_dir=rtlsim_check_dir(out_dir))
         t_flow = time.time() - t0 - t_export
         summary = {"model": exported.name, "part": cfg.part, "fold": cfg.fold_kwargs(),
                    "input_quant": cfg.input_quant, "steps_run": result.steps_run, "stages": result.stages,
