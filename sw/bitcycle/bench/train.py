@@ -1,8 +1,10 @@
-"""``bitcycle bench train`` (``make bench-train``): cyclic vs fixed vs FP32 gradients on Fashion-MNIST.
+"""``bitcycle bench train`` (``make bench-train``): cyclic vs fixed vs FP32 gradients on Fashion-MNIST,
+beside CycleBNN's / CPT's own recipe (forward W/A precision cycled, gradients fixed at 8 bits).
 
 Runs the LFC-like MLP (models/lfc-fmnist.toml) and the CNV-like CNN (models/cnv-fmnist.toml,
-narrowed to 1/2 of FINN's channels) with each grad-bits SPEC — same seed, same epochs — and writes
-the files below. Defaults (10 MLP epochs at lr 0.02, 15 CNN epochs at lr 0.05, batch 256, two runs at a time on one torch
+narrowed to 1/2 of FINN's channels) with each row SPEC — same seed, same epochs — and writes
+the files below. Row SPECs and the two cost accountings (CycleBNN's cost line and BitCycle's
+BOPs / engine bit-planes): ``bitcycle.bench.train_rows``. Defaults (10 MLP epochs at lr 0.02, 15 CNN epochs at lr 0.05, batch 256, two runs at a time on one torch
 thread each) fit well under the issue's 2 hours on 2 idle cores; ``--cnn-train-limit N`` trains the
 CNN on the first N samples only.
 
@@ -21,7 +23,6 @@ A run's wall and CPU times then add up its sessions.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import shutil
 import signal
@@ -30,6 +31,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bitcycle.bench.provenance import REPO
+from bitcycle.bench.train_rows import ROW_SPEC_HELP, RowSpec, cyclebnn_specs, parse_row_spec, row_costs, run_name
+from bitcycle.bench.train_table import markdown_table, plot
 from bitcycle.train import checkpoint as ckpt
 from bitcycle.train.interrupt import STOP_SIGNALS, TrainingInterrupted
 
@@ -38,9 +41,40 @@ TARGETS = {"cycles_saving_vs_fixed8": 0.35, "bops_saving_vs_fp32": 0.96, "acc_ga
            "acc_lfc": 0.87, "acc_cnv": 0.90}
 
 
+EPILOG = """rows:
+  GRAD            BitCycle's gradient cycling: a grad-bits SPEC (fp32, fixed:B, cosine:L-HxC,
+                  triangle:L-HxC), forward pass binary (W1A1)
+  fwd:FWD+GRAD    CycleBNN's / CPT's recipe: forward W/A bits follow FWD for the first
+                  --forward-fraction of the steps (binary afterwards), gradients follow GRAD,
+                  e.g. fwd:cosine:2-6x4+fixed:8; --cyclebnn 2-6,3-8 (the default) adds
+                  fwd:cosine:2-6xC+fixed:8 and fwd:cosine:3-8xC+fixed:8, C = --cyclebnn-cycles
+  bitcycle.schedule's cosine is CycleBNN's rint(L + (H-L)/2*(1+cos(pi*(t mod T)/T + pi))):
+  1+cos(x+pi) = 1-cos(x), each cycle rises from L; it rounds half up where CycleBNN's
+  np.rint rounds half to even, the same bits at every step for 2-6 and 3-8.
+
+costs (both columns in train.md and train.json):
+  CycleBNN's line  per step fw = b*b/32/32; eb = b*g/32/32; gc = eb; cr = (fw+eb+gc)/3
+                   (b forward W/A bits, 1 = binary; g gradient bits), a run's cr = mean over steps
+  BitCycle's       bitcycle.train.ops: BOPs from each layer's MACs, and the bit-serial engine's
+                   bit-planes (cost ∝ bits of the integer operand), each vs a W1A1 net with
+                   fixed:8 gradients over the same steps
+"""
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = EPILOG
     p.add_argument("--models", default="lfc,cnv", help="comma list of lfc, cnv")
-    p.add_argument("--specs", default="fp32,fixed:8,cosine:2-8x8", help="comma list of grad-bits SPECs")
+    p.add_argument("--specs", default="fp32,fixed:8,cosine:2-8x8", help=ROW_SPEC_HELP)
+    p.add_argument("--cyclebnn", default="2-6,3-8",
+                   help="CycleBNN's (2-6) and CPT's (3-8) recipe rows: forward W/A cosine L-H, gradients fixed:8; "
+                        "each L-H adds fwd:cosine:L-HxC+fixed:8 after --specs ('' for none)")
+    p.add_argument("--cyclebnn-cycles", type=int, default=4,
+                   help="C of the --cyclebnn rows: cosine cycles within the forward-cycling steps (default 4: with "
+                        "--forward-fraction 0.5 the same period as cosine:2-8x8's gradient cycles)")
+    p.add_argument("--forward-fraction", type=float, default=0.5,
+                   help="fwd: rows cycle the forward precision for this fraction of the steps, then train binary "
+                        "(evaluation is always W1A1; default 0.5, bitcycle train's)")
     p.add_argument("--epochs-mlp", type=int, default=10)
     p.add_argument("--epochs-cnn", type=int, default=15)
     p.add_argument("--cnn-train-limit", type=int, default=0,
@@ -61,8 +95,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="continue an interrupted benchmark: each run from its checkpoint in OUT/train/RUN/ (same options)")
 
 
-def _run_name(model: str, spec: str) -> str:
-    return f"{model}-{spec.replace(':', '').replace('-', '_')}"
+_run_name = run_name  # the name tests and older callers use
+__all__ = ["add_arguments", "run", "check_targets", "markdown_table", "plot", "run_name"]
 
 
 def _train_job(job: dict) -> dict:
@@ -78,7 +112,9 @@ def _train_job(job: dict) -> dict:
     resume = job["resume"] and (Path(job["run_dir"]) / ckpt.CHECKPOINT).is_file()
     on_step = None if _STEP_QUEUE is None else (lambda step: _STEP_QUEUE.put(1))
     m = train(cfg, job["run_dir"], data=data, progress=job["progress"], resume=resume, on_step=on_step)
-    return {"run": job["name"], "model": job["model"], "model_cfg": m["model_cfg"], "grad_bits": cfg.grad_bits,
+    return {"run": job["name"], "model": job["model"], "model_cfg": m["model_cfg"], "spec": job["spec"],
+            "recipe": parse_row_spec(job["spec"]).recipe, "grad_bits": cfg.grad_bits, "forward_bits": cfg.forward_bits,
+            "forward_fraction": cfg.forward_fraction if cfg.forward_bits else None,
             "grad_scale": cfg.grad_scale, "grad_block": cfg.grad_block, "epochs": cfg.epochs, "train_samples": m["steps_per_epoch"] * cfg.batch_size,
             "steps": m["steps"], "test_accuracy": m["test_accuracy"], "best_test_accuracy": m["best_test_accuracy"],
             "accuracy_per_epoch": [e["test_acc"] for e in m["epochs_detail"]],
@@ -90,18 +126,21 @@ def _train_job(job: dict) -> dict:
             "host_scale_muls": m["host_scale_muls"],
             "host_scale_muls_per_backward_mac": m["host_scale_muls_per_backward_mac"],
             "threads": job["threads"], "resumed": resume, "wall_time_s": m["wall_time_s"], "cpu_time_s": m["cpu_time_s"],
-            "bits_per_step": m["bits_per_step"]}
+            "bits_per_step": m["bits_per_step"], **row_costs(m, cfg.batch_size)}
 
 
 def run(args: argparse.Namespace) -> int:
     from bitcycle.errors import BitCycleError
     from bitcycle.quant.grad import check_grad_scale
-    from bitcycle.schedule import parse_grad_bits
     from bitcycle.train.data import load_dataset, steps_per_epoch
     from bitcycle.train.trainer import TrainConfig
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    specs = [str(parse_grad_bits(s)) for s in args.specs.split(",") if s.strip()]
+    rows: list[RowSpec] = [parse_row_spec(s) for s in args.specs.split(",") if s.strip()]
+    rows += [r for r in cyclebnn_specs(args.cyclebnn, args.cyclebnn_cycles) if r not in rows]
+    specs = [str(r) for r in rows]
+    if len(set(specs)) != len(specs):
+        raise BitCycleError(f"bench train: a row SPEC appears twice in {', '.join(specs)}; give each once")
     check_grad_scale(args.grad_scale)
     if args.jobs < 1 or args.threads < 1:
         raise BitCycleError("bench train: --jobs and --threads must be >= 1")
@@ -116,17 +155,19 @@ def run(args: argparse.Namespace) -> int:
     lr = {"lfc": args.lr_mlp, "cnv": args.lr_cnn}
     jobs = []
     for model in models:
-        for spec in specs:
-            name = _run_name(model, spec)
+        for row in rows:
+            spec = str(row)
+            name = run_name(model, spec)
             limit = args.train_limit
             if model == "cnv" and args.cnn_train_limit:
                 limit = min(limit or args.cnn_train_limit, args.cnn_train_limit)
-            cfg = TrainConfig(model=str(MODEL_FILES[model]), dataset="fashion-mnist", grad_bits=spec,
+            cfg = TrainConfig(model=str(MODEL_FILES[model]), dataset="fashion-mnist", grad_bits=row.grad,
+                              forward_bits=row.forward, forward_fraction=args.forward_fraction,
                               epochs=epochs[model], batch_size=args.batch_size, lr=lr[model], seed=args.seed,
                               train_limit=limit, test_limit=args.test_limit, grad_scale=args.grad_scale,
                               **({} if args.grad_block is None else {"grad_block": args.grad_block}))
             cfg.check()
-            jobs.append({"name": name, "model": model, "cfg": asdict(cfg), "run_dir": str(runs_dir / name),
+            jobs.append({"name": name, "model": model, "spec": spec, "cfg": asdict(cfg), "run_dir": str(runs_dir / name),
                          "threads": args.threads, "train_limit": args.train_limit, "test_limit": args.test_limit,
                          "progress": args.jobs == 1, "resume": args.resume,
                          "steps": cfg.epochs * steps_per_epoch(min(limit or n_train, n_train), args.batch_size)})
@@ -136,6 +177,11 @@ def run(args: argparse.Namespace) -> int:
               "test_samples": len(data.test_y), "jobs": args.jobs, "threads": args.threads,
               "batch_size": args.batch_size, "lr": lr, "seed": args.seed, "grad_scale": args.grad_scale,
               "grad_block": jobs[0]["cfg"]["grad_block"] if jobs else None,
+              "forward_fraction": args.forward_fraction if any(r.forward for r in rows) else None,
+              "cost_models": {"cyclebnn": "fw = b*b/32/32; eb = b*g/32/32; gc = eb; cr = (fw+eb+gc)/3 per step, mean over "
+                                          "steps (b: forward W/A bits, 1 = binary; g: gradient bits)",
+                              "bitcycle": "bitcycle.train.ops: BOPs per layer MAC, engine bit-planes; reference W1A1 "
+                                          "fixed:8 gradients over the same steps"},
               "epochs": epochs, "resumed": args.resume, "complete": False,
               "runs": results}
     del data
@@ -245,7 +291,7 @@ def _cpu_time(c0: float, results: list[dict]) -> float:
 
 def check_targets(results: list[dict]) -> list[dict]:
     """The issue's targets, each with the measured value and whether it is met."""
-    by = {(r["model"], r["grad_bits"]): r for r in results}
+    by = {(r["model"], r.get("spec", r["grad_bits"])): r for r in results}
     checks = []
     for model in sorted({r["model"] for r in results}):
         cyc, fixed = by.get((model, "cosine:2-8x8")), by.get((model, "fixed:8"))
@@ -266,68 +312,3 @@ def check_targets(results: list[dict]) -> list[dict]:
     return checks
 
 
-def markdown_table(report: dict) -> str:
-    lr = report["lr"]  # one value per model; reports written before --lr-mlp/--lr-cnn hold one number
-    lr_text = ", ".join(f"{v} ({k})" for k, v in lr.items()) if isinstance(lr, dict) else str(lr)
-    lines = [f"Fashion-MNIST, {report['train_samples']} train / {report['test_samples']} test samples, batch "
-             f"{report['batch_size']}, Adam lr {lr_text} (cosine), seed {report['seed']}, gradient scales per "
-             f"{_scale_text(report)}, {report.get('jobs', 1)} run(s) in parallel × {report['threads']} "
-             f"torch thread(s).",
-             "",
-             "| model | grad bits | epochs | train samples | test acc | mean b_g | training BOPs | saving vs FP32 | BOP saving vs fixed:8 "
-             "| engine bwd cycles vs fixed:8 | host scale mul / bwd MAC | wall s | CPU s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in report["runs"]:
-        lines.append(f"| {r['model']} | {r['grad_bits']} | {r['epochs']} | {r.get('train_samples', '')} | {r['test_accuracy']:.2%} | "
-                     f"{r['mean_grad_bits']:.2f} | {r['train_bops']:.3e} | {r['saving_vs_fp32']:.2%} | "
-                     f"{r['saving_vs_fixed8']:.2%} | {r['engine_backward_saving_vs_fixed8']:.2%} | "
-                     f"{_host_text(r)} | {r['wall_time_s']:.0f} | {r['cpu_time_s']:.0f} |")
-    if report.get("targets"):
-        lines += ["", "| model | target | measured | met |", "|---|---|---:|---|"]
-        for t in report["targets"]:
-            lines.append(f"| {t['model']} | {t['target']} | {t['measured']:.4f} | {'yes' if t['met'] else '**no**'} |")
-    resumed = " (this session of a resumed benchmark; each run's times add up its sessions)" if report.get("resumed") else ""
-    lines += ["", f"Whole benchmark: {report['wall_time_s']:.0f} s wall, {report['cpu_time_s']:.0f} s CPU{resumed}."]
-    return "\n".join(lines) + "\n"
-
-
-def _host_text(row: dict) -> str:
-    ratio = row.get("host_scale_muls_per_backward_mac")
-    return "" if ratio is None else f"{ratio:.4f}"
-
-
-def _scale_text(report: dict) -> str:
-    scale = report.get("grad_scale", "tensor")
-    if scale == "row" and report.get("grad_block"):
-        return f"row in blocks of {report['grad_block']}"
-    return scale
-
-
-def plot(results: list[dict]) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
-    for r in results:
-        ep = list(range(1, len(r["accuracy_per_epoch"]) + 1))
-        ax[0].plot(ep, r["accuracy_per_epoch"], "o-", label=r["run"])
-    ax[0].set_xlabel("epoch")
-    ax[0].set_ylabel("test accuracy")
-    ax[0].legend(fontsize=7)
-    shown = set()
-    for r in results:
-        if r["grad_bits"] in shown:
-            continue
-        shown.add(r["grad_bits"])
-        ax[1].step(range(len(r["bits_per_step"])), r["bits_per_step"], where="post", label=r["grad_bits"], lw=0.8)
-    ax[1].set_xlabel(f"step ({results[0]['model']})" if results else "step")
-    ax[1].set_ylabel("gradient bits")
-    ax[1].set_yscale("log", base=2)
-    ax[1].legend(fontsize=7)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return buf.getvalue()
