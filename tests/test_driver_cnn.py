@@ -223,3 +223,25 @@ def test_cnn_sim_bit_identical_to_emu():
         np.testing.assert_array_equal(a, b)
     assert sum(m["weight_flips"] for m in sim[0]) > 0
     assert emu[3]["jobs"] == sim[3]["jobs"] and emu[3]["bytes_sent"] == sim[3]["bytes_sent"]
+
+
+def test_conv_pool_layouts_backprop_like_torch():
+    """lower_input → W·cols → raise_output (pool) and back through output_grad → Wᵀ → input_grad
+    give torch autograd's gradient of conv2d + max_pool2d (float64): the layouts chain correctly."""
+    import torch
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(SEED)
+    ls = _tiny_spec().layers[1]
+    c = convshapes.conv_params(ls)
+    batch = 3
+    h = rng.choice([-1.0, 1.0], (batch, c["in_channels"] * c["in_h"] * c["in_w"]))
+    w = rng.standard_normal((ls.out_features, c["in_channels"], 3, 3))
+    out, pool = convlower.raise_output(ls, w.reshape(ls.out_features, -1) @ convlower.lower_input(ls, h), batch)
+    r = rng.standard_normal(out.shape)
+    dh = convlower.input_grad(ls, w.reshape(ls.out_features, -1).T @ convlower.output_grad(ls, r, pool), batch)
+    ht = torch.tensor(h.reshape(batch, c["in_channels"], c["in_h"], c["in_w"]), requires_grad=True)
+    yt = torch.nn.functional.max_pool2d(torch.nn.functional.conv2d(ht, torch.tensor(w), padding=c["padding"]), 2, 2)
+    (yt.reshape(batch, -1) * torch.tensor(r)).sum().backward()
+    np.testing.assert_allclose(out, yt.detach().numpy().reshape(batch, -1), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(dh, ht.grad.numpy().reshape(batch, -1), rtol=0, atol=1e-9)
