@@ -133,10 +133,13 @@ def row_costs(metrics: dict, batch_size: int) -> dict:
 
 
 ENGINE_NOTE = (
-    "Which is cheaper on BitCycle's engine: the bit-serial array walks the bit-planes of the integer operand "
-    "while the other is binary, so a product costs b passes — forward b_a, each backward product b_g. A "
-    "gradient-cycling row keeps W and A binary: its forward is 1 plane (8 for the first layer) and its backward "
-    "2·b_g. A CycleBNN row has b_f-bit W AND A in its cycling steps: no operand is binary, the engine walks both "
-    "(b_f² forward, b_f·8 for each backward product) — the cost CycleBNN's own line (b², b·g) counts, which "
-    "a binary-operand engine does not pay for the gradient rows. Its deployed net is W1A1 either way, so the "
-    "multi-bit forward buys nothing at inference; compare the 'engine planes vs W1A1 fixed:8' column.")
+    "Which is cheaper on BitCycle's engine, and why: the bit-serial array takes one operand binary and walks "
+    "the bit-planes of the other, so a product costs as many passes as the integer operand has bits (both "
+    "widths multiplied when neither is binary) - per MAC the same count as BOPs, hence the equal BOP and "
+    "engine-plane columns. A gradient-cycling row keeps W and A binary: forward 1 plane (8 in the 8-bit first "
+    "layer), each backward product b_g <= 8. A CycleBNN row, in its cycling steps, has b_f-bit W and b_f-bit A: "
+    "no operand is binary, forward b_f^2 and each backward product 8*b_f planes, so each such step costs more "
+    "than a W1A1 fixed:8 step and gradient cycling is the cheaper recipe. The multi-bit forward is training-only: "
+    "both recipes deploy the same W1A1 net, whose forward is binary anyway. CycleBNN's own line weighs every "
+    "layer alike (no 8-bit first layer, every layer with all three products), so its ranking of rows far apart "
+    "in forward and gradient bits (e.g. fp32 gradients vs forward 3-8) can differ from the per-layer count.")
