@@ -130,6 +130,10 @@ class DriverSpec:
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("source")
+        for layer in d["layers"]:  # a dense layer is written as before conv layers existed
+            for key in ("conv", "pool"):
+                if layer[key] is None:
+                    del layer[key]
         return d
 
     def save(self, path: str | Path) -> Path:
