@@ -62,7 +62,7 @@ rtlsim: $(VENV)/.bitcycle-setup  ## MODEL → compile → IMAGES=20 test images 
 bitstream: $(VENV)/.bitcycle-setup  ## FPGA image with Vitis HLS / Vivado (MODEL=...); exit 2 naming the missing tool
 	$(PY) -m bitcycle.cli bitstream $(COMPILE_SRC) $(COMPILE_ARGS)
 
-bench-train: $(VENV)/.bitcycle-setup  ## Fashion-MNIST, LFC MLP + CNV CNN × fp32/fixed:8/cosine:2-8x8 → build/bench/train.json (~1.5 h on 2 cores)
+bench-train: $(VENV)/.bitcycle-setup  ## Fashion-MNIST, LFC MLP + CNV CNN × fp32/fixed:8/cosine:2-8x8 gradients + CycleBNN/CPT forward 2-6/3-8 → build/bench/train.json (~2.3 h on 2 cores, est.)
 	$(PY) -m bitcycle.cli bench train
 
 bench-peer: $(VENV)/.bitcycle-setup  ## bitcycle train cosine:2-8x2 / fp32 vs Brevitas' bnn_pynq SFC recipe, Fashion-MNIST 2 epochs → build/bench/peer.json + .md

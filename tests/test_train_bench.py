@@ -36,7 +36,7 @@ def test_bench_runs_in_worker_processes(tmp_path):
 
     out = tmp_path / "bench"
     assert main(["bench", "train", "--models", "lfc", "--specs", "fixed:8,cosine:2-8x2", "--train-limit", "512",
-                 "--test-limit", "256", "--batch-size", "128", "--epochs-mlp", "1", "--jobs", "2", "--out", str(out)]) == 0
+                 "--test-limit", "256", "--batch-size", "128", "--epochs-mlp", "1", "--jobs", "2", "--cyclebnn", "", "--out", str(out)]) == 0
     report = json.loads((out / "train.json").read_text())
     assert report["complete"] and report["jobs"] == 2 and report["grad_scale"] == "row"
     assert [r["grad_bits"] for r in report["runs"]] == ["fixed:8", "cosine:2-8x2"]
@@ -64,7 +64,7 @@ def test_bench_interrupt_then_resume(tmp_path):
     out = tmp_path / "bench"
     cmd = [sys.executable, "-m", "bitcycle.cli", "bench", "train", "--models", "lfc", "--specs", "fixed:8,cosine:2-8x2",
            "--train-limit", "512", "--test-limit", "128", "--batch-size", "128", "--epochs-mlp", "12", "--jobs", "2",
-           "--out", str(out)]
+           "--cyclebnn", "", "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "sw")}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     runs = [out / "train" / name for name in ("lfc-fixed8", "lfc-cosine2_8x2")]

@@ -13,7 +13,7 @@ import sys
 # name -> (module, one-line help)
 BENCHES: dict[str, tuple[str, str]] = {
     "memory": ("bitcycle.bench.memory", "training memory, standard vs memory-efficient (1-bit sign(x)) mode"),
-    "train": ("bitcycle.bench.train", "cyclic vs fixed vs FP32 gradient precision on Fashion-MNIST (LFC MLP, CNV CNN)"),
+    "train": ("bitcycle.bench.train", "cyclic vs fixed vs FP32 gradient precision, beside CycleBNN's forward cycling, on Fashion-MNIST (LFC MLP, CNV CNN)"),
     "grad-error": ("bitcycle.bench.grad_error", "quantised vs float weight gradient of a trained model, per layer and setting"),
     "driver": ("bitcycle.bench.driver", "a training step through the driver: emu/sim time, RTL cycles, projected board time, vs PyTorch"),
     "hw": ("bitcycle.bench.hw", "engine RTL cycles per matrix vs bits in Verilator (mode, bits, M, K, N, PE, SIMD)"),

@@ -5,8 +5,9 @@ Runs the LFC-like MLP (models/lfc-fmnist.toml) and the CNV-like CNN (models/cnv-
 narrowed to 1/2 of FINN's channels) with each row SPEC — same seed, same epochs — and writes
 the files below. Row SPECs and the two cost accountings (CycleBNN's cost line and BitCycle's
 BOPs / engine bit-planes): ``bitcycle.bench.train_rows``. Defaults (10 MLP epochs at lr 0.02, 15 CNN epochs at lr 0.05, batch 256, two runs at a time on one torch
-thread each) fit well under the issue's 2 hours on 2 idle cores; ``--cnn-train-limit N`` trains the
-CNN on the first N samples only.
+thread each) took about 1.5 h on 2 idle cores for the six gradient rows; the four CycleBNN/CPT rows
+(``--cyclebnn``) add an estimated 0.8 h; ``--cyclebnn ''`` drops them and ``--cnn-train-limit N``
+trains the CNN on the first N samples only.
 
 
     build/bench/train.json   every run's metrics (as measured) + the issue's targets, checked
