@@ -50,6 +50,7 @@ class EngineTB:
     def __init__(self, dut, regs: bool = False):
         self.dut = dut
         self.regs = regs  # True: configuration through AXI4-Lite (bitcycle_top)
+        self.last_keep: list[int] = []  # TKEEP of the last output beat received
         self.geo = st.Geometry(pe=int(dut.PE.value), simd=int(dut.SIMD.value),
                                data_width=int(dut.DATA_W.value), thr_max=int(dut.THR_MAX.value))
         self.acc_bits_max = int(dut.ACC_BITS.value)
@@ -104,7 +105,8 @@ class EngineTB:
     async def read_reg(self, name: str) -> int:
         return await self.axil.read_dword(regmap.ADDRESSES[name])
 
-    async def configure(self, mode, bits=1, m=1, k=1, n=1, acc_bits=None, out_sel=0, clip_shift=0):
+    async def configure(self, mode, bits=1, m=1, k=1, n=1, acc_bits=None, out_sel=0, clip_shift=0, res_w=0):
+        """res_w: the OUT_CFG.RES_W code (st.res_w_code(bits per result))."""
         acc_bits = self.acc_bits_max if acc_bits is None else acc_bits
         if self.regs:
             await self.write_reg("MODE", mode)
@@ -113,7 +115,7 @@ class EngineTB:
             await self.write_reg("K", k)
             await self.write_reg("N", n)
             await self.write_reg("ACC_BITS", acc_bits)
-            await self.write_reg("OUT_CFG", out_sel | (clip_shift << 8))
+            await self.write_reg("OUT_CFG", regmap.pack("OUT_CFG", OUT_SEL=out_sel, CLIP_SHIFT=clip_shift, RES_W=res_w))
             return
         dut = self.dut
         await FallingEdge(dut.clk_i)
@@ -125,6 +127,7 @@ class EngineTB:
         dut.cfg_acc_bits_i.value = acc_bits
         dut.cfg_out_sel_i.value = out_sel
         dut.cfg_clip_shift_i.value = clip_shift
+        dut.cfg_res_w_i.value = res_w
 
     async def pulse(self, name: str):
         if self.regs:
@@ -169,8 +172,8 @@ class EngineTB:
 
     # -- whole jobs ------------------------------------------------------------------------------
     async def job(self, mode, words, bits=1, m=1, k=1, n=1, acc_bits=None, out_sel=0, clip_shift=0,
-                  expect_output=True, timeout_cycles=400_000) -> JobResult:
-        await self.configure(mode, bits, m, k, n, acc_bits, out_sel, clip_shift)
+                  expect_output=True, timeout_cycles=400_000, res_w=0) -> JobResult:
+        await self.configure(mode, bits, m, k, n, acc_bits, out_sel, clip_shift, res_w)
         await self.pulse("start")
         if len(words):
             await self.source.send(AxiStreamFrame(st.words_to_bytes(words, self.geo)))
@@ -184,6 +187,7 @@ class EngineTB:
 
     async def recv_words(self, timeout_ns: int = 2000) -> list[int]:
         frame = await with_timeout(self.sink.recv(), timeout_ns, "ns")
+        self.last_keep = list(frame.tkeep[-(self.geo.data_width // 8):]) if frame.tkeep else []
         return st.bytes_to_words(bytes(frame.tdata), self.geo).tolist()
 
     def assert_closed(self):
@@ -203,8 +207,9 @@ class EngineTB:
         assert res.done == 1 and res.error == 0, f"threshold load failed: error={res.error:#x}"
 
     async def compute(self, mode, bits, *, w=None, x=None, dy=None, sx=None, acc_bits=None, out_sel=0,
-                      clip_shift=0, thresholds=None):
-        """Run one compute job and check it bit-exact against bitcycle.golden.stream.engine_job."""
+                      clip_shift=0, thresholds=None, res_bits=32):
+        """Run one compute job and check it bit-exact against bitcycle.golden.stream.engine_job
+        (results ``res_bits`` wide in the stream; TKEEP of the last beat = its real bytes)."""
         acc_bits = self.acc_bits_max if acc_bits is None else acc_bits
         if mode == st.MODE_FORWARD:
             m, k = w.shape
@@ -223,25 +228,25 @@ class EngineTB:
             words = st.pack_input(mode, self.geo, bits, ints=dy, binary=sx)
             expected = st.engine_job(mode, bits, acc_bits, binary=sx, ints=dy, out_sel=out_sel, clip_shift=clip_shift)
         assert len(words) == st.input_words(mode, self.geo, m, k, n, bits)
-        res = await self.job(mode, words, bits, m, k, n, acc_bits, out_sel, clip_shift)
+        res = await self.job(mode, words, bits, m, k, n, acc_bits, out_sel, clip_shift, res_w=st.res_w_code(res_bits))
         assert res.done == 1 and res.error == 0, f"mode {mode} bits {bits} [{m},{k},{n}]: error={res.error:#x}"
-        got = st.unpack_output(res.words, mode, self.geo, m, k, n)
+        got = st.unpack_output(res.words, mode, self.geo, m, k, n, res_bits)
+        nb = self.geo.data_width // 8
+        real = st.output_last_bytes(mode, self.geo, m, k, n, res_bits)
+        if self.last_keep and self.last_keep != [1] * real + [0] * (nb - real):
+            raise AssertionError(f"res_bits {res_bits} [{m},{k},{n}]: last-beat TKEEP {self.last_keep}, "
+                                 f"expected {real} real bytes")
         if not np.array_equal(got, expected):
             bad = np.argwhere(got != expected)[:5].tolist()
-            raise AssertionError(f"mode {mode} bits {bits} [{m},{k},{n}] acc_bits {acc_bits} out_sel {out_sel}: "
+            raise AssertionError(f"mode {mode} bits {bits} [{m},{k},{n}] acc_bits {acc_bits} out_sel {out_sel} "
+                                 f"res_bits {res_bits}: "
                                  f"mismatch at {bad}\n got {got.tolist()}\n expected {expected.tolist()}")
         return res
 
 
-def result_words(result: np.ndarray, mode: int, geo: st.Geometry) -> list[int]:
-    """The golden output packet of a job (inverse of stream.unpack_output), for prefix checks."""
-    vecs = result if mode == st.MODE_BACKWARD_WEIGHT else result.T  # [n_vec, rows]
-    lanes = geo.lanes
-    per_vec = -(-vecs.shape[1] // lanes)
-    pad = np.zeros((vecs.shape[0], per_vec * lanes), dtype=np.int64)
-    pad[:, : vecs.shape[1]] = vecs
-    u = (pad & 0xFFFFFFFF).astype(np.uint64).reshape(-1, lanes)
-    return [int(sum(int(v) << (32 * i) for i, v in enumerate(row))) for row in u]
+def result_words(result: np.ndarray, mode: int, geo: st.Geometry, res_bits: int = 32) -> list[int]:
+    """The golden output packet of a job (stream.pack_output), for prefix checks."""
+    return [int(w) for w in st.pack_output(result, mode, geo, res_bits)]
 
 
 def rand_binary(rng: np.random.Generator, shape) -> np.ndarray:

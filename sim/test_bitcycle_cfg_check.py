@@ -1,5 +1,5 @@
 """cocotb testbench of hw/rtl/bitcycle_cfg_check.sv (combinational): random and edge configurations
-(every mode code, bits 0..31, zero and oversized shapes, acc_bits and out_sel at their limits)
+(every mode code, bits 0..31, zero and oversized shapes, acc_bits, out_sel and res_w at their limits)
 against a Python statement of the engine's rules; error bits and the job geometry compared.
 The bit names are the register map's (bitcycle.hwif.regmap.ERROR_BITS)."""
 
@@ -25,7 +25,7 @@ def _ceil(a, b):
     return -(-a // b)
 
 
-def model(p, mode, bits, m, k, n, acc_bits, out_sel):
+def model(p, mode, bits, m, k, n, acc_bits, out_sel, res_w):
     pe, simd = p["PE"], p["SIMD"]
     m_pe, k_pe, k_simd, n_simd = _ceil(m, pe), _ceil(k, pe), _ceil(k, simd), _ceil(n, simd)
     compute = mode in st.COMPUTE_MODES
@@ -39,6 +39,9 @@ def model(p, mode, bits, m, k, n, acc_bits, out_sel):
     err["BAD_BITS"] = compute and bad_bits
     err["BAD_ACC_BITS"] = compute and not 2 <= acc_bits <= p["ACC_BITS"]
     err["BAD_OUT_SEL"] = compute and (out_sel == 3 or (out_sel == st.OUT_THRESHOLD and mode != st.MODE_FORWARD))
+    res_bits = {code: bits for bits, code in st.RES_W_CODES.items()}.get(res_w, 0)
+    # (W32 never truncates: acc_bits > 32 is BAD_ACC_BITS already)
+    err["BAD_RES_W"] = compute and (res_bits == 0 or (out_sel == st.OUT_RAW and res_bits < 32 and acc_bits > res_bits))
     if compute:
         shape = (0 in (m, k, n) or n_red > p["MAX_CHUNKS"] or (mode != st.MODE_BACKWARD_WEIGHT and w_tiles > p["WMEM_DEPTH"])
                  or (mode == st.MODE_BACKWARD_WEIGHT and a_tiles > p["AMEM_DEPTH"])
@@ -66,19 +69,20 @@ async def random_configurations(dut):
     cases = []
     for mode in range(8):
         for bits in (0, 1, 2, 8, 16, 17, 31):
-            cases.append((mode, bits, 4, 8, 2, p["ACC_BITS"], 0))
+            cases.append((mode, bits, 4, 8, 2, p["ACC_BITS"], 0, 0))
     for _ in range(3000):
         dim = lambda: rng.choice([0, 1, rng.randint(1, 40), rng.randint(1, 200), 65535])  # noqa: E731
-        cases.append((rng.randint(0, 7), rng.randint(0, 31), dim(), dim(), dim(), rng.randint(0, 63), rng.randint(0, 3)))
+        cases.append((rng.randint(0, 7), rng.randint(0, 31), dim(), dim(), dim(), rng.randint(0, 63), rng.randint(0, 3),
+                      rng.choice([0, 1, 2, 2, 3])))
     seen = set()
-    for mode, bits, m, k, n, acc_bits, out_sel in cases:
+    for mode, bits, m, k, n, acc_bits, out_sel, res_w in cases:
         dut.mode_i.value, dut.bits_i.value = mode, bits
         dut.m_i.value, dut.k_i.value, dut.n_i.value = m, k, n
-        dut.acc_bits_i.value, dut.out_sel_i.value = acc_bits, out_sel
+        dut.acc_bits_i.value, dut.out_sel_i.value, dut.res_w_i.value = acc_bits, out_sel, res_w
         await Timer(1, unit="ns")
-        code, geo = model(p, mode, bits, m, k, n, acc_bits, out_sel)
+        code, geo = model(p, mode, bits, m, k, n, acc_bits, out_sel, res_w)
         got = int(dut.err_o.value)
-        assert got == code, f"mode={mode} bits={bits} m={m} k={k} n={n} acc={acc_bits} sel={out_sel}: {got:#x} != {code:#x}"
+        assert got == code, f"mode={mode} bits={bits} m={m} k={k} n={n} acc={acc_bits} sel={out_sel} res_w={res_w}: {got:#x} != {code:#x}"
         seen.add(code)
         if code == 0:
             for name, value in geo.items():

@@ -17,6 +17,7 @@ from bitcycle.hwif import regmap
 from bitcycle.hwif.rtl import rtl_sources
 from bitcycle.golden import stream as st
 from bitcycle_tb import EngineTB, err_mask, max_len, rand_binary, rand_ints
+from packed_results_tests import packed_random_jobs, packed_thresholds, packed_width_refused  # noqa: F401 (cocotb tests)
 
 
 def _rngs():

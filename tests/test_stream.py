@@ -81,3 +81,40 @@ def test_output_stage():
     assert st.output_stage(acc, 16, st.OUT_CLIP8, 1).tolist() == [[127, -128, 2], [0, 1, 1]]
     thr = np.array([[0, 10], [2, 3]])
     assert st.output_stage(acc, 16, st.OUT_THRESHOLD, thresholds=thr).tolist() == [[2, 0, 1], [0, 1, 2]]
+
+
+def test_packed_results_by_hand():
+    """8-bit results on a 32-bit stream: four per word, vector-aligned, two's complement fields."""
+    geo = st.Geometry(pe=4, simd=8, data_width=32)
+    y = np.array([[1, -1], [-128, 127], [5, 0], [-2, 3], [9, -9]])  # [M=5, N=2]
+    words = st.pack_output(y, st.MODE_FORWARD, geo, 8)
+    assert words.tolist() == [0x01 | 0x80 << 8 | 0x05 << 16 | 0xFE << 24, 0x09,
+                              0xFF | 0x7F << 8 | 0x00 << 16 | 0x03 << 24, 0xF7]
+    assert st.output_words(st.MODE_FORWARD, geo, 5, 7, 2, 8) == 4
+    assert st.output_last_bytes(st.MODE_FORWARD, geo, 5, 7, 2, 8) == 1
+    assert np.array_equal(st.unpack_output(words, st.MODE_FORWARD, geo, 5, 7, 2, 8), y)
+
+
+@pytest.mark.parametrize("dw", [32, 64])
+@pytest.mark.parametrize("res_bits", [8, 16, 32])
+@pytest.mark.parametrize("mode", [0, 1, 2])
+def test_packed_roundtrip(dw, res_bits, mode):
+    geo = st.Geometry(pe=4, simd=8, data_width=dw)
+    rng = np.random.default_rng(res_bits + dw + mode)
+    m, k, n = 7, 5, 3
+    shape = {0: (m, n), 1: (k, n), 2: (m, k)}[mode]
+    y = rng.integers(-(1 << (res_bits - 1)), 1 << (res_bits - 1), size=shape)
+    words = st.pack_output(y, mode, geo, res_bits)
+    rows = {0: m, 1: k, 2: k}[mode]
+    per = dw // res_bits
+    assert words.size == st.output_words(mode, geo, m, k, n, res_bits) == -(-rows // per) * shape[1 if mode < 2 else 0]
+    assert np.array_equal(st.unpack_output(words, mode, geo, m, k, n, res_bits), y)
+    with pytest.raises(ValueError, match="wider res_bits"):
+        st.pack_output(y + (1 << (res_bits - 1)) * (y >= 0), mode, geo, res_bits)
+
+
+def test_result_bits_rule():
+    assert [st.result_bits(st.OUT_RAW, a) for a in (2, 8, 9, 16, 17, 32)] == [8, 8, 16, 16, 32, 32]
+    assert st.result_bits(st.OUT_CLIP8, 32) == 8 and st.result_bits(st.OUT_THRESHOLD, 24) == 8
+    with pytest.raises(ValueError):
+        st.res_w_code(12)

@@ -139,7 +139,8 @@ def codes_py_source(root) -> str:
         "",
     ]
     enums = []
-    for reg, fld, prefix, cls in (("MODE", "MODE", "MODE", "Mode"), ("OUT_CFG", "OUT_SEL", "OUT", "OutSel")):
+    for reg, fld, prefix, cls in (("MODE", "MODE", "MODE", "Mode"), ("OUT_CFG", "OUT_SEL", "OUT", "OutSel"),
+                                  ("OUT_CFG", "RES_W", "RES", "ResW")):
         f = top.get_child_by_name(reg).get_child_by_name(fld)
         members = [(m.name, int(m.value)) for m in f.get_property("encode")]
         enums.append((cls, members))
@@ -162,7 +163,7 @@ def codes_py_source(root) -> str:
     lines += ["}", ""]
     for cls, members in enums:
         lines += ["", f"class {cls}(enum.IntEnum):"]
-        prefix = "MODE" if cls == "Mode" else "OUT"
+        prefix = {"Mode": "MODE", "OutSel": "OUT", "ResW": "RES"}[cls]
         lines += [f"    {name} = {prefix}_{name}" for name, _ in members]
         lines.append("")
     return "\n".join(lines)
@@ -178,7 +179,7 @@ def codes_source(root) -> str:
     Yosys 0.23 has no package import.)"""
     top = root.top
     decls: list[str] = []
-    for reg, fld, prefix in (("MODE", "MODE", "Mode"), ("OUT_CFG", "OUT_SEL", "Out")):
+    for reg, fld, prefix in (("MODE", "MODE", "Mode"), ("OUT_CFG", "OUT_SEL", "Out"), ("OUT_CFG", "RES_W", "Res")):
         f = top.get_child_by_name(reg).get_child_by_name(fld)
         for m in f.get_property("encode"):
             decls.append(f"localparam logic [{f.width - 1}:0] {prefix}{_camel(m.name)} = {f.width}'d{int(m.value)};")

@@ -32,7 +32,8 @@ module bitcycle_cfg_check #(
   input  wire logic [DimW-1:0] n_i,
   input  wire logic [5:0]      acc_bits_i,
   input  wire logic [1:0]      out_sel_i,
-  output logic [7:0]           err_o,        // Err* bits; stream errors (ErrStream*) always 0 here
+  input  wire logic [1:0]      res_w_i,
+  output logic [8:0]           err_o,        // Err* bits; stream errors (ErrStream*) always 0 here
   output logic                 is_compute_o, // forward, backward-data or backward-weight
   output logic                 trans_o,      // backward-data: the weight tile read transposed
   output logic                 tiles_in_o,   // the packet starts with tiles (loads, backward-weight)
@@ -129,6 +130,10 @@ module bitcycle_cfg_check #(
   assign err_o[ErrBadShape]    = (is_compute && shape_compute) || (is_load_w && shape_load_w) ||
                                  (is_load_t && shape_load_t);
   assign err_o[ErrOverflow]    = is_compute && !bad_bits && ($signed(worst) > AccMax);
+  // RAW leaves saturated to acc_bits: it must fit the field (CLIP8 and THRESHOLD fit 8 bits)
+  assign err_o[ErrBadResW]     = is_compute && ((res_w_i == 2'd3) ||
+                                 (out_sel_i == OutRaw && res_w_i == ResW16 && acc_bits_i > 6'd16) ||
+                                 (out_sel_i == OutRaw && res_w_i == ResW8 && acc_bits_i > 6'd8));
   assign err_o[ErrStreamShort] = 1'b0;  // stream errors arise while running, not at the check
   assign err_o[ErrStreamLong]  = 1'b0;
 

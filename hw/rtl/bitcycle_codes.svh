@@ -9,7 +9,10 @@
   localparam logic [1:0] OutRaw = 2'd0;             \
   localparam logic [1:0] OutClip8 = 2'd1;           \
   localparam logic [1:0] OutThreshold = 2'd2;       \
-  localparam int ErrW = 8;                          \
+  localparam logic [1:0] ResW32 = 2'd0;             \
+  localparam logic [1:0] ResW16 = 2'd1;             \
+  localparam logic [1:0] ResW8 = 2'd2;              \
+  localparam int ErrW = 9;                          \
   localparam int ErrBadMode = 0;                    \
   localparam int ErrBadBits = 1;                    \
   localparam int ErrBadShape = 2;                   \
@@ -18,4 +21,5 @@
   localparam int ErrBadOutSel = 5;                  \
   localparam int ErrStreamShort = 6;                \
   localparam int ErrStreamLong = 7;                 \
+  localparam int ErrBadResW = 8;                    \
   localparam logic [2:0] ModeLast = 3'd4;

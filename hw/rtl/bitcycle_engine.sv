@@ -16,7 +16,7 @@
 //   bitcycle_in_fsm     input packet -> tile memories and the double-buffered vector buffer
 //   bitcycle_issue      one plane-chunk per cycle: memory reads, then the beat's array control
 //   bitcycle_array      the cells, popcounts and Horner accumulators
-//   bitcycle_out_stage  holding register, saturation / clip / thresholds, int32 lanes out
+//   bitcycle_out_stage  holding register, saturation / clip / thresholds, RES_W-bit fields out
 //
 // Job control: start_i samples the configuration; the next cycle checks it (errors end the job
 // at once, nothing consumed); a long input packet is drained to its TLAST. A short input packet
@@ -51,11 +51,12 @@ module bitcycle_engine #(
   input  wire logic [5:0]          cfg_acc_bits_i,
   input  wire logic [1:0]          cfg_out_sel_i,
   input  wire logic [4:0]          cfg_clip_shift_i,
+  input  wire logic [1:0]          cfg_res_w_i,    // bits per result in the output stream (ResW*)
   input  wire logic                start_i,
   input  wire logic                abort_i,
   output logic                     busy_o,
   output logic                     done_o,
-  output logic [7:0]               error_o,   // Err* bits (bitcycle_codes.svh)
+  output logic [8:0]               error_o,   // Err* bits (bitcycle_codes.svh)
   output logic [31:0]              cycles_o,
   output logic                     aborted_o, // the last job was cut (abort_i or a short packet)
   // AXI4-Stream in
@@ -65,7 +66,7 @@ module bitcycle_engine #(
   input  wire logic                s_axis_tlast,
   // AXI4-Stream out
   output logic [DATA_W-1:0]        m_axis_tdata,
-  output logic [DATA_W/8-1:0]      m_axis_tkeep,   // result lanes (padding 0) on the TLAST beat
+  output logic [DATA_W/8-1:0]      m_axis_tkeep,   // result bytes (padding 0) on the TLAST beat
   output logic                     m_axis_tvalid,
   input  wire logic                m_axis_tready,
   output logic                     m_axis_tlast
@@ -82,7 +83,6 @@ module bitcycle_engine #(
   localparam int TileWords = (TileBits + DATA_W - 1) / DATA_W;
   localparam int ThrBits   = PE * THR_MAX * 32;
   localparam int ThrWords  = (ThrBits + DATA_W - 1) / DATA_W;
-  localparam int OutLanes  = DATA_W / 32;
   localparam int WAddrW    = (WMEM_DEPTH > 1) ? $clog2(WMEM_DEPTH) : 1;
   localparam int AAddrW    = (AMEM_DEPTH > 1) ? $clog2(AMEM_DEPTH) : 1;
   localparam int TAddrW    = (TMEM_DEPTH > 1) ? $clog2(TMEM_DEPTH) : 1;
@@ -116,6 +116,7 @@ module bitcycle_engine #(
   logic [5:0]      acc_bits_q;
   logic [1:0]      out_sel_q;
   logic [4:0]      clip_shift_q;
+  logic [1:0]      res_w_q;
   logic            busy_q, done_q, aborted_q;
   logic [ErrW-1:0] error_q, cfg_err;
   logic [31:0]     cycles_q;
@@ -135,7 +136,7 @@ module bitcycle_engine #(
     .WMEM_DEPTH(WMEM_DEPTH), .AMEM_DEPTH(AMEM_DEPTH), .TMEM_DEPTH(TMEM_DEPTH), .MAX_CHUNKS(MAX_CHUNKS)
   ) u_cfg (
     .mode_i(mode_q), .bits_i(bits_q), .m_i(m_q), .k_i(k_q), .n_i(n_q), .acc_bits_i(acc_bits_q),
-    .out_sel_i(out_sel_q), .err_o(cfg_err_c), .is_compute_o(is_compute_c), .trans_o(trans_c),
+    .out_sel_i(out_sel_q), .res_w_i(res_w_q), .err_o(cfg_err_c), .is_compute_o(is_compute_c), .trans_o(trans_c),
     .tiles_in_o(tiles_in_c), .out_rows_o(out_rows_c), .red_len_o(red_len_c), .n_vec_o(n_vec_c),
     .n_out_o(n_out_c), .n_red_o(n_red_c), .n_cols_o(n_cols_c), .lanes_out_o(lanes_out_c), .chunk_o(chunk_c),
     .load_tiles_o(load_tiles_c), .load_words_o(load_words_c), .vec_words_o(vec_words_c)
@@ -241,7 +242,7 @@ module bitcycle_engine #(
   );
 
   logic [DATA_W-1:0]   o_data;
-  logic [OutLanes-1:0] o_keep, p_keep;
+  logic [DATA_W/8-1:0] o_keep;
   logic                o_valid, o_ready, o_last;
 
   // the array's result comes one cycle after its beat: the group's end follows it (stage 2)
@@ -260,7 +261,7 @@ module bitcycle_engine #(
   bitcycle_out_stage #(.LANES(NumAcc), .ACC_BITS(ACC_BITS), .DATA_W(DATA_W), .THR_MAX(THR_MAX),
                        .THR_LANES(PE)) u_out (
     .clk_i, .rst_ni, .start_run_i(start_run), .stop_i(abort_i || cut), .close_i(cut && is_compute),
-    .acc_bits_i(acc_bits_q), .out_sel_i(out_sel_q), .clip_shift_i(clip_shift_q),
+    .acc_bits_i(acc_bits_q), .out_sel_i(out_sel_q), .clip_shift_i(clip_shift_q), .res_w_i(res_w_q),
     .capture_i(s2_cap_q && !(abort_i || cut)), .acc_i(acc),
     .thr_capture_i(s1_valid && s1_grp_last), .thr_i(tmem_rdata[ThrBits-1:0]),
     .cnt_i(s2_out_cnt_q), .vec_last_i(s2_vec_last_q), .job_last_i(s2_job_last_q), .hold_free_o(out_hold_free),
@@ -269,13 +270,10 @@ module bitcycle_engine #(
   );
 
   // Output port: skid buffer
-  bitcycle_skid #(.WIDTH(DATA_W + OutLanes + 1)) u_skid_out (
+  bitcycle_skid #(.WIDTH(DATA_W + DATA_W / 8 + 1)) u_skid_out (
     .clk_i, .rst_ni, .s_data_i({o_last, o_keep, o_data}), .s_valid_i(o_valid), .s_ready_o(o_ready),
-    .m_data_o({m_axis_tlast, p_keep, m_axis_tdata}), .m_valid_o(m_axis_tvalid), .m_ready_i(m_axis_tready)
+    .m_data_o({m_axis_tlast, m_axis_tkeep, m_axis_tdata}), .m_valid_o(m_axis_tvalid), .m_ready_i(m_axis_tready)
   );
-  for (genvar b = 0; b < DATA_W / 8; b++) begin : g_keep
-    assign m_axis_tkeep[b] = p_keep[b / 4];
-  end
   // the job's packet has left through the port (the skid is empty once its output is)
   assign out_idle = !o_valid && !m_axis_tvalid;
 
@@ -312,6 +310,7 @@ module bitcycle_engine #(
       acc_bits_q   <= 6'(ACC_BITS);
       out_sel_q    <= '0;
       clip_shift_q <= '0;
+      res_w_q      <= '0;
       busy_q       <= 1'b0;
       done_q       <= 1'b0;
       aborted_q    <= 1'b0;
@@ -329,6 +328,7 @@ module bitcycle_engine #(
         acc_bits_q   <= cfg_acc_bits_i;
         out_sel_q    <= cfg_out_sel_i;
         clip_shift_q <= cfg_clip_shift_i;
+        res_w_q      <= cfg_res_w_i;
         busy_q       <= 1'b1;
         done_q       <= 1'b0;
         aborted_q    <= 1'b0;

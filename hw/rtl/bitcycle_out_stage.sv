@@ -1,8 +1,14 @@
 // bitcycle_out_stage: the output stage. A holding register takes one output group from the array
-// (capture_i); a serializer then moves one value per cycle through a three-stage pipeline --
-// select, saturate to acc_bits, the selected function (raw / 8-bit clip / thresholds reached) --
-// into the int32 lanes of a stream word.
-// A vector's last word is padded with zero lanes; TKEEP drops them on the packet's last beat.
+// (capture_i); a serializer then moves one beat's worth of values per cycle -- DATA_W/RES_W, with
+// RES_W (32, 16 or 8 bits per result) a run-time register -- through a four-stage pipeline (take,
+// saturate to acc_bits, the selected function: raw / 8-bit clip / thresholds reached, packing)
+// into the RES_W-bit fields of a stream word. Value j of a step is hold lane idx + j with idx a
+// multiple of the values per beat, so lane j's multiplexer has only LANES/2^ceil(log2(j+1))
+// inputs. RAW results are saturated to acc_bits and the check
+// (ErrBadResW) refuses acc_bits > RES_W, so a field never truncates a value; CLIP8 and THRESHOLD
+// fit 8 bits.
+// A vector's last word is padded with zero fields; TKEEP (per byte) drops them on the packet's
+// last beat.
 //
 // Closing a cut job (close_i): the beat on offer stays valid until taken; if the packet is open
 // and that beat is not its last, one marker beat follows (lane 0 = 0, TKEEP lane 0, TLAST).
@@ -25,6 +31,7 @@ module bitcycle_out_stage #(
   input  wire logic [5:0]                acc_bits_i,
   input  wire logic [1:0]                out_sel_i,
   input  wire logic [4:0]                clip_shift_i,
+  input  wire logic [1:0]                res_w_i,      // ResW* code (checked at start)
   // one output group from the array
   input  wire logic                      capture_i,
   input  wire logic [LANES*ACC_BITS-1:0] acc_i,
@@ -37,7 +44,7 @@ module bitcycle_out_stage #(
   output logic                           done_o,       // the packet's last beat was taken
   // the output stream
   output logic [DATA_W-1:0]              m_data_o,
-  output logic [DATA_W/32-1:0]           m_keep_o,     // per int32 lane
+  output logic [DATA_W/8-1:0]            m_keep_o,     // per byte
   output logic                           m_valid_o,
   output logic                           m_last_o,
   input  wire logic                      m_ready_i
@@ -47,52 +54,68 @@ module bitcycle_out_stage #(
   `BITCYCLE_CODES
   /* verilator lint_on UNUSEDPARAM */
 
-  localparam int OutLanes = DATA_W / 32;
-  localparam int IdxW     = (LANES > 1) ? $clog2(LANES) : 1;
-  localparam int PackW    = (OutLanes > 1) ? $clog2(OutLanes) : 1;
+  localparam int Bytes   = DATA_W / 8;
+  localparam int MaxPer  = Bytes;                    // values per beat at RES_W = 8
+  localparam int PerW    = $clog2(MaxPer + 1);
+  localparam int ThrW    = THR_MAX * 32;
+
+  localparam int IdxW    = (LANES > 1) ? $clog2(LANES) : 1;
+  localparam int OffW    = $clog2(Bytes + 1);
 
   logic                        hold_valid_q, hold_valid_d;
   logic signed [ACC_BITS-1:0]  hold_q [LANES];
-  logic [ThrBits-1:0]          hold_thr_q;
+  logic [ThrW-1:0]             hold_thr_q [THR_LANES];
   logic [CntW-1:0]             hold_cnt_q;
   logic                        hold_vec_last_q, hold_job_last_q;
   logic                        m_valid_q, m_valid_d, m_last_q, m_last_d, marker_q, marker_d, done_q, done_d;
-  logic [DATA_W-1:0]           m_data_q, m_data_d, pack_q, pack_d, pack_next;
-  logic [OutLanes-1:0]         m_keep_q, m_keep_d;
-  logic [PackW-1:0]            pack_cnt_q, pack_cnt_d;
+  logic [DATA_W-1:0]           m_data_q, m_data_d, pack_q, pack_d, pack_next, blk;
+  logic [Bytes-1:0]            m_keep_q, m_keep_d;
+  logic [PerW-1:0]             per, take, pack_cnt_q, pack_cnt_d;
   logic [IdxW-1:0]             idx_q, idx_d;
   logic                        adv, step, grp_end, emit;
 
-  // The value pipeline, one value per cycle, all stages stalled together while the beat on offer
-  // waits (adv low): a select a (hold register lane idx), b saturate, c function and packing.
-  // Each stage carries the value's lane in the word, whether it completes the word (emit) and
-  // whether that word ends the packet.
-  logic                        a_valid_q, b_valid_q;
-  logic [PackW-1:0]            a_pos_q, b_pos_q;
-  logic                        a_emit_q, b_emit_q, a_last_q, b_last_q;
-  logic signed [ACC_BITS-1:0]  a_raw_q, b_sat_q, sat;
-  logic [THR_MAX*32-1:0]       a_thr_q, b_thr_q, thr_sel;
-  logic signed [ACC_BITS-1:0]  sat_hi_q, sat_lo_q, shifted;
-  logic signed [31:0]          value;
-  logic [3:0]                  thr_count;
+  // values per beat: DATA_W / RES_W (res_w_i is latched at start; a reserved code is refused)
+  always_comb begin
+    unique case (res_w_i)
+      ResW16:  per = PerW'(DATA_W / 16);
+      ResW8:   per = PerW'(DATA_W / 8);
+      default: per = PerW'(DATA_W / 32);
+    endcase
+  end
+
+  // The value pipeline, one beat per cycle, all stages stalled together while the beat on offer
+  // waits (adv low): a take (hold lanes idx..idx+take-1), b saturate, c function (fields past
+  // take zeroed), d packing. Each stage carries the values' first field in the word (pos), how
+  // many (take), whether they complete the word (emit) and whether that word ends the packet.
+  logic                        a_valid_q, b_valid_q, c_valid_q;
+  logic [PerW-1:0]             a_pos_q, b_pos_q, c_pos_q, a_take_q, b_take_q, c_take_q;
+  logic                        a_emit_q, b_emit_q, c_emit_q, a_last_q, b_last_q, c_last_q;
+  logic signed [ACC_BITS-1:0]  a_raw_q [MaxPer];
+  logic signed [ACC_BITS-1:0]  b_sat_q [MaxPer];
+  logic [ThrW-1:0]             a_thr_q [MaxPer];
+  logic [ThrW-1:0]             b_thr_q [MaxPer];
+  logic [31:0]                 c_val_q [MaxPer];
+  logic signed [ACC_BITS-1:0]  sat_hi_q, sat_lo_q;
+  logic signed [31:0]          value [MaxPer];
 
   assign adv     = !m_valid_q || m_ready_i;
   assign step    = hold_valid_q && adv && !stop_i;
-  assign grp_end = (32'(idx_q) == 32'(hold_cnt_q) - 1);
-  assign emit    = (32'(pack_cnt_q) == OutLanes - 1) || (grp_end && hold_vec_last_q);
+  assign grp_end = (32'(hold_cnt_q) - 32'(idx_q) <= 32'(per));
+  assign take    = grp_end ? PerW'(hold_cnt_q - CntW'(idx_q)) : per;
+  assign emit    = (32'(pack_cnt_q) + 32'(take) == 32'(per)) || (grp_end && hold_vec_last_q);
 
   function automatic logic [3:0] thresholds_reached(input logic signed [31:0] v,
-                                                    input logic [THR_MAX*32-1:0] thr);
+                                                    input logic [ThrW-1:0] thr);
     logic [3:0] n;
     n = '0;
     for (int t = 0; t < THR_MAX; t++) n = n + 4'(v >= $signed(thr[t*32 +: 32]));
     thresholds_reached = n;
   endfunction
 
-  always_comb begin
-    thr_sel = '0;
-    for (int l = 0; l < THR_LANES; l++) if (32'(idx_q) == l) thr_sel = hold_thr_q[l*THR_MAX*32 +: THR_MAX*32];
-  end
+  function automatic logic signed [ACC_BITS-1:0] saturated(input logic signed [ACC_BITS-1:0] v,
+      input logic signed [ACC_BITS-1:0] hi, input logic signed [ACC_BITS-1:0] lo);
+    saturated = (v > hi) ? hi : ((v < lo) ? lo : v);
+  endfunction
 
   // saturation bounds: constant during a job (acc_bits is latched at start), so registered
   logic signed [ACC_BITS-1:0] sat_hi;
@@ -102,22 +125,55 @@ module bitcycle_out_stage #(
     sat_lo_q <= ~sat_hi;
   end
 
-  assign sat       = (a_raw_q > sat_hi_q) ? sat_hi_q : ((a_raw_q < sat_lo_q) ? sat_lo_q : a_raw_q);
-  assign shifted   = b_sat_q >>> clip_shift_i;
-  assign thr_count = thresholds_reached(32'(b_sat_q), b_thr_q);
+  // stage a's sources: value j is hold lane idx + j, and idx is a multiple of 2^ceil(log2(j+1))
+  // whenever j is in use, so those low index bits are the constant j
+  logic signed [ACC_BITS-1:0] sel_raw [MaxPer];
+  logic [ThrW-1:0]            sel_thr [MaxPer];
+  for (genvar j = 0; j < MaxPer; j++) begin : g_sel
+    localparam int Low = (j == 0) ? 0 : $clog2(j + 1);
+    logic [IdxW-1:0] src;
+    if (Low >= IdxW) begin : g_const
+      assign src = IdxW'(j);
+    end else begin : g_idx
+      assign src = (idx_q & ~IdxW'((1 << Low) - 1)) | IdxW'(j);
+    end
+    assign sel_raw[j] = (j < LANES) ? hold_q[src] : '0;
+    assign sel_thr[j] = (j < THR_LANES) ? hold_thr_q[32'(src) % THR_LANES] : '0;
+  end
 
+  for (genvar j = 0; j < MaxPer; j++) begin : g_value
+    logic signed [ACC_BITS-1:0] shifted;
+    logic [3:0]                 thr_count;
+    assign shifted   = b_sat_q[j] >>> clip_shift_i;
+    assign thr_count = thresholds_reached(32'(b_sat_q[j]), b_thr_q[j]);
+    always_comb begin
+      unique case (out_sel_i)
+        OutClip8:     value[j] = (shifted > 127) ? 32'sd127 : ((shifted < -128) ? -32'sd128 : 32'(shifted));
+        OutThreshold: value[j] = 32'(thr_count);
+        OutRaw:       value[j] = 32'(b_sat_q[j]);
+        default:      value[j] = 32'(b_sat_q[j]);  // reserved code: refused at start (ErrBadOutSel)
+      endcase
+    end
+  end
+
+  // stage d: the step's fields side by side (blk), moved to the word's next free byte (off)
+  logic [OffW-1:0] off, used_bytes;
   always_comb begin
-    unique case (out_sel_i)
-      OutClip8:     value = (shifted > 127) ? 32'sd127 : ((shifted < -128) ? -32'sd128 : 32'(shifted));
-      OutThreshold: value = 32'(thr_count);
-      OutRaw:       value = 32'(b_sat_q);
-      default:      value = 32'(b_sat_q);  // reserved code: refused at start (ErrBadOutSel)
+    blk = '0;
+    for (int j = 0; j < MaxPer; j++) begin
+      unique case (res_w_i)
+        ResW8:   blk[j*8 +: 8] = c_val_q[j][7:0];
+        ResW16:  if (j < Bytes / 2) blk[j*16 +: 16] = c_val_q[j][15:0];
+        default: if (j < Bytes / 4) blk[j*32 +: 32] = c_val_q[j];
+      endcase
+    end
+    unique case (res_w_i)
+      ResW8:   begin off = OffW'(c_pos_q);      used_bytes = OffW'(c_pos_q + c_take_q);      end
+      ResW16:  begin off = OffW'(c_pos_q) << 1; used_bytes = OffW'(c_pos_q + c_take_q) << 1; end
+      default: begin off = OffW'(c_pos_q) << 2; used_bytes = OffW'(c_pos_q + c_take_q) << 2; end
     endcase
   end
-
-  for (genvar l = 0; l < OutLanes; l++) begin : g_pack
-    assign pack_next[l*32 +: 32] = (32'(b_pos_q) == l) ? value : pack_q[l*32 +: 32];
-  end
+  assign pack_next = pack_q | (blk << {off, 3'b000});
 
   always_comb begin
     hold_valid_d = hold_valid_q;
@@ -135,17 +191,17 @@ module bitcycle_out_stage #(
       if (m_last_q) done_d = 1'b1;
     end
     if (step) begin
-      pack_cnt_d = emit ? '0 : pack_cnt_q + 1'b1;
-      idx_d      = grp_end ? '0 : idx_q + 1'b1;
+      pack_cnt_d = emit ? '0 : pack_cnt_q + take;
+      idx_d      = grp_end ? '0 : idx_q + IdxW'(per);
       if (grp_end) hold_valid_d = 1'b0;
     end
-    if (adv && b_valid_q) begin  // stage c: the value into its lane; a full word out
-      pack_d = b_emit_q ? '0 : pack_next;
-      if (b_emit_q) begin
+    if (adv && c_valid_q) begin  // stage d: the values into their fields; a full word out
+      pack_d = c_emit_q ? '0 : pack_next;
+      if (c_emit_q) begin
         m_valid_d = 1'b1;
         m_data_d  = pack_next;
-        m_last_d  = b_last_q;
-        for (int l = 0; l < OutLanes; l++) m_keep_d[l] = !b_last_q || (l <= 32'(b_pos_q));
+        m_last_d  = c_last_q;
+        for (int by = 0; by < Bytes; by++) m_keep_d[by] = !c_last_q || (by < 32'(used_bytes));
       end
     end
     if (capture_i) hold_valid_d = 1'b1;  // never while full (hold_free_o)
@@ -155,7 +211,7 @@ module bitcycle_out_stage #(
       m_valid_d = 1'b1;
       m_data_d  = '0;
       m_last_d  = 1'b1;
-      m_keep_d  = OutLanes'(1);
+      m_keep_d  = Bytes'(4'hF);  // one zero int32 lane
     end
     if (stop_i || start_run_i) begin
       hold_valid_d = 1'b0;
@@ -173,6 +229,7 @@ module bitcycle_out_stage #(
       pack_cnt_q   <= '0;
       a_valid_q    <= 1'b0;
       b_valid_q    <= 1'b0;
+      c_valid_q    <= 1'b0;
       m_valid_q    <= 1'b0;
       m_last_q     <= 1'b0;
       m_keep_q     <= '1;
@@ -185,9 +242,11 @@ module bitcycle_out_stage #(
       if (stop_i || start_run_i) begin
         a_valid_q <= 1'b0;
         b_valid_q <= 1'b0;
+        c_valid_q <= 1'b0;
       end else if (adv) begin
         a_valid_q <= step;
         b_valid_q <= a_valid_q;
+        c_valid_q <= b_valid_q;
       end
       m_valid_q    <= m_valid_d;
       m_last_q     <= m_last_d;
@@ -202,18 +261,29 @@ module bitcycle_out_stage #(
     pack_q   <= pack_d;
     m_data_q <= m_data_d;
     if (adv) begin
-      a_raw_q  <= hold_q[idx_q];
-      a_thr_q  <= thr_sel;
+      for (int j = 0; j < MaxPer; j++) begin
+        a_raw_q[j] <= sel_raw[j];
+        a_thr_q[j] <= sel_thr[j];
+        b_sat_q[j] <= saturated(a_raw_q[j], sat_hi_q, sat_lo_q);
+        b_thr_q[j] <= a_thr_q[j];
+        c_val_q[j] <= (j < 32'(b_take_q)) ? value[j] : '0;  // fields past the group stay 0
+      end
       a_pos_q  <= pack_cnt_q;
+      a_take_q <= take;
       a_emit_q <= emit;
       a_last_q <= grp_end && hold_job_last_q;
-      b_sat_q  <= sat;
-      b_thr_q  <= a_thr_q;
       b_pos_q  <= a_pos_q;
+      b_take_q <= a_take_q;
       b_emit_q <= a_emit_q;
       b_last_q <= a_last_q;
+      c_pos_q  <= b_pos_q;
+      c_take_q <= b_take_q;
+      c_emit_q <= b_emit_q;
+      c_last_q <= b_last_q;
     end
-    if (thr_capture_i) hold_thr_q <= thr_i;  // the hold is free from this group's last issue on
+    if (thr_capture_i) begin  // the hold is free from this group's last issue on
+      for (int o = 0; o < THR_LANES; o++) hold_thr_q[o] <= thr_i[o*ThrW +: ThrW];
+    end
     if (capture_i) begin
       for (int o = 0; o < LANES; o++) hold_q[o] <= acc_i[o*ACC_BITS +: ACC_BITS];
       hold_cnt_q      <= cnt_i;

@@ -356,6 +356,10 @@ module bitcycle_regs (
                 logic [4:0] next;
                 logic load_next;
             } CLIP_SHIFT;
+            struct {
+                logic [1:0] next;
+                logic load_next;
+            } RES_W;
         } OUT_CFG;
     } field_combo_t;
     field_combo_t field_combo;
@@ -406,6 +410,9 @@ module bitcycle_regs (
             struct {
                 logic [4:0] value;
             } CLIP_SHIFT;
+            struct {
+                logic [1:0] value;
+            } RES_W;
         } OUT_CFG;
     } field_storage_t;
     field_storage_t field_storage;
@@ -646,6 +653,29 @@ module bitcycle_regs (
         end
     end
     assign hwif_out.OUT_CFG.CLIP_SHIFT.value = field_storage.OUT_CFG.CLIP_SHIFT.value;
+    // Field: bitcycle_regs.OUT_CFG.RES_W
+    always_comb begin
+        automatic logic [1:0] next_c;
+        automatic logic load_next_c;
+        next_c = field_storage.OUT_CFG.RES_W.value;
+        load_next_c = '0;
+        if(decoded_reg_strb.OUT_CFG && decoded_req_is_wr) begin // SW write
+            next_c = (field_storage.OUT_CFG.RES_W.value & ~decoded_wr_biten[17:16]) | (decoded_wr_data[17:16] & decoded_wr_biten[17:16]);
+            load_next_c = '1;
+        end
+        field_combo.OUT_CFG.RES_W.next = next_c;
+        field_combo.OUT_CFG.RES_W.load_next = load_next_c;
+    end
+    always_ff @(posedge clk or negedge arst_n) begin
+        if(~arst_n) begin
+            field_storage.OUT_CFG.RES_W.value <= 2'h0;
+        end else begin
+            if(field_combo.OUT_CFG.RES_W.load_next) begin
+                field_storage.OUT_CFG.RES_W.value <= field_combo.OUT_CFG.RES_W.next;
+            end
+        end
+    end
+    assign hwif_out.OUT_CFG.RES_W.value = field_storage.OUT_CFG.RES_W.value;
 
     //--------------------------------------------------------------------------
     // Write response
@@ -671,7 +701,7 @@ module bitcycle_regs (
             readback_data_var[31:0] = 32'h42435943;
         end
         if(rd_mux_addr == 6'h4) begin
-            readback_data_var[15:0] = 16'h0;
+            readback_data_var[15:0] = 16'h1;
             readback_data_var[31:16] = 16'h1;
         end
         if(rd_mux_addr == 6'h8) begin
@@ -707,6 +737,7 @@ module bitcycle_regs (
             readback_data_var[5] = hwif_in.ERROR.BAD_OUT_SEL.next;
             readback_data_var[6] = hwif_in.ERROR.STREAM_SHORT.next;
             readback_data_var[7] = hwif_in.ERROR.STREAM_LONG.next;
+            readback_data_var[8] = hwif_in.ERROR.BAD_RES_W.next;
         end
         if(rd_mux_addr == 6'h20) begin
             readback_data_var[31:0] = hwif_in.CYCLES.CYCLES.next;
@@ -732,6 +763,7 @@ module bitcycle_regs (
         if(rd_mux_addr == 6'h3c) begin
             readback_data_var[1:0] = field_storage.OUT_CFG.OUT_SEL.value;
             readback_data_var[12:8] = field_storage.OUT_CFG.CLIP_SHIFT.value;
+            readback_data_var[17:16] = field_storage.OUT_CFG.RES_W.value;
         end
         readback_data = readback_data_var;
         readback_done = decoded_req & ~decoded_req_is_wr;

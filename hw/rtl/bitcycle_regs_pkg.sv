@@ -112,6 +112,10 @@ package bitcycle_regs_pkg;
     } bitcycle_regs__ERROR__STREAM_LONG__in_t;
 
     typedef struct {
+        logic next;
+    } bitcycle_regs__ERROR__BAD_RES_W__in_t;
+
+    typedef struct {
         bitcycle_regs__ERROR__BAD_MODE__in_t BAD_MODE;
         bitcycle_regs__ERROR__BAD_BITS__in_t BAD_BITS;
         bitcycle_regs__ERROR__BAD_SHAPE__in_t BAD_SHAPE;
@@ -120,6 +124,7 @@ package bitcycle_regs_pkg;
         bitcycle_regs__ERROR__BAD_OUT_SEL__in_t BAD_OUT_SEL;
         bitcycle_regs__ERROR__STREAM_SHORT__in_t STREAM_SHORT;
         bitcycle_regs__ERROR__STREAM_LONG__in_t STREAM_LONG;
+        bitcycle_regs__ERROR__BAD_RES_W__in_t BAD_RES_W;
     } bitcycle_regs__ERROR__in_t;
 
     typedef struct {
@@ -209,8 +214,13 @@ package bitcycle_regs_pkg;
     } bitcycle_regs__OUT_CFG__CLIP_SHIFT__out_t;
 
     typedef struct {
+        logic [1:0] value;
+    } bitcycle_regs__OUT_CFG__RES_W__out_t;
+
+    typedef struct {
         bitcycle_regs__OUT_CFG__OUT_SEL__out_t OUT_SEL;
         bitcycle_regs__OUT_CFG__CLIP_SHIFT__out_t CLIP_SHIFT;
+        bitcycle_regs__OUT_CFG__RES_W__out_t RES_W;
     } bitcycle_regs__OUT_CFG__out_t;
 
     typedef struct {
@@ -237,4 +247,10 @@ package bitcycle_regs_pkg;
         bitcycle_out_sel_e__CLIP8 = 'h1,
         bitcycle_out_sel_e__THRESHOLD = 'h2
     } bitcycle_out_sel_e_e;
+
+    typedef enum logic [1:0] {
+        bitcycle_res_w_e__W32 = 'h0,
+        bitcycle_res_w_e__W16 = 'h1,
+        bitcycle_res_w_e__W8 = 'h2
+    } bitcycle_res_w_e_e;
 endpackage

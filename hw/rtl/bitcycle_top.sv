@@ -55,7 +55,7 @@ module bitcycle_top #(
   bitcycle_regs__in_t  hwif_in;
   bitcycle_regs__out_t hwif_out;
   logic                busy, done, aborted;
-  logic [7:0]          error;
+  logic [8:0]          error;
   logic [31:0]         cycles;
 
   bitcycle_regs u_regs (
@@ -90,6 +90,7 @@ module bitcycle_top #(
     hwif_in.ERROR.BAD_OUT_SEL.next      = error[5];
     hwif_in.ERROR.STREAM_SHORT.next     = error[6];
     hwif_in.ERROR.STREAM_LONG.next      = error[7];
+    hwif_in.ERROR.BAD_RES_W.next        = error[8];
     hwif_in.CYCLES.CYCLES.next          = cycles;
   end
 
@@ -107,6 +108,7 @@ module bitcycle_top #(
     .cfg_acc_bits_i   (hwif_out.ACC_BITS.ACC_BITS.value),
     .cfg_out_sel_i    (hwif_out.OUT_CFG.OUT_SEL.value),
     .cfg_clip_shift_i (hwif_out.OUT_CFG.CLIP_SHIFT.value),
+    .cfg_res_w_i      (hwif_out.OUT_CFG.RES_W.value),
     .start_i          (hwif_out.CTRL.START.value),
     .abort_i          (hwif_out.CTRL.ABORT.value),
     .busy_o           (busy),

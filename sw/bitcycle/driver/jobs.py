@@ -16,10 +16,12 @@ from typing import Any
 import numpy as np
 
 from bitcycle.driver import protocol as P
+from bitcycle.driver.planning import result_widths
 from bitcycle.driver.transport import Transport, TransportTimeout
 from bitcycle.errors import BitCycleError
 from bitcycle.golden import stream as S
 from bitcycle.hwif import driver_json as DJ
+from bitcycle.hwif import regmap
 
 COMPUTE = (P.Mode.FORWARD, P.Mode.BACKWARD_DATA, P.Mode.BACKWARD_WEIGHT)
 # what EngineJobs.per_step() averages over training steps
@@ -134,10 +136,12 @@ class EngineJobs:
             pass
 
     def _job(self, mode: P.Mode, bits: int, m: int, k: int, n: int, words_in: np.ndarray,
-             n_out: int = 0) -> np.ndarray:
+             n_out: int = 0, acc_bits: int = 0, res_bits: int = 32) -> np.ndarray:
+        """acc_bits 0: the engine's full width (load jobs); res_bits: the results' stream width."""
         spec = self._need_spec()
         regs = {"MODE": int(mode), "BITS": bits, "M": m, "K": k, "N": n,
-                "ACC_BITS": spec.engine.acc_bits, "OUT_CFG": S.OUT_RAW}
+                "ACC_BITS": acc_bits or spec.engine.acc_bits,
+                "OUT_CFG": regmap.pack("OUT_CFG", OUT_SEL=S.OUT_RAW, RES_W=S.res_w_code(res_bits))}
         self._write_config(regs)
         check_stream = getattr(self.transport, "check_stream", None)  # duck-typed transports may lack it
         if check_stream is not None:
@@ -207,5 +211,8 @@ class EngineJobs:
 
     def _compute(self, mode: P.Mode, bits: int, m: int, k: int, n: int, **operands) -> np.ndarray:
         words = self._pack(mode, bits, **operands)
-        out = self._job(mode, bits, m, k, n, words, n_out=S.output_words(int(mode), self.geo, m, k, n))
-        return S.unpack_output(out, int(mode), self.geo, m, k, n)
+        red_len = {P.Mode.FORWARD: k, P.Mode.BACKWARD_DATA: m, P.Mode.BACKWARD_WEIGHT: n}[mode]
+        acc_bits, res_bits = result_widths(bits, red_len)
+        out = self._job(mode, bits, m, k, n, words, n_out=S.output_words(int(mode), self.geo, m, k, n, res_bits),
+                        acc_bits=acc_bits, res_bits=res_bits)
+        return S.unpack_output(out, int(mode), self.geo, m, k, n, res_bits)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from bitcycle.errors import BitCycleError
+from bitcycle.golden import stream as S
+from bitcycle.golden.accwidth import min_acc_bits, signed_width
 
 
 def max_chunks(engine, bits: int, chunk: int) -> int:
@@ -19,6 +21,15 @@ def max_chunks(engine, bits: int, chunk: int) -> int:
         raise BitCycleError(f"the engine's ACC_BITS={engine.acc_bits} cannot hold even one {chunk}-lane chunk at "
                             f"bits={bits}; use fewer bits or an overlay with wider accumulators")
     return min(engine.max_chunks, max_len // chunk)
+
+
+def result_widths(bits: int, red_len: int) -> tuple[int, int]:
+    """(ACC_BITS, bits per result) of a RAW job reducing ``red_len`` products of a ``bits``-wide
+    integer by ±1: the accumulator rule's width (golden.accwidth), so saturation never changes a
+    value, and the narrowest stream field (8, 16, 32) holding it, so the engine packs
+    DATA_W/width results per beat and no field truncates (the engine refuses a narrower one)."""
+    acc_bits = min_acc_bits(red_len, bits)
+    return acc_bits, S.result_bits(S.OUT_RAW, acc_bits)
 
 
 def weight_blocks(engine, m: int, k: int, col_bits: int, row_bits: int,
@@ -54,7 +65,8 @@ def int_bits(values: np.ndarray) -> int:
     v = np.asarray(values)
     if v.size == 0 or np.all(np.abs(v) == 1):
         return 1
-    return max(2, int(np.abs(v).max()).bit_length() + 1)
+    peak = int(np.abs(v).max())
+    return max(2, signed_width(-peak, peak))
 
 
 def fold_scales(q: np.ndarray, scales: np.ndarray, reduce_axis: int, max_bits: int):

@@ -6,7 +6,7 @@ this module only adapts it to the driver (a :class:`~bitcycle.golden.stream.Geom
 driver.json's engine section) and names the registers. numpy only (runs on the board).
 
 One engine job: program MODE, BITS, M, K, N (always the *layer's* W [M, K] and the batch N),
-ACC_BITS, OUT_CFG; pulse
+ACC_BITS, OUT_CFG (RES_W: results packed 8/16/32 bits wide, planning.result_widths); pulse
 CTRL.START; send one input packet (TLAST on its last word) and receive the output packet; wait
 for STATUS.DONE with a timeout; read CYCLES and ERROR.
 
@@ -32,6 +32,7 @@ from bitcycle.hwif.codes import (  # noqa: F401
     ERR_BAD_BITS,
     ERR_BAD_MODE,
     ERR_BAD_OUT_SEL,
+    ERR_BAD_RES_W,
     ERR_BAD_SHAPE,
     ERR_OVERFLOW,
     ERR_STREAM_LONG,
@@ -62,6 +63,7 @@ ERROR_BITS = {
     ERR_BAD_OUT_SEL: "bad output-stage select",
     ERR_STREAM_SHORT: "input stream shorter than the job (TLAST early)",
     ERR_STREAM_LONG: "input stream longer than the job",
+    ERR_BAD_RES_W: "result width (OUT_CFG.RES_W) reserved or narrower than ACC_BITS",
 }
 
 

@@ -117,6 +117,7 @@ class PortRegisters:
                     getattr(dut, port).value = self.shadow[reg]
                 dut.cfg_out_sel_i.value = regmap.field("OUT_CFG", "OUT_SEL", self.shadow["OUT_CFG"])
                 dut.cfg_clip_shift_i.value = regmap.field("OUT_CFG", "CLIP_SHIFT", self.shadow["OUT_CFG"])
+                dut.cfg_res_w_i.value = regmap.field("OUT_CFG", "RES_W", self.shadow["OUT_CFG"])
                 await self._pulse("start_i")
                 await ClockCycles(dut.clk_i, 2)  # the configuration check takes one cycle
         else:

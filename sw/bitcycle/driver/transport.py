@@ -138,6 +138,9 @@ class EmuEngine:
             out_sel = regmap.field("OUT_CFG", "OUT_SEL", r["OUT_CFG"])
             if out_sel == 3 or (out_sel == S.OUT_THRESHOLD and mode != P.Mode.FORWARD):
                 err |= P.ERR_BAD_OUT_SEL
+            res_bits = self._res_bits()
+            if res_bits == 0 or (out_sel == S.OUT_RAW and res_bits < 32 and r["ACC_BITS"] > res_bits):
+                err |= P.ERR_BAD_RES_W
             if (0 in (m, k, n) or c(red_len, chunk) > e.max_chunks
                     or (mode != P.Mode.BACKWARD_WEIGHT and self._tiles(m, k) > e.weight_words)
                     or (mode == P.Mode.BACKWARD_WEIGHT and c(k, e.pe) * c(n, e.simd) > e.act_tiles)):
@@ -151,6 +154,11 @@ class EmuEngine:
         else:  # LOAD_THRESHOLDS: the driver does not use the threshold memory (host BatchNorm)
             err |= P.ERR_BAD_MODE
         return err
+
+    def _res_bits(self) -> int:
+        """Bits per result that OUT_CFG.RES_W asks for (0: the reserved code)."""
+        code = regmap.field("OUT_CFG", "RES_W", self.regs["OUT_CFG"])
+        return {c: b for b, c in S.RES_W_CODES.items()}.get(code, 0)
 
     def _tiles(self, m: int, k: int) -> int:
         return P.weight_words(m, k, self.engine)
@@ -230,24 +238,12 @@ class EmuEngine:
                 sx = self._unpack_tiles(words_in[:n_tile], k, n, geo)
                 dy = self._unpack_vectors(words_in[n_tile:], n, m, bits, geo.simd).T
                 result = S.engine_job(mode, bits, acc_bits, binary=sx, ints=dy)
-            out = self._pack_output(result, mode)
+            out = S.pack_output(result, mode, geo, self._res_bits())
         cycles = self.model.cycles(mode, bits, m, k, n, words_in.size)
         r["CYCLES"] = min(cycles, 0xFFFFFFFF)
         r["STATUS"] = P.STATUS_DONE
         self.armed = False
         return out
-
-    def _pack_output(self, result: np.ndarray, mode: P.Mode) -> np.ndarray:
-        vectors = result if mode == P.Mode.BACKWARD_WEIGHT else result.T  # [n_vec, rows]
-        lanes = self.geo.lanes
-        n_vec, rows = vectors.shape
-        pad = np.zeros((n_vec, -(-rows // lanes) * lanes), dtype=np.uint64)
-        pad[:, :rows] = (vectors.astype(np.int64) & 0xFFFFFFFF).astype(np.uint64)
-        pad = pad.reshape(n_vec, -1, lanes)
-        words = np.zeros(pad.shape[:2], dtype=np.uint64)
-        for lane in range(lanes):
-            words |= pad[:, :, lane] << np.uint64(32 * lane)
-        return words.reshape(-1)
 
 
 class EmuTransport(Transport):

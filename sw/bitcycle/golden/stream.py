@@ -44,8 +44,13 @@ Word formats:
   value c·chunk + j (0 past the end). ``chunk`` = ``simd`` in FORWARD and BACKWARD_WEIGHT, ``pe``
   in BACKWARD_DATA (the array reads W transposed: the reduction runs over its rows).
   A vector costs bits·⌈len/chunk⌉ words: the array consumes one plane-chunk per cycle.
-* **Results**: each output vector is ⌈rows/(data_width/32)⌉ words of int32 lanes, lane l of word
-  w = value w·lanes + l (0 padding at the end of each vector).
+* **Results**: ``res_bits`` = 32, 16 or 8 bits per result (register OUT_CFG.RES_W), so
+  per = data_width/res_bits results per word; each output vector is ⌈rows/per⌉ words, field f
+  (bits f·res_bits …) of word w = value w·per + f, two's complement (0 padding at the end of each
+  vector). TKEEP marks the packet's last beat per byte: the bytes of its real fields.
+  RAW results are saturated to ``acc_bits`` and the engine refuses acc_bits > res_bits
+  (ERROR.BAD_RES_W), so a field never truncates; CLIP8 and THRESHOLD fit 8 bits.
+  :func:`result_bits` is the narrowest width that holds a job's results.
 
 The output stage (register OUT_CFG) turns the exact sum into the value sent: RAW = saturated to
 the signed ``acc_bits`` range (the golden ``acc_bits``), CLIP8 = clip(sat >> clip_shift, −128,
@@ -72,10 +77,36 @@ from bitcycle.hwif.codes import (  # noqa: F401
     OUT_CLIP8,
     OUT_RAW,
     OUT_THRESHOLD,
+    RES_W8,
+    RES_W16,
+    RES_W32,
 )
 
 
 THRESHOLD_PAD = (1 << 31) - 1
+
+# bits per result <-> the OUT_CFG.RES_W code
+RES_W_CODES = {32: RES_W32, 16: RES_W16, 8: RES_W8}
+
+
+def res_w_code(res_bits: int) -> int:
+    """The OUT_CFG.RES_W code of ``res_bits`` bits per result."""
+    if res_bits not in RES_W_CODES:
+        raise ValueError(f"results are 8, 16 or 32 bits wide, got {res_bits}")
+    return RES_W_CODES[res_bits]
+
+
+def result_bits(out_sel: int, acc_bits: int) -> int:
+    """The narrowest result width (8, 16, 32) that holds every value of a job: RAW values are
+    saturated to ``acc_bits`` (pick acc_bits from :mod:`bitcycle.golden.accwidth` and the value is
+    exact), CLIP8 is int8, THRESHOLD counts at most 15."""
+    if out_sel in (OUT_CLIP8, OUT_THRESHOLD):
+        return 8
+    if out_sel != OUT_RAW:
+        raise ValueError(f"unknown out_sel {out_sel}")
+    if not 2 <= acc_bits <= 32:
+        raise ValueError(f"acc_bits must be in 2..32, got {acc_bits}")
+    return next(w for w in (8, 16, 32) if acc_bits <= w)
 
 
 @dataclass(frozen=True)
@@ -217,24 +248,56 @@ def output_shape(mode: int, m: int, k: int, n: int) -> tuple[int, int]:
     return {MODE_FORWARD: (m, n), MODE_BACKWARD_DATA: (k, n), MODE_BACKWARD_WEIGHT: (k, m)}[mode]
 
 
-def output_words(mode: int, geo: Geometry, m: int, k: int, n: int) -> int:
+def results_per_word(geo: Geometry, res_bits: int = 32) -> int:
+    res_w_code(res_bits)
+    return geo.data_width // res_bits
+
+
+def output_words(mode: int, geo: Geometry, m: int, k: int, n: int, res_bits: int = 32) -> int:
     if mode not in COMPUTE_MODES:
         return 0
     rows, n_vec = output_shape(mode, m, k, n)
-    return n_vec * _ceil(rows, geo.lanes)
+    return n_vec * _ceil(rows, results_per_word(geo, res_bits))
 
 
-def unpack_output(words, mode: int, geo: Geometry, m: int, k: int, n: int) -> np.ndarray:
+def output_last_bytes(mode: int, geo: Geometry, m: int, k: int, n: int, res_bits: int = 32) -> int:
+    """Bytes TKEEP marks on the output packet's last beat (its real fields)."""
+    rows, _ = output_shape(mode, m, k, n)
+    per = results_per_word(geo, res_bits)
+    return ((rows - 1) % per + 1) * res_bits // 8
+
+
+def unpack_output(words, mode: int, geo: Geometry, m: int, k: int, n: int, res_bits: int = 32) -> np.ndarray:
     """Output words → the result matrix: y [M, N], dx [K, N] or dW [M, K] (int64)."""
     rows, n_vec = output_shape(mode, m, k, n)
-    per_vec = _ceil(rows, geo.lanes)
+    per = results_per_word(geo, res_bits)
+    per_vec = _ceil(rows, per)
     w = np.asarray(words, dtype=np.uint64)
     if w.size != n_vec * per_vec:
         raise ValueError(f"expected {n_vec * per_vec} output words for this job, got {w.size}")
-    lanes = np.stack([(w >> np.uint64(32 * i)) & np.uint64(0xFFFFFFFF) for i in range(geo.lanes)], axis=-1)
-    vals = lanes.astype(np.int64).reshape(n_vec, per_vec * geo.lanes)[:, :rows]
-    vals = np.where(vals >= 1 << 31, vals - (1 << 32), vals)
+    mask = np.uint64((1 << res_bits) - 1)
+    fields = np.stack([(w >> np.uint64(res_bits * i)) & mask for i in range(per)], axis=-1)
+    vals = fields.astype(np.int64).reshape(n_vec, per_vec * per)[:, :rows]
+    vals = np.where(vals >= 1 << (res_bits - 1), vals - (1 << res_bits), vals)
     return vals if mode == MODE_BACKWARD_WEIGHT else vals.T.copy()
+
+
+def pack_output(result, mode: int, geo: Geometry, res_bits: int = 32) -> np.ndarray:
+    """The result matrix (as :func:`unpack_output` returns it) → the engine's output words."""
+    vectors = np.asarray(result, dtype=np.int64)
+    vectors = vectors if mode == MODE_BACKWARD_WEIGHT else vectors.T  # [n_vec, rows]
+    per = results_per_word(geo, res_bits)
+    lo, hi = -(1 << (res_bits - 1)), (1 << (res_bits - 1)) - 1
+    if vectors.size and (vectors.min() < lo or vectors.max() > hi):
+        raise ValueError(f"results outside the {res_bits}-bit range [{lo}, {hi}]: use a wider res_bits")
+    n_vec, rows = vectors.shape
+    pad = np.zeros((n_vec, _ceil(rows, per) * per), dtype=np.uint64)
+    pad[:, :rows] = (vectors & ((1 << res_bits) - 1)).astype(np.uint64)
+    fields = pad.reshape(n_vec, -1, per)
+    words = np.zeros(fields.shape[:2], dtype=np.uint64)
+    for f in range(per):
+        words |= fields[:, :, f] << np.uint64(res_bits * f)
+    return words.reshape(-1)
 
 
 def words_to_bytes(words, geo: Geometry) -> bytes:
@@ -244,7 +307,7 @@ def words_to_bytes(words, geo: Geometry) -> bytes:
 
 
 def bytes_to_words(data: bytes, geo: Geometry) -> np.ndarray:
-    """Byte buffer → words; a short last word (TKEEP drops the padding lanes of the packet's last
+    """Byte buffer → words; a short last word (TKEEP drops the padding fields of the packet's last
     beat) is zero-padded."""
     dtype = "<u4" if geo.data_width == 32 else "<u8"
     data = bytes(data)

@@ -22,6 +22,11 @@ OUT_RAW = 0
 OUT_CLIP8 = 1
 OUT_THRESHOLD = 2
 
+# OUT_CFG.RES_W
+RES_W32 = 0
+RES_W16 = 1
+RES_W8 = 2
+
 MODE_LAST = 4
 COMPUTE_MODES: Tuple[int, ...] = (MODE_FORWARD, MODE_BACKWARD_DATA, MODE_BACKWARD_WEIGHT)
 
@@ -43,6 +48,7 @@ ERR_OVERFLOW = 1 << 4
 ERR_BAD_OUT_SEL = 1 << 5
 ERR_STREAM_SHORT = 1 << 6
 ERR_STREAM_LONG = 1 << 7
+ERR_BAD_RES_W = 1 << 8
 
 # ERROR bit mask -> its description in the .rdl
 ERROR_DESC: Dict[int, str] = {
@@ -54,6 +60,7 @@ ERROR_DESC: Dict[int, str] = {
     ERR_BAD_OUT_SEL: 'reserved OUT_SEL, or THRESHOLD outside forward',
     ERR_STREAM_SHORT: 'input packet ended early: job aborted',
     ERR_STREAM_LONG: 'input packet too long: drained to TLAST',
+    ERR_BAD_RES_W: 'reserved RES_W, or RAW results wider than RES_W (ACC_BITS > RES_W)',
 }
 
 
@@ -69,3 +76,9 @@ class OutSel(enum.IntEnum):
     RAW = OUT_RAW
     CLIP8 = OUT_CLIP8
     THRESHOLD = OUT_THRESHOLD
+
+
+class ResW(enum.IntEnum):
+    W32 = RES_W32
+    W16 = RES_W16
+    W8 = RES_W8

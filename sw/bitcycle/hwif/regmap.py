@@ -33,7 +33,7 @@ FIELDS: Dict[str, Dict[str, Tuple[int, int, Optional[int], str]]] = {
         "ID": (0, 32, 1111710019, "r"),
     },
     "VERSION": {
-        "MINOR": (0, 16, 0, "r"),
+        "MINOR": (0, 16, 1, "r"),
         "MAJOR": (16, 16, 1, "r"),
     },
     "HWCFG0": {
@@ -69,6 +69,7 @@ FIELDS: Dict[str, Dict[str, Tuple[int, int, Optional[int], str]]] = {
         "BAD_OUT_SEL": (5, 1, None, "r"),
         "STREAM_SHORT": (6, 1, None, "r"),
         "STREAM_LONG": (7, 1, None, "r"),
+        "BAD_RES_W": (8, 1, None, "r"),
     },
     "CYCLES": {
         "CYCLES": (0, 32, None, "r"),
@@ -94,6 +95,7 @@ FIELDS: Dict[str, Dict[str, Tuple[int, int, Optional[int], str]]] = {
     "OUT_CFG": {
         "OUT_SEL": (0, 2, 0, "rw"),
         "CLIP_SHIFT": (8, 5, 0, "rw"),
+        "RES_W": (16, 2, 0, "rw"),
     },
 }
 
@@ -101,6 +103,7 @@ FIELDS: Dict[str, Dict[str, Tuple[int, int, Optional[int], str]]] = {
 ENUMS: Dict[str, Dict[str, int]] = {
     "MODE.MODE": {"FORWARD": 0, "BACKWARD_DATA": 1, "BACKWARD_WEIGHT": 2, "LOAD_WEIGHTS": 3, "LOAD_THRESHOLDS": 4},
     "OUT_CFG.OUT_SEL": {"RAW": 0, "CLIP8": 1, "THRESHOLD": 2},
+    "OUT_CFG.RES_W": {"W32": 0, "W16": 1, "W8": 2},
 }
 
 ID_ADDR = 0x00
@@ -122,8 +125,8 @@ OUT_CFG_ADDR = 0x3C
 
 ID_VALUE = 0x42435943
 VERSION_MAJOR = 1
-VERSION_MINOR = 0
-ERROR_BITS = ["BAD_MODE", "BAD_BITS", "BAD_SHAPE", "BAD_ACC_BITS", "OVERFLOW", "BAD_OUT_SEL", "STREAM_SHORT", "STREAM_LONG"]
+VERSION_MINOR = 1
+ERROR_BITS = ["BAD_MODE", "BAD_BITS", "BAD_SHAPE", "BAD_ACC_BITS", "OVERFLOW", "BAD_OUT_SEL", "STREAM_SHORT", "STREAM_LONG", "BAD_RES_W"]
 
 
 def field(reg: str, name: str, value: int) -> int:
