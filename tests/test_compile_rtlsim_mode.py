@@ -147,3 +147,37 @@ def test_folded_graph_node_by_node_in_rtlsim(tiny_build):
     sim = prepare_rtlsim(copy.deepcopy(model))
     assert all(getCustomOp(n).get_nodeattr("exec_mode") == "rtlsim" for n in sim.get_nodes_by_op_type("BitSerialMVAU_rtl"))
     np.testing.assert_array_equal(execute(sim, pixels), good)
+
+
+TINY_CNN = ("--model", "cnv", "--set", "input_size=16", "--set", "in_channels=1", "--set", "channels=[4,4,8,8]",
+            "--set", "fc=[16]", "--dataset", "random")
+
+
+@pytest.mark.slow
+def test_cnn_engine_stage_in_rtlsim_including_maxpools(tmp_path, monkeypatch):
+    """A tiny CNN's engine stage (six BitSerialMVAUs, two BitCycleMaxPools, FINN's sliding windows in
+    Python) passes in rtlsim mode; a max-pool wrapper that ORs half-windows (K2/2: a fault the Python
+    model cannot see) fails it."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from bitcycle.cli import main
+    from bitcycle.compile import maxpool_op
+    from bitcycle.compile.flow import check_stage_rtlsim, execute
+    from bitcycle.errors import BitCycleError
+
+    out = tmp_path / "cnn"
+    assert main(["compile", *TINY_CNN, "--check-images", "2", "--rtlsim-check", "2", "--stop-step",
+                 "step_map_to_engine", "--quiet", "--out", str(out)]) == 0
+    engine = json.loads((out / "compile.json").read_text())["stages"]["engine"]
+    assert (engine["exec_mode"], engine["rtlsim_checked"], engine["nodes"].count("BitCycleMaxPool")) == (
+        "python+rtlsim", 2, 2)
+    assert (tmp_path / ".cnn.rtlsim-check" / "Pool_0" / "rtlsim_build" / "Vtop").is_file()
+
+    model = ModelWrapper(str(out / "intermediate_models" / "step_map_to_engine.onnx"))
+    pixels = np.random.default_rng(0).integers(0, 256, size=(2, *model.get_tensor_shape(model.graph.input[0].name)[1:]))
+    want = execute(model, pixels)
+    real = maxpool_op.wrapper_v
+    monkeypatch.setattr(maxpool_op, "wrapper_v", lambda top, pe, k2: real(top, pe, k2 // 2))
+    with pytest.raises(BitCycleError, match=r"stage engine \(exec_mode rtlsim\): graph output differs from torch "
+                                            r"on [12]/2 images"):
+        check_stage_rtlsim("engine", model, pixels, want, tmp_path / "faulty")

@@ -56,7 +56,12 @@ class BitCycleMaxPool(Pool):
         bits = np.rint(x).astype(np.int64)
         if self.get_nodeattr("InputDataType") == "BIPOLAR":
             bits = (bits + 1) // 2  # ±1 → 0/1
-        y = binary_maxpool_stream(bits.reshape(-1, ch), k2)  # im2col layout: k2 runs of ch values
+        if self.get_nodeattr("exec_mode") == "rtlsim":  # hw/rtl's bitcycle_maxpool in Verilator (rtlsim_exec)
+            from bitcycle.compile.rtlsim_exec import execute_maxpool_rtlsim
+
+            y = execute_maxpool_rtlsim(self, context)
+        else:
+            y = binary_maxpool_stream(bits.reshape(-1, ch), k2)  # im2col layout: k2 runs of ch values
         if self.get_nodeattr("InputDataType") == "BIPOLAR":
             y = 2 * y - 1
         context[node.output[0]] = y.astype(np.float32).reshape(context[node.output[0]].shape)
@@ -115,14 +120,19 @@ class BitCycleMaxPool_rtl(BitCycleMaxPool, RTLBackend):  # noqa: N801  (FINN's n
         """The RTL's function on its stream. As for FINN's specialised pools, the input is in the
         depthwise window's stream layout [pixels, channels/PE, K·K, PE] (what FINN's
         ConvolutionInputGenerator_rtl emits under exec_mode cppsim), not im2col's [pixels, K·K, channels].
-        (FINN's rtlsim needs Vivado's xsim; `bitcycle rtlsim` simulates the generated files in Verilator.)"""
+        Under exec_mode rtlsim: the generated files in Verilator (rtlsim_exec; FINN's would need xsim)."""
         node = self.onnx_node
         pe, k2 = self.get_nodeattr("PE"), _k2(self)
         bits = np.rint(np.asarray(context[node.input[0]])).astype(np.int64)
         bipolar = self.get_nodeattr("InputDataType") == "BIPOLAR"
         if bipolar:
             bits = (bits + 1) // 2  # ±1 → 0/1
-        y = binary_maxpool_stream(bits.reshape(-1, pe), k2)  # [pixels · channels/PE, PE]: channel order kept
+        if self.get_nodeattr("exec_mode") == "rtlsim":  # its generated RTL in Verilator (rtlsim_exec)
+            from bitcycle.compile.rtlsim_exec import execute_maxpool_rtlsim
+
+            y = execute_maxpool_rtlsim(self, context)
+        else:
+            y = binary_maxpool_stream(bits.reshape(-1, pe), k2)  # [pixels · channels/PE, PE]: channel order kept
         if bipolar:
             y = 2 * y - 1
         context[node.output[0]] = y.astype(np.float32).reshape(context[node.output[0]].shape)

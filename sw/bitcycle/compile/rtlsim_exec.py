@@ -21,7 +21,9 @@ import numpy as np
 from bitcycle.compile import verilate as V
 from bitcycle.errors import BitCycleError
 
-RTLSIM_OPS = ("BitSerialMVAU", "BitSerialMVAU_rtl")
+MVAU_OPS = ("BitSerialMVAU", "BitSerialMVAU_rtl")
+POOL_OPS = ("BitCycleMaxPool", "BitCycleMaxPool_rtl")
+RTLSIM_OPS = MVAU_OPS + POOL_OPS
 STAMP = "sources.sha256"
 
 
@@ -47,28 +49,30 @@ def build_cached(top: str, files: list[Path], build_dir: Path) -> Path:
 
 
 def _rtl_view(model, node, work: Path | None):
-    """The node's RTL backend with its files generated: the node's own (BitSerialMVAU_rtl after
-    PrepareIP), or, for a generic BitSerialMVAU, generated into ``work/<node>/``."""
+    """The node's RTL backend with its files generated: the node's own (BitSerialMVAU_rtl or
+    BitCycleMaxPool_rtl after PrepareIP), or, for a generic node, generated into ``work/<node>/``."""
     from qonnx.custom_op.registry import getCustomOp
 
     from bitcycle.compile.bitserial_rtl import BitSerialMVAU_rtl
+    from bitcycle.compile.maxpool_op import BitCycleMaxPool_rtl
 
     inst = getCustomOp(node)
-    if isinstance(inst, BitSerialMVAU_rtl):
+    backend = BitSerialMVAU_rtl if node.op_type in MVAU_OPS else BitCycleMaxPool_rtl
+    if isinstance(inst, backend):
         if not inst.get_nodeattr("gen_top_module"):
             raise BitCycleError(f"layer {node.name}: no generated RTL (gen_top_module unset); run PrepareIP first")
         return inst
     if work is None:
-        raise BitCycleError(f"layer {node.name} is a generic BitSerialMVAU: prepare_rtlsim needs a work directory "
+        raise BitCycleError(f"layer {node.name} is a generic {node.op_type}: prepare_rtlsim needs a work directory "
                             "to generate its RTL in")
-    rtl = BitSerialMVAU_rtl(node)  # the same node through the RTL backend: its generate_hdl, its file list
+    rtl = backend(node)  # the same node through the RTL backend: its generate_hdl, its file list
     rtl.set_nodeattr("code_gen_dir_ipgen", str((Path(work) / node.name).resolve()))
     rtl.generate_hdl(model, None, None)
     return rtl
 
 
 def prepare_rtlsim(model, work: Path | None = None):
-    """Every BitSerialMVAU(_rtl) of ``model``: RTL generated (generic nodes, into ``work``), built in
+    """Every BitSerialMVAU(_rtl) and BitCycleMaxPool(_rtl) of ``model``: RTL generated (generic nodes, into ``work``), built in
     Verilator (once; cached), ``rtlsim_so`` = the simulation, ``exec_mode`` = rtlsim. In place."""
     from qonnx.custom_op.registry import getCustomOp
 
@@ -85,7 +89,7 @@ def prepare_rtlsim(model, work: Path | None = None):
 
 
 def set_exec_mode(model, mode: str):
-    """exec_mode of every BitSerialMVAU(_rtl) node ("" / cppsim: the golden model; rtlsim: Verilator)."""
+    """exec_mode of every node with an rtlsim mode ("" / cppsim: the golden model; rtlsim: Verilator)."""
     from qonnx.custom_op.registry import getCustomOp
 
     for node in model.graph.node:
@@ -118,3 +122,28 @@ def execute_rtlsim(inst, context) -> np.ndarray:
         y = 2 * y - 1
     inst.set_nodeattr("cycles_rtlsim", int(cycles[-1]) if len(cycles) else 0)
     return y
+
+
+def execute_maxpool_rtlsim(inst, context) -> np.ndarray:
+    """A max-pool's output computed by its Verilated ``bitcycle_maxpool``: PE channels a beat, K·K
+    consecutive beats per channel fold (the depthwise window's stream). The generic node's input is
+    im2col's [pixels, K·K, channels], reordered into that stream; BitCycleMaxPool_rtl's already is
+    it. Returns 0/1 codes, [pixels · channels/PE, PE] (the channel order of both layouts' outputs)."""
+    from bitcycle.compile.maxpool_op import BitCycleMaxPool_rtl, _k2
+
+    node = inst.onnx_node
+    exe = inst.get_nodeattr("rtlsim_so")
+    if not exe or not Path(exe).is_file():
+        raise BitCycleError(f"layer {node.name}: exec_mode is rtlsim but no Verilator simulation is built "
+                            f"(rtlsim_so={exe!r}); run bitcycle.compile.rtlsim_exec.prepare_rtlsim on the graph first")
+    ch, pe, k2 = inst.get_nodeattr("Channels"), inst.get_nodeattr("PE"), _k2(inst)
+    bits = np.rint(np.asarray(context[node.input[0]])).astype(np.int64)
+    if inst.get_nodeattr("InputDataType") == "BIPOLAR":
+        bits = (bits + 1) // 2  # ±1 → 0/1
+    if not isinstance(inst, BitCycleMaxPool_rtl):  # im2col [pixels, K·K, C] → [pixels, C/PE, K·K, PE]
+        bits = bits.reshape(-1, k2, ch // pe, pe).transpose(0, 2, 1, 3)
+    beats = V.pack(bits.reshape(-1, pe), 1, pe)
+    n_out = len(beats) // k2
+    got, cycles = V.run(Path(exe), beats, n_out, Path(exe).parent.parent / "rtlsim_run")
+    inst.set_nodeattr("cycles_rtlsim", int(cycles[-1]) if len(cycles) else 0)
+    return V.unpack(got, 1, pe, False).reshape(n_out, pe)
