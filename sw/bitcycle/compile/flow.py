@@ -58,8 +58,8 @@ def check_stage(name: str, model, pixels: np.ndarray, expected: np.ndarray,
 
 
 def check_stage_rtlsim(name: str, model, pixels: np.ndarray, expected: np.ndarray, work: Path | None) -> int:
-    """The stage's check again on a copy of its graph with exec_mode rtlsim: every BitSerialMVAU
-    through its generated RTL in Verilator (built in ``work/<node>/``), the rest as before."""
+    """The stage's check again on a copy of its graph with exec_mode rtlsim: every BitSerialMVAU and
+    BitCycleMaxPool through its generated RTL in Verilator (built in ``work/<node>/``), the rest as before."""
     from bitcycle.compile.rtlsim_exec import prepare_rtlsim
 
     sim = prepare_rtlsim(copy.deepcopy(model), work)
