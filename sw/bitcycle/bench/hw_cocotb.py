@@ -35,12 +35,13 @@ async def measure(dut):
             await tb.load_weights(w)
             loaded = (m, k)
         t0, c0, s0 = time.perf_counter(), time.process_time(), get_sim_time("ns")
+        kw = dict(acc_bits=p.get("acc_bits"), res_bits=p.get("res_bits", 32))  # results as wide as asked
         if mode == st.MODE_FORWARD:
-            res = await tb.compute(mode, bits, w=w, x=rand_ints(rng, bits, (k, n)))
+            res = await tb.compute(mode, bits, w=w, x=rand_ints(rng, bits, (k, n)), **kw)
         elif mode == st.MODE_BACKWARD_DATA:
-            res = await tb.compute(mode, bits, w=w, dy=rand_ints(rng, bits, (m, n)))
+            res = await tb.compute(mode, bits, w=w, dy=rand_ints(rng, bits, (m, n)), **kw)
         else:
-            res = await tb.compute(mode, bits, dy=rand_ints(rng, bits, (m, n)), sx=rand_binary(rng, (k, n)))
+            res = await tb.compute(mode, bits, dy=rand_ints(rng, bits, (m, n)), sx=rand_binary(rng, (k, n)), **kw)
         sim_cycles = (get_sim_time("ns") - s0) / 10
         results.append({**p, "cycles": res.cycles, "bit_exact": True, "sim_cycles": sim_cycles,
                         "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0})
