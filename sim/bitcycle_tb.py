@@ -186,9 +186,11 @@ class EngineTB:
         return res
 
     async def recv_words(self, timeout_ns: int = 2000) -> list[int]:
-        frame = await with_timeout(self.sink.recv(), timeout_ns, "ns")
-        self.last_keep = list(frame.tkeep[-(self.geo.data_width // 8):]) if frame.tkeep else []
-        return st.bytes_to_words(bytes(frame.tdata), self.geo).tolist()
+        frame = await with_timeout(self.sink.recv(compact=False), timeout_ns, "ns")
+        keep = list(frame.tkeep) if frame.tkeep else [1] * len(frame.tdata)
+        self.last_keep = keep[-(self.geo.data_width // 8):]
+        data = bytes(b for b, k in zip(frame.tdata, keep) if k)  # the bytes TKEEP marks
+        return st.bytes_to_words(data, self.geo).tolist()
 
     def assert_closed(self):
         """After a job: both streams between packets, nothing left in the source or the sink."""
