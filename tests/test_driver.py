@@ -14,6 +14,7 @@ import pytest
 
 from bitcycle.driver import Accelerator, spec_for_model
 from bitcycle.hwif import driver_json as DJ
+from bitcycle.hwif import regmap
 from bitcycle.driver import protocol as P
 from bitcycle.hwif.driver_json import EngineSpec
 from bitcycle.driver.hostmath import quantize_grad
@@ -329,11 +330,15 @@ def test_overlay_id_mismatch():
     other = EmuTransport(EngineSpec(pe=8))
     with pytest.raises(BitCycleError, match=r"built with other parameters than .*PE=8 \(driver.json: 4\)"):
         Accelerator("emu", driver_json=spec, transport=other)
+    # an engine v1.0 (no packed results) would ignore OUT_CFG.RES_W: refused before any job
+    old = EmuTransport(spec.engine)
+    old.device.regs["VERSION"] = 1 << regmap.FIELDS["VERSION"]["MAJOR"][0]
+    with pytest.raises(BitCycleError, match=r"overlay is engine v1\.0, this driver needs v1\.1 or later"):
+        Accelerator("emu", driver_json=spec, transport=old)
 
 
 def test_driver_speaks_the_generated_register_map():
     from bitcycle.driver import registers
-    from bitcycle.hwif import regmap
 
     registers.check_bits()
     addr = registers.addresses()

@@ -116,7 +116,17 @@ def assert_next_jobs_match_emu(acc, folder, x):
 # forward_layer it stays resident and the next DMA transfer is the FORWARD job's
 ONE_BLOCK = {"grad_block": 0, "stream_weights": False}  # one FORWARD job through the weight memory
 X = np.random.default_rng(2).integers(-2, 2, (64, 3))
-OUT_BYTES = 20 * 3 * 4  # FORWARD of layer 0 on X: W [20, 64] · x [64, 3], one 32-bit word per sum
+def _out_bytes() -> int:
+    """FORWARD of layer 0 on X (W [20, 64] · x [64, 3] at 2 bits): the packed results' packet, in bytes."""
+    from bitcycle.driver.planning import result_widths
+    from bitcycle.golden import stream as st
+
+    engine = spec_for_model("mlp", hidden=[20, 12]).engine
+    _, res_bits = result_widths(2, 64)
+    return engine.stream_bytes * st.output_words(st.MODE_FORWARD, P.geometry(engine), 20, 64, 3, res_bits)
+
+
+OUT_BYTES = _out_bytes()
 FAULTS = {
     "hang_send": r"DMA send \(MM2S\) did not finish \(DMASR=0x1000: running, transfer pending\)",
     "hang_receive": r"DMA receive \(S2MM\) did not finish \(DMASR=0x1000: running, transfer pending\)",

@@ -36,6 +36,7 @@ from bitcycle.driver.transport import HWCFG_FIELDS, EmuTransport, Transport, fie
 from bitcycle.errors import BitCycleError
 from bitcycle.golden import bit_planes
 from bitcycle.hwif import driver_json as DJ
+from bitcycle.hwif.regmap import VERSION_MINOR
 
 BACKENDS = ("emu", "sim", "pynq")
 GRAD_SCALES = ("row", "tensor", "pow2")  # as bitcycle.quant.grad.GRAD_SCALES (the driver imports no torch)
@@ -143,6 +144,12 @@ class Accelerator(TrainingStep):
             raise BitCycleError(
                 f"overlay is engine ID {got_id:#010x} v{got_ver} but driver.json expects {eng.id:#010x} "
                 f"v{eng.version}: load the bitstream this driver.json was compiled with")
+        # this driver writes OUT_CFG.RES_W (packed results, engine v1.1): an older engine ignores it
+        # and would send int32 lanes the driver then misreads
+        got_minor = field("VERSION", "MINOR", self.reg_read("VERSION"))
+        if got_minor < VERSION_MINOR:
+            raise BitCycleError(f"overlay is engine v{got_ver}.{got_minor}, this driver needs v{got_ver}.{VERSION_MINOR} "
+                                "or later (packed result words): rebuild the bitstream with `make bitstream`")
         regs = {r: self.reg_read(r) for r in ("HWCFG0", "HWCFG1", "HWCFG2")}
         wrong = [f"{name}={field(reg, name, regs[reg])} (driver.json: {get(eng)})"
                  for reg, name, get in HWCFG_FIELDS if field(reg, name, regs[reg]) != get(eng)]
