@@ -20,6 +20,7 @@ from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 from bitcycle.compile import mvau_images as images
 from bitcycle.compile import mvau_rtl as R
 from bitcycle.compile.bitserial_op import BitSerialMVAU
+from bitcycle.compile.rtl_layer import GeneratedRtl
 from bitcycle.errors import BitCycleError
 from bitcycle.golden.bitserial import MAX_BITS
 
@@ -44,8 +45,10 @@ def check_buildable(inst) -> None:
 
 
 @finn_rtl.register_custom_op
-class BitSerialMVAU_rtl(BitSerialMVAU, RTLBackend):  # noqa: N801  (FINN's naming: <op>_rtl)
+class BitSerialMVAU_rtl(GeneratedRtl, BitSerialMVAU, RTLBackend):  # noqa: N801  (FINN's naming: <op>_rtl)
     """RTL backend: Verilog wrapper top + memory images per node, hw/rtl's bitcycle_mvau shared."""
+
+    SOURCES = R.MVAU_SOURCES
 
     def get_nodeattr_types(self):
         attrs = BitSerialMVAU.get_nodeattr_types(self)
@@ -57,40 +60,14 @@ class BitSerialMVAU_rtl(BitSerialMVAU, RTLBackend):  # noqa: N801  (FINN's namin
         # FINN's own rtlsim would need Vivado's xsim); otherwise the golden model
         BitSerialMVAU.execute_node(self, context, graph)
 
-    def _gen_dir(self) -> Path:
-        gen = self.get_nodeattr("code_gen_dir_ipgen")
-        if not gen:
-            raise BitCycleError(f"layer {self.onnx_node.name}: code_gen_dir_ipgen is not set (run PrepareIP)")
-        return Path(gen)
-
-    def shared_dir(self) -> Path:
-        return self._gen_dir().parent / R.SHARED_DIR
-
-    def _top(self) -> str:
-        return self.get_nodeattr("gen_top_module") or f"{self.onnx_node.name}_wrapper"
-
-    def get_rtl_file_list(self, abspath=False):
-        top = self._top()
-        if not abspath:
-            return [f"{top}.v", *R.MVAU_SOURCES]
-        return [self._gen_dir() / f"{top}.v", *(self.shared_dir() / f for f in R.MVAU_SOURCES)]
-
     def mem_files(self) -> list[Path]:
         """The images bitcycle_mvau's $readmemh loads (W_FILE, and T_FILE unless noActivation)."""
         top = self._top()
         names = [f"{top}_weights.mem"] + ([] if self.get_nodeattr("noActivation") else [f"{top}_thresholds.mem"])
         return [self._gen_dir() / n for n in names]
 
-    def code_generation_ipi(self):
-        # CreateStitchedIP splits each add_files command and wants exactly 3 tokens: one file per command
-        files = [*self.get_rtl_file_list(abspath=True), *self.mem_files()]
-        return [f"add_files -norecurse {f}" for f in files] + [
-            f"create_bd_cell -type module -reference {self.get_nodeattr('gen_top_module')} {self.onnx_node.name}"]
-
-    def get_verilog_top_module_intf_names(self):
-        intf = super().get_verilog_top_module_intf_names()
-        intf["axilite"], intf["aximm"] = [], []
-        return intf
+    def ipi_extra_files(self) -> list[Path]:
+        return self.mem_files()
 
     def rtl_parameters(self, gen: Path, n_thr: int) -> dict:
         """bitcycle_mvau's parameters for this node (what the wrapper sets)."""
@@ -111,11 +88,7 @@ class BitSerialMVAU_rtl(BitSerialMVAU, RTLBackend):  # noqa: N801  (FINN's namin
                 "T_FILE": "" if no_act else str(gen / f"{top}_thresholds.mem")}
 
     def generate_hdl(self, model, fpgapart, clk):
-        gen = self._gen_dir().resolve()  # $readmemh needs absolute paths (FINN's RTL ops do the same)
-        gen.mkdir(parents=True, exist_ok=True)
-        top = f"{self.onnx_node.name}_wrapper"
-        self.set_nodeattr("gen_top_module", top)
-        R.install_shared(self.shared_dir().resolve())
+        gen, top = self.start_hdl()
         w = model.get_initializer(self.onnx_node.input[1])  # [MW, MH] ±1
         pe = self.get_nodeattr("PE")
         (gen / f"{top}_weights.mem").write_text(images.weight_mem_text(w, pe, self.get_nodeattr("SIMD")))
@@ -126,5 +99,4 @@ class BitSerialMVAU_rtl(BitSerialMVAU, RTLBackend):  # noqa: N801  (FINN's namin
             n_thr = thr.shape[1]
             (gen / f"{top}_thresholds.mem").write_text(images.threshold_mem_text(thr, pe, acc))
         (gen / f"{top}.v").write_text(R.wrapper_v(top, self.rtl_parameters(gen, n_thr)))
-        self.set_nodeattr("ipgen_path", str(gen))
-        self.set_nodeattr("ip_path", str(gen))
+        self.finish_hdl(gen)

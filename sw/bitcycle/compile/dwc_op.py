@@ -13,10 +13,7 @@ registers both ops with FINN.
 
 from __future__ import annotations
 
-import filecmp
 import math
-import shutil
-from pathlib import Path
 
 from qonnx.transformation.base import Transformation
 
@@ -25,13 +22,12 @@ import finn.custom_op.fpgadataflow.rtl as finn_rtl
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 from finn.custom_op.fpgadataflow.streamingdatawidthconverter import StreamingDataWidthConverter
 
-from bitcycle.compile.mvau_rtl import SHARED_DIR, rtl_dir
-from bitcycle.errors import BitCycleError
+from bitcycle.compile.rtl_layer import GeneratedRtl, render_template
 from bitcycle.hwif.rtl import rtl_sources
 
 DWC_TOP = "bitcycle_dwc"
 DWC_SOURCES = tuple(rtl_sources(DWC_TOP))
-WRAPPER_TEMPLATE = Path(__file__).resolve().parent / "templates" / "bitcycle_dwc_wrapper.v.in"
+WRAPPER_TEMPLATE = "bitcycle_dwc_wrapper.v.in"
 VPC_MAX_ELEMS = 256  # FINN's vpc.sv elaborates in Verilator 5.048 up to this many elements
 
 
@@ -54,29 +50,17 @@ class BitCycleDWC(StreamingDataWidthConverter):
         return bw * math.ceil(math.log2(bw // math.gcd(i, o))) + 8
 
 
-def install_shared(dest: Path) -> None:
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in DWC_SOURCES:
-        src, dst = rtl_dir() / name, dest / name
-        if not dst.is_file() or not filecmp.cmp(src, dst, shallow=False):
-            shutil.copy(src, dst)
-
-
 def wrapper_v(top: str, ibits: int, obits: int) -> str:
-    if not WRAPPER_TEMPLATE.is_file():
-        raise BitCycleError(f"{WRAPPER_TEMPLATE.name} is missing from the bitcycle package (package data); "
-                            "reinstall bitcycle (pip install -e .)")
     values = {"TOP": top, "IBITS": ibits, "OBITS": obits, "IN_MSB": (ibits + 7) // 8 * 8 - 1,
               "OUT_MSB": (obits + 7) // 8 * 8 - 1}
-    text = WRAPPER_TEMPLATE.read_text()
-    for key, value in values.items():
-        text = text.replace(f"@{key}@", str(value))
-    return text
+    return render_template(WRAPPER_TEMPLATE, values)
 
 
 @finn_rtl.register_custom_op
-class BitCycleDWC_rtl(BitCycleDWC, RTLBackend):  # noqa: N801  (FINN's naming: <op>_rtl)
+class BitCycleDWC_rtl(GeneratedRtl, BitCycleDWC, RTLBackend):  # noqa: N801  (FINN's naming: <op>_rtl)
     """RTL backend: a Verilog wrapper top per node around hw/rtl's bitcycle_dwc (shared)."""
+
+    SOURCES = DWC_SOURCES
 
     def get_nodeattr_types(self):
         attrs = BitCycleDWC.get_nodeattr_types(self)
@@ -87,41 +71,10 @@ class BitCycleDWC_rtl(BitCycleDWC, RTLBackend):  # noqa: N801  (FINN's naming: <
         # the Python model (a reshape); `bitcycle rtlsim` simulates the generated files in Verilator
         BitCycleDWC.execute_node(self, context, graph)
 
-    def _gen_dir(self) -> Path:
-        gen = self.get_nodeattr("code_gen_dir_ipgen")
-        if not gen:
-            raise BitCycleError(f"layer {self.onnx_node.name}: code_gen_dir_ipgen is not set (run PrepareIP)")
-        return Path(gen)
-
-    def _top(self) -> str:
-        return self.get_nodeattr("gen_top_module") or f"{self.onnx_node.name}_wrapper"
-
-    def get_rtl_file_list(self, abspath=False):
-        top = self._top()
-        if not abspath:
-            return [*DWC_SOURCES, f"{top}.v"]
-        shared = self._gen_dir().parent / SHARED_DIR
-        return [*(shared / f for f in DWC_SOURCES), self._gen_dir() / f"{top}.v"]
-
-    def code_generation_ipi(self):
-        # CreateStitchedIP splits each add_files command and wants exactly 3 tokens: one file per command
-        return [f"add_files -norecurse {f}" for f in self.get_rtl_file_list(abspath=True)] + [
-            f"create_bd_cell -type module -reference {self.get_nodeattr('gen_top_module')} {self.onnx_node.name}"]
-
-    def get_verilog_top_module_intf_names(self):
-        intf = super().get_verilog_top_module_intf_names()
-        intf["axilite"], intf["aximm"] = [], []
-        return intf
-
     def generate_hdl(self, model, fpgapart, clk):
-        gen = self._gen_dir().resolve()
-        gen.mkdir(parents=True, exist_ok=True)
-        top = f"{self.onnx_node.name}_wrapper"
-        self.set_nodeattr("gen_top_module", top)
-        install_shared((gen.parent / SHARED_DIR).resolve())
+        gen, top = self.start_hdl()
         (gen / f"{top}.v").write_text(wrapper_v(top, self.get_instream_width(), self.get_outstream_width()))
-        self.set_nodeattr("ipgen_path", str(gen))
-        self.set_nodeattr("ip_path", str(gen))
+        self.finish_hdl(gen)
 
 
 class MapToBitCycleDWC(Transformation):

@@ -12,9 +12,6 @@ project (``<codegen>/bitcycle_rtl/``). Importing this module registers both ops 
 
 from __future__ import annotations
 
-import filecmp
-import shutil
-from pathlib import Path
 
 import numpy as np
 from qonnx.transformation.base import Transformation
@@ -24,14 +21,14 @@ import finn.custom_op.fpgadataflow.rtl as finn_rtl
 from finn.custom_op.fpgadataflow.pool import Pool
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 
-from bitcycle.compile.mvau_rtl import SHARED_DIR, rtl_dir
+from bitcycle.compile.rtl_layer import GeneratedRtl, render_template
 from bitcycle.errors import BitCycleError
 from bitcycle.golden.pool import binary_maxpool_stream
 from bitcycle.hwif.rtl import rtl_sources
 
 POOL_TOP = "bitcycle_maxpool"
 POOL_SOURCES = tuple(rtl_sources(POOL_TOP))
-WRAPPER_TEMPLATE = Path(__file__).resolve().parent / "templates" / "bitcycle_maxpool_wrapper.v.in"
+WRAPPER_TEMPLATE = "bitcycle_maxpool_wrapper.v.in"
 BINARY_TYPES = ("BINARY", "BIPOLAR")
 
 
@@ -84,32 +81,19 @@ def check_buildable(inst) -> None:
         raise BitCycleError(f"layer {name}: bitcycle_maxpool pools BINARY/BIPOLAR data by MaxPool only")
 
 
-def install_shared(dest: Path) -> None:
-    """Copy bitcycle_maxpool's hw/rtl sources into ``dest`` (an identical copy is left alone)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in POOL_SOURCES:
-        src, dst = rtl_dir() / name, dest / name
-        if not dst.is_file() or not filecmp.cmp(src, dst, shallow=False):
-            shutil.copy(src, dst)
-
-
 def wrapper_v(top: str, pe: int, k2: int) -> str:
-    if not WRAPPER_TEMPLATE.is_file():
-        raise BitCycleError(f"{WRAPPER_TEMPLATE.name} is missing from the bitcycle package (package data); "
-                            "reinstall bitcycle (pip install -e .)")
     width = ((pe + 7) // 8) * 8
     pad = width - pe
     out = f"{{{pad}'b0, pooled}}" if pad else "pooled"
     values = {"TOP": top, "PE": pe, "K2": k2, "MSB": width - 1, "PE_MSB": pe - 1, "OUT_EXPR": out}
-    text = WRAPPER_TEMPLATE.read_text()
-    for key, value in values.items():
-        text = text.replace(f"@{key}@", str(value))
-    return text
+    return render_template(WRAPPER_TEMPLATE, values)
 
 
 @finn_rtl.register_custom_op
-class BitCycleMaxPool_rtl(BitCycleMaxPool, RTLBackend):  # noqa: N801  (FINN's naming: <op>_rtl)
+class BitCycleMaxPool_rtl(GeneratedRtl, BitCycleMaxPool, RTLBackend):  # noqa: N801  (FINN's naming: <op>_rtl)
     """RTL backend: a Verilog wrapper top per node around hw/rtl's bitcycle_maxpool (shared)."""
+
+    SOURCES = POOL_SOURCES
 
     def get_nodeattr_types(self):
         attrs = BitCycleMaxPool.get_nodeattr_types(self)
@@ -137,42 +121,11 @@ class BitCycleMaxPool_rtl(BitCycleMaxPool, RTLBackend):  # noqa: N801  (FINN's n
             y = 2 * y - 1
         context[node.output[0]] = y.astype(np.float32).reshape(context[node.output[0]].shape)
 
-    def _gen_dir(self) -> Path:
-        gen = self.get_nodeattr("code_gen_dir_ipgen")
-        if not gen:
-            raise BitCycleError(f"layer {self.onnx_node.name}: code_gen_dir_ipgen is not set (run PrepareIP)")
-        return Path(gen)
-
-    def _top(self) -> str:
-        return self.get_nodeattr("gen_top_module") or f"{self.onnx_node.name}_wrapper"
-
-    def get_rtl_file_list(self, abspath=False):
-        top = self._top()
-        if not abspath:
-            return [*POOL_SOURCES, f"{top}.v"]
-        shared = self._gen_dir().parent / SHARED_DIR
-        return [*(shared / f for f in POOL_SOURCES), self._gen_dir() / f"{top}.v"]
-
-    def code_generation_ipi(self):
-        # CreateStitchedIP splits each add_files command and wants exactly 3 tokens: one file per command
-        return [f"add_files -norecurse {f}" for f in self.get_rtl_file_list(abspath=True)] + [
-            f"create_bd_cell -type module -reference {self.get_nodeattr('gen_top_module')} {self.onnx_node.name}"]
-
-    def get_verilog_top_module_intf_names(self):
-        intf = super().get_verilog_top_module_intf_names()
-        intf["axilite"], intf["aximm"] = [], []
-        return intf
-
     def generate_hdl(self, model, fpgapart, clk):
         check_buildable(self)
-        gen = self._gen_dir().resolve()
-        gen.mkdir(parents=True, exist_ok=True)
-        top = f"{self.onnx_node.name}_wrapper"
-        self.set_nodeattr("gen_top_module", top)
-        install_shared((gen.parent / SHARED_DIR).resolve())
+        gen, top = self.start_hdl()
         (gen / f"{top}.v").write_text(wrapper_v(top, int(self.get_nodeattr("PE")), _k2(self)))
-        self.set_nodeattr("ipgen_path", str(gen))
-        self.set_nodeattr("ip_path", str(gen))
+        self.finish_hdl(gen)
 
 
 class MapToBitCycleMaxPool(Transformation):
