@@ -14,18 +14,12 @@ import pytest
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
-from cocotb.utils import get_sim_time
+from cocotb.triggers import ClockCycles
 
 from axis_monitor import AxisMonitor
+from finn_stream import FinnPorts, stream_through
 from bitcycle.golden.pool import binary_maxpool_nhwc, binary_maxpool_stream
 from bitcycle.hwif.rtl import rtl_sources
-
-
-class _Ports:
-    def __init__(self, dut):
-        self.m_tdata, self.m_tvalid, self.m_tready = dut.out0_V_TDATA, dut.out0_V_TVALID, dut.out0_V_TREADY
-        self.m_tlast = dut.out0_V_TVALID  # no TLAST: each beat is a packet of one
 
 
 def window_stream(fmap: np.ndarray, k: int, pe: int) -> np.ndarray:
@@ -38,43 +32,6 @@ def window_stream(fmap: np.ndarray, k: int, pe: int) -> np.ndarray:
 
 def _word(bits) -> int:
     return sum(int(b) << j for j, b in enumerate(bits))
-
-
-async def _run(dut, rng, beats: list[int], n_out: int, gap: float, bp: float) -> tuple[list[int], float]:
-    got: list[int] = []
-
-    async def drive():
-        i, offered, taken = 0, False, False
-        while True:
-            await FallingEdge(dut.ap_clk)
-            if taken:
-                i, offered = i + 1, False
-            if i == len(beats):
-                dut.in0_V_TVALID.value = 0
-                return
-            if not offered and rng.random() >= gap:  # a beat on offer stays on offer
-                dut.in0_V_TDATA.value = beats[i]
-                offered = True
-            dut.in0_V_TVALID.value = int(offered)
-            await ReadOnly()  # TREADY may follow the sink's TREADY written this edge: read it settled
-            taken = offered and int(dut.in0_V_TREADY.value) == 1
-
-    async def sink():
-        while len(got) < n_out:
-            await FallingEdge(dut.ap_clk)
-            ready = int(rng.random() >= bp)
-            dut.out0_V_TREADY.value = ready
-            await ReadOnly()
-            if ready and int(dut.out0_V_TVALID.value):
-                got.append(int(dut.out0_V_TDATA.value))
-        await FallingEdge(dut.ap_clk)
-        dut.out0_V_TREADY.value = 0
-
-    t0 = get_sim_time("ns")
-    d = cocotb.start_soon(drive())
-    await sink()
-    await d
-    return got, (get_sim_time("ns") - t0) / 10
 
 
 @cocotb.test()
@@ -91,14 +48,14 @@ async def pools_like_the_golden_model(dut):
     dut.ap_rst_n.value = 0
     await ClockCycles(dut.ap_clk, 3)
     dut.ap_rst_n.value = 1
-    mon = AxisMonitor(_Ports(dut), "m", dut.ap_clk, dut.ap_rst_n, name="out0").start()
+    mon = AxisMonitor(FinnPorts(dut), "m", dut.ap_clk, dut.ap_rst_n, name="out0").start()
     c = 2 * pe
     for gap, bp, density in ((0.0, 0.0, 0.5), (0.3, 0.3, 0.5), (0.5, 0.7, 0.1), (0.2, 0.5, 0.9)):
         fmap = (nrng.random((2 * k + 1, 3 * k, c)) < density).astype(np.int64)  # odd height: a row dropped
         stream = window_stream(fmap, k, pe)
         want = binary_maxpool_nhwc(fmap, k).reshape(-1, pe)
         assert (binary_maxpool_stream(stream, k2) == want).all()
-        got, cycles = await _run(dut, rng, [_word(b) for b in stream], len(want), gap, bp)
+        got, cycles = await stream_through(dut, rng, [_word(b) for b in stream], len(want), gap, bp)
         assert got == [_word(w) for w in want], f"gap {gap} bp {bp}: pooled beats differ from the golden model"
         if gap == 0 and bp == 0:
             assert cycles <= len(stream) + 3, f"not one beat per cycle: {cycles} cycles for {len(stream)} beats"
