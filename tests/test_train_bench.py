@@ -39,6 +39,7 @@ def test_bench_runs_in_worker_processes(tmp_path):
                  "--test-limit", "256", "--batch-size", "128", "--epochs-mlp", "1", "--jobs", "2", "--cyclebnn", "", "--out", str(out)]) == 0
     report = json.loads((out / "train.json").read_text())
     assert report["complete"] and report["jobs"] == 2 and report["grad_scale"] == "row"
+    assert set(report["provenance"]) >= {"machine", "cpu", "commit", "date"}
     assert [r["grad_bits"] for r in report["runs"]] == ["fixed:8", "cosine:2-8x2"]
     assert [len(r["bits_per_step"]) for r in report["runs"]] == [4, 4]
     from bitcycle.schedule import parse_grad_bits

@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bitcycle.bench.provenance import REPO
+from bitcycle.bench.provenance import REPO, provenance
 from bitcycle.errors import BitCycleError
 from bitcycle.golden import stream as st
 from bitcycle.golden.accwidth import min_acc_bits
@@ -204,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
     for name in tqdm(args.configs, desc="bench hw (Verilator builds)", unit="config"):
         configs.append(_run_config(name, CONFIGS[name], sorted(set(args.bits))))
     rows = [r for c in configs for r in c["points"]]
-    result = {"bench": "hw", "host": platform.node(), "configs": configs, "points": rows,
+    result = {"provenance": provenance(), "bench": "hw", "host": platform.node(), "configs": configs, "points": rows,
               "all_within_bound": all(r["within_bound"] for r in rows if r["claimed"]),
               "int32_output_bound_within": sum(r["within_bound"] for r in rows if not r["claimed"]),
               "int32_output_bound_points": sum(not r["claimed"] for r in rows),

@@ -31,7 +31,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from bitcycle.bench.provenance import REPO
+from bitcycle.bench.provenance import REPO, provenance
 from bitcycle.bench.train_rows import ROW_SPEC_HELP, RowSpec, cyclebnn_specs, parse_row_spec, row_costs, run_name
 from bitcycle.bench.train_table import markdown_table, plot
 from bitcycle.train import checkpoint as ckpt
@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
                          "steps": cfg.epochs * steps_per_epoch(min(limit or n_train, n_train), args.batch_size)})
     t0, c0 = time.perf_counter(), time.process_time()
     results: list[dict] = []
-    report = {"bench": "train", "dataset": "fashion-mnist", "train_samples": len(data.train_y),
+    report = {"provenance": provenance(), "bench": "train", "dataset": "fashion-mnist", "train_samples": len(data.train_y),
               "test_samples": len(data.test_y), "jobs": args.jobs, "threads": args.threads,
               "batch_size": args.batch_size, "lr": lr, "seed": args.seed, "grad_scale": args.grad_scale,
               "grad_block": jobs[0]["cfg"]["grad_block"] if jobs else None,
