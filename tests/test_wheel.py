@@ -188,3 +188,7 @@ def test_board_modules_parse_as_python_38():
         if "from __future__ import annotations" not in src:
             bad = list(_runtime_annotations(tree))
             assert not bad, f"{f.name}:{bad[0].lineno}: 3.9+ annotation evaluated at import on Python 3.8"
+        # dict | dict (PEP 584) is Python 3.9+ at run time, though 3.8 parses it
+        merges = [n for n in ast.walk(tree) if isinstance(n, ast.BinOp) and isinstance(n.op, ast.BitOr)
+                  and any(isinstance(side, (ast.Dict, ast.DictComp)) for side in (n.left, n.right))]
+        assert not merges, f"{f.name}:{merges[0].lineno}: dict | dict needs Python 3.9; use {{**a, **b}}"

@@ -106,7 +106,8 @@ class EngineJobs:
         """Means per training step (train_step calls only, not evaluation) of the counted operations
         since the counters were last reset: engine jobs, DMA transfers, register accesses, cache syncs, bytes."""
         steps = max(self._train_steps, 1)
-        return {key: self._train_totals[key] / steps for key in PER_STEP} | {"steps": self._train_steps}
+        # no dict | dict: the board may run Python 3.8 (PYNQ 2.7 images)
+        return {**{key: self._train_totals[key] / steps for key in PER_STEP}, "steps": self._train_steps}
 
     # -- one engine job ----------------------------------------------------------------------
     def _wait_done(self) -> int:
