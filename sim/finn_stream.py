@@ -6,8 +6,11 @@ with random backpressure. The protocol itself is checked by axis_monitor.AxisMon
 from __future__ import annotations
 
 import cocotb
-from cocotb.triggers import FallingEdge, ReadOnly
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
 from cocotb.utils import get_sim_time
+
+from axis_monitor import AxisMonitor
 
 
 class FinnPorts:
@@ -16,6 +19,18 @@ class FinnPorts:
     def __init__(self, dut):
         self.m_tdata, self.m_tvalid, self.m_tready = dut.out0_V_TDATA, dut.out0_V_TVALID, dut.out0_V_TREADY
         self.m_tlast = dut.out0_V_TVALID
+
+
+async def start(dut) -> AxisMonitor:
+    """Clock (10 ns), ports idle, 3 cycles of reset; the output side's protocol monitor, running."""
+    cocotb.start_soon(Clock(dut.ap_clk, 10, unit="ns").start())
+    dut.in0_V_TVALID.value = 0
+    dut.in0_V_TDATA.value = 0
+    dut.out0_V_TREADY.value = 0
+    dut.ap_rst_n.value = 0
+    await ClockCycles(dut.ap_clk, 3)
+    dut.ap_rst_n.value = 1
+    return AxisMonitor(FinnPorts(dut), "m", dut.ap_clk, dut.ap_rst_n, name="out0").start()
 
 
 async def stream_through(dut, rng, beats: list[int], n_out: int, gap: float, bp: float) -> tuple[list[int], float]:

@@ -13,11 +13,8 @@ import random
 import pytest
 
 import cocotb
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles
 
-from axis_monitor import AxisMonitor
-from finn_stream import FinnPorts, stream_through
+from finn_stream import start, stream_through
 from bitcycle.golden.widthconv import repack_bits
 from bitcycle.hwif.rtl import rtl_sources
 
@@ -27,14 +24,7 @@ async def repacks_like_the_golden_model(dut):
     ibits, obits = int(dut.IBITS.value), int(dut.OBITS.value)
     iw = (ibits + 7) // 8 * 8
     rng = random.Random(cocotb.RANDOM_SEED)
-    cocotb.start_soon(Clock(dut.ap_clk, 10, unit="ns").start())
-    dut.in0_V_TVALID.value = 0
-    dut.in0_V_TDATA.value = 0
-    dut.out0_V_TREADY.value = 0
-    dut.ap_rst_n.value = 0
-    await ClockCycles(dut.ap_clk, 3)
-    dut.ap_rst_n.value = 1
-    mon = AxisMonitor(FinnPorts(dut), "m", dut.ap_clk, dut.ap_rst_n, name="out0").start()
+    mon = await start(dut)
     unit = math.lcm(ibits, obits) // ibits  # input beats per whole number of output beats
     for gap, bp in ((0.0, 0.0), (0.3, 0.3), (0.6, 0.1), (0.1, 0.8)):
         n_in = unit * rng.randint(3, 6)

@@ -13,11 +13,8 @@ import numpy as np
 import pytest
 
 import cocotb
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles
 
-from axis_monitor import AxisMonitor
-from finn_stream import FinnPorts, stream_through
+from finn_stream import start, stream_through
 from bitcycle.golden.pool import binary_maxpool_nhwc, binary_maxpool_stream
 from bitcycle.hwif.rtl import rtl_sources
 
@@ -41,14 +38,7 @@ async def pools_like_the_golden_model(dut):
     assert k * k == k2, "the testbench drives square windows"
     rng = random.Random(cocotb.RANDOM_SEED)
     nrng = np.random.default_rng(cocotb.RANDOM_SEED)
-    cocotb.start_soon(Clock(dut.ap_clk, 10, unit="ns").start())
-    dut.in0_V_TVALID.value = 0
-    dut.in0_V_TDATA.value = 0
-    dut.out0_V_TREADY.value = 0
-    dut.ap_rst_n.value = 0
-    await ClockCycles(dut.ap_clk, 3)
-    dut.ap_rst_n.value = 1
-    mon = AxisMonitor(FinnPorts(dut), "m", dut.ap_clk, dut.ap_rst_n, name="out0").start()
+    mon = await start(dut)
     c = 2 * pe
     for gap, bp, density in ((0.0, 0.0, 0.5), (0.3, 0.3, 0.5), (0.5, 0.7, 0.1), (0.2, 0.5, 0.9)):
         fmap = (nrng.random((2 * k + 1, 3 * k, c)) < density).astype(np.int64)  # odd height: a row dropped
