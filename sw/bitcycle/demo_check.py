@@ -14,25 +14,36 @@ import numpy as np
 from bitcycle.errors import BitCycleError
 
 
-# -- FINN side: the compile flow's passes, and a look into each matrix layer ---------------------
+# -- FINN side: the compile flow's own steps, and a look into each matrix layer ----------------
+# The demo's pixels lie on the 8-bit grid x = p / PIXEL_MAX (demo.digits_split): the FINN graph takes
+# the integer codes p, as a camera or DMA delivers them, and the compile flow's input annotation holds.
+PIXEL_MAX = 254
+
+
+def pixel_codes(x: np.ndarray) -> np.ndarray:
+    """The integer pixel codes (as float32, FINN's tensor type) of images on the 8-bit grid."""
+    p = np.rint(x.astype(np.float64) * PIXEL_MAX)
+    if not np.allclose(p / PIXEL_MAX, x, atol=1e-6):
+        raise BitCycleError(f"the demo's images are not on the grid p/{PIXEL_MAX} (see demo.digits_split)")
+    return p.astype(np.float32)
+
+
 def finn_graphs(model, n_inputs: int, path: Path):
-    """Export to QONNX and apply the compile flow's passes; [(stage name, ModelWrapper)], the last
-    the binary-MVAU graph."""
+    """Export to QONNX and run ``bitcycle compile``'s steps up to its FINN HW layers (the input
+    quantiser as a fabric Thresholding layer, so the graph holds every layer); [(stage, ModelWrapper)]
+    after each step, the last the binary-MVAU graph."""
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from bitcycle.compile import passes as P
+    from bitcycle.compile.config import CompileConfig
     from bitcycle.compile.export import export_qonnx, prepare
+    from bitcycle.compile.steps import STEP_NAMES, steps_to_run
 
-    # pixel_max=1: the inputs are already floats in [0, 1] on the 8-bit grid (demo.digits_split)
-    export_qonnx(prepare(model, (1, n_inputs), pixel_max=1.0, name="sfc-digits"), path)
-    graphs = []
-    m = ModelWrapper(str(path))
-    for name, steps in (("qonnx", [P.CheckSupportedQONNX(), P.TidyUp()]), ("finn", [P.ToFinn()]),
-                        ("streamlined", [P.StreamlineBnn()]), ("xnor", [P.ToXnorPopcount(), P.CheckStreamlined()]),
-                        ("mvau", [P.InferHwLayers(), P.CheckHwMapped()])):
-        for step in steps:
-            m = m.transform(step)
-        graphs.append((name, m))
+    export_qonnx(prepare(model, (1, n_inputs), pixel_max=PIXEL_MAX, name="sfc-digits"), path)
+    cfg = CompileConfig(pixel_max=PIXEL_MAX, input_quant="fabric")
+    graphs, m = [], ModelWrapper(str(path))
+    for step in steps_to_run(list(STEP_NAMES), None, "step_to_hw_layers"):
+        m = step.fn(m, cfg)
+        graphs.append((step.stage, m))
     return graphs
 
 
@@ -143,21 +154,22 @@ def check_model(model, x: np.ndarray, out: Path, rtl: bool = True, say=print) ->
 
     out = Path(out)
     n = len(x)
-    say("2/5 export to QONNX and run the compile flow's FINN passes")
+    say("2/5 export to QONNX and run the compile flow's steps up to FINN's HW layers")
     graphs = finn_graphs(model, x.shape[1], out / "model.qonnx.onnx")
     for name, g in graphs:
         g.save(str(out / f"{name}.onnx"))
     xnor, mvau = graphs[-2][1], graphs[-1][1]
+    codes = pixel_codes(x)
     print("graph:", " → ".join(node.op_type for node in mvau.graph.node))
 
     say(f"3/5 execute torch and FINN's graphs on {n} test images")
     ref = torch_layers(model, x)
-    fin = finn_layers(xnor, x)
+    fin = finn_layers(xnor, codes)
     if len(fin) != len(ref):
         raise BitCycleError(f"FINN's graph has {len(fin)} matrix layers, torch's model {len(ref)}")
     with torch.no_grad():
         torch_pred = model(torch.from_numpy(x)).numpy().argmax(1)
-    finn_pred = execute(mvau, x).argmax(1)
+    finn_pred = execute(mvau, codes).argmax(1)
     pred_bad = int((finn_pred != torch_pred).sum())
     print(f"FINN MVAU graph predictions equal torch's on {n - pred_bad}/{n} images")
     checks = []
