@@ -11,18 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_run import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _cli(*args, cwd):
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "sw"), PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
-    return subprocess.run([sys.executable, "-m", "bitcycle.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
-
-
 def test_missing_checkpoint_exits_2_with_one_line(tmp_path):
-    done = _cli("compile", "--checkpoint", str(tmp_path / "nope"), cwd=tmp_path)
+    done = run_cli("compile", "--checkpoint", str(tmp_path / "nope"), cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "bitcycle train" in done.stderr
     assert not (tmp_path / "build").exists()
@@ -32,7 +27,7 @@ def test_compile_cli_writes_complete_build_dir_and_bitstream_exits_2(tmp_path):
     out = tmp_path / "build" / "tiny"
     args = ("--model", "tfc", "--set", "in_features=64", "--set", "width=16", "--set", "depth=1", "--check-images", "100",
             "--grad-bits", "cosine:2-6x4", "--quiet", "--out", str(out))
-    done = _cli("compile", *args, cwd=tmp_path)
+    done = run_cli("compile", *args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "note:" not in done.stderr and "compile:" not in done.stderr  # new spellings: no note; --quiet: no bar
     for f in ("qonnx.onnx", "model.onnx", "resources.json", "resources.md", "dataflow.json", "driver.json",
@@ -147,9 +142,9 @@ def test_bad_gradient_bits_are_one_line(argv, message):
 
 
 def test_export_takes_set_and_model_cfg_with_a_note(tmp_path):
-    new = _cli("export", "--model", "tfc", "--set", "in_features=64", "--set", "width=8", "--set", "depth=1",
+    new = run_cli("export", "--model", "tfc", "--set", "in_features=64", "--set", "width=8", "--set", "depth=1",
                "--out", str(tmp_path / "new"), cwd=tmp_path)
-    old = _cli("export", "--model", "tfc", "--model-cfg", '{"in_features": 64, "width": 8, "depth": 1}',
+    old = run_cli("export", "--model", "tfc", "--model-cfg", '{"in_features": 64, "width": 8, "depth": 1}',
                "--out", str(tmp_path / "old"), cwd=tmp_path)
     assert new.returncode == 0 and old.returncode == 0, new.stderr[-1000:] + old.stderr[-1000:]
     assert "note:" not in new.stderr
@@ -161,5 +156,5 @@ def test_export_takes_set_and_model_cfg_with_a_note(tmp_path):
         return [n.op_type for n in g.node], sorted((i.name, tuple(i.dims)) for i in g.initializer)
 
     assert layout("new") == layout("old") and ("BipolarQuant_0_param0", (8, 64)) in layout("new")[1]
-    bad = _cli("export", "--model", "tfc", "--model-cfg", "{width: 8}", "--out", str(tmp_path / "bad"), cwd=tmp_path)
+    bad = run_cli("export", "--model", "tfc", "--model-cfg", "{width: 8}", "--out", str(tmp_path / "bad"), cwd=tmp_path)
     assert bad.returncode == 2 and "is not JSON" in bad.stderr and "--set KEY=VALUE" in bad.stderr

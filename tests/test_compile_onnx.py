@@ -5,24 +5,15 @@ map read from the graph or given and checked; bad files and non-W1A1 layers get 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from cli_run import one_line_exit_2, run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.xdist_group("compile_onnx")
 torch.set_num_threads(1)
-
-
-def _cli(*args, cwd):
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "sw"), PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
-    return subprocess.run([sys.executable, "-m", "bitcycle.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=900)
 
 
 def _bnn_pynq(name: str, seed: int = 0, zero_gamma_beta: float = 0.3):
@@ -109,7 +100,7 @@ def test_bnn_pynq_compiles_exact_vs_torch(name, tmp_path, fmnist_pixels):
     model = _train_briefly(_bnn_pynq(name)) if trained else _bnn_pynq(name)
     onnx_file = _export(model, tmp_path / f"{name}.onnx")
     out = tmp_path / "build"
-    done = _cli("compile", "--onnx", str(onnx_file), "--check-images", "40", "--out", str(out), cwd=tmp_path)
+    done = run_cli("compile", "--onnx", str(onnx_file), "--check-images", "40", "--out", str(out), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "bit-exact vs the QONNX graph (execute_onnx) on 40 fashion-mnist images" in done.stdout
     summary = json.loads((out / "compile.json").read_text())
@@ -132,7 +123,7 @@ def test_bnn_pynq_compiles_exact_vs_torch(name, tmp_path, fmnist_pixels):
 def test_zero_gamma_negative_beta_compiles(tmp_path):
     """A γ = 0, β < 0 channel (sign always −1) leaves an out-of-range threshold that must still pack."""
     f = _export(_bnn_pynq("tfc_1w1a", zero_gamma_beta=-0.3), tmp_path / "tfc.onnx")
-    done = _cli("compile", "--onnx", str(f), "--check-images", "10", "--out", str(tmp_path / "b"), cwd=tmp_path)
+    done = run_cli("compile", "--onnx", str(f), "--check-images", "10", "--out", str(tmp_path / "b"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -155,7 +146,7 @@ def test_bnn_pynq_cnv_compiles_exact_vs_torch(tmp_path):
                 mod.bias.copy_(torch.rand(n, generator=gen) * 2 - 1)
     f = _export(model, tmp_path / "cnv.onnx", shape=(1, 3, 32, 32))
     out = tmp_path / "b"
-    done = _cli("compile", "--onnx", str(f), "--check-images", "3", "--out", str(out), cwd=tmp_path)
+    done = run_cli("compile", "--onnx", str(f), "--check-images", "3", "--out", str(out), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "on 3 random images" in done.stdout
     pixels = np.random.default_rng(0).integers(0, 256, size=(3, 3, 32, 32)).astype(np.float32)  # = compile's
@@ -163,7 +154,7 @@ def test_bnn_pynq_cnv_compiles_exact_vs_torch(tmp_path):
     assert len(np.unique(ints)) > 3
     np.testing.assert_array_equal(execute(ModelWrapper(str(out / "intermediate_models" / "step_map_to_engine.onnx")), pixels), ints)
     flow = json.loads((out / "dataflow.json").read_text())
-    assert flow["driver_json"] is None and "convolutions" in flow["driver_json_note"]
+    assert flow["driver_json"] is None and "read off the zoo's torch model" in flow["driver_json_note"]
 
 
 def test_topk_and_given_input_map(tmp_path, fmnist_pixels):
@@ -184,7 +175,7 @@ def test_topk_and_given_input_map(tmp_path, fmnist_pixels):
     ints, _ = _torch_integer_out(model, fmnist_pixels)
     np.testing.assert_array_equal(prepared.integer_outputs(fmnist_pixels), ints)
     out = tmp_path / "b"
-    done = _cli("compile", "--onnx", str(topk), "--input-scale", str(1 / 255), "--input-offset", "0",
+    done = run_cli("compile", "--onnx", str(topk), "--input-scale", str(1 / 255), "--input-offset", "0",
                 "--check-images", "20", "--out", str(out), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     np.testing.assert_array_equal(execute(ModelWrapper(str(out / "intermediate_models" / "step_map_to_engine.onnx")), fmnist_pixels), ints)
@@ -193,7 +184,7 @@ def test_topk_and_given_input_map(tmp_path, fmnist_pixels):
 def test_zoo_export_through_onnx_takes_codes(tmp_path):
     from bitcycle.compile.onnx_in import prepare_onnx
 
-    done = _cli("export", "--model", "tfc", "--set", "in_features=64", "--set", "width=16", "--set", "depth=1",
+    done = run_cli("export", "--model", "tfc", "--set", "in_features=64", "--set", "width=16", "--set", "depth=1",
                 "--out", str(tmp_path / "zoo"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     prepared = prepare_onnx(tmp_path / "zoo" / "qonnx.onnx", 16.0)
@@ -202,19 +193,11 @@ def test_zoo_export_through_onnx_takes_codes(tmp_path):
     assert prepared.meta["graph_input_range"] == [0.0, 16.0]
     assert prepared.driver_input(8) == ((16.0, -128.0), None)  # as driver_spec's zoo formula 2^8/16, −2^7
     out = tmp_path / "b"
-    done = _cli("compile", "--onnx", str(tmp_path / "zoo" / "qonnx.onnx"), "--check-images", "30", "--out", str(out),
+    done = run_cli("compile", "--onnx", str(tmp_path / "zoo" / "qonnx.onnx"), "--check-images", "30", "--out", str(out),
                 cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "on 30 digits images" in done.stdout
     assert json.loads((out / "driver.json").read_text())["input"]["scale"] == 16.0
-
-
-def _one_line_exit_2(done, *needles):
-    err = done.stderr.strip().splitlines()
-    assert done.returncode == 2 and len(err) == 1, done.stderr[-3000:]
-    for n in needles:
-        assert n in err[0], err[0]
-    return err[0]
 
 
 def test_bad_onnx_inputs_one_line(tmp_path):
@@ -223,8 +206,8 @@ def test_bad_onnx_inputs_one_line(tmp_path):
 
     corrupt = tmp_path / "corrupt.onnx"
     corrupt.write_bytes(b"\x08\x07 this is no protobuf \xff\xff")
-    _one_line_exit_2(_cli("compile", "--onnx", str(corrupt), cwd=tmp_path), "is not an ONNX file")
-    _one_line_exit_2(_cli("compile", "--onnx", str(tmp_path / "absent.onnx"), cwd=tmp_path), "no such file")
+    one_line_exit_2(run_cli("compile", "--onnx", str(corrupt), cwd=tmp_path), "is not an ONNX file")
+    one_line_exit_2(run_cli("compile", "--onnx", str(tmp_path / "absent.onnx"), cwd=tmp_path), "no such file")
     # a float model (no Quant nodes): not a QONNX export
     w = helper.make_tensor("w", TensorProto.FLOAT, [4, 3], np.ones(12, np.float32))
     g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], "g",
@@ -232,10 +215,10 @@ def test_bad_onnx_inputs_one_line(tmp_path):
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], [w])
     flt = tmp_path / "float.onnx"
     onnx.save(helper.make_model(g), str(flt))
-    _one_line_exit_2(_cli("compile", "--onnx", str(flt), cwd=tmp_path), "no Quant/BipolarQuant nodes")
+    one_line_exit_2(run_cli("compile", "--onnx", str(flt), cwd=tmp_path), "no Quant/BipolarQuant nodes")
     # a batch of 4 in the export
     f = _export(_bnn_pynq("tfc_1w1a"), tmp_path / "b4.onnx", shape=(4, 1, 28, 28))
-    _one_line_exit_2(_cli("compile", "--onnx", str(f), cwd=tmp_path), "input has shape [4, 1, 28, 28]", "batch-1")
+    one_line_exit_2(run_cli("compile", "--onnx", str(f), cwd=tmp_path), "input has shape [4, 1, 28, 28]", "batch-1")
 
 
 @pytest.mark.parametrize("name, needle", [
@@ -245,7 +228,7 @@ def test_bad_onnx_inputs_one_line(tmp_path):
 def test_non_w1a1_layers_named(name, needle, tmp_path):
     model = _bnn_pynq(name)
     f = _export(model, tmp_path / f"{name}.onnx")
-    line = _one_line_exit_2(_cli("compile", "--onnx", str(f), cwd=tmp_path), needle)
+    line = one_line_exit_2(run_cli("compile", "--onnx", str(f), cwd=tmp_path), needle)
     assert "Gemm_" in line and "node_linear" in line and "in the file" in line  # names the layer both ways
 
 
@@ -262,13 +245,13 @@ def test_unsupported_node_named(tmp_path):
     sign.input[0] = "relu_out"
     m.graph.node.insert(list(m.graph.node).index(sign), helper.make_node("Relu", [bn.output[0]], ["relu_out"], name="MyRelu"))
     m.save(str(tmp_path / "relu.onnx"))
-    _one_line_exit_2(_cli("compile", "--onnx", str(tmp_path / "relu.onnx"), cwd=tmp_path),
+    one_line_exit_2(run_cli("compile", "--onnx", str(tmp_path / "relu.onnx"), cwd=tmp_path),
                      "node MyRelu is a Relu, which BitCycle cannot compile", "supported: ", "BatchNormalization")
 
 
 def test_input_flags_checked_against_the_graph(tmp_path):
     f = _export(_bnn_pynq("tfc_1w1a"), tmp_path / "tfc.onnx")
-    line = _one_line_exit_2(_cli("compile", "--onnx", str(f), "--input-scale", "1", cwd=tmp_path),
+    line = one_line_exit_2(run_cli("compile", "--onnx", str(f), "--input-scale", "1", cwd=tmp_path),
                             "map pixel codes 0..255 onto [0, 255]", "spans inputs [0, 1]")
     assert "--input-scale 0.0039215686" in line
-    _one_line_exit_2(_cli("compile", "--model", "tfc", "--input-scale", "1", cwd=tmp_path), "apply to --onnx graphs only")
+    one_line_exit_2(run_cli("compile", "--model", "tfc", "--input-scale", "1", cwd=tmp_path), "apply to --onnx graphs only")

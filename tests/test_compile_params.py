@@ -5,40 +5,22 @@ into the driver with the same predictions; mismatched params get one line and ex
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_run import one_line_exit_2, run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.xdist_group("compile_params")
-
-
-def _cli(*args, cwd):
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "sw"), PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
-    return subprocess.run([sys.executable, "-m", "bitcycle.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=900)
 
 
 @pytest.fixture(scope="module")
 def board_run(tmp_path_factory):
     """A model trained through the driver on emu (what a board run writes)."""
     d = tmp_path_factory.mktemp("board")
-    done = _cli("run", "--backend", "emu", "--hidden", "32,32", "--dataset", "digits", "--steps", "40",
+    done = run_cli("run", "--backend", "emu", "--hidden", "32,32", "--dataset", "digits", "--steps", "40",
                 "--batch-size", "32", "--out", str(d / "run"), "--quiet", cwd=d)
     assert done.returncode == 0, done.stderr[-2000:]
     return d / "run"
-
-
-def _one_line_exit_2(done, *needles):
-    err = done.stderr.strip().splitlines()
-    assert done.returncode == 2 and len(err) == 1, done.stderr[-3000:]
-    for n in needles:
-        assert n in err[0], err[0]
-    return err[0]
 
 
 def test_board_params_become_the_dataflow_weights(board_run, tmp_path):
@@ -46,7 +28,7 @@ def test_board_params_become_the_dataflow_weights(board_run, tmp_path):
     from bitcycle.driver.data import load
 
     out = tmp_path / "c"
-    done = _cli("compile", "--driver-json", str(board_run / "driver.json"), "--check-images", "60", "--out", str(out),
+    done = run_cli("compile", "--driver-json", str(board_run / "driver.json"), "--check-images", "60", "--out", str(out),
                 cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "bit-exact vs torch on 60 digits images" in done.stdout
@@ -69,7 +51,7 @@ def test_board_params_become_the_dataflow_weights(board_run, tmp_path):
 
 
 def test_params_onto_a_zoo_structure(board_run, tmp_path):
-    done = _cli("compile", "--model", "tfc", "--set", "in_features=64", "--set", "width=32", "--set", "depth=2",
+    done = run_cli("compile", "--model", "tfc", "--set", "in_features=64", "--set", "width=32", "--set", "depth=2",
                 "--params", str(board_run), "--check-images", "30", "--out", str(tmp_path / "c"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "bitcycle bitstream --model tfc --params" in done.stdout
@@ -77,27 +59,27 @@ def test_params_onto_a_zoo_structure(board_run, tmp_path):
 
 def test_mismatched_params_one_line(board_run, tmp_path):
     params = dict(np.load(board_run / "params.npz"))
-    _one_line_exit_2(_cli("compile", "--model", "tfc", "--set", "in_features=64", "--set", "width=64", "--set", "depth=2",
+    one_line_exit_2(run_cli("compile", "--model", "tfc", "--set", "in_features=64", "--set", "width=64", "--set", "depth=2",
                           "--params", str(board_run / "params.npz"), cwd=tmp_path),
                      "fc0.weight has shape [32, 64]", "[64, 64] [out, in]")
-    _one_line_exit_2(_cli("compile", "--model", "sfc", "--set", "in_features=64", "--params",
+    one_line_exit_2(run_cli("compile", "--model", "sfc", "--set", "in_features=64", "--params",
                           str(board_run / "params.npz"), cwd=tmp_path), "the model has 4 layers (missing fc3.weight)")
     short = {k: v for k, v in params.items() if not k.startswith("fc2.")}
     np.savez(tmp_path / "short.npz", **short)
-    _one_line_exit_2(_cli("compile", "--driver-json", str(board_run / "driver.json"), "--params",
+    one_line_exit_2(run_cli("compile", "--driver-json", str(board_run / "driver.json"), "--params",
                           str(tmp_path / "short.npz"), cwd=tmp_path), "missing fc2.weight")
     bn = dict(params)
     bn["fc1.bn_gamma"] = bn["fc1.bn_gamma"][:5]
     np.savez(tmp_path / "bn.npz", **bn)
-    _one_line_exit_2(_cli("compile", "--driver-json", str(board_run / "driver.json"), "--params",
+    one_line_exit_2(run_cli("compile", "--driver-json", str(board_run / "driver.json"), "--params",
                           str(tmp_path / "bn.npz"), cwd=tmp_path), "fc1.bn_gamma has 5 values")
     (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 not really")
-    _one_line_exit_2(_cli("compile", "--driver-json", str(board_run / "driver.json"), "--params",
+    one_line_exit_2(run_cli("compile", "--driver-json", str(board_run / "driver.json"), "--params",
                           str(tmp_path / "bad.npz"), cwd=tmp_path), "is not a params .npz")
     spec = json.loads((board_run / "driver.json").read_text())
     spec["params"] = None
     (tmp_path / "noparams.json").write_text(json.dumps(spec))
-    _one_line_exit_2(_cli("compile", "--driver-json", str(tmp_path / "noparams.json"), cwd=tmp_path),
+    one_line_exit_2(run_cli("compile", "--driver-json", str(tmp_path / "noparams.json"), cwd=tmp_path),
                      "names no params file")
-    _one_line_exit_2(_cli("compile", "--onnx", str(tmp_path / "x.onnx"), "--params", str(board_run), cwd=tmp_path),
+    one_line_exit_2(run_cli("compile", "--onnx", str(tmp_path / "x.onnx"), "--params", str(board_run), cwd=tmp_path),
                      "brings its own weights")

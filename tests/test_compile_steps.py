@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,24 +13,12 @@ import pytest
 import torch
 
 from bitcycle.errors import BitCycleError
+from cli_run import one_line_exit_2, run_cli
 
 torch.set_num_threads(1)
-ROOT = Path(__file__).resolve().parents[1]
 PART = "xc7z020clg400-1"
 EXPECTED_STEPS = ("step_tidy_qonnx", "step_to_finn", "step_streamline", "step_to_xnor", "step_to_hw_layers",
                   "step_map_to_engine", "step_specialize", "step_fold")
-
-
-def _cli(*args, cwd):
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "sw"), PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
-    return subprocess.run([sys.executable, "-m", "bitcycle.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=900)
-
-
-def _one_line_exit_2(done, needle):
-    assert done.returncode == 2, done.stderr[-2000:]
-    assert done.stderr.strip().count("\n") == 0, done.stderr
-    assert needle in done.stderr, done.stderr
 
 
 @pytest.fixture(scope="module")
@@ -312,7 +297,7 @@ TINY = ("--model", "tfc", "--set", "in_features=64", "--set", "width=16", "--set
 
 def test_cli_stop_resume_and_rerun_from_config(tmp_path):
     out = tmp_path / "b"
-    done = _cli("compile", *TINY, "--out", str(out), "--stop-step", "step_map_to_engine", cwd=tmp_path)
+    done = run_cli("compile", *TINY, "--out", str(out), "--stop-step", "step_map_to_engine", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "stopped after step_map_to_engine" in done.stdout and "--start-step step_specialize" in done.stdout
     assert not (out / "model.onnx").exists() and not (out / "codegen").exists()
@@ -320,7 +305,7 @@ def test_cli_stop_resume_and_rerun_from_config(tmp_path):
     summary = json.loads((out / "compile.json").read_text())
     assert summary["steps_run"] == list(EXPECTED_STEPS[:6]) and summary["stages"]["engine"]["checked"] == 10
 
-    done = _cli("compile", *TINY, "--out", str(out), "--start-step", "step_specialize", cwd=tmp_path)
+    done = run_cli("compile", *TINY, "--out", str(out), "--start-step", "step_specialize", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((out / "compile.json").read_text())
     assert summary["steps_run"] == ["step_specialize", "step_fold"] and "resources" in summary
@@ -330,16 +315,16 @@ def test_cli_stop_resume_and_rerun_from_config(tmp_path):
     assert cfg["start_step"] == "step_specialize" and cfg["out"] == str(out) and cfg["pixel_max"] == 16.0
 
     # the written config runs again by itself (here from its last step)
-    done = _cli("compile", "--config", str(out / "compile_config.json"), "--start-step", "step_fold", cwd=tmp_path)
+    done = run_cli("compile", "--config", str(out / "compile_config.json"), "--start-step", "step_fold", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads((out / "compile.json").read_text())["steps_run"] == ["step_fold"]
     assert json.loads((out / "compile_config.json").read_text())["model_cfg"] == '{"in_features": 64, "width": 16, "depth": 1}'
 
 
 def test_cli_bad_step_and_missing_start_model_are_one_line(tmp_path):
-    _one_line_exit_2(_cli("compile", *TINY, "--out", str(tmp_path / "x"), "--start-step", "fold", cwd=tmp_path),
+    one_line_exit_2(run_cli("compile", *TINY, "--out", str(tmp_path / "x"), "--start-step", "fold", cwd=tmp_path),
                      f"--start-step 'fold' is not a step of this flow; valid steps: {', '.join(EXPECTED_STEPS)}")
-    _one_line_exit_2(_cli("compile", *TINY, "--out", str(tmp_path / "x"), "--start-step", "step_fold", cwd=tmp_path),
+    one_line_exit_2(run_cli("compile", *TINY, "--out", str(tmp_path / "x"), "--start-step", "step_fold", cwd=tmp_path),
                      "intermediate_models/step_specialize.onnx, which does not exist")
     assert not (tmp_path / "x").exists()
-    _one_line_exit_2(_cli("compile", "--start-step", "step_fold", cwd=tmp_path), "no model to compile")
+    one_line_exit_2(run_cli("compile", "--start-step", "step_fold", cwd=tmp_path), "no model to compile")

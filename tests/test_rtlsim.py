@@ -8,21 +8,12 @@ runs the same way on 3 random images, and a max-pool that ANDs instead of ORs is
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_run import run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
 FMNIST = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
-
-
-def _cli(*args, timeout=900):
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "sw"), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    return subprocess.run([sys.executable, "-m", "bitcycle.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +21,7 @@ def tfc(tmp_path_factory):
     if not FMNIST.is_file():
         pytest.fail(f"{FMNIST} missing: apt-get install dataset-fashion-mnist")
     out = tmp_path_factory.mktemp("rtlsim") / "tfc"
-    done = _cli("compile", "--model", "tfc", "--dataset", "fashion-mnist", "--check-images", "4", "--part", "pynq-z2",
+    done = run_cli("compile", "--model", "tfc", "--dataset", "fashion-mnist", "--check-images", "4", "--part", "pynq-z2",
                 "--out", str(out))
     assert done.returncode == 0, done.stderr[-2000:]
     return out
@@ -38,7 +29,7 @@ def tfc(tmp_path_factory):
 
 @pytest.mark.rtl
 def test_mlp_dataflow_runs_exact_and_on_time(tfc):
-    done = _cli("rtlsim", "--build", str(tfc), "--images", "20", "--seed", "3")
+    done = run_cli("rtlsim", "--build", str(tfc), "--images", "20", "--seed", "3")
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
     r = json.loads((tfc / "rtlsim.json").read_text())
     assert r["images"] == 20 and r["dataset"] == "fashion-mnist"
@@ -68,7 +59,7 @@ TINY_CNN = '{"input_size": 16, "in_channels": 1, "channels": [4, 4, 8, 8], "fc":
 @pytest.fixture(scope="module")
 def tiny_cnn(tmp_path_factory):
     out = tmp_path_factory.mktemp("rtlsim") / "cnv"
-    done = _cli("compile", "--model", "cnv", "--model-cfg", TINY_CNN, "--dataset", "random", "--check-images", "2",
+    done = run_cli("compile", "--model", "cnv", "--model-cfg", TINY_CNN, "--dataset", "random", "--check-images", "2",
                 "--part", "pynq-z2", "--out", str(out))
     assert done.returncode == 0, done.stderr[-2000:]
     return out
@@ -78,7 +69,7 @@ def tiny_cnn(tmp_path_factory):
 def test_cnn_dataflow_runs_exact_and_on_time(tiny_cnn):
     """Whole CNN in one Verilator model: FINN's ConvolutionInputGenerator_rtl and
     StreamingDataWidthConverter_rtl, BitSerialMVAU_rtl, BitCycleMaxPool_rtl; 3 random images."""
-    done = _cli("rtlsim", "--build", str(tiny_cnn), "--images", "3", "--seed", "5")
+    done = run_cli("rtlsim", "--build", str(tiny_cnn), "--images", "3", "--seed", "5")
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
     r = json.loads((tiny_cnn / "rtlsim.json").read_text())
     assert r["images"] == 3 and r["dataset"] == "random"
@@ -98,7 +89,7 @@ def test_a_maxpool_that_ands_is_a_mismatch(tiny_cnn):
     assert saved.count("acc_q | in0_V_TDATA") == 2
     try:
         sv.write_text(saved.replace("acc_q | in0_V_TDATA", "acc_q & in0_V_TDATA"))
-        done = _cli("rtlsim", "--build", str(tiny_cnn), "--images", "2")
+        done = run_cli("rtlsim", "--build", str(tiny_cnn), "--images", "2")
     finally:
         sv.write_text(saved)
     assert done.returncode == 2 and "mismatching images" in done.stderr
@@ -113,7 +104,7 @@ def test_a_corrupted_weight_image_is_a_mismatch(tfc, tmp_path):
     try:
         first, rest = saved.split("\n", 1)
         mem.write_text(f"{int(first, 16) ^ 1:0{len(first)}x}\n{rest}")
-        done = _cli("rtlsim", "--build", str(tfc), "--images", "4")
+        done = run_cli("rtlsim", "--build", str(tfc), "--images", "4")
     finally:
         mem.write_text(saved)
     assert done.returncode == 2 and "mismatching images" in done.stderr
@@ -127,7 +118,7 @@ def test_a_build_failure_names_the_log(tfc):
     saved = wrapper.read_text()
     try:
         wrapper.write_text(saved.replace("endmodule", "endmodule_typo"))
-        done = _cli("rtlsim", "--build", str(tfc), "--images", "2")
+        done = run_cli("rtlsim", "--build", str(tfc), "--images", "2")
     finally:
         wrapper.write_text(saved)
     line = done.stderr.strip().splitlines()[-1]

@@ -150,9 +150,11 @@ def load_with_params(args) -> tuple[torch.nn.Module, str]:
 
 def input_step(model: Any) -> float:
     """Step of the zoo model's input quantiser (2x − 1 in b-bit fixed point: 2^-(b−1))."""
-    q: Any = model.features[0] if hasattr(model, "features") else None
+    from brevitas.nn import QuantIdentity
+
+    q: Any = next((m for m in model.modules() if isinstance(m, QuantIdentity)), None)
     try:
-        return float(q.act_quant.scale())  # Brevitas QuantIdentity
+        return float(q.act_quant.scale())
     except Exception:  # noqa: BLE001 - not a Brevitas input quantiser
         raise BitCycleError(f"cannot read the input quantiser step of {type(model).__name__}; --params needs a zoo "
-                            "MLP (bitcycle.nets) whose first module is its input QuantIdentity") from None
+                            "model (bitcycle.nets) whose first quantiser is its input QuantIdentity") from None

@@ -206,23 +206,36 @@ def dataflow_description(model, exported, files: list[dict]) -> dict:
 def driver_spec(model, exported, torch_model, grad_bits=(2, 8), engine=None):
     """driver.json (schema bitcycle.driver/1) for an MLP, for the overlay ``engine`` (overlay_engine());
     None + reason for other models."""
+    from bitcycle.hwif import convshapes
     from bitcycle.hwif.driver_json import DriverSpec, InputSpec, LayerSpec, validate
 
     eng = _engine_layers(model)
-    if any(n.op_type.startswith("ConvolutionInputGenerator") for n in model.graph.node):
-        return None, "driver.json (schema bitcycle.driver/1) describes fully-connected layers only; this model has convolutions"
     if not eng:
         return None, "no layer mapped onto the engine"
-    layers = []
-    for i, (_node, inst) in enumerate(eng):
-        last = i == len(eng) - 1
-        layers.append(LayerSpec(name=f"fc{i}", in_features=inst.get_nodeattr("MW"), out_features=inst.get_nodeattr("MH"),
-                                in_bits=inst.get_nodeattr("bits"), norm="none" if last else "batchnorm",
-                                act="none" if last else "sign"))
+    if any(n.op_type.startswith("ConvolutionInputGenerator") for n in model.graph.node):
+        if torch_model is None:
+            return None, ("driver.json's conv layers are read off the zoo's torch model; a CNN compiled from --onnx "
+                          "gets dataflow.json only")
+        from bitcycle.compile.driver_layers import check_against_graph, torch_layer_specs
+
+        try:
+            layers = torch_layer_specs(torch_model, exported.input_shape[1:])
+        except BitCycleError as err:
+            return None, f"driver.json not written: {err}"
+        differs = check_against_graph(layers, eng)
+        if differs is not None:
+            return None, f"driver.json not written: {differs}"
+    else:
+        layers = []
+        for i, (_node, inst) in enumerate(eng):
+            last = i == len(eng) - 1
+            layers.append(LayerSpec(name=f"fc{i}", in_features=inst.get_nodeattr("MW"),
+                                    out_features=inst.get_nodeattr("MH"), in_bits=inst.get_nodeattr("bits"),
+                                    norm="none" if last else "batchnorm", act="none" if last else "sign"))
     in_bits = layers[0].in_bits
     # the zoo's input quantiser: x = 2·p/pixel_max − 1 in Q1.(b−1) ⇒ x_int = p·2^b/pixel_max − 2^(b−1)
     spec = DriverSpec(model=exported.name, classes=layers[-1].out_features,
-                      input=InputSpec(features=layers[0].in_features, bits=in_bits,
+                      input=InputSpec(features=convshapes.input_features(layers[0]), bits=in_bits,
                                       scale=float(2 ** in_bits / exported.pixel_max), offset=float(-(2 ** (in_bits - 1)))),
                       layers=layers, grad_bits={"min": int(grad_bits[0]), "max": int(grad_bits[1])},
                       params="params.npz" if torch_model is not None else None)
@@ -233,32 +246,6 @@ def driver_spec(model, exported, torch_model, grad_bits=(2, 8), engine=None):
     except BitCycleError as err:
         return None, f"driver.json not written: {err}"
     return spec, None
-
-
-def _params_npz(torch_model, path: Path) -> bool:
-    """``<layer>.weight`` (latent float) and ``<layer>.bn_*`` of the zoo MLP, named fc0, fc1, …"""
-    import torch
-
-    from bitcycle.nets import binary_layers
-
-    layers = binary_layers(torch_model)
-    bns = [m for m in torch_model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
-    out = {}
-    for i, layer in enumerate(layers):
-        out[f"fc{i}.weight"] = layer.weight.detach().numpy().astype(np.float32)
-        if i < len(bns):
-            bn = bns[i]
-            mean, var = bn.running_mean.numpy(), bn.running_var.numpy()
-            if i == 0:  # the driver's first layer sums integer input codes, torch's sums codes · step
-                from bitcycle.compile.params_in import input_step, to_driver_scale
-
-                mean, var = to_driver_scale(mean, var, input_step(torch_model), float(bn.eps))
-            out[f"fc{i}.bn_mean"] = np.asarray(mean, dtype=np.float32)
-            out[f"fc{i}.bn_var"] = np.asarray(var, dtype=np.float32)
-            out[f"fc{i}.bn_gamma"] = bn.weight.detach().numpy().astype(np.float32)
-            out[f"fc{i}.bn_beta"] = bn.bias.detach().numpy().astype(np.float32)
-    np.savez(path, **out)
-    return True
 
 
 def rtlsim_check_dir(out_dir: Path) -> Path:
@@ -336,7 +323,9 @@ def _generate(result, exported, cfg, torch_model, tmp: Path, out_dir: Path) -> d
             spec.input.scale, spec.input.offset = io
     if spec is not None:
         if torch_model is not None:
-            _params_npz(torch_model, tmp / "params.npz")
+            from bitcycle.compile.driver_layers import write_params
+
+            write_params(torch_model, spec.layers, tmp / "params.npz")
         spec.save(tmp / "driver.json")
     flow_desc["input_quant"] = cfg.input_quant
     flow_desc["driver_json"] = "driver.json" if spec is not None else None
