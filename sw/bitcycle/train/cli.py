@@ -11,6 +11,11 @@ from bitcycle.quant.grad import DEFAULT_GRAD_BLOCK, GRAD_SCALE_HELP, GRAD_SCALES
 from bitcycle.schedule import SPEC_HELP
 
 
+def _versus(saving: float, anchor: str) -> str:
+    """A BOPs saving as a person reads it: "62.50% fewer than X", or "3.69× X" when it costs more."""
+    return f"{saving:.2%} fewer than {anchor}" if saving >= 0 else f"{1.0 - saving:.2f}× {anchor}"
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from bitcycle.train.data import DATASETS
 
@@ -64,6 +69,6 @@ def run(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"{m['model']} on {m['dataset']}, grad bits {m['grad_bits']}: test accuracy {m['test_accuracy']:.4f}, "
               f"mean grad bits {m['mean_grad_bits']:.2f}, training BOPs {m['train_bops']:.3e} "
-              f"({m['saving_vs_fp32']:.2%} fewer than FP32, {m['saving_vs_fixed8']:.2%} fewer than fixed 8-bit), "
+              f"({_versus(m['saving_vs_fp32'], 'an FP32 network')}, {_versus(m['saving_vs_fixed8'], 'fixed 8-bit gradients')}), "
               f"{m['wall_time_s']:.1f} s → {args.out}/metrics.json")
     return 0
