@@ -1,16 +1,16 @@
 """Stream stimulus for testbenches of dataflow layers with FINN's port names (ap_clk, in0_V_*,
-out0_V_*): a source that offers beats under random gaps and holds each until taken, and a sink
-with random backpressure. The protocol itself is checked by axis_monitor.AxisMonitor on
-``FinnPorts``."""
+out0_V_*): clock and reset, and stream_io's source and sink on those ports. The protocol itself
+is checked by axis_monitor.AxisMonitor on ``FinnPorts``."""
 
 from __future__ import annotations
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
-from cocotb.utils import get_sim_time
+from cocotb.triggers import ClockCycles
 
+import stream_io
 from axis_monitor import AxisMonitor
+from stream_io import Handshake
 
 
 class FinnPorts:
@@ -34,39 +34,8 @@ async def start(dut) -> AxisMonitor:
 
 
 async def stream_through(dut, rng, beats: list[int], n_out: int, gap: float, bp: float) -> tuple[list[int], float]:
-    """Offer ``beats`` (a beat is withheld with probability ``gap`` per cycle) and take ``n_out``
-    output beats (TREADY low with probability ``bp``): (the output beats, cycles it took)."""
-    got: list[int] = []
-
-    async def drive():
-        i, offered, taken = 0, False, False
-        while True:
-            await FallingEdge(dut.ap_clk)
-            if taken:
-                i, offered = i + 1, False
-            if i == len(beats):
-                dut.in0_V_TVALID.value = 0
-                return
-            if not offered and rng.random() >= gap:  # a beat on offer stays on offer
-                dut.in0_V_TDATA.value = beats[i]
-                offered = True
-            dut.in0_V_TVALID.value = int(offered)
-            await ReadOnly()  # TREADY may follow the sink's TREADY written this edge: read it settled
-            taken = offered and int(dut.in0_V_TREADY.value) == 1
-
-    async def sink():
-        while len(got) < n_out:
-            await FallingEdge(dut.ap_clk)
-            ready = int(rng.random() >= bp)
-            dut.out0_V_TREADY.value = ready
-            await ReadOnly()
-            if ready and int(dut.out0_V_TVALID.value):
-                got.append(int(dut.out0_V_TDATA.value))
-        await FallingEdge(dut.ap_clk)
-        dut.out0_V_TREADY.value = 0
-
-    t0 = get_sim_time("ns")
-    d = cocotb.start_soon(drive())
-    await sink()
-    await d
-    return got, (get_sim_time("ns") - t0) / 10
+    """Offer ``beats`` on in0 (a beat is withheld with probability ``gap`` per cycle) and take ``n_out``
+    beats from out0 (TREADY low with probability ``bp``): (the output beats, cycles it took)."""
+    return await stream_io.stream_through(
+        dut.ap_clk, Handshake(dut.in0_V_TVALID, dut.in0_V_TDATA, dut.in0_V_TREADY),
+        Handshake(dut.out0_V_TVALID, dut.out0_V_TDATA, dut.out0_V_TREADY), rng, beats, n_out, gap, bp)

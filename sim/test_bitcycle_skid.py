@@ -13,9 +13,9 @@ import pytest
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
-from cocotb.utils import get_sim_time
 
 from axis_monitor import AxisMonitor
+from stream_io import Handshake, stream_through
 from bitcycle.hwif.rtl import rtl_sources
 
 
@@ -28,43 +28,14 @@ class _Ports:
 
 
 async def _run(dut, rng, n_words, gap, backpressure):
-    """Send n_words random words; returns the cycles taken. Outputs of the skid are registers, so
-    values read at a falling edge hold at the next rising edge, where the handshake happens."""
+    """Send n_words random words through the skid; returns the cycles taken."""
     width = int(dut.WIDTH.value)
     words = [rng.getrandbits(width) for _ in range(n_words)]
-    got = []
-
-    async def drive():
-        i, offered, taken = 0, False, False
-        while True:
-            await FallingEdge(dut.clk_i)
-            if taken:
-                i, offered = i + 1, False
-            if i == len(words):
-                dut.s_valid_i.value = 0
-                return
-            if not offered and rng.random() >= gap:  # a word on offer stays on offer
-                dut.s_data_i.value = words[i]
-                offered = True
-            dut.s_valid_i.value = int(offered)
-            taken = offered and int(dut.s_ready_o.value) == 1
-
-    async def sink():
-        while len(got) < len(words):
-            await FallingEdge(dut.clk_i)
-            ready = int(rng.random() >= backpressure)
-            dut.m_ready_i.value = ready
-            if ready and int(dut.m_valid_o.value):
-                got.append(int(dut.m_data_o.value))
-        await FallingEdge(dut.clk_i)
-        dut.m_ready_i.value = 0
-
-    t0 = get_sim_time("ns")
-    d = cocotb.start_soon(drive())
-    await sink()
-    await d
+    got, cycles = await stream_through(dut.clk_i, Handshake(dut.s_valid_i, dut.s_data_i, dut.s_ready_o),
+                                       Handshake(dut.m_valid_o, dut.m_data_o, dut.m_ready_i), rng, words,
+                                       len(words), gap, backpressure)
     assert got == words, "words lost, repeated or reordered"
-    return (get_sim_time("ns") - t0) / 10
+    return cycles
 
 
 @cocotb.test()
