@@ -218,7 +218,7 @@ proc ::tc::lookup {what kind path quiet} {
         if {$quiet} { return "" }
         ::tc::fail "$what: no cell '$c' (cells: [join [lsort [array names ::tc::cell]] {, }])"
     }
-    set have [expr {$kind eq "intf" ? [::tc::interfaces $c] : [::tc::pins $c]}]
+    set have [::tc::members $kind $c]
     if {![dict exists $have $p]} {
         if {$quiet} { return "" }
         ::tc::fail "$what: cell $c has no [expr {$kind eq {intf} ? {interface pin} : {pin}}] '$p' (it has: [join [lsort [dict keys $have]] {, }])"
@@ -226,23 +226,18 @@ proc ::tc::lookup {what kind path quiet} {
     return /$c/$p
 }
 
-proc get_bd_intf_pins {args} {
-    lassign [::tc::opts get_bd_intf_pins {-of_objects 1 -filter 1} $args] o pos
+# get_bd_intf_pins / get_bd_pins: one lookup, `kind` intf or pin
+proc ::tc::members {kind c} { if {$kind eq "intf"} { ::tc::interfaces $c } else { ::tc::pins $c } }
+proc ::tc::get_members {cmd kind argv} {
+    lassign [::tc::opts $cmd {-of_objects 1 -filter 1} $argv] o pos
     if {[dict exists $o -of_objects]} {
         set c [string trimleft [dict get $o -of_objects] /]
-        return [lmap n [dict keys [::tc::interfaces $c]] {string cat /$c/ $n}]
+        return [lmap n [dict keys [::tc::members $kind $c]] {string cat /$c/ $n}]
     }
-    return [lmap p [concat {*}$pos] {::tc::lookup get_bd_intf_pins intf $p [dict exists $o -quiet]}]
+    return [lmap p [concat {*}$pos] {::tc::lookup $cmd $kind $p [dict exists $o -quiet]}]
 }
-
-proc get_bd_pins {args} {
-    lassign [::tc::opts get_bd_pins {-of_objects 1 -filter 1} $args] o pos
-    if {[dict exists $o -of_objects]} {
-        set c [string trimleft [dict get $o -of_objects] /]
-        return [lmap n [dict keys [::tc::pins $c]] {string cat /$c/ $n}]
-    }
-    return [lmap p [concat {*}$pos] {::tc::lookup get_bd_pins pin $p [dict exists $o -quiet]}]
-}
+proc get_bd_intf_pins {args} { ::tc::get_members get_bd_intf_pins intf $args }
+proc get_bd_pins {args} { ::tc::get_members get_bd_pins pin $args }
 
 proc get_bd_nets {args} {
     lassign [::tc::opts get_bd_nets {-of_objects 1} $args] o pos
@@ -257,16 +252,13 @@ proc get_bd_intf_nets {args} {
     return $out
 }
 
-proc ::tc::pin_info {path} {
+proc ::tc::member_info {kind path} {
     if {[info exists ::tc::ext([string trimleft $path /])]} { return $::tc::ext([string trimleft $path /]) }
-    lassign [::tc::split_path pin $path] c p
-    return [dict get [::tc::pins $c] $p]
+    lassign [::tc::split_path [expr {$kind eq "intf" ? "interface" : "pin"}] $path] c p
+    return [dict get [::tc::members $kind $c] $p]
 }
-proc ::tc::intf_info {path} {
-    if {[info exists ::tc::ext([string trimleft $path /])]} { return $::tc::ext([string trimleft $path /]) }
-    lassign [::tc::split_path interface $path] c p
-    return [dict get [::tc::interfaces $c] $p]
-}
+proc ::tc::pin_info {path} { ::tc::member_info pin $path }
+proc ::tc::intf_info {path} { ::tc::member_info intf $path }
 
 proc connect_bd_intf_net {args} {
     lassign [::tc::opts connect_bd_intf_net {-boundary_type 1 -intf_net 1} $args] o pos
@@ -331,17 +323,24 @@ proc create_bd_intf_port {args} {
     set ::tc::ext($n) [dict create kind [lindex [split [dict get $o -vlnv] :] 2] mode [string tolower [dict get $o -mode]] clock "" width 0 reset ""]
     return /$n
 }
-proc make_bd_intf_pins_external {args} {
-    lassign [::tc::opts make_bd_intf_pins_external {-name 1} $args] o pos
+# make_bd_intf_pins_external / make_bd_pins_external: an external port per pin, named <pin>_0 or -name
+proc ::tc::make_external {cmd kind argv} {
+    lassign [::tc::opts $cmd {-name 1} $argv] o pos
     set out {}
     foreach p [concat {*}$pos] {
-        set i [::tc::intf_info $p]
+        set i [::tc::member_info $kind $p]
         set n [expr {[dict exists $o -name] ? [dict get $o -name] : "[lindex [split $p /] end]_0"}]
-        if {[info exists ::tc::ext($n)]} { ::tc::fail "make_bd_intf_pins_external: a port named $n exists" }
-        set ::tc::ext($n) [dict replace $i mode [expr {[dict get $i mode] eq "master" ? "slave" : "master"}]]
-        set ::tc::inet($p) /$n
-        set ::tc::inet(/$n) $p
+        if {[info exists ::tc::ext($n)]} { ::tc::fail "$cmd: a port named $n exists" }
+        if {$kind eq "intf"} {
+            set ::tc::ext($n) [dict replace $i mode [expr {[dict get $i mode] eq "master" ? "slave" : "master"}]]
+            set ::tc::inet($p) /$n
+            set ::tc::inet(/$n) $p
+        } else {
+            set ::tc::ext($n) [dict create dir [dict get $i dir] type [dict get $i type] width [dict get $i width] config {}]
+            connect_bd_net /$n $p
+        }
         lappend out /$n
     }
     return $out
 }
+proc make_bd_intf_pins_external {args} { ::tc::make_external make_bd_intf_pins_external intf $args }

@@ -12,19 +12,7 @@ proc update_ip_catalog {args} {
     return ""
 }
 
-proc make_bd_pins_external {args} {
-    lassign [::tc::opts make_bd_pins_external {-name 1} $args] o pos
-    set out {}
-    foreach p [concat {*}$pos] {
-        set i [::tc::pin_info $p]
-        set n [expr {[dict exists $o -name] ? [dict get $o -name] : "[lindex [split $p /] end]_0"}]
-        if {[info exists ::tc::ext($n)]} { ::tc::fail "make_bd_pins_external: a port named $n exists" }
-        set ::tc::ext($n) [dict create dir [dict get $i dir] type [dict get $i type] width [dict get $i width] config {}]
-        connect_bd_net /$n $p
-        lappend out /$n
-    }
-    return $out
-}
+proc make_bd_pins_external {args} { ::tc::make_external make_bd_pins_external pin $args }
 
 proc ::tc::ports {what kind pats} {
     set names [lsort [lmap n [array names ::tc::ext] {
