@@ -1,7 +1,8 @@
 """cocotb testbench of hw/rtl/bitcycle_array.sv: random beats (tiles, plane-chunks, lane enables,
 integer and bipolar planes, forward and transposed lanes, MSB planes, gaps between beats) against
-a Python model of the cells, popcounts and Horner accumulators; the result of a beat is checked
-one cycle after it (the popcounts are registered). Whole products are cross-checked with
+a Python model of the cells, popcounts and positional accumulators (plane p adds its sum times
+2^p, or -2^p for an MSB plane); the result of a beat is checked two cycles after it (registered
+popcounts, then the accumulators). Whole products are cross-checked with
 bitcycle.golden.bitserial_matmul.
 """
 
@@ -32,7 +33,7 @@ class ArrayModel:
         self.lanes = max(pe, simd)
         self.acc = [0] * self.lanes
 
-    def beat(self, w, x, en, trans, bipolar, first, plane_first, msb):
+    def beat(self, w, x, en, trans, bipolar, first, plane, msb):
         pe, simd = self.pe, self.simd
         bit = lambda v, i: (v >> i) & 1  # noqa: E731
         f = (lambda a, b: 1 - (a ^ b)) if bipolar else (lambda a, b: a & b)
@@ -42,8 +43,8 @@ class ArrayModel:
                 pop = sum(bit(en, i) & f(bit(w, i * simd + o), bit(x, i)) for i in range(pe)) if o < simd else 0
             else:
                 pop = sum(bit(en, j) & f(bit(w, o * simd + j), bit(x, j)) for j in range(simd)) if o < pe else 0
-            base = 0 if first else (2 * self.acc[o] if plane_first else self.acc[o])
-            ps = 2 * pop - sub
+            base = 0 if first else self.acc[o]
+            ps = (2 * pop - sub) << plane
             self.acc[o] = _wrap(base - ps if msb else base + ps, self.acc_bits)
 
 
@@ -54,7 +55,7 @@ def _read_acc(dut, lanes, acc_bits):
 
 async def _setup(dut):
     cocotb.start_soon(Clock(dut.clk_i, 10, unit="ns").start())
-    for name in ("valid_i", "first_i", "plane_first_i", "msb_i", "trans_i", "bipolar_i", "en_i", "x_i", "w_i"):
+    for name in ("valid_i", "first_i", "plane_i", "msb_i", "trans_i", "bipolar_i", "en_i", "x_i", "w_i"):
         getattr(dut, name).value = 0
     await ClockCycles(dut.clk_i, 3)
 
@@ -62,23 +63,24 @@ async def _setup(dut):
 async def _drive(dut, model, beats, rng):
     """beats: dicts of the array's inputs; random gaps in between; checks each beat's result."""
     lanes, acc_bits = model.lanes, model.acc_bits
-    pending = None
+    in_flight = [None, None]  # the beats presented one and two cycles ago
     queue = list(beats)
-    while queue or pending is not None:
+    while queue or any(b is not None for b in in_flight):
         await FallingEdge(dut.clk_i)
-        if pending is not None:  # the beat of the cycle before is in acc_o now
-            model.beat(**pending)
+        done = in_flight.pop()
+        if done is not None:  # the beat of two cycles before is in acc_o now
+            model.beat(**done)
             got = _read_acc(dut, lanes, acc_bits)
-            assert got == model.acc, f"beat {pending}: got {got}, expected {model.acc}"
-            pending = None
+            assert got == model.acc, f"beat {done}: got {got}, expected {model.acc}"
         if queue and rng.random() < 0.8:
             b = queue.pop(0)
             for k, v in b.items():
                 getattr(dut, f"{k}_i").value = int(v)
             dut.valid_i.value = 1
-            pending = b
+            in_flight.insert(0, b)
         else:
             dut.valid_i.value = 0
+            in_flight.insert(0, None)
     await FallingEdge(dut.clk_i)
     dut.valid_i.value = 0
 
@@ -103,7 +105,7 @@ async def random_beats(dut):
                 n_en = width if c < chunks - 1 else rng.randint(1, width)  # a short last chunk
                 beats.append(dict(w=rng.getrandbits(pe * simd), x=rng.getrandbits(max(pe, simd)),
                                   en=(1 << n_en) - 1, trans=trans, bipolar=bipolar, first=(p == 0 and c == 0),
-                                  plane_first=(c == 0), msb=(p == 0 and planes > 1)))
+                                  plane=planes - 1 - p, msb=(p == 0 and planes > 1)))
     await _drive(dut, model, beats, rng)
 
 
@@ -128,7 +130,7 @@ async def whole_products(dut):
         for p in range(bits):
             xb = sum(int(planes[p, j, 0]) << j for j in range(simd))
             beats.append(dict(w=wbits, x=xb, en=(1 << simd) - 1, trans=False, bipolar=(bits == 1),
-                              first=(p == 0), plane_first=True, msb=(p == 0 and bits > 1)))
+                              first=(p == 0), plane=bits - 1 - p, msb=(p == 0 and bits > 1)))
         await _drive(dut, model, beats, rng)
         expected = bitserial_matmul(w, x, bits)[:, 0].tolist()
         assert model.acc[:pe] == expected, (bits, model.acc[:pe], expected)

@@ -1,15 +1,26 @@
 // bitcycle_array: the PE x SIMD array of binary x integer cells and its accumulators.
 //
-// Cell (i, j) holds weight-tile bit i*SIMD + j. Forward lanes are the rows i (sum over j);
-// transposed lanes (TRANSPOSE = 1, backward-data) are the columns j (sum over i). The integer
-// plane bit of a cell is x[j] (rows) or x[i] (columns). A cell counts its AND (an integer plane)
-// or its XNOR (the bipolar plane, bits = 1). Each lane then takes its popcount p and adds the
-// plane's signed contribution 2p - n (n: the lanes' enabled x ones, or enabled lanes when
-// bipolar) by Horner's rule, MSB plane first:
-//   acc = (first ? 0 : plane_first ? 2*acc : acc) +/- (2p - n)   (- for the MSB plane)
-// Two stages: the popcounts are registered (BRAM out -> cells -> popcount tree | -> Horner add),
-// so acc_o is the value including the beat presented one cycle earlier (the output stage captures
-// it one cycle after a group's last beat).
+// Cell (i, j) holds weight-tile bit i*SIMD + j. Forward lanes are the rows o (sum over j); the
+// transposed lanes of backward-data (TRANSPOSE = 1) are the columns o (sum over i). In both
+// orientations input k of lane o reads the integer plane bit x[k] and its enable en[k]; only the
+// weight bit differs (w[o][k] forward, w[k][o] transposed). So one popcount per lane serves both,
+// and each popcount input is one LUT of five signals: the two weight bits, trans, and the two
+// per-element hits shared by the whole column of inputs,
+//   hit_one[k]  = en[k] & x[k]                 (weight bit 1: counts where x is 1)
+//   hit_zero[k] = en[k] & bipolar & ~x[k]      (weight bit 0: XNOR counts x = 0 when bipolar)
+// so AND (integer planes) and XNOR (bits = 1, bipolar) need no per-cell mode logic.
+//
+// Accumulation is positional, not Horner's rule: the plane with index p (MSB first, as the issue
+// sequencer walks them) adds (2*pop - n) * c with c = 2^p, or -2^p for a two's-complement MSB
+// plane (n: the enabled x ones, or the enabled elements when bipolar). The weight c is one
+// multiplier operand shared by every lane, so each lane is a multiply-accumulate that maps to one
+// DSP48E1 (A*B with the P register fed back through the post-adder) instead of a 24-bit
+// shift-add-subtract in LUTs. The sum is exact: the configuration check refuses any job whose
+// result could leave ACC_BITS, so the order of the additions does not matter.
+//
+// Two stages: the popcounts are registered (BRAM out -> cells -> popcount tree |), then the
+// accumulator (| -> DSP), so acc_o holds the value including the beat presented two cycles
+// earlier (the engine captures a group two cycles after its last beat).
 `default_nettype none
 
 module bitcycle_array #(
@@ -22,9 +33,9 @@ module bitcycle_array #(
 ) (
   input  wire logic                       clk_i,
   input  wire logic                       valid_i,
-  input  wire logic                       first_i,
-  input  wire logic                       plane_first_i,
-  input  wire logic                       msb_i,
+  input  wire logic                       first_i,  // first beat of an output group (acc from 0)
+  input  wire logic [3:0]                 plane_i,  // bit-plane index p of the beat
+  input  wire logic                       msb_i,    // the plane weighs -2^p (two's-complement MSB)
   input  wire logic                       trans_i,
   input  wire logic                       bipolar_i,
   input  wire logic [NumAcc-1:0]          en_i,     // reduction elements inside the length
@@ -33,64 +44,57 @@ module bitcycle_array #(
   output logic [NumAcc*ACC_BITS-1:0]      acc_o     // lane o at [o*ACC_BITS +: ACC_BITS]
 );
 
-  bitcycle_param_check #(.FAIL(PE < 1 || SIMD < 1 || ACC_BITS < 2),
-      .MSG("bitcycle_array: PE, SIMD >= 1 and ACC_BITS >= 2")) u_check_params ();
+  bitcycle_param_check #(.FAIL(PE < 1 || SIMD < 1 || ACC_BITS < 2 || ACC_BITS > 48),
+      .MSG("bitcycle_array: PE, SIMD >= 1 and ACC_BITS in 2..48 (one DSP48E1 P register)")) u_check_params ();
 
-  logic            trans;
-  logic [CntW-1:0] pop_x, pop_en, p_sub_q;
-  logic            p_valid_q, p_first_q, p_plane_first_q, p_msb_q;
-  assign trans = TRANSPOSE && trans_i;
-  bitcycle_popcount #(.N(NumAcc)) u_pop_x (.v_i(en_i & x_i), .n_o(pop_x));
+  localparam int CoefW = 18;  // DSP48E1 B port: +-2^15 for planes 0..15
+
+  logic                     trans;
+  logic [NumAcc-1:0]        hit_one, hit_zero;
+  logic [CntW-1:0]          pop_x, pop_en, p_sub_q;
+  logic                     p_valid_q, p_first_q;
+  logic signed [CoefW-1:0]  p_coef_q;
+
+  assign trans    = TRANSPOSE && trans_i;
+  assign hit_one  = en_i & x_i;
+  assign hit_zero = en_i & ~x_i & {NumAcc{bipolar_i}};
+  bitcycle_popcount #(.N(NumAcc)) u_pop_x (.v_i(hit_one), .n_o(pop_x));
   bitcycle_popcount #(.N(NumAcc)) u_pop_en (.v_i(en_i), .n_o(pop_en));
 
-  logic [PE*SIMD-1:0] hit;
-  for (genvar i = 0; i < PE; i++) begin : g_row
-    for (genvar j = 0; j < SIMD; j++) begin : g_col
-      logic xbit, en;
-      assign xbit = trans ? x_i[i] : x_i[j];
-      assign en   = trans ? en_i[i] : en_i[j];
-      assign hit[i*SIMD+j] = en & (bipolar_i ? ~(w_i[i*SIMD+j] ^ xbit) : (w_i[i*SIMD+j] & xbit));
-    end
-  end
-
-  logic signed [ACC_BITS-1:0] acc_q [NumAcc];
-  logic [NumAcc*ACC_BITS-1:0] acc_d;
-
   for (genvar o = 0; o < NumAcc; o++) begin : g_lane
-    logic [NumAcc-1:0]          row_hits, col_hits;
-    logic [CntW-1:0]            pop;
-    logic signed [ACC_BITS-1:0] base, plane_sum;
-    if (o < PE) begin : g_has_row
-      assign row_hits = NumAcc'(hit[o*SIMD +: SIMD]);
-    end else begin : g_no_row
-      assign row_hits = '0;
-    end
-    for (genvar i = 0; i < NumAcc; i++) begin : g_col_bit
-      if (TRANSPOSE && o < SIMD && i < PE) begin : g_in
-        assign col_hits[i] = hit[i*SIMD+o];
-      end else begin : g_out
-        assign col_hits[i] = 1'b0;
+    logic [NumAcc-1:0]          hits;
+    logic [CntW-1:0]            pop, pop_q;
+    logic signed [CntW+1:0]     plane_sum;
+    logic signed [ACC_BITS-1:0] acc_q;
+    for (genvar k = 0; k < NumAcc; k++) begin : g_in
+      localparam bit HasFwd = (o < PE) && (k < SIMD);
+      localparam bit HasTr  = TRANSPOSE && (o < SIMD) && (k < PE);
+      if (HasFwd && HasTr) begin : g_both
+        assign hits[k] = (trans ? w_i[k*SIMD+o] : w_i[o*SIMD+k]) ? hit_one[k] : hit_zero[k];
+      end else if (HasFwd) begin : g_fwd
+        assign hits[k] = !trans && (w_i[o*SIMD+k] ? hit_one[k] : hit_zero[k]);
+      end else if (HasTr) begin : g_tr
+        assign hits[k] = trans && (w_i[k*SIMD+o] ? hit_one[k] : hit_zero[k]);
+      end else begin : g_none
+        assign hits[k] = 1'b0;
       end
     end
-    logic [CntW-1:0] pop_q;
-    bitcycle_popcount #(.N(NumAcc)) u_pop (.v_i(trans ? col_hits : row_hits), .n_o(pop));
+    bitcycle_popcount #(.N(NumAcc)) u_pop (.v_i(hits), .n_o(pop));
     always_ff @(posedge clk_i) pop_q <= pop;
-    assign base      = p_first_q ? '0 : (p_plane_first_q ? (acc_q[o] <<< 1) : acc_q[o]);
-    assign plane_sum = (ACC_BITS'(pop_q) <<< 1) - ACC_BITS'(p_sub_q);
-    assign acc_d[o*ACC_BITS +: ACC_BITS] = p_valid_q ? (p_msb_q ? base - plane_sum : base + plane_sum) : acc_q[o];
+    assign plane_sum = $signed({1'b0, pop_q, 1'b0}) - $signed({2'b0, p_sub_q});
+    // datapath: no reset (a group's first beat starts from 0)
+    always_ff @(posedge clk_i) begin
+      if (p_valid_q) acc_q <= (p_first_q ? ACC_BITS'(0) : acc_q) + ACC_BITS'(plane_sum * p_coef_q);
+    end
+    assign acc_o[o*ACC_BITS +: ACC_BITS] = acc_q;
   end
 
-  // datapath: no reset (a group's first beat starts from 0; p_valid_q settles with the first beat)
   always_ff @(posedge clk_i) begin
-    p_valid_q       <= valid_i;
-    p_first_q       <= first_i;
-    p_plane_first_q <= plane_first_i;
-    p_msb_q         <= msb_i;
-    p_sub_q         <= bipolar_i ? pop_en : pop_x;
-    for (int o = 0; o < NumAcc; o++) acc_q[o] <= acc_d[o*ACC_BITS +: ACC_BITS];
+    p_valid_q <= valid_i;
+    p_first_q <= first_i;
+    p_sub_q   <= bipolar_i ? pop_en : pop_x;
+    p_coef_q  <= msb_i ? -(CoefW'(1) << plane_i) : (CoefW'(1) << plane_i);
   end
-
-  assign acc_o = acc_d;
 
 endmodule
 

@@ -109,7 +109,7 @@ module bitcycle_cfg_check #(
   assign load_words_o = is_load_t ? SubW'(ThrWords) : SubW'(TileWords);
   assign vec_words_o  = 21'(bits_i) * 21'(n_red_o);
 
-  // |sum| <= len * 2^(bits-1) (bipolar: len); partial Horner sums stay inside that bound
+  // |sum| <= len * 2^(bits-1) (bipolar: len); partial sums (the planes so far) stay inside that bound
   logic [DimW-1:0] red_len;
   logic [47:0]     worst;
   logic            bad_bits, shape_compute, shape_load_w, shape_load_t;

@@ -7,7 +7,7 @@
 //                                       PE rows, SIMD outputs (no copy of W)
 //   backward-weight  dW = dy . sign(x)^T  sign(x) streamed into the activation memory first
 // The integer operand arrives as bit-planes (bitcycle.golden.stream documents the words); the
-// array takes one plane-chunk per cycle and accumulates MSB-plane first by Horner's rule, so a job
+// array takes one plane-chunk per cycle and adds it at its place value (2^p, MSB plane negated), so a job
 // costs bits * ceil(rows/lanes) * ceil(len/chunk) * vectors cycles: cost follows the run-time width.
 //
 // This module is the job controller and the wiring of one-job modules:
@@ -15,7 +15,7 @@
 //   bitcycle_cfg_check  configuration check and job geometry
 //   bitcycle_in_fsm     input packet -> tile memories and the double-buffered vector buffer
 //   bitcycle_issue      one plane-chunk per cycle: memory reads, then the beat's array control
-//   bitcycle_array      the cells, popcounts and Horner accumulators
+//   bitcycle_array      the cells, popcounts and (DSP48) accumulators
 //   bitcycle_out_stage  holding register, saturation / clip / thresholds, RES_W-bit fields out
 //
 // Job control: start_i samples the configuration; the next cycle checks it (errors end the job
@@ -206,7 +206,7 @@ module bitcycle_engine #(
     .clk_i, .we_i(tile_we && (mode_q == ModeLoadWeights || is_bwd_weight)), .waddr_i(tile_mem_waddr),
     .wlane_i(tile_lane), .wdata_i(in_data), .raddr_i(tile_mem_raddr), .rdata_o(tile_rdata)
   );
-  bitcycle_ram #(.LANE_W(DATA_W), .LANES(ThrWords), .DEPTH(TMEM_DEPTH)) u_tmem (
+  bitcycle_ram #(.LANE_W(DATA_W), .LANES(ThrWords), .DEPTH(TMEM_DEPTH), .RAM_STYLE("block")) u_tmem (
     .clk_i, .we_i(tile_we && mode_q == ModeLoadThresholds), .waddr_i(TAddrW'(tile)), .wlane_i(thr_lane),
     .wdata_i(in_data), .raddr_i(thr_raddr), .rdata_o(tmem_rdata)
   );
@@ -217,9 +217,10 @@ module bitcycle_engine #(
 
   // ---------------------------------------------------------------------------------------------
   // Compute: issue sequencer -> array -> output stage
-  logic              s1_valid, s1_first, s1_plane_first, s1_msb, s1_grp_last, s1_vec_last, s1_job_last;
+  logic              s1_valid, s1_first, s1_msb, s1_grp_last, s1_vec_last, s1_job_last;
   logic              s1_trans, s1_bipolar, out_hold_free;
   logic [NumAcc-1:0] s1_en;
+  logic [3:0]        s1_plane;
   logic [CntW-1:0]   s1_out_cnt;
   logic [NumAcc*ACC_BITS-1:0] acc;
 
@@ -227,16 +228,16 @@ module bitcycle_engine #(
     .clk_i, .rst_ni, .start_run_i(start_run), .stop_i(abort_i || cut), .is_compute_i(is_compute),
     .trans_i(trans), .bits_i(bits_q), .out_rows_i(out_rows),
     .red_len_i(red_len), .n_vec_i(n_vec), .n_out_i(n_out), .n_red_i(n_red), .n_cols_i(n_cols),
-    .lanes_out_i(lanes_out), .chunk_i(chunk), .full_i(full), .hold_free_i(out_hold_free && !s2_cap_q),
+    .lanes_out_i(lanes_out), .chunk_i(chunk), .full_i(full), .hold_free_i(out_hold_free && !s2_cap_q && !s3_cap_q),
     .tile_raddr_o(tile_raddr), .thr_raddr_o(thr_raddr), .vbuf_raddr_o(vbuf_raddr),
     .rd_release_o(rd_release), .rd_bank_o(rd_bank), .active_o(issue_active),
-    .s1_valid_o(s1_valid), .s1_first_o(s1_first), .s1_plane_first_o(s1_plane_first), .s1_msb_o(s1_msb),
+    .s1_valid_o(s1_valid), .s1_first_o(s1_first), .s1_plane_o(s1_plane), .s1_msb_o(s1_msb),
     .s1_grp_last_o(s1_grp_last), .s1_vec_last_o(s1_vec_last), .s1_job_last_o(s1_job_last),
     .s1_en_o(s1_en), .s1_out_cnt_o(s1_out_cnt), .s1_trans_o(s1_trans), .s1_bipolar_o(s1_bipolar)
   );
 
   bitcycle_array #(.PE(PE), .SIMD(SIMD), .ACC_BITS(ACC_BITS), .TRANSPOSE(1'b1)) u_array (
-    .clk_i, .valid_i(s1_valid), .first_i(s1_first), .plane_first_i(s1_plane_first), .msb_i(s1_msb),
+    .clk_i, .valid_i(s1_valid), .first_i(s1_first), .plane_i(s1_plane), .msb_i(s1_msb),
     .trans_i(s1_trans), .bipolar_i(s1_bipolar), .en_i(s1_en), .x_i(vbuf_rdata),
     .w_i(tile_rdata[TileBits-1:0]), .acc_o(acc)
   );
@@ -245,26 +246,31 @@ module bitcycle_engine #(
   logic [DATA_W/8-1:0] o_keep;
   logic                o_valid, o_ready, o_last;
 
-  // the array's result comes one cycle after its beat: the group's end follows it (stage 2)
-  logic            s2_cap_q, s2_vec_last_q, s2_job_last_q;
-  logic [CntW-1:0] s2_out_cnt_q;
+  // the array's result comes two cycles after its beat (popcounts, then the accumulators): the
+  // group's end follows it through stages 2 and 3, and the output stage captures at stage 3
+  logic            s2_cap_q, s3_cap_q, s2_vec_last_q, s3_vec_last_q, s2_job_last_q, s3_job_last_q;
+  logic [CntW-1:0] s2_out_cnt_q, s3_out_cnt_q;
   always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni) s2_cap_q <= 1'b0;
-    else         s2_cap_q <= s1_valid && s1_grp_last && !(abort_i || cut);
+    if (!rst_ni) begin
+      s2_cap_q <= 1'b0;
+      s3_cap_q <= 1'b0;
+    end else begin
+      s2_cap_q <= s1_valid && s1_grp_last && !(abort_i || cut);
+      s3_cap_q <= s2_cap_q && !(abort_i || cut);
+    end
   end
   always_ff @(posedge clk_i) begin
-    s2_out_cnt_q  <= s1_out_cnt;
-    s2_vec_last_q <= s1_vec_last;
-    s2_job_last_q <= s1_job_last;
+    {s2_out_cnt_q, s2_vec_last_q, s2_job_last_q} <= {s1_out_cnt, s1_vec_last, s1_job_last};
+    {s3_out_cnt_q, s3_vec_last_q, s3_job_last_q} <= {s2_out_cnt_q, s2_vec_last_q, s2_job_last_q};
   end
 
   bitcycle_out_stage #(.LANES(NumAcc), .ACC_BITS(ACC_BITS), .DATA_W(DATA_W), .THR_MAX(THR_MAX),
                        .THR_LANES(PE)) u_out (
     .clk_i, .rst_ni, .start_run_i(start_run), .stop_i(abort_i || cut), .close_i(cut && is_compute),
     .acc_bits_i(acc_bits_q), .out_sel_i(out_sel_q), .clip_shift_i(clip_shift_q), .res_w_i(res_w_q),
-    .capture_i(s2_cap_q && !(abort_i || cut)), .acc_i(acc),
+    .capture_i(s3_cap_q && !(abort_i || cut)), .acc_i(acc),
     .thr_capture_i(s1_valid && s1_grp_last), .thr_i(tmem_rdata[ThrBits-1:0]),
-    .cnt_i(s2_out_cnt_q), .vec_last_i(s2_vec_last_q), .job_last_i(s2_job_last_q), .hold_free_o(out_hold_free),
+    .cnt_i(s3_out_cnt_q), .vec_last_i(s3_vec_last_q), .job_last_i(s3_job_last_q), .hold_free_o(out_hold_free),
     .done_o(out_done), .m_data_o(o_data), .m_keep_o(o_keep), .m_valid_o(o_valid), .m_last_o(o_last),
     .m_ready_i(o_ready)
   );

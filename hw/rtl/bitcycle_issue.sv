@@ -43,7 +43,7 @@ module bitcycle_issue #(
   // stage 1: the beat at the array
   output logic                    s1_valid_o,
   output logic                    s1_first_o,        // first beat of an output group
-  output logic                    s1_plane_first_o,  // first chunk of a plane (Horner doubling)
+  output logic [3:0]              s1_plane_o,        // bit-plane index of the beat (MSB first)
   output logic                    s1_msb_o,          // MSB plane of a two's-complement operand
   output logic                    s1_grp_last_o,
   output logic                    s1_vec_last_o,
@@ -176,7 +176,7 @@ module bitcycle_issue #(
   always_ff @(posedge clk_i) begin
     if (issue) begin
       s1_first_o       <= grp_first;
-      s1_plane_first_o <= (rc_q == '0);
+      s1_plane_o       <= pl_q[3:0];
       s1_msb_o         <= (pl_q == bits_i - 1'b1) && (bits_i != 5'd1);
       s1_grp_last_o    <= grp_last;
       s1_vec_last_o    <= vec_last;

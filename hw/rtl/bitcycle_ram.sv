@@ -1,9 +1,16 @@
 // bitcycle_ram: simple dual-port RAM (one write port with per-lane enables, one synchronous read
 // port), the shape Yosys/Vivado map to block or distributed RAM. No reset: contents are data.
+// RAM_STYLE is the synthesis attribute ram_style ("auto", "block", "distributed"): "block" where
+// the tools would pick LUTRAM for a wide, shallow memory (the threshold groups) that costs
+// hundreds of LUTs plus its output register as distributed RAM but a few of the device's mostly
+// idle BRAM36.
 module bitcycle_ram #(
   parameter int LANE_W = 32,
   parameter int LANES  = 1,
   parameter int DEPTH  = 64,
+  /* verilator lint_off UNUSEDPARAM */
+  parameter     RAM_STYLE = "auto",  // read by synthesis only (the attribute)
+  /* verilator lint_on UNUSEDPARAM */
   localparam int AddrW = (DEPTH > 1) ? $clog2(DEPTH) : 1,
   localparam int Width = LANE_W * LANES
 ) (
@@ -19,7 +26,7 @@ module bitcycle_ram #(
   bitcycle_param_check #(.FAIL(LANE_W < 1 || LANES < 1 || DEPTH < 1),
       .MSG("bitcycle_ram: LANE_W, LANES and DEPTH must be >= 1")) u_check_params ();
 
-  logic [Width-1:0] mem_q [DEPTH];
+  (* ram_style = RAM_STYLE *) logic [Width-1:0] mem_q [DEPTH];
   logic [Width-1:0] rdata_q;
 
   always_ff @(posedge clk_i) begin
