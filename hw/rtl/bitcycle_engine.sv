@@ -202,7 +202,7 @@ module bitcycle_engine #(
                                         : MemAddrW'(WAddrW'(tile));
   assign tile_mem_raddr = is_bwd_weight ? MemAddrW'(WMEM_DEPTH) + MemAddrW'(AAddrW'(tile_raddr))
                                         : MemAddrW'(WAddrW'(tile_raddr));
-  bitcycle_ram #(.LANE_W(DATA_W), .LANES(TileWords), .DEPTH(WMEM_DEPTH + AMEM_DEPTH)) u_tile_mem (
+  bitcycle_ram #(.LANE_W(DATA_W), .LANES(TileWords), .DEPTH(WMEM_DEPTH + AMEM_DEPTH), .OUT_REG(1'b1)) u_tile_mem (
     .clk_i, .we_i(tile_we && (mode_q == ModeLoadWeights || is_bwd_weight)), .waddr_i(tile_mem_waddr),
     .wlane_i(tile_lane), .wdata_i(in_data), .raddr_i(tile_mem_raddr), .rdata_o(tile_rdata)
   );
@@ -210,7 +210,7 @@ module bitcycle_engine #(
     .clk_i, .we_i(tile_we && mode_q == ModeLoadThresholds), .waddr_i(TAddrW'(tile)), .wlane_i(thr_lane),
     .wdata_i(in_data), .raddr_i(thr_raddr), .rdata_o(tmem_rdata)
   );
-  bitcycle_ram #(.LANE_W(NumAcc), .LANES(1), .DEPTH(2 ** (BAddrW + 1))) u_vbuf (
+  bitcycle_ram #(.LANE_W(NumAcc), .LANES(1), .DEPTH(2 ** (BAddrW + 1)), .OUT_REG(1'b1)) u_vbuf (
     .clk_i, .we_i(vbuf_we), .waddr_i(vbuf_waddr), .wlane_i(1'b1), .wdata_i(in_data[NumAcc-1:0]),
     .raddr_i(vbuf_raddr), .rdata_o(vbuf_rdata)
   );
@@ -228,7 +228,7 @@ module bitcycle_engine #(
     .clk_i, .rst_ni, .start_run_i(start_run), .stop_i(abort_i || cut), .is_compute_i(is_compute),
     .trans_i(trans), .bits_i(bits_q), .out_rows_i(out_rows),
     .red_len_i(red_len), .n_vec_i(n_vec), .n_out_i(n_out), .n_red_i(n_red), .n_cols_i(n_cols),
-    .lanes_out_i(lanes_out), .chunk_i(chunk), .full_i(full), .hold_free_i(out_hold_free && !s2_cap_q && !s3_cap_q),
+    .lanes_out_i(lanes_out), .chunk_i(chunk), .full_i(full), .hold_free_i(out_hold_free && !(|cap_q)),
     .tile_raddr_o(tile_raddr), .thr_raddr_o(thr_raddr), .vbuf_raddr_o(vbuf_raddr),
     .rd_release_o(rd_release), .rd_bank_o(rd_bank), .active_o(issue_active),
     .s1_valid_o(s1_valid), .s1_first_o(s1_first), .s1_plane_o(s1_plane), .s1_msb_o(s1_msb),
@@ -236,9 +236,24 @@ module bitcycle_engine #(
     .s1_en_o(s1_en), .s1_out_cnt_o(s1_out_cnt), .s1_trans_o(s1_trans), .s1_bipolar_o(s1_bipolar)
   );
 
+  // stage 2: the tile and vector reads leave the block RAMs' output registers; the beat's array
+  // control follows them
+  logic              s2_valid_q, s2_first_q, s2_msb_q, s2_trans_q, s2_bipolar_q;
+  logic [3:0]        s2_plane_q;
+  logic [NumAcc-1:0] s2_en_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) s2_valid_q <= 1'b0;
+    else         s2_valid_q <= s1_valid && !(abort_i || cut);
+  end
+  always_ff @(posedge clk_i) begin
+    {s2_first_q, s2_msb_q, s2_trans_q, s2_bipolar_q} <= {s1_first, s1_msb, s1_trans, s1_bipolar};
+    s2_plane_q <= s1_plane;
+    s2_en_q    <= s1_en;
+  end
+
   bitcycle_array #(.PE(PE), .SIMD(SIMD), .ACC_BITS(ACC_BITS), .TRANSPOSE(1'b1)) u_array (
-    .clk_i, .valid_i(s1_valid), .first_i(s1_first), .plane_i(s1_plane), .msb_i(s1_msb),
-    .trans_i(s1_trans), .bipolar_i(s1_bipolar), .en_i(s1_en), .x_i(vbuf_rdata),
+    .clk_i, .valid_i(s2_valid_q), .first_i(s2_first_q), .plane_i(s2_plane_q), .msb_i(s2_msb_q),
+    .trans_i(s2_trans_q), .bipolar_i(s2_bipolar_q), .en_i(s2_en_q), .x_i(vbuf_rdata),
     .w_i(tile_rdata[TileBits-1:0]), .acc_o(acc)
   );
 
@@ -246,31 +261,29 @@ module bitcycle_engine #(
   logic [DATA_W/8-1:0] o_keep;
   logic                o_valid, o_ready, o_last;
 
-  // the array's result comes two cycles after its beat (popcounts, then the accumulators): the
-  // group's end follows it through stages 2 and 3, and the output stage captures at stage 3
-  logic            s2_cap_q, s3_cap_q, s2_vec_last_q, s3_vec_last_q, s2_job_last_q, s3_job_last_q;
-  logic [CntW-1:0] s2_out_cnt_q, s3_out_cnt_q;
+  // the array's result comes two cycles after its stage-2 beat (popcounts, then the accumulators):
+  // a group's end follows it down a CapLat-deep pipeline and the output stage captures at its end
+  localparam int CapLat = 3;
+  logic [CapLat-1:0]      cap_q, vec_last_q, job_last_q;
+  logic [CapLat*CntW-1:0] cnt_q;
   always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni) begin
-      s2_cap_q <= 1'b0;
-      s3_cap_q <= 1'b0;
-    end else begin
-      s2_cap_q <= s1_valid && s1_grp_last && !(abort_i || cut);
-      s3_cap_q <= s2_cap_q && !(abort_i || cut);
-    end
+    if (!rst_ni) cap_q <= '0;
+    else         cap_q <= {cap_q[CapLat-2:0], s1_valid && s1_grp_last} & {CapLat{!(abort_i || cut)}};
   end
   always_ff @(posedge clk_i) begin
-    {s2_out_cnt_q, s2_vec_last_q, s2_job_last_q} <= {s1_out_cnt, s1_vec_last, s1_job_last};
-    {s3_out_cnt_q, s3_vec_last_q, s3_job_last_q} <= {s2_out_cnt_q, s2_vec_last_q, s2_job_last_q};
+    cnt_q      <= {cnt_q[(CapLat-1)*CntW-1:0], s1_out_cnt};
+    vec_last_q <= {vec_last_q[CapLat-2:0], s1_vec_last};
+    job_last_q <= {job_last_q[CapLat-2:0], s1_job_last};
   end
 
   bitcycle_out_stage #(.LANES(NumAcc), .ACC_BITS(ACC_BITS), .DATA_W(DATA_W), .THR_MAX(THR_MAX),
                        .THR_LANES(PE)) u_out (
     .clk_i, .rst_ni, .start_run_i(start_run), .stop_i(abort_i || cut), .close_i(cut && is_compute),
     .acc_bits_i(acc_bits_q), .out_sel_i(out_sel_q), .clip_shift_i(clip_shift_q), .res_w_i(res_w_q),
-    .capture_i(s3_cap_q && !(abort_i || cut)), .acc_i(acc),
+    .capture_i(cap_q[CapLat-1] && !(abort_i || cut)), .acc_i(acc),
     .thr_capture_i(s1_valid && s1_grp_last), .thr_i(tmem_rdata[ThrBits-1:0]),
-    .cnt_i(s3_out_cnt_q), .vec_last_i(s3_vec_last_q), .job_last_i(s3_job_last_q), .hold_free_o(out_hold_free),
+    .cnt_i(cnt_q[CapLat*CntW-1 -: CntW]), .vec_last_i(vec_last_q[CapLat-1]),
+    .job_last_i(job_last_q[CapLat-1]), .hold_free_o(out_hold_free),
     .done_o(out_done), .m_data_o(o_data), .m_keep_o(o_keep), .m_valid_o(o_valid), .m_last_o(o_last),
     .m_ready_i(o_ready)
   );

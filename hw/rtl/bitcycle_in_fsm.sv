@@ -53,8 +53,12 @@ module bitcycle_in_fsm #(
   logic [1:0]      full_q, full_d;
   logic            wbank_q, wbank_d;
   logic [20:0]     waddr_q, waddr_d;        // word within the vector
-  logic [DimW-1:0] wvec_q, wvec_d;          // vectors received
   logic [31:0]     tile_q, tile_d;
+  // what is left after the current word/tile/vector, counted down: the ends are zero tests, not
+  // a subtract and a wide compare on the path into the state register
+  logic [31:0]     tiles_left_q, tiles_left_d;
+  logic [20:0]     words_left_q, words_left_d;
+  logic [DimW-1:0] vecs_left_q, vecs_left_d;
   logic [SUB_W-1:0] sub_q, sub_d;
   logic            open_q, open_d;          // a packet has begun and not yet ended
   logic            beat, tiles_end, vec_end, stream_end, err_short, err_long;
@@ -62,10 +66,10 @@ module bitcycle_in_fsm #(
   assign s_ready_o  = (in_q == InTiles) || (in_q == InDrain) || (in_q == InVec && !full_q[wbank_q]);
   assign beat       = s_valid_i && s_ready_o;
   assign open_d     = beat ? !s_last_i : open_q;
-  assign tiles_end  = (sub_q == load_words_i - 1'b1) && (tile_q == load_tiles_i - 1);
-  assign vec_end    = (waddr_q == vec_words_i - 1'b1);
+  assign tiles_end  = (sub_q == load_words_i - 1'b1) && (tiles_left_q == '0);
+  assign vec_end    = (words_left_q == '0);
   assign stream_end = (in_q == InTiles && tiles_end && !vec_in_i) ||
-                      (in_q == InVec && vec_end && (wvec_q == n_vec_i - 1'b1));
+                      (in_q == InVec && vec_end && (vecs_left_q == '0));
 
   // a bank empties when compute has issued its last read of it, fills with a vector's last word
   logic [1:0] full_clr, full_set;
@@ -79,23 +83,28 @@ module bitcycle_in_fsm #(
     sub_d   = sub_q;
     wbank_d = wbank_q;
     waddr_d = waddr_q;
-    wvec_d  = wvec_q;
+    tiles_left_d = tiles_left_q;
+    words_left_d = words_left_q;
+    vecs_left_d  = vecs_left_q;
     unique case (in_q)
       InTiles: if (beat) begin
         if (sub_q == load_words_i - 1'b1) begin
-          sub_d  = '0;
-          tile_d = tile_q + 1;
+          sub_d        = '0;
+          tile_d       = tile_q + 1;
+          tiles_left_d = tiles_left_q - 1;
         end else begin
           sub_d = sub_q + 1'b1;
         end
         if (tiles_end && vec_in_i) in_d = InVec;
       end
       InVec: if (beat) begin
-        waddr_d = waddr_q + 1'b1;
+        waddr_d      = waddr_q + 1'b1;
+        words_left_d = words_left_q - 1'b1;
         if (vec_end) begin
-          waddr_d = '0;
-          wbank_d = ~wbank_q;
-          wvec_d  = wvec_q + 1'b1;
+          waddr_d      = '0;
+          words_left_d = vec_words_i - 1'b1;
+          wbank_d      = ~wbank_q;
+          vecs_left_d  = vecs_left_q - 1'b1;
         end
       end
       InDrain: if (beat && s_last_i) in_d = close_i ? InIdle : InDone;
@@ -108,7 +117,9 @@ module bitcycle_in_fsm #(
       sub_d   = '0;
       wbank_d = 1'b0;
       waddr_d = '0;
-      wvec_d  = '0;
+      tiles_left_d = load_tiles_i - 1;
+      words_left_d = vec_words_i - 1'b1;
+      vecs_left_d  = n_vec_i - 1'b1;
     end
     if (job_end_i)           in_d = InIdle;
     if (cut_i)               in_d = open_d ? InDrain : InIdle;
@@ -124,18 +135,22 @@ module bitcycle_in_fsm #(
       full_q  <= '0;
       wbank_q <= 1'b0;
       waddr_q <= '0;
-      wvec_q  <= '0;
       tile_q  <= '0;
       sub_q   <= '0;
       open_q  <= 1'b0;
+      tiles_left_q <= '0;
+      words_left_q <= '0;
+      vecs_left_q  <= '0;
     end else begin
       in_q    <= in_d;
       full_q  <= full_d;
       wbank_q <= wbank_d;
       waddr_q <= waddr_d;
-      wvec_q  <= wvec_d;
       tile_q  <= tile_d;
       sub_q   <= sub_d;
+      tiles_left_q <= tiles_left_d;
+      words_left_q <= words_left_d;
+      vecs_left_q  <= vecs_left_d;
       open_q  <= (close_i && abort_i) ? 1'b0 : open_d;
     end
   end

@@ -3,7 +3,8 @@
 // RAM_STYLE is the synthesis attribute ram_style ("auto", "block", "distributed"): "block" where
 // the tools would pick LUTRAM for a wide, shallow memory (the threshold groups) that costs
 // hundreds of LUTs plus its output register as distributed RAM but a few of the device's mostly
-// idle BRAM36.
+// idle BRAM36. OUT_REG = 1 adds the block RAM's own output register (DOB_REG: one more cycle of
+// latency, no fabric) so the 2.5 ns clock-to-out of the array read does not start a logic path.
 module bitcycle_ram #(
   parameter int LANE_W = 32,
   parameter int LANES  = 1,
@@ -11,6 +12,7 @@ module bitcycle_ram #(
   /* verilator lint_off UNUSEDPARAM */
   parameter     RAM_STYLE = "auto",  // read by synthesis only (the attribute)
   /* verilator lint_on UNUSEDPARAM */
+  parameter bit OUT_REG = 1'b0,
   localparam int AddrW = (DEPTH > 1) ? $clog2(DEPTH) : 1,
   localparam int Width = LANE_W * LANES
 ) (
@@ -36,6 +38,12 @@ module bitcycle_ram #(
     rdata_q <= mem_q[raddr_i];
   end
 
-  assign rdata_o = rdata_q;
+  if (OUT_REG) begin : g_out_reg
+    logic [Width-1:0] rdata2_q;
+    always_ff @(posedge clk_i) rdata2_q <= rdata_q;
+    assign rdata_o = rdata2_q;
+  end else begin : g_no_out_reg
+    assign rdata_o = rdata_q;
+  end
 
 endmodule
