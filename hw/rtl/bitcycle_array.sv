@@ -12,15 +12,18 @@
 //
 // Accumulation is positional, not Horner's rule: the plane with index p (MSB first, as the issue
 // sequencer walks them) adds (2*pop - n) * c with c = 2^p, or -2^p for a two's-complement MSB
-// plane (n: the enabled x ones, or the enabled elements when bipolar). The weight c is one
-// multiplier operand shared by every lane, so each lane is a multiply-accumulate that maps to one
-// DSP48E1 (A*B with the P register fed back through the post-adder) instead of a 24-bit
-// shift-add-subtract in LUTs. The sum is exact: the configuration check refuses any job whose
-// result could leave ACC_BITS, so the order of the additions does not matter.
+// plane (n: the enabled x ones, or the enabled elements when bipolar). Both terms are split off:
+// each lane accumulates 2*pop*c, and one more accumulator, shared by all lanes, accumulates n*c
+// (off_o); a lane's result is acc - off, taken by the output stage on the few values of a beat
+// rather than on every lane. Each accumulator is a multiply-accumulate with the shared weight c as
+// one operand: one DSP48E1 with its A/B, M and P registers (AREG/BREG, MREG, PREG, Z = P or 0 by
+// OPMODE), so no 24-bit shift-add-subtract sits in LUTs and no fabric path enters the multiplier.
+// The sums are exact: the configuration check refuses any job whose result could leave ACC_BITS,
+// and acc - off modulo 2^ACC_BITS is then the result whatever the order of the additions.
 //
-// Two stages: the popcounts are registered (BRAM out -> cells -> popcount tree |), then the
-// accumulator (| -> DSP), so acc_o holds the value including the beat presented two cycles
-// earlier (the engine captures a group two cycles after its last beat).
+// Three stages: popcounts registered (the DSP's A/B registers: block RAM out -> cells -> popcount
+// tree |), products (M), accumulators (P). acc_o/off_o hold the values including the beat
+// presented three cycles earlier.
 `default_nettype none
 
 module bitcycle_array #(
@@ -41,19 +44,21 @@ module bitcycle_array #(
   input  wire logic [NumAcc-1:0]          en_i,     // reduction elements inside the length
   input  wire logic [NumAcc-1:0]          x_i,      // the plane-chunk of the integer operand
   input  wire logic [PE*SIMD-1:0]         w_i,      // the binary tile
-  output logic [NumAcc*ACC_BITS-1:0]      acc_o     // lane o at [o*ACC_BITS +: ACC_BITS]
+  output logic [NumAcc*ACC_BITS-1:0]      acc_o,    // lane o at [o*ACC_BITS +: ACC_BITS]: sum 2*pop*c
+  output logic [ACC_BITS-1:0]             off_o     // shared: sum n*c (lane o's result: acc - off)
 );
 
   bitcycle_param_check #(.FAIL(PE < 1 || SIMD < 1 || ACC_BITS < 2 || ACC_BITS > 48),
       .MSG("bitcycle_array: PE, SIMD >= 1 and ACC_BITS in 2..48 (one DSP48E1 P register)")) u_check_params ();
 
-  localparam int CoefW = 18;  // DSP48E1 B port: +-2^15 for planes 0..15
+  localparam int CoefW = 18;          // DSP48E1 B port: +-2^15 for planes 0..15
+  localparam int ProdW = CntW + 2 + CoefW;
 
-  logic                     trans;
-  logic [NumAcc-1:0]        hit_one, hit_zero;
-  logic [CntW-1:0]          pop_x, pop_en, p_sub_q;
-  logic                     p_valid_q, p_first_q;
-  logic signed [CoefW-1:0]  p_coef_q;
+  logic                    trans;
+  logic [NumAcc-1:0]       hit_one, hit_zero;
+  logic [CntW-1:0]         pop_x, pop_en;
+  logic                    p_valid_q, p_first_q, m_valid_q, m_first_q;
+  logic signed [CoefW-1:0] coef_q;
 
   assign trans    = TRANSPOSE && trans_i;
   assign hit_one  = en_i & x_i;
@@ -61,39 +66,49 @@ module bitcycle_array #(
   bitcycle_popcount #(.N(NumAcc)) u_pop_x (.v_i(hit_one), .n_o(pop_x));
   bitcycle_popcount #(.N(NumAcc)) u_pop_en (.v_i(en_i), .n_o(pop_en));
 
-  for (genvar o = 0; o < NumAcc; o++) begin : g_lane
-    logic [NumAcc-1:0]          hits;
+  // lanes 0..NumAcc-1 count their inputs; lane NumAcc is the shared offset (n)
+  for (genvar o = 0; o <= NumAcc; o++) begin : g_lane
     logic [CntW-1:0]            pop, pop_q;
-    logic signed [CntW+1:0]     plane_sum;
+    logic signed [ProdW-1:0]    prod_q;
     logic signed [ACC_BITS-1:0] acc_q;
-    for (genvar k = 0; k < NumAcc; k++) begin : g_in
-      localparam bit HasFwd = (o < PE) && (k < SIMD);
-      localparam bit HasTr  = TRANSPOSE && (o < SIMD) && (k < PE);
-      if (HasFwd && HasTr) begin : g_both
-        assign hits[k] = (trans ? w_i[k*SIMD+o] : w_i[o*SIMD+k]) ? hit_one[k] : hit_zero[k];
-      end else if (HasFwd) begin : g_fwd
-        assign hits[k] = !trans && (w_i[o*SIMD+k] ? hit_one[k] : hit_zero[k]);
-      end else if (HasTr) begin : g_tr
-        assign hits[k] = trans && (w_i[k*SIMD+o] ? hit_one[k] : hit_zero[k]);
-      end else begin : g_none
-        assign hits[k] = 1'b0;
+    if (o < NumAcc) begin : g_count
+      logic [NumAcc-1:0] hits;
+      for (genvar k = 0; k < NumAcc; k++) begin : g_in
+        localparam bit HasFwd = (o < PE) && (k < SIMD);
+        localparam bit HasTr  = TRANSPOSE && (o < SIMD) && (k < PE);
+        if (HasFwd && HasTr) begin : g_both
+          assign hits[k] = (trans ? w_i[k*SIMD+o] : w_i[o*SIMD+k]) ? hit_one[k] : hit_zero[k];
+        end else if (HasFwd) begin : g_fwd
+          assign hits[k] = !trans && (w_i[o*SIMD+k] ? hit_one[k] : hit_zero[k]);
+        end else if (HasTr) begin : g_tr
+          assign hits[k] = trans && (w_i[k*SIMD+o] ? hit_one[k] : hit_zero[k]);
+        end else begin : g_none
+          assign hits[k] = 1'b0;
+        end
       end
+      bitcycle_popcount #(.N(NumAcc)) u_pop (.v_i(hits), .n_o(pop));
+    end else begin : g_offset
+      assign pop = bipolar_i ? pop_en : pop_x;
     end
-    bitcycle_popcount #(.N(NumAcc)) u_pop (.v_i(hits), .n_o(pop));
-    always_ff @(posedge clk_i) pop_q <= pop;
-    assign plane_sum = $signed({1'b0, pop_q, 1'b0}) - $signed({2'b0, p_sub_q});
     // datapath: no reset (a group's first beat starts from 0)
     always_ff @(posedge clk_i) begin
-      if (p_valid_q) acc_q <= (p_first_q ? ACC_BITS'(0) : acc_q) + ACC_BITS'(plane_sum * p_coef_q);
+      pop_q  <= pop;
+      prod_q <= (o < NumAcc) ? $signed({1'b0, pop_q, 1'b0}) * coef_q : $signed({2'b0, pop_q}) * coef_q;
+      if (m_valid_q) acc_q <= (m_first_q ? ACC_BITS'(0) : acc_q) + ACC_BITS'(prod_q);
     end
-    assign acc_o[o*ACC_BITS +: ACC_BITS] = acc_q;
+    if (o < NumAcc) begin : g_acc_out
+      assign acc_o[o*ACC_BITS +: ACC_BITS] = acc_q;
+    end else begin : g_off_out
+      assign off_o = acc_q;
+    end
   end
 
   always_ff @(posedge clk_i) begin
     p_valid_q <= valid_i;
     p_first_q <= first_i;
-    p_sub_q   <= bipolar_i ? pop_en : pop_x;
-    p_coef_q  <= msb_i ? -(CoefW'(1) << plane_i) : (CoefW'(1) << plane_i);
+    coef_q    <= msb_i ? -(CoefW'(1) << plane_i) : (CoefW'(1) << plane_i);
+    m_valid_q <= p_valid_q;
+    m_first_q <= p_first_q;
   end
 
 endmodule

@@ -223,6 +223,7 @@ module bitcycle_engine #(
   logic [3:0]        s1_plane;
   logic [CntW-1:0]   s1_out_cnt;
   logic [NumAcc*ACC_BITS-1:0] acc;
+  logic [ACC_BITS-1:0]        acc_off;
 
   bitcycle_issue #(.CHUNK_W(NumAcc), .TILE_AW(TileAddrW), .THR_AW(TAddrW), .BANK_AW(BAddrW)) u_issue (
     .clk_i, .rst_ni, .start_run_i(start_run), .stop_i(abort_i || cut), .is_compute_i(is_compute),
@@ -254,16 +255,16 @@ module bitcycle_engine #(
   bitcycle_array #(.PE(PE), .SIMD(SIMD), .ACC_BITS(ACC_BITS), .TRANSPOSE(1'b1)) u_array (
     .clk_i, .valid_i(s2_valid_q), .first_i(s2_first_q), .plane_i(s2_plane_q), .msb_i(s2_msb_q),
     .trans_i(s2_trans_q), .bipolar_i(s2_bipolar_q), .en_i(s2_en_q), .x_i(vbuf_rdata),
-    .w_i(tile_rdata[TileBits-1:0]), .acc_o(acc)
+    .w_i(tile_rdata[TileBits-1:0]), .acc_o(acc), .off_o(acc_off)
   );
 
   logic [DATA_W-1:0]   o_data;
   logic [DATA_W/8-1:0] o_keep;
   logic                o_valid, o_ready, o_last;
 
-  // the array's result comes two cycles after its stage-2 beat (popcounts, then the accumulators):
+  // the array's result comes three cycles after its stage-2 beat (popcounts, products, sums):
   // a group's end follows it down a CapLat-deep pipeline and the output stage captures at its end
-  localparam int CapLat = 3;
+  localparam int CapLat = 4;
   logic [CapLat-1:0]      cap_q, vec_last_q, job_last_q;
   logic [CapLat*CntW-1:0] cnt_q;
   always_ff @(posedge clk_i or negedge rst_ni) begin
@@ -280,7 +281,7 @@ module bitcycle_engine #(
                        .THR_LANES(PE)) u_out (
     .clk_i, .rst_ni, .start_run_i(start_run), .stop_i(abort_i || cut), .close_i(cut && is_compute),
     .acc_bits_i(acc_bits_q), .out_sel_i(out_sel_q), .clip_shift_i(clip_shift_q), .res_w_i(res_w_q),
-    .capture_i(cap_q[CapLat-1] && !(abort_i || cut)), .acc_i(acc),
+    .capture_i(cap_q[CapLat-1] && !(abort_i || cut)), .acc_i(acc), .off_i(acc_off),
     .thr_capture_i(s1_valid && s1_grp_last), .thr_i(tmem_rdata[ThrBits-1:0]),
     .cnt_i(cnt_q[CapLat*CntW-1 -: CntW]), .vec_last_i(vec_last_q[CapLat-1]),
     .job_last_i(job_last_q[CapLat-1]), .hold_free_o(out_hold_free),

@@ -1,6 +1,7 @@
 // bitcycle_out_stage: the output stage. A holding register takes one output group from the array
-// (capture_i); a serializer then moves one beat's worth of values per cycle -- DATA_W/RES_W, with
-// RES_W (32, 16 or 8 bits per result) a run-time register -- through a four-stage pipeline (take,
+// (capture_i) and the array's shared term off_i, subtracted from each value as it is taken (one
+// subtractor per value of a beat instead of one per lane); a serializer then moves one beat's
+// worth of values per cycle -- DATA_W/RES_W, with RES_W (32, 16 or 8 bits per result) a run-time register -- through a four-stage pipeline (take,
 // saturate to acc_bits, the selected function: raw / 8-bit clip / thresholds reached, packing)
 // into the RES_W-bit fields of a stream word. Value j of a step is hold lane idx + j with idx a
 // multiple of the values per beat, so lane j's multiplexer has only LANES/2^ceil(log2(j+1))
@@ -35,6 +36,7 @@ module bitcycle_out_stage #(
   // one output group from the array
   input  wire logic                      capture_i,
   input  wire logic [LANES*ACC_BITS-1:0] acc_i,
+  input  wire logic [ACC_BITS-1:0]       off_i,        // subtracted from every value (the array's shared term)
   input  wire logic                      thr_capture_i, // the group's thresholds (a cycle before)
   input  wire logic [ThrBits-1:0]        thr_i,
   input  wire logic [CntW-1:0]           cnt_i,        // values in the group
@@ -64,6 +66,7 @@ module bitcycle_out_stage #(
 
   logic                        hold_valid_q, hold_valid_d;
   logic signed [ACC_BITS-1:0]  hold_q [LANES];
+  logic signed [ACC_BITS-1:0]  hold_off_q;
   logic [ThrW-1:0]             hold_thr_q [THR_LANES];
   logic [CntW-1:0]             hold_cnt_q;
   logic                        hold_vec_last_q, hold_job_last_q;
@@ -262,7 +265,7 @@ module bitcycle_out_stage #(
     m_data_q <= m_data_d;
     if (adv) begin
       for (int j = 0; j < MaxPer; j++) begin
-        a_raw_q[j] <= sel_raw[j];
+        a_raw_q[j] <= sel_raw[j] - hold_off_q;  // (exact: the check keeps every result in ACC_BITS)
         a_thr_q[j] <= sel_thr[j];
         b_sat_q[j] <= saturated(a_raw_q[j], sat_hi_q, sat_lo_q);
         b_thr_q[j] <= a_thr_q[j];
@@ -286,6 +289,7 @@ module bitcycle_out_stage #(
     end
     if (capture_i) begin
       for (int o = 0; o < LANES; o++) hold_q[o] <= acc_i[o*ACC_BITS +: ACC_BITS];
+      hold_off_q      <= off_i;
       hold_cnt_q      <= cnt_i;
       hold_vec_last_q <= vec_last_i;
       hold_job_last_q <= job_last_i;
