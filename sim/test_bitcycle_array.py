@@ -2,7 +2,7 @@
 integer and bipolar planes, forward and transposed lanes, MSB planes, gaps between beats) against
 a Python model of the cells, popcounts and positional accumulators (plane p adds its sum times
 2^p, or -2^p for an MSB plane); the result of a beat (each lane's acc_o minus the shared off_o,
-modulo 2^ACC_BITS) is checked three cycles after it (popcounts, products, sums). Whole products are cross-checked with
+modulo 2^ACC_BITS) is checked two cycles after it (popcounts, then the sums). Whole products are cross-checked with
 bitcycle.golden.bitserial_matmul.
 """
 
@@ -63,12 +63,12 @@ async def _setup(dut):
 async def _drive(dut, model, beats, rng):
     """beats: dicts of the array's inputs; random gaps in between; checks each beat's result."""
     lanes, acc_bits = model.lanes, model.acc_bits
-    in_flight = [None, None, None]  # the beats presented one, two and three cycles ago
+    in_flight = [None, None]  # the beats presented one and two cycles ago
     queue = list(beats)
     while queue or any(b is not None for b in in_flight):
         await FallingEdge(dut.clk_i)
         done = in_flight.pop()
-        if done is not None:  # the beat of three cycles before is in acc_o now
+        if done is not None:  # the beat of two cycles before is in acc_o now
             model.beat(**done)
             got = _read_acc(dut, lanes, acc_bits)
             assert got == model.acc, f"beat {done}: got {got}, expected {model.acc}"

@@ -16,14 +16,14 @@
 // each lane accumulates 2*pop*c, and one more accumulator, shared by all lanes, accumulates n*c
 // (off_o); a lane's result is acc - off, taken by the output stage on the few values of a beat
 // rather than on every lane. Each accumulator is a multiply-accumulate with the shared weight c as
-// one operand: one DSP48E1 with its A/B, M and P registers (AREG/BREG, MREG, PREG, Z = P or 0 by
-// OPMODE), so no 24-bit shift-add-subtract sits in LUTs and no fabric path enters the multiplier.
+// one operand: one DSP48E1 with its A/B and P registers (AREG/BREG, PREG, Z = P or 0 by OPMODE), so
+// no 24-bit shift-add-subtract sits in LUTs and no fabric path enters the multiplier.
 // The sums are exact: the configuration check refuses any job whose result could leave ACC_BITS,
 // and acc - off modulo 2^ACC_BITS is then the result whatever the order of the additions.
 //
-// Three stages: popcounts registered (the DSP's A/B registers: block RAM out -> cells -> popcount
-// tree |), products (M), accumulators (P). acc_o/off_o hold the values including the beat
-// presented three cycles earlier.
+// Two stages: popcounts registered (the DSP's A/B registers: block RAM out -> cells -> popcount
+// tree |), then the multiply-accumulate (P). acc_o/off_o hold the values including the beat
+// presented two cycles earlier.
 `default_nettype none
 
 module bitcycle_array #(
@@ -51,14 +51,13 @@ module bitcycle_array #(
   bitcycle_param_check #(.FAIL(PE < 1 || SIMD < 1 || ACC_BITS < 2 || ACC_BITS > 48),
       .MSG("bitcycle_array: PE, SIMD >= 1 and ACC_BITS in 2..48 (one DSP48E1 P register)")) u_check_params ();
 
-  localparam int CoefW = 18;          // DSP48E1 B port: +-2^15 for planes 0..15
-  localparam int ProdW = CntW + 2 + CoefW;
+  localparam int CoefW = 18;          // DSP48E1 B port: +-2^16 (the lanes' 2*2^15) fits
 
   logic                    trans;
   logic [NumAcc-1:0]       hit_one, hit_zero;
   logic [CntW-1:0]         pop_x, pop_en;
-  logic                    p_valid_q, p_first_q, m_valid_q, m_first_q;
-  logic signed [CoefW-1:0] coef_q;
+  logic                    p_valid_q, p_first_q;
+  logic signed [CoefW-1:0] coef_q, coef2_q;  // c and 2c
 
   assign trans    = TRANSPOSE && trans_i;
   assign hit_one  = en_i & x_i;
@@ -69,7 +68,7 @@ module bitcycle_array #(
   // lanes 0..NumAcc-1 count their inputs; lane NumAcc is the shared offset (n)
   for (genvar o = 0; o <= NumAcc; o++) begin : g_lane
     logic [CntW-1:0]            pop, pop_q;
-    logic signed [ProdW-1:0]    prod_q;
+    logic signed [CoefW-1:0]    coef;
     logic signed [ACC_BITS-1:0] acc_q;
     if (o < NumAcc) begin : g_count
       logic [NumAcc-1:0] hits;
@@ -90,11 +89,13 @@ module bitcycle_array #(
     end else begin : g_offset
       assign pop = bipolar_i ? pop_en : pop_x;
     end
+    // the lanes' factor 2 rides in the coefficient: a shift between the multiplier and the
+    // accumulator would keep Yosys from using the DSP's post-adder (measured: the sums go to LUTs)
+    assign coef = (o < NumAcc) ? coef2_q : coef_q;
     // datapath: no reset (a group's first beat starts from 0)
     always_ff @(posedge clk_i) begin
-      pop_q  <= pop;
-      prod_q <= (o < NumAcc) ? $signed({1'b0, pop_q, 1'b0}) * coef_q : $signed({2'b0, pop_q}) * coef_q;
-      if (m_valid_q) acc_q <= (m_first_q ? ACC_BITS'(0) : acc_q) + ACC_BITS'(prod_q);
+      pop_q <= pop;
+      if (p_valid_q) acc_q <= (p_first_q ? ACC_BITS'(0) : acc_q) + ACC_BITS'($signed({1'b0, pop_q}) * coef);
     end
     if (o < NumAcc) begin : g_acc_out
       assign acc_o[o*ACC_BITS +: ACC_BITS] = acc_q;
@@ -107,8 +108,7 @@ module bitcycle_array #(
     p_valid_q <= valid_i;
     p_first_q <= first_i;
     coef_q    <= msb_i ? -(CoefW'(1) << plane_i) : (CoefW'(1) << plane_i);
-    m_valid_q <= p_valid_q;
-    m_first_q <= p_first_q;
+    coef2_q   <= msb_i ? -(CoefW'(2) << plane_i) : (CoefW'(2) << plane_i);
   end
 
 endmodule

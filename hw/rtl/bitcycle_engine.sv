@@ -262,9 +262,9 @@ module bitcycle_engine #(
   logic [DATA_W/8-1:0] o_keep;
   logic                o_valid, o_ready, o_last;
 
-  // the array's result comes three cycles after its stage-2 beat (popcounts, products, sums):
+  // the array's result comes two cycles after its stage-2 beat (popcounts, then the sums):
   // a group's end follows it down a CapLat-deep pipeline and the output stage captures at its end
-  localparam int CapLat = 4;
+  localparam int CapLat = 3;
   logic [CapLat-1:0]      cap_q, vec_last_q, job_last_q;
   logic [CapLat*CntW-1:0] cnt_q;
   always_ff @(posedge clk_i or negedge rst_ni) begin
