@@ -46,6 +46,31 @@ PUBLISHED = [
      "note": "fixed 1-bit dataflow"},
 ]
 
+# The same two metrics for the anchors, from their published totals (their sources are HLS and
+# Chisel, so they are not synthesised here): FINN's LFC-W1A1 on PYNQ-Z1/Z2 (BNN-PYNQ: 6,272 lanes in
+# 28,360 LUT, all included, at 100 MHz) and BISMO's published cost model LUT = Dm*Dn*(1.17*Dk + 164)
+# at its 8x256x8 array and 200 MHz clock (Umuroglu et al., FPL 2018).
+ANCHORS = [
+    {"design": "FINN LFC-W1A1 (BNN-PYNQ, PYNQ-Z1/Z2)", "lanes": 6272, "lut": 28360, "clock_mhz": 100.0,
+     "source": "published totals: whole accelerator"},
+    {"design": "BISMO 8×256×8 (FPL 2018)", "lanes": 8 * 256 * 8, "lut": round(8 * 8 * (1.17 * 256 + 164)),
+     "clock_mhz": 200.0, "source": "published cost model Dm·Dn·(1.17·Dk + 164): array only"},
+]
+
+
+def same_metrics(rows: list[dict]) -> list[dict]:
+    """LUT per lane and binary GOPS per kLUT (2 ops per binary MAC, one MAC per lane per cycle) at
+    each design's clock: BitCycle's points at their estimated Fmax, the anchors at theirs."""
+    out = [{"design": f"BitCycle engine {r['pe']}×{r['simd']} (Yosys, all three modes, run-time bits)",
+            "lanes": r["pe"] * r["simd"], "lut": r["lut"], "clock_mhz": r["est_fmax_mhz"],
+            "source": "measured here: make synth"} for r in rows]
+    out += [dict(a) for a in ANCHORS]
+    for d in out:
+        d["lut_per_lane"] = d["lut"] / d["lanes"]
+        d["binary_gops_per_klut"] = 2 * d["lanes"] * d["clock_mhz"] / 1000.0 / (d["lut"] / 1000.0)
+    return out
+
+
 LUTRAM_LUTS = {"RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1S": 4,
                "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "SRL16E": 1, "SRLC32E": 1}
 
@@ -249,6 +274,12 @@ def markdown(rows: list[dict], version: str) -> str:
         for m, c in r["modules"].items():
             lines.append(f"| {r['pe']}×{r['simd']} | {m} | {c['lut']:,} | {c['ff']:,} | {c['carry4']} | "
                          f"{c['bram36']:g} | {c['dsp']} |")
+    lines += ["", "The same metrics beside FINN and BISMO (binary GOPS = 2·lanes·clock; BitCycle at its estimated "
+              "Fmax, the anchors at their published clocks):", "",
+              "| design | lanes | LUT | LUT/lane | clock MHz | binary GOPS/kLUT | source |", "|---|---:|---:|---:|---:|---:|---|"]
+    for d in same_metrics(rows):
+        lines.append(f"| {d['design']} | {d['lanes']:,} | {d['lut']:,} | {d['lut_per_lane']:.2f} | "
+                     f"{d['clock_mhz']:.0f} | {d['binary_gops_per_klut']:.1f} | {d['source']} |")
     lines += ["", "Published figures (cited, not measured here):", "", "| design | board | figure | note |",
               "|---|---|---|---|"]
     for p in PUBLISHED:
@@ -279,7 +310,7 @@ def run(args: argparse.Namespace) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     children = __import__("resource").getrusage(__import__("resource").RUSAGE_CHILDREN)
     result = {"bench": "synth", "tool": version, "device": "xc7z020 (xc7 family, synth_xilinx estimate)",
-              "points": rows, "published": PUBLISHED, "wall_s": time.perf_counter() - wall0,
+              "points": rows, "same_metrics": same_metrics(rows), "published": PUBLISHED, "wall_s": time.perf_counter() - wall0,
               "cpu_s": time.process_time() - cpu0 + children.ru_utime + children.ru_stime}
     result["provenance"] = provenance()  # machine, CPU, commit, date of these figures
     (OUT / "synth.json").write_text(json.dumps(result, indent=1))
