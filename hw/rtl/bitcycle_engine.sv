@@ -218,7 +218,8 @@ module bitcycle_engine #(
   // ---------------------------------------------------------------------------------------------
   // Compute: issue sequencer -> array -> output stage
   logic              s1_valid, s1_first, s1_msb, s1_grp_last, s1_vec_last, s1_job_last;
-  logic              s1_trans, s1_bipolar, out_hold_free;
+  logic              s1_trans, s1_bipolar, out_hold_free, first_ok, issue_last;
+  logic [TAddrW-1:0] issue_grp;
   logic [NumAcc-1:0] s1_en;
   logic [3:0]        s1_plane;
   logic [CntW-1:0]   s1_out_cnt;
@@ -229,8 +230,8 @@ module bitcycle_engine #(
     .clk_i, .rst_ni, .start_run_i(start_run), .stop_i(abort_i || cut), .is_compute_i(is_compute),
     .trans_i(trans), .bits_i(bits_q), .out_rows_i(out_rows),
     .red_len_i(red_len), .n_vec_i(n_vec), .n_out_i(n_out), .n_red_i(n_red), .n_cols_i(n_cols),
-    .lanes_out_i(lanes_out), .chunk_i(chunk), .full_i(full), .hold_free_i(out_hold_free && !(|cap_q)),
-    .tile_raddr_o(tile_raddr), .thr_raddr_o(thr_raddr), .vbuf_raddr_o(vbuf_raddr),
+    .lanes_out_i(lanes_out), .chunk_i(chunk), .full_i(full), .first_ok_i(first_ok),
+    .tile_raddr_o(tile_raddr), .grp_o(issue_grp), .last_o(issue_last), .vbuf_raddr_o(vbuf_raddr),
     .rd_release_o(rd_release), .rd_bank_o(rd_bank), .active_o(issue_active),
     .s1_valid_o(s1_valid), .s1_first_o(s1_first), .s1_plane_o(s1_plane), .s1_msb_o(s1_msb),
     .s1_grp_last_o(s1_grp_last), .s1_vec_last_o(s1_vec_last), .s1_job_last_o(s1_job_last),
@@ -262,29 +263,74 @@ module bitcycle_engine #(
   logic [DATA_W/8-1:0] o_keep;
   logic                o_valid, o_ready, o_last;
 
-  // the array's result comes two cycles after its stage-2 beat (popcounts, then the sums):
-  // a group's end follows it down a CapLat-deep pipeline and the output stage captures at its end
+  // Group hand-over. The array's result comes two cycles after its stage-2 beat (popcounts, then
+  // the sums): a group's last beat travels a CapLat-deep pipeline and "lands" in the accumulators.
+  // The output stage captures it when its holding register is free; until then the accumulators
+  // keep it, because the next group's first beat (which restarts them) issues only when no group
+  // is pending (last beat issued, not yet captured), or one is and the holding register is free
+  // now: nothing but that group can take the register, so it is captured the cycle it lands,
+  // before the new first beat arrives. So the array never waits for the output stage except when
+  // two groups are pending, and output-bound jobs lose no hand-over cycles.
+  // The threshold memory is read at the oldest pending group (og0_q); a capture comes at least two
+  // cycles after og0_q last changed, so its thresholds have been read by then.
   localparam int CapLat = 3;
   logic [CapLat-1:0]      cap_q, vec_last_q, job_last_q;
   logic [CapLat*CntW-1:0] cnt_q;
+  logic [1:0]             pend_q, pend_d;      // groups pending: last beat issued, not captured
+  logic                   landed_q, land_now, capture, stop_now;
+  logic [CntW-1:0]        land_cnt_q;
+  logic                   land_vec_last_q, land_job_last_q;
+  logic [TAddrW-1:0]      og0_q, og1_q, og0_d, og1_d;
+  assign stop_now = abort_i || cut;
+  assign land_now = cap_q[CapLat-1];
+  assign capture  = (land_now || landed_q) && out_hold_free && !stop_now;
+  assign first_ok = (pend_q == 2'd0) || (pend_q == 2'd1 && out_hold_free);
+  assign thr_raddr = og0_q;
+
+  always_comb begin
+    pend_d = pend_q + 2'(issue_last) - 2'(capture);
+    og0_d  = capture ? og1_q : og0_q;
+    og1_d  = og1_q;
+    if (issue_last) begin
+      if (pend_q == 2'(capture)) og0_d = issue_grp;  // (no group left pending after this capture)
+      else                       og1_d = issue_grp;
+    end
+    if (stop_now || start_run) pend_d = '0;
+  end
+
   always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni) cap_q <= '0;
-    else         cap_q <= {cap_q[CapLat-2:0], s1_valid && s1_grp_last} & {CapLat{!(abort_i || cut)}};
+    if (!rst_ni) begin
+      cap_q    <= '0;
+      pend_q   <= '0;
+      landed_q <= 1'b0;
+    end else begin
+      cap_q    <= {cap_q[CapLat-2:0], s1_valid && s1_grp_last} & {CapLat{!stop_now}};
+      pend_q   <= pend_d;
+      landed_q <= !(stop_now || start_run) && !capture && (landed_q || land_now);
+    end
   end
   always_ff @(posedge clk_i) begin
     cnt_q      <= {cnt_q[(CapLat-1)*CntW-1:0], s1_out_cnt};
     vec_last_q <= {vec_last_q[CapLat-2:0], s1_vec_last};
     job_last_q <= {job_last_q[CapLat-2:0], s1_job_last};
+    og0_q      <= og0_d;
+    og1_q      <= og1_d;
+    if (land_now) begin
+      land_cnt_q      <= cnt_q[CapLat*CntW-1 -: CntW];
+      land_vec_last_q <= vec_last_q[CapLat-1];
+      land_job_last_q <= job_last_q[CapLat-1];
+    end
   end
 
   bitcycle_out_stage #(.LANES(NumAcc), .ACC_BITS(ACC_BITS), .DATA_W(DATA_W), .THR_MAX(THR_MAX),
                        .THR_LANES(PE)) u_out (
     .clk_i, .rst_ni, .start_run_i(start_run), .stop_i(abort_i || cut), .close_i(cut && is_compute),
     .acc_bits_i(acc_bits_q), .out_sel_i(out_sel_q), .clip_shift_i(clip_shift_q), .res_w_i(res_w_q),
-    .capture_i(cap_q[CapLat-1] && !(abort_i || cut)), .acc_i(acc), .off_i(acc_off),
-    .thr_capture_i(s1_valid && s1_grp_last), .thr_i(tmem_rdata[ThrBits-1:0]),
-    .cnt_i(cnt_q[CapLat*CntW-1 -: CntW]), .vec_last_i(vec_last_q[CapLat-1]),
-    .job_last_i(job_last_q[CapLat-1]), .hold_free_o(out_hold_free),
+    .capture_i(capture), .acc_i(acc), .off_i(acc_off),
+    .thr_capture_i(capture), .thr_i(tmem_rdata[ThrBits-1:0]),
+    .cnt_i(landed_q ? land_cnt_q : cnt_q[CapLat*CntW-1 -: CntW]),
+    .vec_last_i(landed_q ? land_vec_last_q : vec_last_q[CapLat-1]),
+    .job_last_i(landed_q ? land_job_last_q : job_last_q[CapLat-1]), .hold_free_o(out_hold_free),
     .done_o(out_done), .m_data_o(o_data), .m_keep_o(o_keep), .m_valid_o(o_valid), .m_last_o(o_last),
     .m_ready_i(o_ready)
   );

@@ -1,9 +1,10 @@
 // bitcycle_issue: the issue sequencer. Walks a compute job one plane-chunk per cycle -- chunk
 // (inner), plane MSB first, output group, vector (outer) -- and for each beat drives the read
-// addresses of the tile memory, the threshold memory and the vector buffer (stage 0), then the
-// beat's control for the array one cycle later, when the memories answer (stage 1). A beat issues
-// when its vector's bank is full and, for a group's last beat, the output stage's holding
-// register is free (hold_free_i).
+// addresses of the tile memory and the vector buffer (stage 0), then the beat's control for the
+// array one cycle later (stage 1). A beat issues when its vector's bank is full and, for a group's
+// first beat (the one that restarts the accumulators), when the engine allows it (first_ok_i: the
+// group before will have left the accumulators for the output stage by the time this beat reaches
+// them). The group index of a group's last beat (grp_o with last_o) names its thresholds.
 `default_nettype none
 
 module bitcycle_issue #(
@@ -32,10 +33,11 @@ module bitcycle_issue #(
   input  wire logic [CntW-1:0]    lanes_out_i,
   input  wire logic [CntW-1:0]    chunk_i,
   input  wire logic [1:0]         full_i,        // vector banks (bitcycle_in_fsm)
-  input  wire logic               hold_free_i,   // the output stage can take a group
+  input  wire logic               first_ok_i,    // a group's first beat may issue
   // stage 0: memory reads
   output logic [TILE_AW-1:0]      tile_raddr_o,
-  output logic [THR_AW-1:0]       thr_raddr_o,
+  output logic [THR_AW-1:0]       grp_o,         // output group of the beat at stage 0
+  output logic                    last_o,        // a group's last beat issues now
   output logic [BANK_AW:0]        vbuf_raddr_o,
   output logic                    rd_release_o,  // last read of bank rd_bank_o this cycle
   output logic                    rd_bank_o,
@@ -72,7 +74,7 @@ module bitcycle_issue #(
   assign grp_last  = (pl_q == '0) && (rc_q == n_red_i - 1'b1);
   assign vec_last  = grp_last && (og_q == n_out_i - 1'b1);
   assign job_last  = vec_last && (rvec_q == n_vec_i - 1'b1);
-  assign issue     = active_q && full_i[rbank_q] && (!grp_last || (hold_free_i && !(s1_valid_o && s1_grp_last_o)));
+  assign issue     = active_q && full_i[rbank_q] && (!grp_first || first_ok_i);
 
   always_comb begin
     active_d  = active_q;
@@ -189,7 +191,8 @@ module bitcycle_issue #(
   end
 
   assign tile_raddr_o = taddr_q;
-  assign thr_raddr_o  = THR_AW'(og_q);
+  assign grp_o        = THR_AW'(og_q);
+  assign last_o       = issue && grp_last && !stop_i;
   assign vbuf_raddr_o = {rbank_q, raddr_q};
   assign rd_release_o = issue && vec_last && !stop_i;
   assign rd_bank_o    = rbank_q;

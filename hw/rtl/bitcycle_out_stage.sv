@@ -37,12 +37,12 @@ module bitcycle_out_stage #(
   input  wire logic                      capture_i,
   input  wire logic [LANES*ACC_BITS-1:0] acc_i,
   input  wire logic [ACC_BITS-1:0]       off_i,        // subtracted from every value (the array's shared term)
-  input  wire logic                      thr_capture_i, // the group's thresholds (a cycle before)
+  input  wire logic                      thr_capture_i, // the group's thresholds (with capture_i)
   input  wire logic [ThrBits-1:0]        thr_i,
   input  wire logic [CntW-1:0]           cnt_i,        // values in the group
   input  wire logic                      vec_last_i,   // the group ends a vector
   input  wire logic                      job_last_i,   // ... and the job
-  output logic                           hold_free_o,
+  output logic                           hold_free_o,  // capture_i may come now
   output logic                           done_o,       // the packet's last beat was taken
   // the output stream
   output logic [DATA_W-1:0]              m_data_o,
@@ -284,7 +284,7 @@ module bitcycle_out_stage #(
       c_emit_q <= b_emit_q;
       c_last_q <= b_last_q;
     end
-    if (thr_capture_i) begin  // the hold is free from this group's last issue on
+    if (thr_capture_i) begin
       for (int o = 0; o < THR_LANES; o++) hold_thr_q[o] <= thr_i[o*ThrW +: ThrW];
     end
     if (capture_i) begin
@@ -296,7 +296,9 @@ module bitcycle_out_stage #(
     end
   end
 
-  assign hold_free_o = !hold_valid_q;
+  // free now, or freed by this cycle's step: a capture in the same cycle is safe (the step reads
+  // the holding register before the edge that overwrites it)
+  assign hold_free_o = !hold_valid_q || (step && grp_end);
   assign done_o      = done_q;
   assign m_data_o    = m_data_q;
   assign m_keep_o    = m_keep_q;
