@@ -38,6 +38,8 @@ module bitcycle_engine #(
   parameter int AMEM_DEPTH = 256,  // sign(x) tiles for backward-weight
   parameter int TMEM_DEPTH = 64,   // threshold groups (PE channels each)
   parameter int MAX_CHUNKS = 64,   // chunks per input vector
+  parameter bit READ_REG   = 1'b0, // tile/vector reads through the block RAM output register:
+                                   // shorter paths, one more cycle per output-group hand-over
   localparam int DimW      = 16
 ) (
   input  wire logic                clk_i,
@@ -77,6 +79,7 @@ module bitcycle_engine #(
   /* verilator lint_on UNUSEDPARAM */
 
   localparam int MaxBits   = 16;
+  localparam bit ReadReg   = READ_REG;
   localparam int NumAcc    = (PE > SIMD) ? PE : SIMD;   // accumulators (output lanes)
   localparam int CntW      = $clog2(NumAcc + 1);
   localparam int TileBits  = PE * SIMD;
@@ -202,7 +205,7 @@ module bitcycle_engine #(
                                         : MemAddrW'(WAddrW'(tile));
   assign tile_mem_raddr = is_bwd_weight ? MemAddrW'(WMEM_DEPTH) + MemAddrW'(AAddrW'(tile_raddr))
                                         : MemAddrW'(WAddrW'(tile_raddr));
-  bitcycle_ram #(.LANE_W(DATA_W), .LANES(TileWords), .DEPTH(WMEM_DEPTH + AMEM_DEPTH), .OUT_REG(1'b1)) u_tile_mem (
+  bitcycle_ram #(.LANE_W(DATA_W), .LANES(TileWords), .DEPTH(WMEM_DEPTH + AMEM_DEPTH), .OUT_REG(ReadReg)) u_tile_mem (
     .clk_i, .we_i(tile_we && (mode_q == ModeLoadWeights || is_bwd_weight)), .waddr_i(tile_mem_waddr),
     .wlane_i(tile_lane), .wdata_i(in_data), .raddr_i(tile_mem_raddr), .rdata_o(tile_rdata)
   );
@@ -210,7 +213,7 @@ module bitcycle_engine #(
     .clk_i, .we_i(tile_we && mode_q == ModeLoadThresholds), .waddr_i(TAddrW'(tile)), .wlane_i(thr_lane),
     .wdata_i(in_data), .raddr_i(thr_raddr), .rdata_o(tmem_rdata)
   );
-  bitcycle_ram #(.LANE_W(NumAcc), .LANES(1), .DEPTH(2 ** (BAddrW + 1)), .OUT_REG(1'b1)) u_vbuf (
+  bitcycle_ram #(.LANE_W(NumAcc), .LANES(1), .DEPTH(2 ** (BAddrW + 1)), .OUT_REG(ReadReg)) u_vbuf (
     .clk_i, .we_i(vbuf_we), .waddr_i(vbuf_waddr), .wlane_i(1'b1), .wdata_i(in_data[NumAcc-1:0]),
     .raddr_i(vbuf_raddr), .rdata_o(vbuf_rdata)
   );
@@ -238,24 +241,30 @@ module bitcycle_engine #(
     .s1_en_o(s1_en), .s1_out_cnt_o(s1_out_cnt), .s1_trans_o(s1_trans), .s1_bipolar_o(s1_bipolar)
   );
 
-  // stage 2: the tile and vector reads leave the block RAMs' output registers; the beat's array
-  // control follows them
-  logic              s2_valid_q, s2_first_q, s2_msb_q, s2_trans_q, s2_bipolar_q;
-  logic [3:0]        s2_plane_q;
-  logic [NumAcc-1:0] s2_en_q;
-  always_ff @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni) s2_valid_q <= 1'b0;
-    else         s2_valid_q <= s1_valid && !(abort_i || cut);
-  end
-  always_ff @(posedge clk_i) begin
-    {s2_first_q, s2_msb_q, s2_trans_q, s2_bipolar_q} <= {s1_first, s1_msb, s1_trans, s1_bipolar};
-    s2_plane_q <= s1_plane;
-    s2_en_q    <= s1_en;
+  // stage 2 (READ_REG = 1): the tile and vector reads leave the block RAMs' output registers; the
+  // beat's array control follows them
+  logic              s2_valid, s2_first, s2_msb, s2_trans, s2_bipolar;
+  logic [3:0]        s2_plane;
+  logic [NumAcc-1:0] s2_en;
+  if (ReadReg) begin : g_read_reg
+    always_ff @(posedge clk_i or negedge rst_ni) begin
+      if (!rst_ni) s2_valid <= 1'b0;
+      else         s2_valid <= s1_valid && !(abort_i || cut);
+    end
+    always_ff @(posedge clk_i) begin
+      {s2_first, s2_msb, s2_trans, s2_bipolar} <= {s1_first, s1_msb, s1_trans, s1_bipolar};
+      s2_plane <= s1_plane;
+      s2_en    <= s1_en;
+    end
+  end else begin : g_no_read_reg
+    assign {s2_valid, s2_first, s2_msb, s2_trans, s2_bipolar} = {s1_valid, s1_first, s1_msb, s1_trans, s1_bipolar};
+    assign s2_plane = s1_plane;
+    assign s2_en    = s1_en;
   end
 
   bitcycle_array #(.PE(PE), .SIMD(SIMD), .ACC_BITS(ACC_BITS), .TRANSPOSE(1'b1)) u_array (
-    .clk_i, .valid_i(s2_valid_q), .first_i(s2_first_q), .plane_i(s2_plane_q), .msb_i(s2_msb_q),
-    .trans_i(s2_trans_q), .bipolar_i(s2_bipolar_q), .en_i(s2_en_q), .x_i(vbuf_rdata),
+    .clk_i, .valid_i(s2_valid), .first_i(s2_first), .plane_i(s2_plane), .msb_i(s2_msb),
+    .trans_i(s2_trans), .bipolar_i(s2_bipolar), .en_i(s2_en), .x_i(vbuf_rdata),
     .w_i(tile_rdata[TileBits-1:0]), .acc_o(acc), .off_o(acc_off)
   );
 
@@ -273,7 +282,7 @@ module bitcycle_engine #(
   // two groups are pending, and output-bound jobs lose no hand-over cycles.
   // The threshold memory is read at the oldest pending group (og0_q); a capture comes at least two
   // cycles after og0_q last changed, so its thresholds have been read by then.
-  localparam int CapLat = 3;
+  localparam int CapLat = ReadReg ? 3 : 2;
   logic [CapLat-1:0]      cap_q, vec_last_q, job_last_q;
   logic [CapLat*CntW-1:0] cnt_q;
   logic [1:0]             pend_q, pend_d;      // groups pending: last beat issued, not captured
