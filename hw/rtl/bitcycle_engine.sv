@@ -79,7 +79,6 @@ module bitcycle_engine #(
   /* verilator lint_on UNUSEDPARAM */
 
   localparam int MaxBits   = 16;
-  localparam bit ReadReg   = READ_REG;
   localparam int NumAcc    = (PE > SIMD) ? PE : SIMD;   // accumulators (output lanes)
   localparam int CntW      = $clog2(NumAcc + 1);
   localparam int TileBits  = PE * SIMD;
@@ -151,7 +150,7 @@ module bitcycle_engine #(
     {load_tiles, load_words, vec_words}     <= {load_tiles_c, load_words_c, vec_words_c};
   end
 
-  logic start_run, cut, job_end, closing, err_short, err_long;
+  logic start_run, cut, stop_now, job_end, closing, err_short, err_long;
   logic in_done, in_draining, issue_active, out_done, out_idle;
 
   // ---------------------------------------------------------------------------------------------
@@ -205,7 +204,7 @@ module bitcycle_engine #(
                                         : MemAddrW'(WAddrW'(tile));
   assign tile_mem_raddr = is_bwd_weight ? MemAddrW'(WMEM_DEPTH) + MemAddrW'(AAddrW'(tile_raddr))
                                         : MemAddrW'(WAddrW'(tile_raddr));
-  bitcycle_ram #(.LANE_W(DATA_W), .LANES(TileWords), .DEPTH(WMEM_DEPTH + AMEM_DEPTH), .OUT_REG(ReadReg)) u_tile_mem (
+  bitcycle_ram #(.LANE_W(DATA_W), .LANES(TileWords), .DEPTH(WMEM_DEPTH + AMEM_DEPTH), .OUT_REG(READ_REG)) u_tile_mem (
     .clk_i, .we_i(tile_we && (mode_q == ModeLoadWeights || is_bwd_weight)), .waddr_i(tile_mem_waddr),
     .wlane_i(tile_lane), .wdata_i(in_data), .raddr_i(tile_mem_raddr), .rdata_o(tile_rdata)
   );
@@ -213,7 +212,7 @@ module bitcycle_engine #(
     .clk_i, .we_i(tile_we && mode_q == ModeLoadThresholds), .waddr_i(TAddrW'(tile)), .wlane_i(thr_lane),
     .wdata_i(in_data), .raddr_i(thr_raddr), .rdata_o(tmem_rdata)
   );
-  bitcycle_ram #(.LANE_W(NumAcc), .LANES(1), .DEPTH(2 ** (BAddrW + 1)), .OUT_REG(ReadReg)) u_vbuf (
+  bitcycle_ram #(.LANE_W(NumAcc), .LANES(1), .DEPTH(2 ** (BAddrW + 1)), .OUT_REG(READ_REG)) u_vbuf (
     .clk_i, .we_i(vbuf_we), .waddr_i(vbuf_waddr), .wlane_i(1'b1), .wdata_i(in_data[NumAcc-1:0]),
     .raddr_i(vbuf_raddr), .rdata_o(vbuf_rdata)
   );
@@ -230,7 +229,7 @@ module bitcycle_engine #(
   logic [ACC_BITS-1:0]        acc_off;
 
   bitcycle_issue #(.CHUNK_W(NumAcc), .TILE_AW(TileAddrW), .THR_AW(TAddrW), .BANK_AW(BAddrW)) u_issue (
-    .clk_i, .rst_ni, .start_run_i(start_run), .stop_i(abort_i || cut), .is_compute_i(is_compute),
+    .clk_i, .rst_ni, .start_run_i(start_run), .stop_i(stop_now), .is_compute_i(is_compute),
     .trans_i(trans), .bits_i(bits_q), .out_rows_i(out_rows),
     .red_len_i(red_len), .n_vec_i(n_vec), .n_out_i(n_out), .n_red_i(n_red), .n_cols_i(n_cols),
     .lanes_out_i(lanes_out), .chunk_i(chunk), .full_i(full), .first_ok_i(first_ok),
@@ -246,10 +245,10 @@ module bitcycle_engine #(
   logic              s2_valid, s2_first, s2_msb, s2_trans, s2_bipolar;
   logic [3:0]        s2_plane;
   logic [NumAcc-1:0] s2_en;
-  if (ReadReg) begin : g_read_reg
+  if (READ_REG) begin : g_read_reg
     always_ff @(posedge clk_i or negedge rst_ni) begin
       if (!rst_ni) s2_valid <= 1'b0;
-      else         s2_valid <= s1_valid && !(abort_i || cut);
+      else         s2_valid <= s1_valid && !stop_now;
     end
     always_ff @(posedge clk_i) begin
       {s2_first, s2_msb, s2_trans, s2_bipolar} <= {s1_first, s1_msb, s1_trans, s1_bipolar};
@@ -282,15 +281,14 @@ module bitcycle_engine #(
   // two groups are pending, and output-bound jobs lose no hand-over cycles.
   // The threshold memory is read at the oldest pending group (og0_q); a capture comes at least two
   // cycles after og0_q last changed, so its thresholds have been read by then.
-  localparam int CapLat = ReadReg ? 3 : 2;
+  localparam int CapLat = READ_REG ? 3 : 2;
   logic [CapLat-1:0]      cap_q, vec_last_q, job_last_q;
   logic [CapLat*CntW-1:0] cnt_q;
   logic [1:0]             pend_q, pend_d;      // groups pending: last beat issued, not captured
-  logic                   landed_q, land_now, capture, stop_now;
+  logic                   landed_q, land_now, capture;
   logic [CntW-1:0]        land_cnt_q;
   logic                   land_vec_last_q, land_job_last_q;
   logic [TAddrW-1:0]      og0_q, og1_q, og0_d, og1_d;
-  assign stop_now = abort_i || cut;
   assign land_now = cap_q[CapLat-1];
   assign capture  = (land_now || landed_q) && out_hold_free && !stop_now;
   assign first_ok = (pend_q == 2'd0) || (pend_q == 2'd1 && out_hold_free);
@@ -333,10 +331,10 @@ module bitcycle_engine #(
 
   bitcycle_out_stage #(.LANES(NumAcc), .ACC_BITS(ACC_BITS), .DATA_W(DATA_W), .THR_MAX(THR_MAX),
                        .THR_LANES(PE)) u_out (
-    .clk_i, .rst_ni, .start_run_i(start_run), .stop_i(abort_i || cut), .close_i(cut && is_compute),
+    .clk_i, .rst_ni, .start_run_i(start_run), .stop_i(stop_now), .close_i(cut && is_compute),
     .acc_bits_i(acc_bits_q), .out_sel_i(out_sel_q), .clip_shift_i(clip_shift_q), .res_w_i(res_w_q),
     .capture_i(capture), .acc_i(acc), .off_i(acc_off),
-    .thr_capture_i(capture), .thr_i(tmem_rdata[ThrBits-1:0]),
+    .thr_i(tmem_rdata[ThrBits-1:0]),
     .cnt_i(landed_q ? land_cnt_q : cnt_q[CapLat*CntW-1 -: CntW]),
     .vec_last_i(landed_q ? land_vec_last_q : vec_last_q[CapLat-1]),
     .job_last_i(landed_q ? land_job_last_q : job_last_q[CapLat-1]), .hold_free_o(out_hold_free),
@@ -356,6 +354,7 @@ module bitcycle_engine #(
   // Job control
   assign start_run = (job_q == JobCheck) && check_wait_q && (cfg_err == '0) && !abort_i;
   assign cut       = (job_q == JobRun) && (abort_i || err_short);
+  assign stop_now  = abort_i || cut;  // the job in hand is cut or aborted this cycle
   assign job_end   = (job_q == JobRun) && !cut && in_done &&
                      (!is_compute || (out_done && !issue_active && out_idle));  // (out_done: the last beat left)
   assign closing   = (job_q == JobClose);

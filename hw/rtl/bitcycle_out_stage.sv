@@ -37,8 +37,7 @@ module bitcycle_out_stage #(
   input  wire logic                      capture_i,
   input  wire logic [LANES*ACC_BITS-1:0] acc_i,
   input  wire logic [ACC_BITS-1:0]       off_i,        // subtracted from every value (the array's shared term)
-  input  wire logic                      thr_capture_i, // the group's thresholds (with capture_i)
-  input  wire logic [ThrBits-1:0]        thr_i,
+  input  wire logic [ThrBits-1:0]        thr_i,        // the group's thresholds (taken with capture_i)
   input  wire logic [CntW-1:0]           cnt_i,        // values in the group
   input  wire logic                      vec_last_i,   // the group ends a vector
   input  wire logic                      job_last_i,   // ... and the job
@@ -284,10 +283,8 @@ module bitcycle_out_stage #(
       c_emit_q <= b_emit_q;
       c_last_q <= b_last_q;
     end
-    if (thr_capture_i) begin
-      for (int o = 0; o < THR_LANES; o++) hold_thr_q[o] <= thr_i[o*ThrW +: ThrW];
-    end
     if (capture_i) begin
+      for (int o = 0; o < THR_LANES; o++) hold_thr_q[o] <= thr_i[o*ThrW +: ThrW];
       for (int o = 0; o < LANES; o++) hold_q[o] <= acc_i[o*ACC_BITS +: ACC_BITS];
       hold_off_q      <= off_i;
       hold_cnt_q      <= cnt_i;
