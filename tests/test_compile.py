@@ -163,6 +163,19 @@ def test_folding_for_target_and_budget_is_legal_and_monotone(mlp_flow):
             assert inst.get_nodeattr("MW") % inst.get_nodeattr("SIMD") == 0
 
 
+def test_folding_keeps_and_picks_the_block_ram_light_choice():
+    """Among the choices meeting a cycle target the pick is the fewest LUTs, or the fewest BRAM18s
+    when block RAM is what runs out (FoldForTarget's second try)."""
+    from bitcycle.compile.folding import Choice, _cheapest_meeting
+
+    wide = Choice({"PE": 64}, cycles=100, lut=1000, bram18=114)   # shallow, wide ROM: block RAM heavy
+    deep = Choice({"PE": 32}, cycles=100, lut=1100, bram18=30)
+    slow = Choice({"PE": 1}, cycles=900, lut=100, bram18=30)
+    assert _cheapest_meeting([slow, wide, deep], 100) is wide
+    assert _cheapest_meeting([slow, wide, deep], 100, by_bram=True) is deep
+    assert _cheapest_meeting([slow, wide, deep], 99) is None
+
+
 def test_infeasible_folding_names_the_layer(mlp_flow):
     import copy
 
@@ -171,7 +184,7 @@ def test_infeasible_folding_names_the_layer(mlp_flow):
     _, _, result = mlp_flow
     with pytest.raises(BitCycleError, match=r"folding infeasible: layer \S+ needs \d+ cycles"):
         copy.deepcopy(result.model).transform(FoldForTarget(PART, target_fps=1e9))
-    with pytest.raises(BitCycleError, match="over --lut-budget 10"):
+    with pytest.raises(BitCycleError, match=r"LUTs \(--lut-budget 10 less the other nodes.\)"):
         copy.deepcopy(result.model).transform(FoldForTarget(PART, lut_budget=10))
 
 

@@ -145,9 +145,10 @@ def test_generated_files_follow_finn_conventions(tmp_root):
         # FINN renames nodes (MakeZYNQProject): the cell still references the generated top
         node.name = node.name + "_renamed"
         assert f"-reference {top} " in inst.code_generation_ipi()[-1]
-    assert len(shared) == 4  # bitcycle_mvau's four files, once for the whole project
+    assert len(shared) == 6  # bitcycle_mvau's six files, once for the whole project
     names = sorted(p.name for p in (out / "codegen").rglob("*.sv"))
     assert names == sorted(["bitcycle_axis_fifo.sv", "bitcycle_mvau.sv", "bitcycle_mvau_inbuf.sv",
+                            "bitcycle_popcount.sv", "bitcycle_dotcount.sv",
                             "bitcycle_param_check.sv"]), names
     assert not list((out / "codegen").rglob("*_wwords.mem")) and not list((out / "weights").glob("*.mem"))
 
@@ -258,3 +259,57 @@ def test_finn_create_stitched_ip_rejects_the_old_mistakes(tmp_root, tmp_path, mo
     monkeypatch.setattr(BitSerialMVAU_rtl, "code_generation_ipi", one_line)
     with pytest.raises(FINNInternalError, match="Unexpected command format"):
         _stitch(model, tmp_path / "b")
+
+
+def _one_layer(mw, mh, pe, simd, w, thr, acc_bits, gen_dir: Path):
+    """A one-node graph: a BINARY-input BitSerialMVAU_rtl with the given ±1 weights [MW, MH] and
+    thresholds [MH, 1], its RTL generated into gen_dir."""
+    from onnx import TensorProto, helper
+    from qonnx.core.datatype import DataType
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+    from qonnx.util.basic import qonnx_make_model
+
+    import bitcycle.compile.customop  # noqa: F401  (registers the op)
+
+    node = helper.make_node("BitSerialMVAU_rtl", ["x", "w", "t"], ["y"], name="L", domain="finn.custom_op.fpgadataflow.rtl",
+                            backend="fpgadataflow", MW=mw, MH=mh, PE=pe, SIMD=simd, inputDataType="BINARY",
+                            outputDataType="BINARY", weightDataType="BIPOLAR", bits=1, acc_bits=acc_bits,
+                            noActivation=0, bits_max=1, code_gen_dir_ipgen=str(gen_dir))
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, mw])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, mh])])
+    model = ModelWrapper(qonnx_make_model(graph))
+    model.set_initializer("w", w.astype(np.float32))
+    model.set_tensor_datatype("w", DataType["BIPOLAR"])
+    model.set_initializer("t", thr.astype(np.float32))
+    inst = getCustomOp(model.graph.node[0])
+    inst.generate_hdl(model, "xc7z020clg400-1", 10.0)
+    return model, inst
+
+
+@pytest.mark.rtl
+@pytest.mark.parametrize("acc_bits", [8, 9])
+def test_threshold_as_start_value_ties_and_extremes(tmp_path, acc_bits):
+    """A 1-bit layer with one threshold per channel starts its accumulator at −(T + MW) (THR_INIT)
+    and outputs the sign: thresholds equal to the sums of the all −1 and all +1 vectors (ties,
+    which count as s ≥ T) and one above, the clamped extremes ±2^(A−1) and ±MW, ±MW ± 1; bit-exact
+    vs the node."""
+    from bitcycle.compile.layersim import check_layer
+    from bitcycle.compile.mvau_images import thr_init_applies
+
+    mw, mh, pe, simd = 120, 24, 4, 40  # |s| <= 120 fits ACC_BITS 8 exactly
+    assert thr_init_applies(1, 1, mw, acc_bits)
+    rng = np.random.default_rng(acc_bits)
+    w = rng.choice(np.array([-1.0, 1.0]), size=(mw, mh))
+    col = w.sum(axis=0)  # s of the all +1 vector (check_layer's vector 1); −col for all −1 (vector 0)
+    big = 1 << (acc_bits - 1)
+    extremes = [big, -big, mw, -mw, mw + 1, -mw - 1, mw - 1, 1 - mw, 0, 3 * big]
+    # per row: a tie at vector 1, a tie at vector 0, one above vector 1's sum, an extreme
+    thr = np.array([[col[r], -col[r], col[r] + 1, extremes[(r // 4) % len(extremes)]][r % 4]
+                    for r in range(mh)], dtype=np.float64).reshape(mh, 1)
+    model, inst = _one_layer(mw, mh, pe, simd, w, thr, acc_bits, tmp_path / "gen")
+    wrapper = Path(inst.get_nodeattr("ip_path")) / f"{inst.get_nodeattr('gen_top_module')}.v"
+    assert ".THR_INIT(1)" in wrapper.read_text().replace(" ", "")
+    r = check_layer(model, inst.onnx_node, tmp_path / "sim", vectors=8, seed=acc_bits)
+    assert r["mismatches"] == 0, (r["first_bad"], r["got"][r["first_bad"]], r["want"][r["first_bad"]])
+    assert r["want"][:2].min() == 0 and r["want"][:2].max() == 1  # the ties and extremes go both ways

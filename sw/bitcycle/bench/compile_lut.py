@@ -30,6 +30,10 @@ POINTS = [
     (256, 32, 8, 32, "BINARY", "BINARY", 1, 10, 0),
     (576, 64, 16, 24, "BINARY", "BINARY", 1, 11, 0),
     (784, 64, 32, 16, "INT8", "BINARY", 8, 18, 0),
+    (27, 64, 16, 27, "INT8", "BINARY", 8, 14, 0),      # CNV's first conv
+    (576, 64, 32, 64, "BINARY", "BINARY", 1, 11, 0),
+    (1152, 128, 16, 48, "BINARY", "BINARY", 1, 12, 0),
+    (512, 10, 10, 16, "BINARY", "INT11", 1, 11, 1),     # a classifier: raw sums
 ]
 
 
@@ -105,11 +109,11 @@ def run(args) -> int:
                      "cpu_s_parent": round(time.process_time() - c0, 2)})
     a = np.array([features(r["PE"], r["SIMD"], r["acc_bits"], r["bits"], r["MW"]) for r in rows], float)
     y = np.array([r["LUT"] for r in rows], float)
-    coef = np.linalg.lstsq(a, y, rcond=None)[0].tolist() if len(rows) >= 3 else None
+    names = list(lut_model.LUT_COEF)
+    coef = np.linalg.lstsq(a, y, rcond=None)[0].tolist() if len(rows) >= len(names) else None
     report = {"tool": "yosys synth_xilinx -family xc7", "points": rows,
-              "fit": {"fixed": coef[0], "per_cell": coef[1], "per_lane_bit": coef[2]} if coef else None,
-              "model_in_use": {"fixed": lut_model.ENGINE_LUT_FIXED, "per_cell": lut_model.ENGINE_LUT_PER_CELL,
-                               "per_lane_bit": lut_model.ENGINE_LUT_PER_LANE_BIT}}
+              "fit": dict(zip(names, (round(c, 3) for c in coef))) if coef else None,
+              "model_in_use": dict(lut_model.LUT_COEF)}
     (out / "compile_lut.json").write_text(json.dumps(report, indent=2) + "\n")
     md = ["| MW×MH | PE×SIMD | acc | LUT (Yosys) | model | FF |", "|---|---|---:|---:|---:|---:|"]
     md += [f"| {r['MW']}×{r['MH']} | {r['PE']}×{r['SIMD']} | {r['acc_bits']} | {r['LUT']} | {r['model_LUT']} | {r['FF']} |"

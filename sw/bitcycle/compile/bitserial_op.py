@@ -113,8 +113,8 @@ class BitSerialMVAU(MVAU):
     def lut_estimation(self, fpgapart):
         """Yosys-calibrated model of the generated layer (bitcycle.compile.lut_model)."""
         pe, simd, mw, mh = (self.get_nodeattr(k) for k in ("PE", "SIMD", "MW", "MH"))
-        bits_max = max(self.get_nodeattr("bits"), self.get_nodeattr("bits_max"))
-        return lut_model.layer_luts(pe, simd, self.get_nodeattr("acc_bits"), bits_max, mw, mh)
+        # built for its forward bits (bitserial_rtl: the wrapper ties bits_i to them)
+        return lut_model.layer_luts(pe, simd, self.get_nodeattr("acc_bits"), self.get_nodeattr("bits"), mw, mh)
 
     def bram_estimation(self, fpgapart=None):
         """RAMB18s of the weight ROM as bitcycle_mvau builds it: block RAM from 8 kbit up, in the

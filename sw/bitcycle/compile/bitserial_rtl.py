@@ -80,12 +80,19 @@ class BitSerialMVAU_rtl(GeneratedRtl, BitSerialMVAU, RTLBackend):  # noqa: N801 
         return {"MW": self.get_nodeattr("MW"), "MH": self.get_nodeattr("MH"), "PE": self.get_nodeattr("PE"),
                 "SIMD": self.get_nodeattr("SIMD"), "IBITS": idt.bitwidth(),
                 "ISIGNED": int(idt.signed() and idt != DataType["BIPOLAR"]),
-                "BITS_MAX": max(self.get_nodeattr("bits"), self.get_nodeattr("bits_max")),
+                # the wrapper ties bits_i to the node's bits, so the layer is built for exactly that
+                # width: a wider BITS_MAX would be plane and accumulator logic nothing can reach
+                "BITS_MAX": self.get_nodeattr("bits"),
                 "OBITS": odt.bitwidth(), "ACC_BITS": self.get_nodeattr("acc_bits"),
                 "NTHR": 0 if no_act else int(n_thr), "ACT_VAL": act, "OUT_DEPTH": R.OUT_DEPTH,
+                "THR_INIT": int(not no_act and self._thr_init(n_thr)),
                 "BITS": self.get_nodeattr("bits"),
                 "W_FILE": str(gen / f"{top}_weights.mem"),
                 "T_FILE": "" if no_act else str(gen / f"{top}_thresholds.mem")}
+
+    def _thr_init(self, n_thr: int) -> bool:
+        return images.thr_init_applies(self.get_nodeattr("bits"), n_thr, self.get_nodeattr("MW"),
+                                       self.get_nodeattr("acc_bits"))
 
     def generate_hdl(self, model, fpgapart, clk):
         gen, top = self.start_hdl()
@@ -97,6 +104,8 @@ class BitSerialMVAU_rtl(GeneratedRtl, BitSerialMVAU, RTLBackend):  # noqa: N801 
             acc = self.get_nodeattr("acc_bits")
             thr = images.threshold_rows(model.get_initializer(self.onnx_node.input[2]), self.get_nodeattr("MH"), acc)
             n_thr = thr.shape[1]
+            if self._thr_init(n_thr):
+                thr = images.start_values(thr, self.get_nodeattr("MW"))
             (gen / f"{top}_thresholds.mem").write_text(images.threshold_mem_text(thr, pe, acc))
         (gen / f"{top}.v").write_text(R.wrapper_v(top, self.rtl_parameters(gen, n_thr)))
         self.finish_hdl(gen)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from bitcycle.compile.bitserial_op import BitSerialMVAU, acc_bits_for, engine_bits
 from bitcycle.compile.bitserial_rtl import BitSerialMVAU_rtl, check_buildable
 from bitcycle.compile.dwc_op import BitCycleDWC, BitCycleDWC_rtl, MapToBitCycleDWC
-from bitcycle.compile.lut_model import ENGINE_LUT_FIXED, ENGINE_LUT_PER_CELL, ENGINE_LUT_PER_LANE_BIT
+from bitcycle.compile.lut_model import LUT_COEF
 from bitcycle.compile.map_bitserial import MapToBitSerialMVAU
 from bitcycle.compile.maxpool_op import BitCycleMaxPool, BitCycleMaxPool_rtl, MapToBitCycleMaxPool
 from bitcycle.compile.mvau_images import threshold_mem_text, threshold_rows, weight_mem_text
@@ -36,4 +36,4 @@ def rtl_sources() -> list[str]:
 __all__ = ["BitSerialMVAU", "BitSerialMVAU_rtl", "MapToBitSerialMVAU", "BitCycleMaxPool", "BitCycleMaxPool_rtl",
            "MapToBitCycleMaxPool", "BitCycleDWC", "BitCycleDWC_rtl", "MapToBitCycleDWC", "check_buildable", "engine_bits",
            "acc_bits_for", "rtl_sources", "rtl_dir", "weight_mem_text", "threshold_rows", "threshold_mem_text",
-           "ENGINE_LUT_FIXED", "ENGINE_LUT_PER_CELL", "ENGINE_LUT_PER_LANE_BIT"]
+           "LUT_COEF"]

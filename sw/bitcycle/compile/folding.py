@@ -85,6 +85,7 @@ class Choice:
     values: dict
     cycles: int
     lut: int
+    bram18: int = 0
 
 
 def _window_in_front(model, node, inst):
@@ -98,8 +99,9 @@ def _window_in_front(model, node, inst):
 
 
 def _options(node, inst, fpgapart, model=None):
-    """Every legal folding of a node with its cycles and LUTs (Pareto-pruned, sorted by cycles). A
-    pool's cycles include its window generator's at the SIMD the pool's PE gives it."""
+    """Every legal folding of a node with its cycles, LUTs and BRAM18s (Pareto-pruned: no other choice
+    is as fast, as small and as light on block RAM; increasing LUT). A pool's cycles include its
+    window generator's at the SIMD the pool's PE gives it."""
     knobs = _knobs(node, inst)
     if not knobs:
         return None
@@ -117,24 +119,22 @@ def _options(node, inst, fpgapart, model=None):
             ch = swg.get_nodeattr("IFMChannels")
             swg.set_nodeattr("SIMD", max(d for d in divisors(ch) if d <= inst.get_nodeattr("PE")))
             cycles = max(cycles, int(swg.get_exp_cycles()))
-        out.append(Choice(combo, cycles, int(inst.lut_estimation(fpgapart))))
+        out.append(Choice(combo, cycles, int(inst.lut_estimation(fpgapart)), int(inst.bram_estimation(fpgapart))))
     _set(node, inst, old)
     if swg is not None:
         swg.set_nodeattr("SIMD", swg_simd)
-    out.sort(key=lambda c: (c.cycles, c.lut))
-    pareto, best_lut = [], math.inf
-    for c in sorted(out, key=lambda c: (c.lut, c.cycles)):
-        if not pareto or c.cycles < pareto[-1].cycles:
-            pareto.append(c)
-        best_lut = min(best_lut, c.lut)
-    return pareto  # increasing LUT, decreasing cycles
+    keys = {id(c): (c.cycles, c.lut, c.bram18) for c in out}
+    pareto = [c for c in out if not any(keys[id(o)] != keys[id(c)] and all(a <= b for a, b in zip(keys[id(o)], keys[id(c)]))
+                                        for o in out)]
+    return sorted(pareto, key=lambda c: (c.lut, c.cycles, c.bram18))
 
 
-def _cheapest_meeting(options, target_cycles):
-    for c in options:  # increasing LUT
-        if c.cycles <= target_cycles:
-            return c
-    return None
+def _cheapest_meeting(options, target_cycles, by_bram: bool = False):
+    """The choice meeting the cycle target with the fewest LUTs (by_bram: the fewest BRAM18s, then LUTs)."""
+    meeting = [c for c in options if c.cycles <= target_cycles]
+    if not meeting:
+        return None
+    return min(meeting, key=(lambda c: (c.bram18, c.lut)) if by_bram else (lambda c: (c.lut, c.bram18)))
 
 
 class FoldForTarget(Transformation):
@@ -173,26 +173,37 @@ class FoldForTarget(Transformation):
             for node, inst, opts in layers:
                 c = _cheapest_meeting(opts, target)
                 if c is None:
-                    fastest = opts[-1]
+                    fastest = min(opts, key=lambda c: c.cycles)
                     raise BitCycleError(
                         f"folding infeasible: layer {node.name} needs {fastest.cycles} cycles/image even at "
                         f"{fastest.values} (fully parallel), more than {target} for {self.target_fps:g} images/s at "
                         f"{self.clock_mhz:g} MHz; lower --target-fps to ≤ {clock / fastest.cycles:.0f}")
                 _set(node, inst, c.values)
         else:
+            # what the foldable layers may use: the budget (LUT) and the device (BRAM), less what the
+            # other nodes (sliding windows, converters) need as they stand
+            others = [getCustomOp(n) for n in model.graph.node if n.domain.startswith("finn.custom_op.fpgadataflow")
+                      and all(n is not l[0] for l in layers)]
+            lut_left = self.lut_budget - sum(int(o.lut_estimation(self.fpgapart)) for o in others)
+            bram18_left = 2 * device_for(self.fpgapart)["BRAM36"] - sum(int(o.bram_estimation(self.fpgapart))
+                                                                       for o in others)
             candidates = sorted({c.cycles for _, _, opts in layers for c in opts}, reverse=True)
             best = None
             for target in candidates:  # decreasing cycles = increasing throughput
                 picks = [_cheapest_meeting(opts, target) for _, _, opts in layers]
                 if any(p is None for p in picks):
                     break
-                if sum(p.lut for p in picks) > self.lut_budget:
+                if sum(p.bram18 for p in picks) > bram18_left:  # trade LUTs for block RAM
+                    picks = [_cheapest_meeting(opts, target, by_bram=True) for _, _, opts in layers]
+                if sum(p.lut for p in picks) > lut_left or sum(p.bram18 for p in picks) > bram18_left:
                     break
                 best = picks
             if best is None:
                 least = sum(opts[0].lut for _, _, opts in layers)
-                raise BitCycleError(f"folding infeasible: even fully folded (PE=SIMD=1) the layers need ~{least} LUTs, "
-                                    f"over --lut-budget {self.lut_budget}; raise the budget or narrow the model")
+                least_bram = sum(min(c.bram18 for c in opts) for _, _, opts in layers)
+                raise BitCycleError(f"folding infeasible: even fully folded the layers need ~{least} LUTs and "
+                                    f"{least_bram} BRAM18s, over the {lut_left} LUTs (--lut-budget {self.lut_budget} less "
+                                    f"the other nodes') and {bram18_left} BRAM18s left; raise the budget or narrow the model")
             for (node, inst, _), pick in zip(layers, best):
                 _set(node, inst, pick.values)
         _follow_window_generators(model)

@@ -2,17 +2,18 @@
 LUTs fitted to Yosys, the weight ROM's block RAMs from its shape.
 
 LUTs: fitted by ``bitcycle bench compile-lut`` (Yosys 0.23 ``synth_xilinx -flatten``, xc7, LUTs + 4
-per LUTRAM) to fixed + per popcount cell (PE·SIMD) + per lane bit (PE · (accumulator + threshold
-width)), see :func:`features`. Re-run the bench and update the ENGINE_LUT_* numbers when the RTL changes.
+per LUTRAM) to fixed + per product cell (PE·SIMD), split by kind (a 1-bit layer's cells are build-time
+XNORs counted three to a LUT6; a multi-bit layer's choose XNOR or AND per plane) + per lane bit
+(PE · (sum + accumulator width)), see :func:`features`. Re-run the bench and update ``LUT_COEF`` when
+the RTL changes.
 """
 
 from __future__ import annotations
 
 import math
 
-ENGINE_LUT_FIXED = 96.9
-ENGINE_LUT_PER_CELL = 7.47
-ENGINE_LUT_PER_LANE_BIT = 1.16
+# fixed, per 1-bit cell, per multi-bit cell, per lane bit: the least-squares fit of `bench compile-lut`
+LUT_COEF = {"fixed": 67.71, "per_cell_1bit": 2.609, "per_cell_multibit": 4.992, "per_lane_bit": 0.515}
 
 ROM_BLOCK_BITS = 8192  # bitcycle_mvau keeps ROMs below 8 kbit in LUTs (distributed), larger in block RAM
 RAMB18_BITS = 18432
@@ -20,10 +21,16 @@ RAMB18_BITS = 18432
 RAMB18_ASPECTS = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
 
 
+def sum_width(mw: int, bits_max: int) -> int:
+    """bitcycle_mvau's SumW: ±MW for a 1-bit layer, the Horner sum of bits_max planes otherwise."""
+    return math.ceil(math.log2(mw + 1)) + (1 if bits_max == 1 else bits_max + 2)
+
+
 def features(pe: int, simd: int, acc_bits: int, bits_max: int, mw: int) -> list[float]:
-    """The LUT model's terms: fixed, popcount cells (PE·SIMD), accumulator/threshold lane bits."""
-    sum_w = math.ceil(math.log2(mw + 1)) + bits_max + 2
-    return [1.0, float(pe * simd), float(pe * (sum_w + acc_bits))]
+    """The LUT model's terms, in LUT_COEF's order: fixed, 1-bit cells, multi-bit cells, lane bits."""
+    cells = float(pe * simd)
+    one = bits_max == 1
+    return [1.0, cells if one else 0.0, 0.0 if one else cells, float(pe * (sum_width(mw, bits_max) + acc_bits))]
 
 
 def wrom_shape(pe: int, simd: int, mw: int, mh: int) -> tuple[int, int]:
@@ -39,7 +46,7 @@ def rom_luts(width: int, depth: int) -> int:
 def layer_luts(pe: int, simd: int, acc_bits: int, bits_max: int, mw: int, mh: int) -> int:
     """LUTs of one layer: the fitted engine model plus its distributed weight ROM."""
     f = features(pe, simd, min(32, acc_bits), bits_max, mw)
-    engine = ENGINE_LUT_FIXED * f[0] + ENGINE_LUT_PER_CELL * f[1] + ENGINE_LUT_PER_LANE_BIT * f[2]
+    engine = sum(c * x for c, x in zip(LUT_COEF.values(), f))
     return int(math.ceil(engine)) + rom_luts(*wrom_shape(pe, simd, mw, mh))
 
 

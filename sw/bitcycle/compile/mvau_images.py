@@ -5,7 +5,8 @@ reads them with ``$readmemh`` (its W_FILE / T_FILE parameters), one hex word per
   outer, synapse fold inner); bit i·SIMD + j = weight of row nf·PE + i, column sf·SIMD + j (1 = +1).
 * ``<top>_thresholds.mem``: MH/PE lines of PE·NTHR·(ACC_BITS+1) bits; field (i·NTHR + k) = the
   k-th threshold of row nf·PE + i, two's complement, clamped to [−2^(A−1), 2^(A−1)] (beyond the
-  saturated sum's range a threshold is "always" or "never").
+  saturated sum's range a threshold is "always" or "never"). A layer built with THR_INIT
+  (:func:`thr_init_applies`) holds −(T + MW) there instead: its accumulator's start value.
 """
 
 from __future__ import annotations
@@ -55,3 +56,14 @@ def threshold_mem_text(thr: np.ndarray, pe: int, acc_bits: int) -> str:
                 word |= (int(t[nf * pe + i, k]) & mask) << ((i * n + k) * tw)
         lines.append(f"{word:0{(width + 3) // 4}x}")
     return "\n".join(lines) + "\n"
+
+
+def thr_init_applies(bits: int, n_thr: int, mw: int, acc_bits: int) -> bool:
+    """bitcycle_mvau's THR_INIT: a 1-bit layer with one threshold per channel whose ACC_BITS hold ±MW
+    (no saturation) starts its accumulator at −(T + MW) instead of comparing with T at the end."""
+    return bits == 1 and n_thr == 1 and acc_bits >= (mw).bit_length() + 1
+
+
+def start_values(thr: np.ndarray, mw: int) -> np.ndarray:
+    """Clamped integer thresholds [MH, 1] (threshold_rows) → THR_INIT's start values −(T + MW)."""
+    return -(np.asarray(thr, dtype=np.int64) + mw)
