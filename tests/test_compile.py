@@ -163,16 +163,19 @@ def test_folding_for_target_and_budget_is_legal_and_monotone(mlp_flow):
             assert inst.get_nodeattr("MW") % inst.get_nodeattr("SIMD") == 0
 
 
-def test_folding_keeps_and_picks_the_block_ram_light_choice():
-    """Among the choices meeting a cycle target the pick is the fewest LUTs, or the fewest BRAM18s
-    when block RAM is what runs out (FoldForTarget's second try)."""
+def test_folding_picks_the_block_ram_or_dsp_light_choice():
+    """Among the choices meeting a cycle target the pick is the fewest LUTs, or the fewest BRAM18s /
+    DSPs when block RAM / DSPs are what run out (FoldForTarget's later tries)."""
     from bitcycle.compile.folding import Choice, _cheapest_meeting
 
     wide = Choice({"PE": 64}, cycles=100, lut=1000, bram18=114)   # shallow, wide ROM: block RAM heavy
     deep = Choice({"PE": 32}, cycles=100, lut=1100, bram18=30)
     slow = Choice({"PE": 1}, cycles=900, lut=100, bram18=30)
+    many_dsp = Choice({"PE": 256}, cycles=100, lut=900, bram18=30, dsp=256)
     assert _cheapest_meeting([slow, wide, deep], 100) is wide
-    assert _cheapest_meeting([slow, wide, deep], 100, by_bram=True) is deep
+    assert _cheapest_meeting([slow, wide, deep], 100, by="bram") is deep
+    assert _cheapest_meeting([slow, wide, deep, many_dsp], 100) is many_dsp
+    assert _cheapest_meeting([slow, wide, deep, many_dsp], 100, by="dsp") is deep
     assert _cheapest_meeting([slow, wide, deep], 99) is None
 
 

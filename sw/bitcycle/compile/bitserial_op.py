@@ -128,7 +128,9 @@ class BitSerialMVAU(MVAU):
         return lut_model.rom_efficiency(*self._wrom_shape())
 
     def dsp_estimation(self, fpgapart):
-        return 0  # popcounts and shifts: LUT logic only
+        """bitcycle_mvau: a multi-bit layer accumulates ±2^p · plane sum in one DSP48E1 per PE lane;
+        a 1-bit layer is LUT logic only."""
+        return self.get_nodeattr("PE") if self.get_nodeattr("bits") > 1 else 0
 
     def get_weight_datatype(self):
         return DataType["BIPOLAR"]

@@ -86,6 +86,7 @@ class Choice:
     cycles: int
     lut: int
     bram18: int = 0
+    dsp: int = 0
 
 
 def _window_in_front(model, node, inst):
@@ -99,8 +100,8 @@ def _window_in_front(model, node, inst):
 
 
 def _options(node, inst, fpgapart, model=None):
-    """Every legal folding of a node with its cycles, LUTs and BRAM18s (Pareto-pruned: no other choice
-    is as fast, as small and as light on block RAM; increasing LUT). A pool's cycles include its
+    """Every legal folding of a node with its cycles, LUTs, BRAM18s and DSPs (Pareto-pruned: no other
+    choice is as fast and as light on all three; increasing LUT). A pool's cycles include its
     window generator's at the SIMD the pool's PE gives it."""
     knobs = _knobs(node, inst)
     if not knobs:
@@ -119,22 +120,28 @@ def _options(node, inst, fpgapart, model=None):
             ch = swg.get_nodeattr("IFMChannels")
             swg.set_nodeattr("SIMD", max(d for d in divisors(ch) if d <= inst.get_nodeattr("PE")))
             cycles = max(cycles, int(swg.get_exp_cycles()))
-        out.append(Choice(combo, cycles, int(inst.lut_estimation(fpgapart)), int(inst.bram_estimation(fpgapart))))
+        out.append(Choice(combo, cycles, int(inst.lut_estimation(fpgapart)), int(inst.bram_estimation(fpgapart)),
+                          int(inst.dsp_estimation(fpgapart))))
     _set(node, inst, old)
     if swg is not None:
         swg.set_nodeattr("SIMD", swg_simd)
-    keys = {id(c): (c.cycles, c.lut, c.bram18) for c in out}
+    keys = {id(c): (c.cycles, c.lut, c.bram18, c.dsp) for c in out}
     pareto = [c for c in out if not any(keys[id(o)] != keys[id(c)] and all(a <= b for a, b in zip(keys[id(o)], keys[id(c)]))
                                         for o in out)]
     return sorted(pareto, key=lambda c: (c.lut, c.cycles, c.bram18))
 
 
-def _cheapest_meeting(options, target_cycles, by_bram: bool = False):
-    """The choice meeting the cycle target with the fewest LUTs (by_bram: the fewest BRAM18s, then LUTs)."""
+# what a choice is cheapest in: LUTs first, or the scarce block RAM / DSPs first
+_ORDERS = {"lut": lambda c: (c.lut, c.bram18, c.dsp), "bram": lambda c: (c.bram18, c.dsp, c.lut),
+           "dsp": lambda c: (c.dsp, c.bram18, c.lut)}
+
+
+def _cheapest_meeting(options, target_cycles, by: str = "lut"):
+    """The choice meeting the cycle target that is cheapest ``by`` LUTs, BRAM18s or DSPs (then the others)."""
     meeting = [c for c in options if c.cycles <= target_cycles]
     if not meeting:
         return None
-    return min(meeting, key=(lambda c: (c.bram18, c.lut)) if by_bram else (lambda c: (c.lut, c.bram18)))
+    return min(meeting, key=_ORDERS[by])
 
 
 class FoldForTarget(Transformation):
@@ -185,25 +192,34 @@ class FoldForTarget(Transformation):
             others = [getCustomOp(n) for n in model.graph.node if n.domain.startswith("finn.custom_op.fpgadataflow")
                       and all(n is not l[0] for l in layers)]
             lut_left = self.lut_budget - sum(int(o.lut_estimation(self.fpgapart)) for o in others)
-            bram18_left = 2 * device_for(self.fpgapart)["BRAM36"] - sum(int(o.bram_estimation(self.fpgapart))
-                                                                       for o in others)
+            dev = device_for(self.fpgapart)
+            bram18_left = 2 * dev["BRAM36"] - sum(int(o.bram_estimation(self.fpgapart)) for o in others)
+            dsp_left = dev["DSP"] - sum(int(o.dsp_estimation(self.fpgapart)) for o in others)
+
+            def fits(picks):
+                return (sum(p.lut for p in picks) <= lut_left and sum(p.bram18 for p in picks) <= bram18_left
+                        and sum(p.dsp for p in picks) <= dsp_left)
+
             candidates = sorted({c.cycles for _, _, opts in layers for c in opts}, reverse=True)
             best = None
             for target in candidates:  # decreasing cycles = increasing throughput
                 picks = [_cheapest_meeting(opts, target) for _, _, opts in layers]
                 if any(p is None for p in picks):
                     break
-                if sum(p.bram18 for p in picks) > bram18_left:  # trade LUTs for block RAM
-                    picks = [_cheapest_meeting(opts, target, by_bram=True) for _, _, opts in layers]
-                if sum(p.lut for p in picks) > lut_left or sum(p.bram18 for p in picks) > bram18_left:
+                for scarce in ("bram", "dsp"):  # trade LUTs for block RAM or DSPs when they run out
+                    if not fits(picks):
+                        picks = [_cheapest_meeting(opts, target, by=scarce) for _, _, opts in layers]
+                if not fits(picks):
                     break
                 best = picks
             if best is None:
                 least = sum(opts[0].lut for _, _, opts in layers)
                 least_bram = sum(min(c.bram18 for c in opts) for _, _, opts in layers)
-                raise BitCycleError(f"folding infeasible: even fully folded the layers need ~{least} LUTs and "
-                                    f"{least_bram} BRAM18s, over the {lut_left} LUTs (--lut-budget {self.lut_budget} less "
-                                    f"the other nodes') and {bram18_left} BRAM18s left; raise the budget or narrow the model")
+                least_dsp = sum(min(c.dsp for c in opts) for _, _, opts in layers)
+                raise BitCycleError(f"folding infeasible: even fully folded the layers need ~{least} LUTs, "
+                                    f"{least_bram} BRAM18s and {least_dsp} DSPs, over the {lut_left} LUTs (--lut-budget "
+                                    f"{self.lut_budget} less the other nodes'), {bram18_left} BRAM18s and {dsp_left} DSPs "
+                                    "left; raise the budget or narrow the model")
             for (node, inst, _), pick in zip(layers, best):
                 _set(node, inst, pick.values)
         _follow_window_generators(model)
