@@ -46,7 +46,7 @@ def _finn_stock(build: Path, part: str, target_cycles: int, clock_mhz: float) ->
     model = model.transform(SetFolding(target_cycles_per_frame=target_cycles, mvau_wwidth_max=1024))
     rep = resource_report(model, part, clock_mhz)
     return {"images_per_s_estimated": rep["images_per_s"], "cycles_per_image": rep["cycles_per_image"],
-            "LUT": rep["total"]["LUT"], "BRAM36": rep["total"]["BRAM36"], "fits": rep["fits"]}
+            "LUT": rep["total"]["LUT"], "BRAM36": rep["total"]["BRAM36"], "DSP": rep["total"]["DSP"], "fits": rep["fits"]}
 
 
 def cli(argv: list[str]) -> int:
@@ -98,7 +98,8 @@ def run(args) -> int:
             raise BitCycleError(f"compile of {name} failed")
         res = json.loads((build / "resources.json").read_text())
         clock = res["clock_mhz"]
-        row = {"model": name, "LUT": res["total"]["LUT"], "BRAM36": res["total"]["BRAM36"], "fits": res["fits"],
+        row = {"model": name, "LUT": res["total"]["LUT"], "BRAM36": res["total"]["BRAM36"], "DSP": res["total"]["DSP"],
+               "fits": res["fits"],
                "images_per_s_estimated": res["images_per_s"], "expected_cycles_per_image": res["cycles_per_image"]}
         dataset = "random" if name == "cnv" else "fashion-mnist"
         (build / "rtlsim.json").unlink(missing_ok=True)
@@ -127,13 +128,13 @@ def run(args) -> int:
 
 
 def table(report: dict) -> str:
-    rows = ["| model | images/s measured | images/s estimated | LUT | BRAM36 | fits xc7z020 | measured by | "
-            "FINN stock images/s (est.) | FINN LUT | FINN BRAM36 | FINN fits |",
-            "|---|---:|---:|---:|---:|---|---|---:|---:|---:|---|"]
+    rows = ["| model | images/s measured | images/s estimated | LUT | BRAM36 | DSP | fits xc7z020 | measured by | "
+            "FINN stock images/s (est.) | FINN LUT | FINN BRAM36 | FINN DSP | FINN fits |",
+            "|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---|"]
     for r in report["rows"]:
         f = r["finn_stock"]
         meas = "—" if r["images_per_s_measured"] is None else f"{r['images_per_s_measured']:.0f}"
         rows.append(f"| {r['model']} | {meas} | {r['images_per_s_estimated']:.0f} | {r['LUT']} | "
-                    f"{r['BRAM36']} | {r['fits']} | {r['measured_by']} | {f['images_per_s_estimated']:.0f} | {f['LUT']} | "
-                    f"{f['BRAM36']} | {f['fits']} |")
+                    f"{r['BRAM36']} | {r.get('DSP', '—')} | {r['fits']} | {r['measured_by']} | "
+                    f"{f['images_per_s_estimated']:.0f} | {f['LUT']} | {f['BRAM36']} | {f.get('DSP', '—')} | {f['fits']} |")
     return "\n".join(rows) + f"\n\n{report['note']}; clock {report['clock_mhz']:g} MHz.\n"
