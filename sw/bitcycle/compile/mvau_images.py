@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from bitcycle.errors import BitCycleError
+from bitcycle.golden.accwidth import min_acc_bits
 
 
 def weight_mem_text(w: np.ndarray, pe: int, simd: int) -> str:
@@ -61,7 +62,7 @@ def threshold_mem_text(thr: np.ndarray, pe: int, acc_bits: int) -> str:
 def thr_init_applies(bits: int, n_thr: int, mw: int, acc_bits: int) -> bool:
     """bitcycle_mvau's THR_INIT: a 1-bit layer with one threshold per channel whose ACC_BITS hold ±MW
     (no saturation) starts its accumulator at −(T + MW) instead of comparing with T at the end."""
-    return bits == 1 and n_thr == 1 and acc_bits >= (mw).bit_length() + 1
+    return bits == 1 and n_thr == 1 and acc_bits >= min_acc_bits(mw, 1)
 
 
 def start_values(thr: np.ndarray, mw: int) -> np.ndarray:
