@@ -85,7 +85,7 @@ class BitSerialMVAU_rtl(GeneratedRtl, BitSerialMVAU, RTLBackend):  # noqa: N801 
                 "BITS_MAX": self.get_nodeattr("bits"),
                 "OBITS": odt.bitwidth(), "ACC_BITS": self.get_nodeattr("acc_bits"),
                 "NTHR": 0 if no_act else int(n_thr), "ACT_VAL": act, "OUT_DEPTH": R.OUT_DEPTH,
-                "THR_INIT": int(not no_act and self._thr_init(n_thr)),
+                "THR_INIT": int(self._thr_init(n_thr)),
                 "BITS": self.get_nodeattr("bits"),
                 "W_FILE": str(gen / f"{top}_weights.mem"),
                 "T_FILE": "" if no_act else str(gen / f"{top}_thresholds.mem")}

@@ -101,7 +101,7 @@ def _window_in_front(model, node, inst):
 
 def _options(node, inst, fpgapart, model=None):
     """Every legal folding of a node with its cycles, LUTs, BRAM18s and DSPs (Pareto-pruned: no other
-    choice is as fast and as light on all three; increasing LUT). A pool's cycles include its
+    choice is as good in all four; increasing LUT). A pool's cycles include its
     window generator's at the SIMD the pool's PE gives it."""
     knobs = _knobs(node, inst)
     if not knobs:
@@ -125,8 +125,10 @@ def _options(node, inst, fpgapart, model=None):
     _set(node, inst, old)
     if swg is not None:
         swg.set_nodeattr("SIMD", swg_simd)
-    keys = {id(c): (c.cycles, c.lut, c.bram18, c.dsp) for c in out}
-    pareto = [c for c in out if not any(keys[id(o)] != keys[id(c)] and all(a <= b for a, b in zip(keys[id(o)], keys[id(c)]))
+    def cost(c):
+        return (c.cycles, c.lut, c.bram18, c.dsp)
+
+    pareto = [c for c in out if not any(cost(o) != cost(c) and all(a <= b for a, b in zip(cost(o), cost(c)))
                                         for o in out)]
     return sorted(pareto, key=lambda c: (c.lut, c.cycles, c.bram18))
 
@@ -187,7 +189,7 @@ class FoldForTarget(Transformation):
                         f"{self.clock_mhz:g} MHz; lower --target-fps to ≤ {clock / fastest.cycles:.0f}")
                 _set(node, inst, c.values)
         else:
-            # what the foldable layers may use: the budget (LUT) and the device (BRAM), less what the
+            # what the foldable layers may use: the budget (LUT) and the device (BRAM, DSP), less what the
             # other nodes (sliding windows, converters) need as they stand
             others = [getCustomOp(n) for n in model.graph.node if n.domain.startswith("finn.custom_op.fpgadataflow")
                       and all(n is not l[0] for l in layers)]

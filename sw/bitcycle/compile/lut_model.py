@@ -22,7 +22,7 @@ RAMB18_ASPECTS = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512,
 
 
 def sum_width(mw: int, bits_max: int) -> int:
-    """bitcycle_mvau's SumW: ±MW for a 1-bit layer, the Horner sum of bits_max planes otherwise."""
+    """bitcycle_mvau's SumW: ±MW for a 1-bit layer, the positional sum of bits_max planes otherwise."""
     return math.ceil(math.log2(mw + 1)) + (1 if bits_max == 1 else bits_max + 2)
 
 
