@@ -163,20 +163,29 @@ def test_folding_for_target_and_budget_is_legal_and_monotone(mlp_flow):
             assert inst.get_nodeattr("MW") % inst.get_nodeattr("SIMD") == 0
 
 
-def test_folding_picks_the_block_ram_or_dsp_light_choice():
-    """Among the choices meeting a cycle target the pick is the fewest LUTs, or the fewest BRAM18s /
-    DSPs when block RAM / DSPs are what run out (FoldForTarget's later tries)."""
-    from bitcycle.compile.folding import Choice, _cheapest_meeting
+def test_folding_trades_luts_for_block_ram_or_dsps_layer_by_layer():
+    """The pick is the fewest LUTs meeting the cycle target; where block RAM or DSPs run out, the
+    layer that saves them for the fewest extra LUTs per unit moves first, and never into more of
+    the other scarce resource."""
+    from bitcycle.compile.folding import Choice, _cheapest_meeting, _trade_luts_for
 
     wide = Choice({"PE": 64}, cycles=100, lut=1000, bram18=114)   # shallow, wide ROM: block RAM heavy
+    in_luts = Choice({"PE": 64, "wrom_lut_pe": 64}, cycles=100, lut=5000, bram18=0)
     deep = Choice({"PE": 32}, cycles=100, lut=1100, bram18=30)
     slow = Choice({"PE": 1}, cycles=900, lut=100, bram18=30)
     many_dsp = Choice({"PE": 256}, cycles=100, lut=900, bram18=30, dsp=256)
     assert _cheapest_meeting([slow, wide, deep], 100) is wide
-    assert _cheapest_meeting([slow, wide, deep], 100, by="bram") is deep
     assert _cheapest_meeting([slow, wide, deep, many_dsp], 100) is many_dsp
-    assert _cheapest_meeting([slow, wide, deep, many_dsp], 100, by="dsp") is deep
     assert _cheapest_meeting([slow, wide, deep], 99) is None
+    a, b = [slow, wide, deep, in_luts], [slow, wide, in_luts]
+    # 228 BRAM18 over 200: layer 0 saves 84 for 100 LUTs (deep), layer 1 114 for 4000 (in LUTs)
+    assert _trade_luts_for("bram18", [wide, wide], [a, b], 100, 200) == [deep, wide]
+    assert _trade_luts_for("bram18", [wide, wide], [a, b], 100, 100) == [deep, in_luts]
+    assert _trade_luts_for("bram18", [wide, wide], [a, b], 100, 10) == [in_luts, in_luts]
+    assert _trade_luts_for("bram18", [wide, wide], [a, b], 100, 0) == [in_luts, in_luts]  # best it can
+    assert _trade_luts_for("bram18", [wide], [a], 99, 0) == [wide]  # nothing else meets the target
+    # DSPs: the DSP-free choice, not one that takes more block RAM (wide) though it has fewer LUTs
+    assert _trade_luts_for("dsp", [many_dsp], [[wide, deep, many_dsp]], 100, 0) == [deep]
 
 
 def test_infeasible_folding_names_the_layer(mlp_flow):

@@ -145,10 +145,10 @@ def test_generated_files_follow_finn_conventions(tmp_root):
         # FINN renames nodes (MakeZYNQProject): the cell still references the generated top
         node.name = node.name + "_renamed"
         assert f"-reference {top} " in inst.code_generation_ipi()[-1]
-    assert len(shared) == 6  # bitcycle_mvau's six files, once for the whole project
+    assert len(shared) == 7  # bitcycle_mvau's seven files, once for the whole project
     names = sorted(p.name for p in (out / "codegen").rglob("*.sv"))
     assert names == sorted(["bitcycle_axis_fifo.sv", "bitcycle_mvau.sv", "bitcycle_mvau_inbuf.sv",
-                            "bitcycle_popcount.sv", "bitcycle_dotcount.sv",
+                            "bitcycle_popcount.sv", "bitcycle_dotcount.sv", "bitcycle_rom.sv",
                             "bitcycle_param_check.sv"]), names
     assert not list((out / "codegen").rglob("*_wwords.mem")) and not list((out / "weights").glob("*.mem"))
 
@@ -261,9 +261,9 @@ def test_finn_create_stitched_ip_rejects_the_old_mistakes(tmp_root, tmp_path, mo
         _stitch(model, tmp_path / "b")
 
 
-def _one_layer(mw, mh, pe, simd, w, thr, acc_bits, gen_dir: Path):
+def _one_layer(mw, mh, pe, simd, w, thr, acc_bits, gen_dir: Path, **attrs):
     """A one-node graph: a BINARY-input BitSerialMVAU_rtl with the given ±1 weights [MW, MH] and
-    thresholds [MH, 1], its RTL generated into gen_dir."""
+    thresholds [MH, 1] (and node attributes ``attrs``), its RTL generated into gen_dir."""
     from onnx import TensorProto, helper
     from qonnx.core.datatype import DataType
     from qonnx.core.modelwrapper import ModelWrapper
@@ -275,7 +275,7 @@ def _one_layer(mw, mh, pe, simd, w, thr, acc_bits, gen_dir: Path):
     node = helper.make_node("BitSerialMVAU_rtl", ["x", "w", "t"], ["y"], name="L", domain="finn.custom_op.fpgadataflow.rtl",
                             backend="fpgadataflow", MW=mw, MH=mh, PE=pe, SIMD=simd, inputDataType="BINARY",
                             outputDataType="BINARY", weightDataType="BIPOLAR", bits=1, acc_bits=acc_bits,
-                            noActivation=0, bits_max=1, code_gen_dir_ipgen=str(gen_dir))
+                            noActivation=0, bits_max=1, code_gen_dir_ipgen=str(gen_dir), **attrs)
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, mw])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, mh])])
     model = ModelWrapper(qonnx_make_model(graph))
@@ -313,3 +313,35 @@ def test_threshold_as_start_value_ties_and_extremes(tmp_path, acc_bits):
     r = check_layer(model, inst.onnx_node, tmp_path / "sim", vectors=8, seed=acc_bits)
     assert r["mismatches"] == 0, (r["first_bad"], r["got"][r["first_bad"]], r["want"][r["first_bad"]])
     assert r["want"][:2].min() == 0 and r["want"][:2].max() == 1  # the ties and extremes go both ways
+
+
+@pytest.mark.rtl
+@pytest.mark.parametrize("attrs,lut_lanes,ramb18", [
+    ({"wrom_lut_pe": 1}, 1, 3),             # 3 lanes: 96 bits × 128 words in three 512×36 RAMB18s
+    ({"wrom_lut_pe": 3}, 3, 0),             # 1 lane: 4 kbit, below 8 kbit, LUT logic too
+    ({"ram_style": "distributed"}, 4, 0)])  # FINN's MVAU attribute: every lane
+def test_weight_lanes_in_lut_logic(tmp_path, attrs, lut_lanes, ramb18):
+    """The folding's block-RAM trade: the top lanes' weights in LUT logic from their own image
+    (WROM_LUT_PE), the rest in block RAM. Bit-exact vs the node, on time, and a flipped bit in
+    the LUT lanes' image shows in the RTL's output (the simulation reads that image)."""
+    from bitcycle.compile.layersim import check_layer
+
+    mw, mh, pe, simd = 256, 64, 4, 32  # 64 kbit: block RAM unless in LUT logic
+    rng = np.random.default_rng(lut_lanes)
+    w = rng.choice(np.array([-1.0, 1.0]), size=(mw, mh))
+    thr = rng.integers(-20, 21, size=(mh, 1)).astype(np.float64)
+    model, inst = _one_layer(mw, mh, pe, simd, w, thr, 10, tmp_path / "gen", **attrs)
+    wrapper = (Path(inst.get_nodeattr("ip_path")) / f"{inst.get_nodeattr('gen_top_module')}.v").read_text()
+    assert f".WROM_LUT_PE({lut_lanes})" in wrapper.replace(" ", "")
+    mems = {m.name.split("_wrapper_")[-1]: m for m in inst.mem_files()}
+    assert ("weights.mem" in mems) == (lut_lanes < pe) and "weights_lut.mem" in mems
+    lut_image = mems["weights_lut.mem"].read_text().split()
+    assert len(lut_image) == (mw // simd) * (mh // pe) and {len(x) for x in lut_image} == {lut_lanes * simd // 4}
+    assert inst.bram_estimation() == ramb18
+    r = check_layer(model, inst.onnx_node, tmp_path / "sim", vectors=6, seed=lut_lanes)
+    assert r["mismatches"] == 0, (r["first_bad"], r["got"][r["first_bad"]], r["want"][r["first_bad"]])
+    assert r["cycles_per_vector"] == r["expected_cycles_per_vector"], r
+    ones = (1 << (lut_lanes * simd)) - 1  # negate the LUT lanes' weights: their sums change sign
+    mems["weights_lut.mem"].write_text("".join(f"{int(x, 16) ^ ones:0{len(x)}x}\n" for x in lut_image))
+    r = check_layer(model, inst.onnx_node, tmp_path / "sim2", vectors=6, seed=lut_lanes)
+    assert r["mismatches"] > 0

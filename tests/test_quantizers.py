@@ -71,13 +71,24 @@ def test_input_quant_grid_follows_bits(bits):
     assert torch.equal(y[:half * 2], grid)  # grid points map to themselves
 
 
-@pytest.mark.parametrize("bits", [1, 0, 17, 8.0, True, "8"])
+@pytest.mark.parametrize("bits", [0, 17, 8.0, True, "8"])
 def test_input_quant_rejects_bits_outside_its_range(bits):
-    with pytest.raises(BitCycleError, match=r"in_bits=.*integer bit width in 2\.\.16") as err:
+    with pytest.raises(BitCycleError, match=r"in_bits=.*1 \(sign\) or an integer bit width in 2\.\.16") as err:
         input_quant(bits)
     assert "\n" not in str(err.value)
     with pytest.raises(BitCycleError, match="in_bits="):
         get_model("tfc", in_bits=bits)
+
+
+def test_one_bit_input_is_the_sign_of_2x_minus_1():
+    """in_bits=1 (BNN-PYNQ's binarised input): pixel/255 ≥ 0.5 is +1, below is −1, exactly at the
+    threshold the codes 127 and 128 fall either side."""
+    model = get_model("tfc", in_bits=1).eval()
+    q = model.features[0]
+    x = torch.tensor([-3.0, -1.0, -1e-6, 0.0, 1e-6, 0.5, 1.0, 2.0])
+    assert q(x).tolist() == [-1.0, -1.0, -1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    pixels = torch.tensor([0.0, 127.0, 128.0, 255.0]) / 255
+    assert q(2 * pixels - 1).tolist() == [-1.0, -1.0, 1.0, 1.0]
 
 
 def test_binary_weights_keep_their_latent_values_and_straight_through_gradient():

@@ -31,7 +31,9 @@ module bitcycle_mvau #(
   parameter int ACT_VAL  = 0,     // added to the threshold count
   parameter int OUT_DEPTH = 8,    // output FIFO beats (power of two)
   parameter int THR_INIT = 0,     // 1: T_FILE holds -(T + MW), the accumulator's start (see below)
-  parameter     W_FILE   = "",    // $readmemh image: MH/PE·MW/SIMD lines of PE·SIMD bits
+  parameter int WROM_LUT_PE = 0,  // top PE lanes whose weights are LUT logic whatever the size
+  parameter     W_FILE   = "",    // $readmemh image: MH/PE·MW/SIMD lines of (PE-WROM_LUT_PE)·SIMD bits
+  parameter     WL_FILE  = "",    // the same for the top WROM_LUT_PE lanes (W_FILE: the others)
   parameter     T_FILE   = "",    // $readmemh image: MH/PE lines of PE·NTHR·(ACC_BITS+1) bits
   localparam int InW     = ((SIMD * IBITS + 7) / 8) * 8,
   localparam int OutW    = ((PE * OBITS + 7) / 8) * 8
@@ -77,6 +79,8 @@ module bitcycle_mvau #(
   bitcycle_param_check #(.FAIL(THR_INIT != 0 && (!OneBit || NTHR != 1 || Sat)),
       .MSG("bitcycle_mvau: THR_INIT needs BITS_MAX = 1, NTHR = 1 and ACC_BITS >= the bit length of ±MW"))
       u_check_init ();
+  bitcycle_param_check #(.FAIL(WROM_LUT_PE < 0 || WROM_LUT_PE > PE),
+      .MSG("bitcycle_mvau: WROM_LUT_PE counts PE lanes: 0 <= WROM_LUT_PE <= PE")) u_check_wrom ();
   bitcycle_param_check #(.FAIL(OUT_DEPTH < 2 || (OUT_DEPTH & (OUT_DEPTH - 1)) != 0),
       .MSG("bitcycle_mvau: OUT_DEPTH must be a power of two >= 2")) u_check_depth ();
 
@@ -137,17 +141,21 @@ module bitcycle_mvau #(
     end
   end
 
-  // weight ROM, synchronous read: block RAM from 8 kbit up (shallow wide ROMs would otherwise
-  // go to LUTs), distributed RAM below
+  // weight ROM, synchronous read. The lanes below PE - WROM_LUT_PE: block RAM from 8 kbit up
+  // (shallow wide ROMs would otherwise go to LUTs), LUT logic below. The top WROM_LUT_PE lanes
+  // (compile's folding, when the block RAM left cannot feed a layer's PE·SIMD bits per cycle):
+  // LUT logic, from their own image WL_FILE.
+  localparam int LutPe = WROM_LUT_PE;
+  localparam int BlkPe = PE - WROM_LUT_PE;
   logic [PE*SIMD-1:0] w1_q;
-  if (SF * NF * PE * SIMD >= 8192) begin : g_wrom_block
-    (* rom_style = "block", ram_style = "block" *) logic [PE*SIMD-1:0] wrom [SF * NF];
-    initial if (W_FILE != "") $readmemh(W_FILE, wrom);
-    always_ff @(posedge clk_i) if (issue) w1_q <= wrom[waddr_q];
-  end else begin : g_wrom_dist
-    logic [PE*SIMD-1:0] wrom [SF * NF];
-    initial if (W_FILE != "") $readmemh(W_FILE, wrom);
-    always_ff @(posedge clk_i) if (issue) w1_q <= wrom[waddr_q];
+  if (BlkPe > 0) begin : g_wrom_block_lanes
+    bitcycle_rom #(.WIDTH(BlkPe * SIMD), .DEPTH(SF * NF), .LUT_LOGIC(SF * NF * BlkPe * SIMD < 8192),
+                   .FILE(W_FILE)) u_wrom (
+      .clk_i, .en_i(issue), .addr_i(waddr_q), .data_o(w1_q[BlkPe*SIMD-1:0]));
+  end
+  if (LutPe > 0) begin : g_wrom_lut_lanes
+    bitcycle_rom #(.WIDTH(LutPe * SIMD), .DEPTH(SF * NF), .LUT_LOGIC(1'b1), .FILE(WL_FILE)) u_wrom (
+      .clk_i, .en_i(issue), .addr_i(waddr_q), .data_o(w1_q[PE*SIMD-1:BlkPe*SIMD]));
   end
 
   // ---------------------------------------------------------------- stage 1: plane popcounts

@@ -22,6 +22,8 @@ from pathlib import Path
 from bitcycle.bench.provenance import provenance
 
 MODELS = {"tfc": ["--model", "tfc"], "sfc": ["--model", "sfc"], "lfc": ["--model", "lfc"],
+          # BNN-PYNQ's LFC-W1A1 binarises the image: the first layer is W1A1 like the rest
+          "lfc-1bit-input": ["--model", "lfc", "--set", "in_bits=1"],
           "cnv": ["--model", "cnv"], "cnv-fmnist": ["--model", "models/cnv-fmnist.toml"]}
 
 

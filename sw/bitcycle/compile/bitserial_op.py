@@ -62,6 +62,7 @@ class BitSerialMVAU(MVAU):
             "bits_min": ("i", False, 1),     # run-time range of the engine's bits register
             "bits_max": ("i", False, MAX_BITS),
             "acc_bits": ("i", True, 32),     # signed accumulator width (output saturation)
+            "wrom_lut_pe": ("i", False, 0),  # top PE lanes with weights in LUT logic, not block RAM
         })
         return attrs
 
@@ -106,26 +107,36 @@ class BitSerialMVAU(MVAU):
         vectors = int(np.prod(g("numInputVectors")))
         return array_cycles(MODE_FORWARD, int(bits), g("MH"), g("MW"), vectors, g("PE"), g("SIMD"))
 
-    def _wrom_shape(self) -> tuple[int, int]:
+    def lut_lanes(self) -> int:
+        """PE lanes whose weights bitcycle_mvau keeps in LUT logic (WROM_LUT_PE): all of them for
+        MVAU's ram_style "distributed", else ``wrom_lut_pe`` (the folding's block-RAM trade)."""
+        pe = self.get_nodeattr("PE")
+        return pe if self.get_nodeattr("ram_style") == "distributed" else min(pe, self.get_nodeattr("wrom_lut_pe"))
+
+    def _wrom_shapes(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(width, depth) of the block-RAM lanes' weight ROM and of the LUT lanes'."""
         pe, simd, mw, mh = (self.get_nodeattr(k) for k in ("PE", "SIMD", "MW", "MH"))
-        return lut_model.wrom_shape(pe, simd, mw, mh)
+        lut = self.lut_lanes()
+        return lut_model.wrom_shape(pe, simd, mw, mh, pe - lut), lut_model.wrom_shape(pe, simd, mw, mh, lut)
 
     def lut_estimation(self, fpgapart):
         """Yosys-calibrated model of the generated layer (bitcycle.compile.lut_model)."""
         pe, simd, mw, mh = (self.get_nodeattr(k) for k in ("PE", "SIMD", "MW", "MH"))
         # built for its forward bits (bitserial_rtl: the wrapper ties bits_i to them)
-        return lut_model.layer_luts(pe, simd, self.get_nodeattr("acc_bits"), self.get_nodeattr("bits"), mw, mh)
+        return lut_model.layer_luts(pe, simd, self.get_nodeattr("acc_bits"), self.get_nodeattr("bits"), mw, mh,
+                                    lut_lanes=self.lut_lanes())
 
     def bram_estimation(self, fpgapart=None):
         """RAMB18s of the weight ROM as bitcycle_mvau builds it: block RAM from 8 kbit up, in the
-        cheapest RAMB18 aspect (16K×1 … 512×36); smaller ROMs are distributed (in the LUT count)."""
-        return lut_model.rom_ramb18(*self._wrom_shape())
+        cheapest RAMB18 aspect (16K×1 … 512×36); smaller ROMs, and the lanes in LUT logic, are
+        in the LUT count."""
+        return lut_model.rom_ramb18(*self._wrom_shapes()[0])
 
     def uram_estimation(self, fpgapart=None):
         return 0
 
     def bram_efficiency_estimation(self, fpgapart=None):
-        return lut_model.rom_efficiency(*self._wrom_shape())
+        return lut_model.rom_efficiency(*self._wrom_shapes()[0])
 
     def dsp_estimation(self, fpgapart):
         """bitcycle_mvau: a multi-bit layer accumulates ±2^p · plane sum in one DSP48E1 per PE lane;

@@ -25,6 +25,10 @@ from bitcycle.errors import BitCycleError
 from bitcycle.golden.bitserial import MAX_BITS
 
 
+# MVAU ram_style values bitcycle_mvau builds: auto/block = block RAM from 8 kbit up, distributed = LUT logic
+ROM_STYLES = ("auto", "block", "distributed")
+
+
 def check_buildable(inst) -> None:
     """One line naming the layer, the value and the legal choices when the RTL cannot be built."""
     from bitcycle.compile.folding import divisors
@@ -42,6 +46,10 @@ def check_buildable(inst) -> None:
     bits = inst.get_nodeattr("bits")
     if not 1 <= bits <= MAX_BITS:
         raise BitCycleError(f"layer {name}: bits={bits} is outside 1..{MAX_BITS}")
+    style = inst.get_nodeattr("ram_style")
+    if style not in ROM_STYLES:
+        raise BitCycleError(f"layer {name}: ram_style={style!r} has no weight ROM in bitcycle_mvau; legal: "
+                            f"{', '.join(ROM_STYLES)} (the xc7 parts have no UltraRAM)")
 
 
 @finn_rtl.register_custom_op
@@ -63,7 +71,9 @@ class BitSerialMVAU_rtl(GeneratedRtl, BitSerialMVAU, RTLBackend):  # noqa: N801 
     def mem_files(self) -> list[Path]:
         """The images bitcycle_mvau's $readmemh loads (W_FILE, and T_FILE unless noActivation)."""
         top = self._top()
-        names = [f"{top}_weights.mem"] + ([] if self.get_nodeattr("noActivation") else [f"{top}_thresholds.mem"])
+        names = [f"{top}_weights.mem"] if self.lut_lanes() < self.get_nodeattr("PE") else []
+        names += [f"{top}_weights_lut.mem"] if self.lut_lanes() else []
+        names += [] if self.get_nodeattr("noActivation") else [f"{top}_thresholds.mem"]
         return [self._gen_dir() / n for n in names]
 
     def ipi_extra_files(self) -> list[Path]:
@@ -86,8 +96,10 @@ class BitSerialMVAU_rtl(GeneratedRtl, BitSerialMVAU, RTLBackend):  # noqa: N801 
                 "OBITS": odt.bitwidth(), "ACC_BITS": self.get_nodeattr("acc_bits"),
                 "NTHR": 0 if no_act else int(n_thr), "ACT_VAL": act, "OUT_DEPTH": R.OUT_DEPTH,
                 "THR_INIT": int(self._thr_init(n_thr)),
+                "WROM_LUT_PE": self.lut_lanes(),
                 "BITS": self.get_nodeattr("bits"),
-                "W_FILE": str(gen / f"{top}_weights.mem"),
+                "W_FILE": str(gen / f"{top}_weights.mem") if self.lut_lanes() < self.get_nodeattr("PE") else "",
+                "WL_FILE": str(gen / f"{top}_weights_lut.mem") if self.lut_lanes() else "",
                 "T_FILE": "" if no_act else str(gen / f"{top}_thresholds.mem")}
 
     def _thr_init(self, n_thr: int) -> bool:
@@ -98,7 +110,11 @@ class BitSerialMVAU_rtl(GeneratedRtl, BitSerialMVAU, RTLBackend):  # noqa: N801 
         gen, top = self.start_hdl()
         w = model.get_initializer(self.onnx_node.input[1])  # [MW, MH] ±1
         pe = self.get_nodeattr("PE")
-        (gen / f"{top}_weights.mem").write_text(images.weight_mem_text(w, pe, self.get_nodeattr("SIMD")))
+        simd, lut = self.get_nodeattr("SIMD"), self.lut_lanes()
+        if lut < pe:  # the block-RAM lanes' image, and the LUT lanes' (see rtl_parameters)
+            (gen / f"{top}_weights.mem").write_text(images.weight_mem_text(w, pe, simd, range(0, pe - lut)))
+        if lut:
+            (gen / f"{top}_weights_lut.mem").write_text(images.weight_mem_text(w, pe, simd, range(pe - lut, pe)))
         n_thr = 0
         if self.get_nodeattr("noActivation") == 0:
             acc = self.get_nodeattr("acc_bits")

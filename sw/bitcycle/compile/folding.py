@@ -61,6 +61,14 @@ def _set(node, inst, values: dict):
         inst.set_nodeattr(k, int(v))
 
 
+def lut_lane_steps(pe: int) -> list[int]:
+    """The counts of a BitSerialMVAU's PE lanes with weights in LUT logic the folding tries: each
+    count up to 16 lanes, sixteenths of PE beyond."""
+    if pe <= 16:
+        return list(range(pe + 1))
+    return sorted({round(pe * j / 16) for j in range(17)})
+
+
 def _follow_window_generators(model):
     """A ConvolutionInputGenerator's SIMD = the largest divisor of its channels ≤ its consumer's SIMD
     (an MVAU's SIMD, a pool's PE)."""
@@ -112,38 +120,70 @@ def _options(node, inst, fpgapart, model=None):
     combos = [{}]
     for name, vals in knobs:
         combos = [dict(c, **{name: v}) for c in combos for v in vals]
-    out = []
-    for combo in combos:
+    lanes = node.op_type.startswith("BitSerialMVAU")  # weights of some lanes in LUT logic: another knob
+    if lanes:
+        old["wrom_lut_pe"] = inst.get_nodeattr("wrom_lut_pe")
+        combos = [dict(c, wrom_lut_pe=0) for c in combos]
+
+    def measure(combo):
         _set(node, inst, combo)
         cycles = int(inst.get_exp_cycles())
         if swg is not None:
             ch = swg.get_nodeattr("IFMChannels")
             swg.set_nodeattr("SIMD", max(d for d in divisors(ch) if d <= inst.get_nodeattr("PE")))
             cycles = max(cycles, int(swg.get_exp_cycles()))
-        out.append(Choice(combo, cycles, int(inst.lut_estimation(fpgapart)), int(inst.bram_estimation(fpgapart)),
-                          int(inst.dsp_estimation(fpgapart))))
+        return Choice(combo, cycles, int(inst.lut_estimation(fpgapart)), int(inst.bram_estimation(fpgapart)),
+                      int(inst.dsp_estimation(fpgapart)))
+
+    out = _pareto([measure(c) for c in combos])
+    if lanes:  # the lane split of the foldings that are Pareto-optimal with all weights in block RAM
+        out = _pareto(out + [measure(dict(c.values, wrom_lut_pe=k)) for c in out if c.bram18
+                             for k in lut_lane_steps(c.values["PE"])[1:]])
     _set(node, inst, old)
     if swg is not None:
         swg.set_nodeattr("SIMD", swg_simd)
+    return sorted(out, key=lambda c: (c.lut, c.cycles, c.bram18))
+
+
+def _pareto(choices: list) -> list:
+    """The choices no other is as good as in cycles, LUTs, BRAM18s and DSPs."""
     def cost(c):
         return (c.cycles, c.lut, c.bram18, c.dsp)
 
-    pareto = [c for c in out if not any(cost(o) != cost(c) and all(a <= b for a, b in zip(cost(o), cost(c)))
-                                        for o in out)]
-    return sorted(pareto, key=lambda c: (c.lut, c.cycles, c.bram18))
+    return [c for c in choices if not any(cost(o) != cost(c) and all(a <= b for a, b in zip(cost(o), cost(c)))
+                                          for o in choices)]
 
 
-# what a choice is cheapest in: LUTs first, or the scarce block RAM / DSPs first
-_ORDERS = {"lut": lambda c: (c.lut, c.bram18, c.dsp), "bram": lambda c: (c.bram18, c.dsp, c.lut),
-           "dsp": lambda c: (c.dsp, c.bram18, c.lut)}
-
-
-def _cheapest_meeting(options, target_cycles, by: str = "lut"):
-    """The choice meeting the cycle target that is cheapest ``by`` LUTs, BRAM18s or DSPs (then the others)."""
+def _cheapest_meeting(options, target_cycles):
+    """The choice meeting the cycle target with the fewest LUTs (then BRAM18s, DSPs)."""
     meeting = [c for c in options if c.cycles <= target_cycles]
     if not meeting:
         return None
-    return min(meeting, key=_ORDERS[by])
+    return min(meeting, key=lambda c: (c.lut, c.bram18, c.dsp))
+
+
+_SCARCE = ("bram18", "dsp")
+
+
+def _trade_luts_for(scarce: str, picks: list, options: list, target_cycles: int, limit: int) -> list:
+    """Bring the picks' total ``scarce`` ("bram18" or "dsp") within ``limit``: repeatedly move the
+    layer whose next choice (still meeting the cycle target) saves that resource for the fewest extra
+    LUTs per unit saved, until it fits or nothing saves more. Returns the new picks."""
+    picks = list(picks)
+    while sum(getattr(p, scarce) for p in picks) > limit:
+        best = None
+        for i, (pick, opts) in enumerate(zip(picks, options)):
+            for c in opts:
+                saved = getattr(pick, scarce) - getattr(c, scarce)
+                if c.cycles > target_cycles or saved <= 0 or any(getattr(c, r) > getattr(pick, r) for r in _SCARCE):
+                    continue  # (nor takes more of the other scarce resource)
+                key = ((c.lut - pick.lut) / saved, c.lut)
+                if best is None or key < best[0]:
+                    best = (key, i, c)
+        if best is None:
+            break
+        picks[best[1]] = best[2]
+    return picks
 
 
 class FoldForTarget(Transformation):
@@ -208,9 +248,9 @@ class FoldForTarget(Transformation):
                 picks = [_cheapest_meeting(opts, target) for _, _, opts in layers]
                 if any(p is None for p in picks):
                     break
-                for scarce in ("bram", "dsp"):  # trade LUTs for block RAM or DSPs when they run out
-                    if not fits(picks):
-                        picks = [_cheapest_meeting(opts, target, by=scarce) for _, _, opts in layers]
+                # trade LUTs for block RAM or DSPs where they run out, layer by layer
+                picks = _trade_luts_for("bram18", picks, [o for _, _, o in layers], target, bram18_left)
+                picks = _trade_luts_for("dsp", picks, [o for _, _, o in layers], target, dsp_left)
                 if not fits(picks):
                     break
                 best = picks

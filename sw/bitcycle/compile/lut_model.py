@@ -33,25 +33,37 @@ def features(pe: int, simd: int, acc_bits: int, bits_max: int, mw: int) -> list[
     return [1.0, cells if one else 0.0, 0.0 if one else cells, float(pe * (sum_width(mw, bits_max) + acc_bits))]
 
 
-def wrom_shape(pe: int, simd: int, mw: int, mh: int) -> tuple[int, int]:
-    """(width, depth) of bitcycle_mvau's weight ROM: one PE·SIMD-bit word per (neuron, synapse) fold."""
-    return pe * simd, (mw // simd) * (mh // pe)
+def wrom_shape(pe: int, simd: int, mw: int, mh: int, lanes: int | None = None) -> tuple[int, int]:
+    """(width, depth) of bitcycle_mvau's weight ROM of ``lanes`` PE lanes (all by default): one
+    lanes·SIMD-bit word per (neuron, synapse) fold."""
+    return (pe if lanes is None else lanes) * simd, (mw // simd) * (mh // pe)
 
 
-def rom_luts(width: int, depth: int) -> int:
-    """LUT6s of a distributed weight ROM (64 bits each); 0 when it goes to block RAM."""
-    return math.ceil(width * depth / 64) if width * depth < ROM_BLOCK_BITS else 0
+def rom_luts(width: int, depth: int, distributed: bool = False) -> int:
+    """LUT6s of a weight ROM built from LUT logic (below 8 kbit, or always when ``distributed``), 0
+    in block RAM. Per output bit, Yosys builds 64 words per LUT6, four to a slice (MUXF7/F8), and one
+    more LUT level per further 256 words (Yosys 0.23, 64-bit random ROMs 49..784 deep: within 0.6
+    LUT per bit)."""
+    if width == 0:
+        return 0
+    if not distributed and width * depth < ROM_BLOCK_BITS:
+        return math.ceil(width * depth / 64)
+    if not distributed:
+        return 0
+    return width * (math.ceil(depth / 64) + math.ceil(depth / 256) - 1)
 
 
-def layer_luts(pe: int, simd: int, acc_bits: int, bits_max: int, mw: int, mh: int) -> int:
-    """LUTs of one layer: the fitted engine model plus its distributed weight ROM."""
+def layer_luts(pe: int, simd: int, acc_bits: int, bits_max: int, mw: int, mh: int, lut_lanes: int = 0) -> int:
+    """LUTs of one layer: the fitted engine model plus the weight ROM that is LUT logic (the top
+    ``lut_lanes`` PE lanes always, the others below 8 kbit)."""
     f = features(pe, simd, min(32, acc_bits), bits_max, mw)
     engine = sum(c * x for c, x in zip(LUT_COEF.values(), f))
-    return int(math.ceil(engine)) + rom_luts(*wrom_shape(pe, simd, mw, mh))
+    return (int(math.ceil(engine)) + rom_luts(*wrom_shape(pe, simd, mw, mh, pe - lut_lanes))
+            + rom_luts(*wrom_shape(pe, simd, mw, mh, lut_lanes), distributed=True))
 
 
 def rom_ramb18(width: int, depth: int) -> int:
-    """RAMB18s of the weight ROM in the cheapest aspect; 0 below 8 kbit (distributed, in the LUT count)."""
+    """RAMB18s of a weight ROM in the cheapest aspect; 0 below 8 kbit (LUT logic, in the LUT count)."""
     if width * depth < ROM_BLOCK_BITS:
         return 0
     return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in RAMB18_ASPECTS)

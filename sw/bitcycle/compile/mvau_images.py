@@ -3,6 +3,8 @@ reads them with ``$readmemh`` (its W_FILE / T_FILE parameters), one hex word per
 
 * ``<top>_weights.mem``: MH/PE · MW/SIMD lines of PE·SIMD bits, FINN's folding order (neuron fold
   outer, synapse fold inner); bit i·SIMD + j = weight of row nf·PE + i, column sf·SIMD + j (1 = +1).
+  A layer with weights of its top L lanes in LUT logic (WROM_LUT_PE = L) has two: the lanes below
+  PE − L here, the top L in ``<top>_weights_lut.mem`` (bit i·SIMD + j: lane PE − L + i).
 * ``<top>_thresholds.mem``: MH/PE lines of PE·NTHR·(ACC_BITS+1) bits; field (i·NTHR + k) = the
   k-th threshold of row nf·PE + i, two's complement, clamped to [−2^(A−1), 2^(A−1)] (beyond the
   saturated sum's range a threshold is "always" or "never"). A layer built with THR_INIT
@@ -17,14 +19,17 @@ from bitcycle.errors import BitCycleError
 from bitcycle.golden.accwidth import min_acc_bits
 
 
-def weight_mem_text(w: np.ndarray, pe: int, simd: int) -> str:
-    """W [MW, MH] (±1, or 0/1 codes) → the weight image (see the module docstring)."""
+def weight_mem_text(w: np.ndarray, pe: int, simd: int, lanes: range | None = None) -> str:
+    """W [MW, MH] (±1, or 0/1 codes) → the weight image (see the module docstring) of the PE lanes
+    ``lanes`` (all by default; bitcycle_mvau keeps its block-RAM and its LUT lanes in two images)."""
     bits = (np.asarray(w) > 0).astype(np.uint8).T  # [MH, MW]
     mh, mw = bits.shape
     if mh % pe or mw % simd:
         raise BitCycleError(f"weights {mh}x{mw} do not fold by PE={pe}, SIMD={simd}")
-    width = pe * simd
-    tiles = bits.reshape(mh // pe, pe, mw // simd, simd).transpose(0, 2, 1, 3).reshape(-1, width)
+    lanes = range(pe) if lanes is None else lanes
+    width = len(lanes) * simd
+    tiles = bits.reshape(mh // pe, pe, mw // simd, simd)[:, lanes.start:lanes.stop]
+    tiles = tiles.transpose(0, 2, 1, 3).reshape(-1, width)
     weights = 1 << np.arange(width, dtype=object)
     lines = [f"{int(np.dot(t.astype(object), weights)):0{(width + 3) // 4}x}" for t in tiles]
     return "\n".join(lines) + "\n"

@@ -16,7 +16,7 @@ MVAU_SOURCES = tuple(rtl_sources(MVAU_TOP))
 OUT_DEPTH = 8  # output FIFO beats of a layer (covers the 4-cycle pipeline at one beat per cycle)
 WRAPPER_TEMPLATE = "bitserial_mvau_wrapper.v.in"
 # rtl_parameters keys that are not plain Verilog parameters of the instance (strings / the port value)
-_NOT_PARAMS = ("W_FILE", "T_FILE", "BITS")
+_NOT_PARAMS = ("W_FILE", "WL_FILE", "T_FILE", "BITS")
 
 
 def wrapper_v(top: str, p: dict) -> str:
@@ -26,4 +26,5 @@ def wrapper_v(top: str, p: dict) -> str:
     params = ", ".join(f".{k}({v})" for k, v in p.items() if k not in _NOT_PARAMS)
     return render_template(WRAPPER_TEMPLATE, {
         "TOP": top, "BITS": p["BITS"], "MW": p["MW"], "MH": p["MH"], "PE": p["PE"], "SIMD": p["SIMD"],
-        "IN_MSB": inw - 1, "OUT_MSB": outw - 1, "PARAMS": params, "W_FILE": p["W_FILE"], "T_FILE": p["T_FILE"]})
+        "IN_MSB": inw - 1, "OUT_MSB": outw - 1, "PARAMS": params, "W_FILE": p["W_FILE"], "WL_FILE": p["WL_FILE"],
+        "T_FILE": p["T_FILE"]})

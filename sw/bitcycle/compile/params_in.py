@@ -53,9 +53,9 @@ def model_from_driver_json(spec) -> torch.nn.Module:
     if layers[-1].act != "none" or layers[-1].norm not in ("pertensor", "none"):
         raise BitCycleError(f"driver.json's last layer {layers[-1].name} must have act=none and norm pertensor or none")
     bits = spec.input.bits
-    if bits < 2 or spec.input.offset != -(2 ** (bits - 1)):
+    if bits < 1 or spec.input.offset != -(2 ** (bits - 1)):
         raise BitCycleError(f"driver.json input quantiser (bits={bits}, offset={spec.input.offset:g}) is not the zoo's "
-                            f"(2x − 1 in {bits}-bit fixed point, offset −2^{bits - 1}); compile it from its checkpoint")
+                            f"(2x − 1 in {bits}-bit fixed point or its sign, offset −2^{bits - 1}); compile it from its checkpoint")
     model: Any = BinaryMLP(hidden=[l.out_features for l in layers[:-1]], in_features=spec.input.features,
                       num_classes=layers[-1].out_features, in_bits=bits)
     model.zoo_name = spec.model

@@ -153,15 +153,16 @@ def _engine_layers(model):
 
 def _write_weights(model, wdir: Path) -> list[dict]:
     """weights/<layer>.weights.npy (±1, [MH, MW]) and .thresholds.npy; ``weights_mem`` names the
-    image the generated RTL reads (codegen/…/<top>_weights.mem), relative to the project."""
+    images the generated RTL reads (codegen/…/<top>_weights.mem, and _weights_lut.mem for lanes in
+    LUT logic), relative to the project."""
     wdir.mkdir(parents=True, exist_ok=True)
     files = []
     for node, inst in _engine_layers(model):
         w = model.get_initializer(node.input[1])  # [MW, MH] ±1
         entry = {"layer": node.name, "weights": f"weights/{node.name}.weights.npy"}
-        mem = inst.mem_files()[0] if inst.get_nodeattr("code_gen_dir_ipgen") else None
-        if mem is not None and mem.is_file():
-            entry["weights_mem"] = str(mem.resolve().relative_to(wdir.parent.resolve()))
+        mems = [m for m in inst.mem_files() if "_weights" in m.name] if inst.get_nodeattr("code_gen_dir_ipgen") else []
+        if mems and all(m.is_file() for m in mems):  # block-RAM lanes' image, then the LUT lanes'
+            entry["weights_mem"] = [str(m.resolve().relative_to(wdir.parent.resolve())) for m in mems]
         np.save(wdir / f"{node.name}.weights.npy", np.asarray(w.T, dtype=np.int8))  # [MH, MW]
         if len(node.input) > 2:
             thr = model.get_initializer(node.input[2])

@@ -26,8 +26,9 @@ RTL_SOURCES: dict[str, tuple[str, ...]] = {
     "bitcycle_engine": ENGINE,
     # one FINN inference layer (BitSerialMVAU_rtl): compile copies these once per project
     "bitcycle_mvau": (PARAM_CHECK, "bitcycle_axis_fifo.sv", "bitcycle_popcount.sv", "bitcycle_dotcount.sv",
-                      "bitcycle_mvau_inbuf.sv", "bitcycle_mvau.sv"),
+                      "bitcycle_rom.sv", "bitcycle_mvau_inbuf.sv", "bitcycle_mvau.sv"),
     "bitcycle_dotcount": (PARAM_CHECK, "bitcycle_dotcount.sv"),
+    "bitcycle_rom": (PARAM_CHECK, "bitcycle_rom.sv"),
     # between layers in `bitcycle rtlsim`'s stitched dataflow
     "bitcycle_axis_fifo": (PARAM_CHECK, "bitcycle_axis_fifo.sv"),
     # max-pool of ±1 activations after FINN's depthwise sliding window (compile's BitCycleMaxPool_rtl)

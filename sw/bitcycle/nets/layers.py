@@ -133,11 +133,15 @@ def binary_act() -> QuantIdentity:
 
 
 def input_quant(bits: int = 8) -> QuantIdentity:
-    """The input quantiser: ``bits``-bit signed fixed point, the grid k / 2^(bits−1) on [−1, 1 − 2^(1−bits)]."""
+    """The input quantiser: ``bits``-bit signed fixed point, the grid k / 2^(bits−1) on [−1, 1 − 2^(1−bits)];
+    ``bits`` = 1 is the sign (BNN-PYNQ's binarised input: a pixel at or above half scale is +1), so
+    the first layer is a W1A1 layer like the rest."""
     lo, hi = INPUT_BITS_RANGE
+    if bits == 1 and not isinstance(bits, bool) and isinstance(bits, int):
+        return QuantIdentity(act_quant=BinaryActQuant)
     if isinstance(bits, bool) or not isinstance(bits, int) or not lo <= bits <= hi:
-        raise BitCycleError(f"in_bits={bits!r}: the input quantiser takes an integer bit width in {lo}..{hi} "
-                            f"(signed fixed point on [-1, 1)); use e.g. in_bits=8")
+        raise BitCycleError(f"in_bits={bits!r}: the input quantiser takes 1 (sign) or an integer bit width in "
+                            f"{lo}..{hi} (signed fixed point on [-1, 1)); use e.g. in_bits=8")
     return QuantIdentity(act_quant=InputQuant, bit_width=bits)
 
 
