@@ -8,7 +8,7 @@ name       structure                                                           c
 =========  ==================================================================  ===============
 tfc        MLP 3×64 (FINN TFC)                                                 in_features=784, width, depth
 sfc        MLP 3×256 (FINN SFC)                                                num_classes=10, dropout=0
-lfc        MLP 3×1024 (FINN LFC)                                               in_bits=8, last_weight_bits=1
+lfc        MLP 3×1024 (FINN LFC)                                               in_bits=8 (1: sign), last_weight_bits=1
 cnv        CNN, FINN CNV (32×32) or five-conv variant (28×28)                  input_size, in_channels,
                                                                                channels, fc, width_mult
 resnet     small binary ResNet (3 stages × 2 blocks, 16-32-64)                 input_size, in_channels,
