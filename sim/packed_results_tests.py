@@ -13,6 +13,7 @@ import random
 import numpy as np
 
 import cocotb
+from cocotb.triggers import RisingEdge
 
 from bitcycle.golden import stream as st
 from bitcycle_tb import EngineTB, err_mask, max_len, rand_binary, rand_ints
@@ -40,6 +41,14 @@ async def packed_random_jobs(dut):
     tb = await _tb(dut)
     geo = tb.geo
     w = None
+    frozen = [0]  # cycles the compute pipeline waited at the group hand-over (output stage behind)
+
+    async def count_freezes():
+        while True:
+            await RisingEdge(dut.clk_i)
+            frozen[0] += int(dut.freeze.value)
+
+    cocotb.start_soon(count_freezes())
     for job in range(N_PACKED_JOBS):
         if job % 6 == 0:
             m = rng.randint(1, 3 * geo.pe + 1)
@@ -67,6 +76,8 @@ async def packed_random_jobs(dut):
             await tb.compute(mode, bits, w=w, dy=rand_ints(nrng, bits, (m, n), extremes), **kw)
         else:
             await tb.compute(mode, bits, dy=rand_ints(nrng, bits, (m, n), extremes), sx=rand_binary(nrng, (k, n)), **kw)
+    cocotb.log.info("hand-over freeze cycles: %d", frozen[0])
+    assert frozen[0] > 0, "no job froze the pipeline at a group hand-over: the stall path went untested"
 
 
 @cocotb.test()

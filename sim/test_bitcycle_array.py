@@ -2,7 +2,8 @@
 integer and bipolar planes, forward and transposed lanes, MSB planes, gaps between beats) against
 a Python model of the cells, popcounts and positional accumulators (plane p adds its sum times
 2^p, or -2^p for an MSB plane); the result of a beat (each lane's acc_o minus the shared off_o,
-modulo 2^ACC_BITS) is checked two cycles after it (popcounts, then the sums). Whole products are cross-checked with
+modulo 2^ACC_BITS) is checked two cycles after it (popcounts, then the sums), with random stalls
+(stall_i) that hold the beat at the popcount registers. Whole products are cross-checked with
 bitcycle.golden.bitserial_matmul.
 """
 
@@ -55,34 +56,41 @@ def _read_acc(dut, lanes, acc_bits):
 
 async def _setup(dut):
     cocotb.start_soon(Clock(dut.clk_i, 10, unit="ns").start())
-    for name in ("valid_i", "first_i", "plane_i", "msb_i", "trans_i", "bipolar_i", "en_i", "x_i", "w_i"):
+    for name in ("valid_i", "stall_i", "first_i", "plane_i", "msb_i", "trans_i", "bipolar_i", "en_i", "x_i", "w_i"):
         getattr(dut, name).value = 0
     await ClockCycles(dut.clk_i, 3)
 
 
-async def _drive(dut, model, beats, rng):
-    """beats: dicts of the array's inputs; random gaps in between; checks each beat's result."""
+async def _drive(dut, model, beats, rng, stalls: bool = True):
+    """beats: dicts of the array's inputs; random gaps in between and random stalls (stall_i holds
+    the beat at the popcount registers, and the beat on offer is not taken). One loop turn is one
+    clock cycle: at its falling edge the state the last rising edge left is checked (acc_o of the
+    beat that left the popcount registers then, first_o of the one now in them), then the inputs
+    for the coming edge are driven."""
     lanes, acc_bits = model.lanes, model.acc_bits
-    in_flight = [None, None]  # the beats presented one and two cycles ago
+    at_pop = None    # the beat in the popcount registers
+    leaving = None   # the beat that left them at the last edge (its sums are in acc_o now)
     queue = list(beats)
-    while queue or any(b is not None for b in in_flight):
+    while queue or at_pop is not None or leaving is not None:
         await FallingEdge(dut.clk_i)
-        done = in_flight.pop()
-        if done is not None:  # the beat of two cycles before is in acc_o now
-            model.beat(**done)
+        if leaving is not None:
+            model.beat(**leaving)
             got = _read_acc(dut, lanes, acc_bits)
-            assert got == model.acc, f"beat {done}: got {got}, expected {model.acc}"
-        if queue and rng.random() < 0.8:
-            b = queue.pop(0)
-            for k, v in b.items():
+            assert got == model.acc, f"beat {leaving}: got {got}, expected {model.acc}"
+        assert int(dut.first_o.value) == int(at_pop is not None and at_pop["first"]), at_pop
+        stall = stalls and at_pop is not None and rng.random() < 0.25
+        offer = queue[0] if queue and rng.random() < 0.8 else None
+        if offer is not None:
+            for k, v in offer.items():
                 getattr(dut, f"{k}_i").value = int(v)
-            dut.valid_i.value = 1
-            in_flight.insert(0, b)
-        else:
-            dut.valid_i.value = 0
-            in_flight.insert(0, None)
-    await FallingEdge(dut.clk_i)
-    dut.valid_i.value = 0
+        dut.valid_i.value, dut.stall_i.value = int(offer is not None), int(stall)
+        if stall:  # nothing moves: the offer is not taken, acc_o keeps its sums
+            leaving = None
+            continue
+        leaving, at_pop = at_pop, offer
+        if offer is not None:
+            queue.pop(0)
+    dut.valid_i.value, dut.stall_i.value = 0, 0
 
 
 @cocotb.test()

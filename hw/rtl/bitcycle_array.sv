@@ -23,7 +23,8 @@
 //
 // Two stages: popcounts registered (the DSP's A/B registers: block RAM out -> cells -> popcount
 // tree |), then the multiply-accumulate (P). acc_o/off_o hold the values including the beat
-// presented two cycles earlier.
+// presented two cycles earlier. stall_i holds both stages (the DSP's CE pins): the beat at the
+// popcount registers neither moves nor adds; first_o says that beat restarts the accumulators.
 `default_nettype none
 
 module bitcycle_array #(
@@ -36,6 +37,7 @@ module bitcycle_array #(
 ) (
   input  wire logic                       clk_i,
   input  wire logic                       valid_i,
+  input  wire logic                       stall_i,  // hold the beat at the popcount registers
   input  wire logic                       first_i,  // first beat of an output group (acc from 0)
   input  wire logic [3:0]                 plane_i,  // bit-plane index p of the beat
   input  wire logic                       msb_i,    // the plane weighs -2^p (two's-complement MSB)
@@ -45,7 +47,8 @@ module bitcycle_array #(
   input  wire logic [NumAcc-1:0]          x_i,      // the plane-chunk of the integer operand
   input  wire logic [PE*SIMD-1:0]         w_i,      // the binary tile
   output logic [NumAcc*ACC_BITS-1:0]      acc_o,    // lane o at [o*ACC_BITS +: ACC_BITS]: sum 2*pop*c
-  output logic [ACC_BITS-1:0]             off_o     // shared: sum n*c (lane o's result: acc - off)
+  output logic [ACC_BITS-1:0]             off_o,    // shared: sum n*c (lane o's result: acc - off)
+  output logic                            first_o   // a group's first beat at the popcount registers
 );
 
   bitcycle_param_check #(.FAIL(PE < 1 || SIMD < 1 || ACC_BITS < 2 || ACC_BITS > 48),
@@ -94,8 +97,8 @@ module bitcycle_array #(
     assign coef = (o < NumAcc) ? coef2_q : coef_q;
     // datapath: no reset (a group's first beat starts from 0)
     always_ff @(posedge clk_i) begin
-      pop_q <= pop;
-      if (p_valid_q) acc_q <= (p_first_q ? ACC_BITS'(0) : acc_q) + ACC_BITS'($signed({1'b0, pop_q}) * coef);
+      if (!stall_i) pop_q <= pop;
+      if (p_valid_q && !stall_i) acc_q <= (p_first_q ? ACC_BITS'(0) : acc_q) + ACC_BITS'($signed({1'b0, pop_q}) * coef);
     end
     if (o < NumAcc) begin : g_acc_out
       assign acc_o[o*ACC_BITS +: ACC_BITS] = acc_q;
@@ -105,11 +108,14 @@ module bitcycle_array #(
   end
 
   always_ff @(posedge clk_i) begin
-    p_valid_q <= valid_i;
-    p_first_q <= first_i;
-    coef_q    <= msb_i ? -(CoefW'(1) << plane_i) : (CoefW'(1) << plane_i);
-    coef2_q   <= msb_i ? -(CoefW'(2) << plane_i) : (CoefW'(2) << plane_i);
+    if (!stall_i) begin
+      p_valid_q <= valid_i;
+      p_first_q <= first_i;
+      coef_q    <= msb_i ? -(CoefW'(1) << plane_i) : (CoefW'(1) << plane_i);
+      coef2_q   <= msb_i ? -(CoefW'(2) << plane_i) : (CoefW'(2) << plane_i);
+    end
   end
+  assign first_o = p_valid_q && p_first_q;
 
 endmodule
 

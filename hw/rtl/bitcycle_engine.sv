@@ -199,6 +199,7 @@ module bitcycle_engine #(
   // (one read port, so no tile-wide multiplexer in front of the array)
   logic                is_bwd_weight;
   logic [MemAddrW-1:0] tile_mem_waddr, tile_mem_raddr;
+  logic                freeze;  // compute pipeline stall (the group hand-over, below)
   assign is_bwd_weight  = (mode_q == ModeBackwardWeight);
   assign tile_mem_waddr = is_bwd_weight ? MemAddrW'(WMEM_DEPTH) + MemAddrW'(AAddrW'(tile))
                                         : MemAddrW'(WAddrW'(tile));
@@ -206,21 +207,22 @@ module bitcycle_engine #(
                                         : MemAddrW'(WAddrW'(tile_raddr));
   bitcycle_ram #(.LANE_W(DATA_W), .LANES(TileWords), .DEPTH(WMEM_DEPTH + AMEM_DEPTH), .OUT_REG(READ_REG)) u_tile_mem (
     .clk_i, .we_i(tile_we && (mode_q == ModeLoadWeights || is_bwd_weight)), .waddr_i(tile_mem_waddr),
-    .wlane_i(tile_lane), .wdata_i(in_data), .raddr_i(tile_mem_raddr), .rdata_o(tile_rdata)
+    .wlane_i(tile_lane), .wdata_i(in_data), .re_i(!freeze), .raddr_i(tile_mem_raddr),
+    .rdata_o(tile_rdata)
   );
   bitcycle_ram #(.LANE_W(DATA_W), .LANES(ThrWords), .DEPTH(TMEM_DEPTH), .RAM_STYLE("block")) u_tmem (
     .clk_i, .we_i(tile_we && mode_q == ModeLoadThresholds), .waddr_i(TAddrW'(tile)), .wlane_i(thr_lane),
-    .wdata_i(in_data), .raddr_i(thr_raddr), .rdata_o(tmem_rdata)
+    .wdata_i(in_data), .re_i(1'b1), .raddr_i(thr_raddr), .rdata_o(tmem_rdata)
   );
   bitcycle_ram #(.LANE_W(NumAcc), .LANES(1), .DEPTH(2 ** (BAddrW + 1)), .OUT_REG(READ_REG)) u_vbuf (
     .clk_i, .we_i(vbuf_we), .waddr_i(vbuf_waddr), .wlane_i(1'b1), .wdata_i(in_data[NumAcc-1:0]),
-    .raddr_i(vbuf_raddr), .rdata_o(vbuf_rdata)
+    .re_i(!freeze), .raddr_i(vbuf_raddr), .rdata_o(vbuf_rdata)
   );
 
   // ---------------------------------------------------------------------------------------------
   // Compute: issue sequencer -> array -> output stage
   logic              s1_valid, s1_first, s1_msb, s1_grp_last, s1_vec_last, s1_job_last;
-  logic              s1_trans, s1_bipolar, out_hold_free, first_ok, issue_last;
+  logic              s1_trans, s1_bipolar, out_hold_free, first_ok, issue_last, acc_first;
   logic [TAddrW-1:0] issue_grp;
   logic [NumAcc-1:0] s1_en;
   logic [3:0]        s1_plane;
@@ -232,7 +234,7 @@ module bitcycle_engine #(
     .clk_i, .rst_ni, .start_run_i(start_run), .stop_i(stop_now), .is_compute_i(is_compute),
     .trans_i(trans), .bits_i(bits_q), .out_rows_i(out_rows),
     .red_len_i(red_len), .n_vec_i(n_vec), .n_out_i(n_out), .n_red_i(n_red), .n_cols_i(n_cols),
-    .lanes_out_i(lanes_out), .chunk_i(chunk), .full_i(full), .first_ok_i(first_ok),
+    .lanes_out_i(lanes_out), .chunk_i(chunk), .full_i(full), .first_ok_i(first_ok), .freeze_i(freeze),
     .tile_raddr_o(tile_raddr), .grp_o(issue_grp), .last_o(issue_last), .vbuf_raddr_o(vbuf_raddr),
     .rd_release_o(rd_release), .rd_bank_o(rd_bank), .active_o(issue_active),
     .s1_valid_o(s1_valid), .s1_first_o(s1_first), .s1_plane_o(s1_plane), .s1_msb_o(s1_msb),
@@ -248,12 +250,14 @@ module bitcycle_engine #(
   if (READ_REG) begin : g_read_reg
     always_ff @(posedge clk_i or negedge rst_ni) begin
       if (!rst_ni) s2_valid <= 1'b0;
-      else         s2_valid <= s1_valid && !stop_now;
+      else         s2_valid <= !stop_now && (freeze ? s2_valid : s1_valid);
     end
     always_ff @(posedge clk_i) begin
-      {s2_first, s2_msb, s2_trans, s2_bipolar} <= {s1_first, s1_msb, s1_trans, s1_bipolar};
-      s2_plane <= s1_plane;
-      s2_en    <= s1_en;
+      if (!freeze) begin
+        {s2_first, s2_msb, s2_trans, s2_bipolar} <= {s1_first, s1_msb, s1_trans, s1_bipolar};
+        s2_plane <= s1_plane;
+        s2_en    <= s1_en;
+      end
     end
   end else begin : g_no_read_reg
     assign {s2_valid, s2_first, s2_msb, s2_trans, s2_bipolar} = {s1_valid, s1_first, s1_msb, s1_trans, s1_bipolar};
@@ -262,9 +266,9 @@ module bitcycle_engine #(
   end
 
   bitcycle_array #(.PE(PE), .SIMD(SIMD), .ACC_BITS(ACC_BITS), .TRANSPOSE(1'b1)) u_array (
-    .clk_i, .valid_i(s2_valid), .first_i(s2_first), .plane_i(s2_plane), .msb_i(s2_msb),
+    .clk_i, .valid_i(s2_valid), .stall_i(freeze), .first_i(s2_first), .plane_i(s2_plane), .msb_i(s2_msb),
     .trans_i(s2_trans), .bipolar_i(s2_bipolar), .en_i(s2_en), .x_i(vbuf_rdata),
-    .w_i(tile_rdata[TileBits-1:0]), .acc_o(acc), .off_o(acc_off)
+    .w_i(tile_rdata[TileBits-1:0]), .acc_o(acc), .off_o(acc_off), .first_o(acc_first)
   );
 
   logic [DATA_W-1:0]   o_data;
@@ -274,11 +278,13 @@ module bitcycle_engine #(
   // Group hand-over. The array's result comes two cycles after its stage-2 beat (popcounts, then
   // the sums): a group's last beat travels a CapLat-deep pipeline and "lands" in the accumulators.
   // The output stage captures it when its holding register is free; until then the accumulators
-  // keep it, because the next group's first beat (which restarts them) issues only when no group
-  // is pending (last beat issued, not yet captured), or one is and the holding register is free
-  // now: nothing but that group can take the register, so it is captured the cycle it lands,
-  // before the new first beat arrives. So the array never waits for the output stage except when
-  // two groups are pending, and output-bound jobs lose no hand-over cycles.
+  // keep it. The next group's first beat may issue while one group is pending (last beat issued,
+  // not yet captured): if it reaches the accumulators before that group is captured, the whole
+  // pipeline from the issue sequencer to the popcount registers freezes (the memories' read
+  // enables, every stage's CE) until the capture. So the array waits for the output stage only
+  // when the output stage is behind, and a group whose drain takes as long as its compute hands
+  // over with no lost cycle: the capture comes the cycle the holding register empties, the same
+  // cycle the next first beat reaches the accumulators.
   // The threshold memory is read at the oldest pending group (og0_q); a capture comes at least two
   // cycles after og0_q last changed, so its thresholds have been read by then.
   localparam int CapLat = READ_REG ? 3 : 2;
@@ -291,7 +297,8 @@ module bitcycle_engine #(
   logic [TAddrW-1:0]      og0_q, og1_q, og0_d, og1_d;
   assign land_now = cap_q[CapLat-1];
   assign capture  = (land_now || landed_q) && out_hold_free && !stop_now;
-  assign first_ok = (pend_q == 2'd0) || (pend_q == 2'd1 && out_hold_free);
+  assign first_ok = (pend_q != 2'd2);
+  assign freeze   = acc_first && (land_now || landed_q) && !capture && !stop_now;
   assign thr_raddr = og0_q;
 
   always_comb begin
@@ -311,15 +318,17 @@ module bitcycle_engine #(
       pend_q   <= '0;
       landed_q <= 1'b0;
     end else begin
-      cap_q    <= {cap_q[CapLat-2:0], s1_valid && s1_grp_last} & {CapLat{!stop_now}};
+      if (!freeze) cap_q <= {cap_q[CapLat-2:0], s1_valid && s1_grp_last} & {CapLat{!stop_now}};
       pend_q   <= pend_d;
       landed_q <= !(stop_now || start_run) && !capture && (landed_q || land_now);
     end
   end
   always_ff @(posedge clk_i) begin
-    cnt_q      <= {cnt_q[(CapLat-1)*CntW-1:0], s1_out_cnt};
-    vec_last_q <= {vec_last_q[CapLat-2:0], s1_vec_last};
-    job_last_q <= {job_last_q[CapLat-2:0], s1_job_last};
+    if (!freeze) begin
+      cnt_q      <= {cnt_q[(CapLat-1)*CntW-1:0], s1_out_cnt};
+      vec_last_q <= {vec_last_q[CapLat-2:0], s1_vec_last};
+      job_last_q <= {job_last_q[CapLat-2:0], s1_job_last};
+    end
     og0_q      <= og0_d;
     og1_q      <= og1_d;
     if (land_now) begin

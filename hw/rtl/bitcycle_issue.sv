@@ -2,9 +2,10 @@
 // (inner), plane MSB first, output group, vector (outer) -- and for each beat drives the read
 // addresses of the tile memory and the vector buffer (stage 0), then the beat's control for the
 // array one cycle later (stage 1). A beat issues when its vector's bank is full and, for a group's
-// first beat (the one that restarts the accumulators), when the engine allows it (first_ok_i: the
-// group before will have left the accumulators for the output stage by the time this beat reaches
-// them). The group index of a group's last beat (grp_o with last_o) names its thresholds.
+// first beat (the one that restarts the accumulators), when the engine allows it (first_ok_i: at
+// most one group is waiting for the output stage). freeze_i holds the sequencer and its stage-1
+// beat: the engine stalls the pipeline while a first beat would restart accumulators still holding
+// the group before. The group index of a group's last beat (grp_o with last_o) names its thresholds.
 `default_nettype none
 
 module bitcycle_issue #(
@@ -34,6 +35,7 @@ module bitcycle_issue #(
   input  wire logic [CntW-1:0]    chunk_i,
   input  wire logic [1:0]         full_i,        // vector banks (bitcycle_in_fsm)
   input  wire logic               first_ok_i,    // a group's first beat may issue
+  input  wire logic               freeze_i,      // pipeline stall: no issue, stage 1 holds
   // stage 0: memory reads
   output logic [TILE_AW-1:0]      tile_raddr_o,
   output logic [THR_AW-1:0]       grp_o,         // output group of the beat at stage 0
@@ -74,7 +76,7 @@ module bitcycle_issue #(
   assign grp_last  = (pl_q == '0) && (rc_q == n_red_i - 1'b1);
   assign vec_last  = grp_last && (og_q == n_out_i - 1'b1);
   assign job_last  = vec_last && (rvec_q == n_vec_i - 1'b1);
-  assign issue     = active_q && full_i[rbank_q] && (!grp_first || first_ok_i);
+  assign issue     = active_q && full_i[rbank_q] && (!grp_first || first_ok_i) && !freeze_i;
 
   always_comb begin
     active_d  = active_q;
@@ -158,7 +160,7 @@ module bitcycle_issue #(
       s1_valid_o <= 1'b0;
     end else begin
       active_q   <= active_d;
-      s1_valid_o <= issue && !stop_i;
+      s1_valid_o <= !stop_i && (freeze_i ? s1_valid_o : issue);
       if (!stop_i) begin
         rbank_q   <= rbank_d;
         pl_q      <= pl_d;

@@ -5,6 +5,8 @@
 // hundreds of LUTs plus its output register as distributed RAM but a few of the device's mostly
 // idle BRAM36. OUT_REG = 1 adds the block RAM's own output register (DOB_REG: one more cycle of
 // latency, no fabric) so the 2.5 ns clock-to-out of the array read does not start a logic path.
+// re_i low holds the read pipeline (the block RAM's read enable and output-register CE): a
+// stalled consumer keeps the word it was given.
 module bitcycle_ram #(
   parameter int LANE_W = 32,
   parameter int LANES  = 1,
@@ -21,6 +23,7 @@ module bitcycle_ram #(
   input  logic [AddrW-1:0]  waddr_i,
   input  logic [LANES-1:0]  wlane_i,
   input  logic [LANE_W-1:0] wdata_i,
+  input  logic              re_i,
   input  logic [AddrW-1:0]  raddr_i,
   output logic [Width-1:0]  rdata_o
 );
@@ -35,12 +38,12 @@ module bitcycle_ram #(
     for (int l = 0; l < LANES; l++) begin
       if (we_i && wlane_i[l]) mem_q[waddr_i][l*LANE_W +: LANE_W] <= wdata_i;
     end
-    rdata_q <= mem_q[raddr_i];
+    if (re_i) rdata_q <= mem_q[raddr_i];
   end
 
   if (OUT_REG) begin : g_out_reg
     logic [Width-1:0] rdata2_q;
-    always_ff @(posedge clk_i) rdata2_q <= rdata_q;
+    always_ff @(posedge clk_i) if (re_i) rdata2_q <= rdata_q;
     assign rdata_o = rdata2_q;
   end else begin : g_no_out_reg
     assign rdata_o = rdata_q;
