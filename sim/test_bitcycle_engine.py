@@ -17,7 +17,8 @@ from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 from bitcycle.golden import stream as st
 from bitcycle.hwif.rtl import rtl_sources
 from bitcycle_tb import EngineTB, err_mask, max_len, rand_binary, rand_ints, result_words
-from packed_results_tests import packed_random_jobs, packed_thresholds, packed_width_refused  # noqa: F401 (cocotb tests)
+from packed_results_tests import (  # noqa: F401 (cocotb tests)
+    handover_freeze_under_backpressure, packed_random_jobs, packed_thresholds, packed_width_refused)
 
 N_RANDOM_JOBS = 24
 

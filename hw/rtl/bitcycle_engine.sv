@@ -296,9 +296,11 @@ module bitcycle_engine #(
   logic                   land_vec_last_q, land_job_last_q;
   logic [TAddrW-1:0]      og0_q, og1_q, og0_d, og1_d;
   assign land_now = cap_q[CapLat-1];
-  assign capture  = (land_now || landed_q) && out_hold_free && !stop_now;
+  // (neither term waits for stop_now: a stop clears the output stage, the pending count and the
+  // landing pipeline on its own, so the abort path stays off the stall's wide fan-out)
+  assign capture  = (land_now || landed_q) && out_hold_free;
   assign first_ok = (pend_q != 2'd2);
-  assign freeze   = acc_first && (land_now || landed_q) && !capture && !stop_now;
+  assign freeze   = acc_first && (land_now || landed_q) && !out_hold_free;
   assign thr_raddr = og0_q;
 
   always_comb begin
@@ -318,7 +320,8 @@ module bitcycle_engine #(
       pend_q   <= '0;
       landed_q <= 1'b0;
     end else begin
-      if (!freeze) cap_q <= {cap_q[CapLat-2:0], s1_valid && s1_grp_last} & {CapLat{!stop_now}};
+      if (stop_now)     cap_q <= '0;
+      else if (!freeze) cap_q <= {cap_q[CapLat-2:0], s1_valid && s1_grp_last};
       pend_q   <= pend_d;
       landed_q <= !(stop_now || start_run) && !capture && (landed_q || land_now);
     end

@@ -294,8 +294,9 @@ module bitcycle_out_stage #(
   end
 
   // free now, or freed by this cycle's step: a capture in the same cycle is safe (the step reads
-  // the holding register before the edge that overwrites it)
-  assign hold_free_o = !hold_valid_q || (step && grp_end);
+  // the holding register before the edge that overwrites it). Not gated by stop_i (a stop clears
+  // the register whatever is captured), which keeps the abort logic out of the engine's stall.
+  assign hold_free_o = !hold_valid_q || (adv && grp_end);
   assign done_o      = done_q;
   assign m_data_o    = m_data_q;
   assign m_keep_o    = m_keep_q;
