@@ -197,6 +197,15 @@ def test_bad_folding_is_one_line_at_compile_time(tmp_root):
         check_buildable(inst)
     msg = str(err.value)
     assert "\n" not in msg and nodes[0].name in msg and "SIMD=5" in msg and "7, 8, 14, 16" in msg
+    inst.set_nodeattr("SIMD", 16)
+    for attr, value, legal in (("wrom_lut_pe", inst.get_nodeattr("PE") + 1, "legal: 0.."),
+                               ("ram_style", "ultra", "legal: auto, block, distributed")):
+        old = inst.get_nodeattr(attr)
+        inst.set_nodeattr(attr, value)
+        with pytest.raises(BitCycleError, match=legal) as err:
+            check_buildable(inst)
+        assert "\n" not in str(err.value) and nodes[0].name in str(err.value)
+        inst.set_nodeattr(attr, old)
 
 
 def _stitch(model, build_dir: Path):

@@ -46,6 +46,10 @@ def check_buildable(inst) -> None:
     bits = inst.get_nodeattr("bits")
     if not 1 <= bits <= MAX_BITS:
         raise BitCycleError(f"layer {name}: bits={bits} is outside 1..{MAX_BITS}")
+    lanes = inst.get_nodeattr("wrom_lut_pe")
+    if not 0 <= lanes <= pe:
+        raise BitCycleError(f"layer {name}: wrom_lut_pe={lanes} is not a count of its PE={pe} lanes (weights in "
+                            f"LUT logic); legal: 0..{pe}")
     style = inst.get_nodeattr("ram_style")
     if style not in ROM_STYLES:
         raise BitCycleError(f"layer {name}: ram_style={style!r} has no weight ROM in bitcycle_mvau; legal: "
