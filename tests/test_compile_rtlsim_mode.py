@@ -94,11 +94,11 @@ def test_faulty_generated_weights_fail_the_engine_stage_with_the_count(tiny_buil
 
     real = mvau_images.weight_mem_text
 
-    def faulty(w, pe, simd):
+    def faulty(w, pe, simd, lanes=None):
         w = np.array(w)
         if w.shape[1] == 10:  # the output layer
             w[:, 0] *= -1
-        return real(w, pe, simd)
+        return real(w, pe, simd, lanes)
 
     monkeypatch.setattr(mvau_images, "weight_mem_text", faulty)
     model, pixels = _engine_graph_and_pixels(tiny_build, RTLSIM)
