@@ -2,8 +2,8 @@
 integer and bipolar planes, forward and transposed lanes, MSB planes, gaps between beats) against
 a Python model of the cells, popcounts and positional accumulators (plane p adds its sum times
 2^p, or -2^p for an MSB plane); the result of a beat (each lane's acc_o minus the shared off_o,
-modulo 2^ACC_BITS) is checked two cycles after it (popcounts, then the sums), with random stalls
-(stall_i) that hold the beat at the popcount registers. Whole products are cross-checked with
+modulo 2^ACC_BITS) is checked 2 + POP_REG cycles after it (POP_REG: the popcount leaves, then the
+popcounts, then the sums), with random stalls (stall_i) that hold every stage. Whole products are cross-checked with
 bitcycle.golden.bitserial_matmul.
 """
 
@@ -63,22 +63,23 @@ async def _setup(dut):
 
 async def _drive(dut, model, beats, rng, stalls: bool = True):
     """beats: dicts of the array's inputs; random gaps in between and random stalls (stall_i holds
-    the beat at the popcount registers, and the beat on offer is not taken). One loop turn is one
-    clock cycle: at its falling edge the state the last rising edge left is checked (acc_o of the
-    beat that left the popcount registers then, first_o of the one now in them), then the inputs
-    for the coming edge are driven."""
+    every stage, and the beat on offer is not taken). One loop turn is one clock cycle: at its
+    falling edge the state the last rising edge left is checked (acc_o of the beat that left the
+    popcount registers then, first_o of the one now in them), then the inputs for the coming edge
+    are driven. The beats in flight before the accumulators: 1 + POP_REG stages."""
     lanes, acc_bits = model.lanes, model.acc_bits
-    at_pop = None    # the beat in the popcount registers
+    stages = [None] * (1 + int(dut.POP_REG.value))  # stages[-1]: the beat in the popcount registers
     leaving = None   # the beat that left them at the last edge (its sums are in acc_o now)
     queue = list(beats)
-    while queue or at_pop is not None or leaving is not None:
+    while queue or any(b is not None for b in stages) or leaving is not None:
         await FallingEdge(dut.clk_i)
         if leaving is not None:
             model.beat(**leaving)
             got = _read_acc(dut, lanes, acc_bits)
             assert got == model.acc, f"beat {leaving}: got {got}, expected {model.acc}"
+        at_pop = stages[-1]
         assert int(dut.first_o.value) == int(at_pop is not None and at_pop["first"]), at_pop
-        stall = stalls and at_pop is not None and rng.random() < 0.25
+        stall = stalls and any(b is not None for b in stages) and rng.random() < 0.25
         offer = queue[0] if queue and rng.random() < 0.8 else None
         if offer is not None:
             for k, v in offer.items():
@@ -87,7 +88,7 @@ async def _drive(dut, model, beats, rng, stalls: bool = True):
         if stall:  # nothing moves: the offer is not taken, acc_o keeps its sums
             leaving = None
             continue
-        leaving, at_pop = at_pop, offer
+        leaving, stages = stages[-1], [offer] + stages[:-1]
         if offer is not None:
             queue.pop(0)
     dut.valid_i.value, dut.stall_i.value = 0, 0
@@ -145,9 +146,10 @@ async def whole_products(dut):
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("pe,simd,acc", [(4, 8, 12), (8, 4, 16)])
-def test_bitcycle_array(pe, simd, acc):
+@pytest.mark.parametrize("pe,simd,acc,pop_reg", [(4, 8, 12, 0), (8, 4, 16, 0), (4, 8, 12, 1), (16, 13, 20, 1)])
+def test_bitcycle_array(pe, simd, acc, pop_reg):
     import rtl_runner
 
     rtl_runner.run("bitcycle_array", rtl_sources("bitcycle_array"), "test_bitcycle_array",
-                   parameters={"PE": pe, "SIMD": simd, "ACC_BITS": acc}, tag=f"p{pe}s{simd}")
+                   parameters={"PE": pe, "SIMD": simd, "ACC_BITS": acc, "POP_REG": pop_reg},
+                   tag=f"p{pe}s{simd}r{pop_reg}")

@@ -387,9 +387,9 @@ async def abort_drains_open_input(dut):
 
 ENGINE_SOURCES = rtl_sources("bitcycle_engine")
 CONFIGS = {
-    # PE < SIMD, 32-bit stream, two threshold slots
+    # PE < SIMD, 32-bit stream, two threshold slots, a register inside the popcount trees
     "p4s8": dict(PE=4, SIMD=8, ACC_BITS=18, DATA_W=32, THR_MAX=2, WMEM_DEPTH=32, AMEM_DEPTH=32, TMEM_DEPTH=8,
-                 MAX_CHUNKS=8),
+                 MAX_CHUNKS=8, POP_REG=1),
     # PE > SIMD, 64-bit stream (two int32 results per word), reads through the BRAM output register
     "p8s4": dict(PE=8, SIMD=4, ACC_BITS=20, DATA_W=64, THR_MAX=3, WMEM_DEPTH=40, AMEM_DEPTH=16, TMEM_DEPTH=4,
                  MAX_CHUNKS=16, READ_REG=1),

@@ -145,10 +145,10 @@ def test_generated_files_follow_finn_conventions(tmp_root):
         # FINN renames nodes (MakeZYNQProject): the cell still references the generated top
         node.name = node.name + "_renamed"
         assert f"-reference {top} " in inst.code_generation_ipi()[-1]
-    assert len(shared) == 7  # bitcycle_mvau's seven files, once for the whole project
+    assert len(shared) == 8  # bitcycle_mvau's eight files, once for the whole project
     names = sorted(p.name for p in (out / "codegen").rglob("*.sv"))
     assert names == sorted(["bitcycle_axis_fifo.sv", "bitcycle_mvau.sv", "bitcycle_mvau_inbuf.sv",
-                            "bitcycle_popcount.sv", "bitcycle_dotcount.sv", "bitcycle_rom.sv",
+                            "bitcycle_sumtree.sv", "bitcycle_popcount.sv", "bitcycle_dotcount.sv", "bitcycle_rom.sv",
                             "bitcycle_param_check.sv"]), names
     assert not list((out / "codegen").rglob("*_wwords.mem")) and not list((out / "weights").glob("*.mem"))
 

@@ -22,9 +22,12 @@
 // and acc - off modulo 2^ACC_BITS is then the result whatever the order of the additions.
 //
 // Two stages: popcounts registered (the DSP's A/B registers: block RAM out -> cells -> popcount
-// tree |), then the multiply-accumulate (P). acc_o/off_o hold the values including the beat
-// presented two cycles earlier. stall_i holds both stages (the DSP's CE pins): the beat at the
-// popcount registers neither moves nor adds; first_o says that beat restarts the accumulators.
+// tree |), then the multiply-accumulate (P). POP_REG = 1 adds a third, in front: the popcount
+// tree is cut after its leaves (the six-input group counts, one LUT6 per bit), so neither the
+// cells with the leaves nor the adder tree into the DSP is longer than a few LUTs. acc_o/off_o
+// hold the values including the beat presented Lat = 2 + POP_REG cycles earlier. stall_i holds
+// every stage (the DSP's CE pins): no beat moves or adds; first_o says the beat at the popcount
+// registers (the next to add) restarts the accumulators.
 `default_nettype none
 
 module bitcycle_array #(
@@ -32,8 +35,10 @@ module bitcycle_array #(
   parameter int SIMD      = 16,
   parameter int ACC_BITS  = 32,
   parameter bit TRANSPOSE = 1'b1,  // also the transposed product (columns as lanes)
+  parameter bit POP_REG   = 1'b0,  // a register after the popcount leaves (one more stage)
   localparam int NumAcc   = (PE > SIMD) ? PE : SIMD,
-  localparam int CntW     = $clog2(NumAcc + 1)
+  localparam int CntW     = $clog2(NumAcc + 1),
+  localparam int Groups   = (NumAcc + 5) / 6  // popcount leaves per lane (six inputs each)
 ) (
   input  wire logic                       clk_i,
   input  wire logic                       valid_i,
@@ -58,23 +63,25 @@ module bitcycle_array #(
 
   logic                    trans;
   logic [NumAcc-1:0]       hit_one, hit_zero;
-  logic [CntW-1:0]         pop_x, pop_en;
+  logic                    l_valid, l_first, l_msb;  // the beat at the leaf counts
+  logic [3:0]              l_plane;
   logic                    p_valid_q, p_first_q;
   logic signed [CoefW-1:0] coef_q, coef2_q;  // c and 2c
 
   assign trans    = TRANSPOSE && trans_i;
   assign hit_one  = en_i & x_i;
   assign hit_zero = en_i & ~x_i & {NumAcc{bipolar_i}};
-  bitcycle_popcount #(.N(NumAcc)) u_pop_x (.v_i(hit_one), .n_o(pop_x));
-  bitcycle_popcount #(.N(NumAcc)) u_pop_en (.v_i(en_i), .n_o(pop_en));
 
-  // lanes 0..NumAcc-1 count their inputs; lane NumAcc is the shared offset (n)
+  // lanes 0..NumAcc-1 count their inputs; lane NumAcc is the shared offset (n: the enabled
+  // elements when bipolar, else the enabled ones of x)
   for (genvar o = 0; o <= NumAcc; o++) begin : g_lane
-    logic [CntW-1:0]            pop, pop_q;
+    logic [NumAcc-1:0]          hits;
+    logic [3*Groups-1:0]        leaf, leaf_l;  // group counts, at the leaves / after POP_REG
+    logic [3+$clog2(Groups)-1:0] sum;
+    logic [CntW-1:0]            pop_q;
     logic signed [CoefW-1:0]    coef;
     logic signed [ACC_BITS-1:0] acc_q;
     if (o < NumAcc) begin : g_count
-      logic [NumAcc-1:0] hits;
       for (genvar k = 0; k < NumAcc; k++) begin : g_in
         localparam bit HasFwd = (o < PE) && (k < SIMD);
         localparam bit HasTr  = TRANSPOSE && (o < SIMD) && (k < PE);
@@ -88,16 +95,27 @@ module bitcycle_array #(
           assign hits[k] = 1'b0;
         end
       end
-      bitcycle_popcount #(.N(NumAcc)) u_pop (.v_i(hits), .n_o(pop));
     end else begin : g_offset
-      assign pop = bipolar_i ? pop_en : pop_x;
+      assign hits = bipolar_i ? en_i : hit_one;
     end
+    for (genvar g = 0; g < Groups; g++) begin : g_leaf
+      localparam int Size = (NumAcc - 6 * g < 6) ? NumAcc - 6 * g : 6;
+      logic [$clog2(Size + 1)-1:0] n;
+      bitcycle_popcount #(.N(Size)) u_leaf (.v_i(hits[6*g +: Size]), .n_o(n));
+      assign leaf[3*g +: 3] = 3'(n);
+    end
+    if (POP_REG) begin : g_leaf_reg
+      always_ff @(posedge clk_i) if (!stall_i) leaf_l <= leaf;
+    end else begin : g_leaf_comb
+      assign leaf_l = leaf;
+    end
+    bitcycle_sumtree #(.N(Groups), .W(3)) u_sum (.v_i(leaf_l), .sum_o(sum));
     // the lanes' factor 2 rides in the coefficient: a shift between the multiplier and the
     // accumulator would keep Yosys from using the DSP's post-adder (measured: the sums go to LUTs)
     assign coef = (o < NumAcc) ? coef2_q : coef_q;
     // datapath: no reset (a group's first beat starts from 0)
     always_ff @(posedge clk_i) begin
-      if (!stall_i) pop_q <= pop;
+      if (!stall_i) pop_q <= CntW'(sum);
       if (p_valid_q && !stall_i) acc_q <= (p_first_q ? ACC_BITS'(0) : acc_q) + ACC_BITS'($signed({1'b0, pop_q}) * coef);
     end
     if (o < NumAcc) begin : g_acc_out
@@ -107,12 +125,19 @@ module bitcycle_array #(
     end
   end
 
+  if (POP_REG) begin : g_ctl_reg
+    always_ff @(posedge clk_i) begin
+      if (!stall_i) {l_valid, l_first, l_msb, l_plane} <= {valid_i, first_i, msb_i, plane_i};
+    end
+  end else begin : g_ctl_comb
+    assign {l_valid, l_first, l_msb, l_plane} = {valid_i, first_i, msb_i, plane_i};
+  end
   always_ff @(posedge clk_i) begin
     if (!stall_i) begin
-      p_valid_q <= valid_i;
-      p_first_q <= first_i;
-      coef_q    <= msb_i ? -(CoefW'(1) << plane_i) : (CoefW'(1) << plane_i);
-      coef2_q   <= msb_i ? -(CoefW'(2) << plane_i) : (CoefW'(2) << plane_i);
+      p_valid_q <= l_valid;
+      p_first_q <= l_first;
+      coef_q    <= l_msb ? -(CoefW'(1) << l_plane) : (CoefW'(1) << l_plane);
+      coef2_q   <= l_msb ? -(CoefW'(2) << l_plane) : (CoefW'(2) << l_plane);
     end
   end
   assign first_o = p_valid_q && p_first_q;

@@ -38,8 +38,9 @@ module bitcycle_engine #(
   parameter int AMEM_DEPTH = 256,  // sign(x) tiles for backward-weight
   parameter int TMEM_DEPTH = 64,   // threshold groups (PE channels each)
   parameter int MAX_CHUNKS = 64,   // chunks per input vector
-  parameter bit READ_REG   = 1'b0, // tile/vector reads through the block RAM output register:
-                                   // shorter paths, one more cycle per output-group hand-over
+  parameter bit READ_REG   = 1'b0, // tile/vector reads through the block RAM output register
+  parameter bit POP_REG    = 1'b0, // a register inside the array's popcount trees (after the leaves)
+                                   // (each: shorter paths, one more cycle of latency per job)
   localparam int DimW      = 16
 ) (
   input  wire logic                clk_i,
@@ -124,12 +125,12 @@ module bitcycle_engine #(
   logic [31:0]     cycles_q;
 
   // the geometry, registered (constant during a job; the check takes two cycles so it has settled)
-  logic            is_compute, trans, tiles_in, is_compute_c, trans_c, tiles_in_c, check_wait_q;
+  logic            is_compute, trans, tiles_in, vec_in, is_compute_c, trans_c, tiles_in_c, check_wait_q;
   logic [DimW-1:0] out_rows, red_len, n_vec, out_rows_c, red_len_c, n_vec_c;
   logic [DimW:0]   n_out, n_red, n_cols, n_out_c, n_red_c, n_cols_c;
   logic [CntW-1:0] lanes_out, chunk, lanes_out_c, chunk_c;
   logic [31:0]     load_tiles, load_tiles_c;
-  logic [SubW-1:0] load_words, load_words_c;
+  logic [SubW-1:0] last_sub, load_words_c;  // (last_sub: a tile's last word, load_words - 1)
   logic [20:0]     vec_words, vec_words_c;
   logic [ErrW-1:0] cfg_err_c;
 
@@ -145,9 +146,10 @@ module bitcycle_engine #(
   );
   always_ff @(posedge clk_i) begin
     {is_compute, trans, tiles_in, cfg_err}  <= {is_compute_c, trans_c, tiles_in_c, cfg_err_c};
+    vec_in                                  <= (mode_q == ModeBackwardWeight) || !tiles_in_c;
     {out_rows, red_len, n_vec}              <= {out_rows_c, red_len_c, n_vec_c};
     {n_out, n_red, n_cols, lanes_out, chunk} <= {n_out_c, n_red_c, n_cols_c, lanes_out_c, chunk_c};
-    {load_tiles, load_words, vec_words}     <= {load_tiles_c, load_words_c, vec_words_c};
+    {load_tiles, last_sub, vec_words}       <= {load_tiles_c, load_words_c - 1'b1, vec_words_c};
   end
 
   logic start_run, cut, stop_now, job_end, closing, err_short, err_long;
@@ -175,8 +177,8 @@ module bitcycle_engine #(
 
   bitcycle_in_fsm #(.SUB_W(SubW), .BANK_AW(BAddrW)) u_in (
     .clk_i, .rst_ni, .start_run_i(start_run), .cut_i(cut), .job_end_i(job_end), .close_i(closing),
-    .abort_i, .tiles_in_i(tiles_in), .vec_in_i(mode_q == ModeBackwardWeight || !tiles_in),
-    .load_tiles_i(load_tiles), .load_words_i(load_words), .vec_words_i(vec_words), .n_vec_i(n_vec),
+    .abort_i, .tiles_in_i(tiles_in), .vec_in_i(vec_in),
+    .load_tiles_i(load_tiles), .last_sub_i(last_sub), .vec_words_i(vec_words), .n_vec_i(n_vec),
     .rd_release_i(rd_release), .rd_bank_i(rd_bank), .full_o(full),
     .s_valid_i(in_valid), .s_last_i(in_last), .s_ready_o(in_ready),
     .tile_we_o(tile_we), .tile_o(tile), .sub_o(sub), .vbuf_we_o(vbuf_we), .vbuf_waddr_o(vbuf_waddr),
@@ -265,7 +267,7 @@ module bitcycle_engine #(
     assign s2_en    = s1_en;
   end
 
-  bitcycle_array #(.PE(PE), .SIMD(SIMD), .ACC_BITS(ACC_BITS), .TRANSPOSE(1'b1)) u_array (
+  bitcycle_array #(.PE(PE), .SIMD(SIMD), .ACC_BITS(ACC_BITS), .TRANSPOSE(1'b1), .POP_REG(POP_REG)) u_array (
     .clk_i, .valid_i(s2_valid), .stall_i(freeze), .first_i(s2_first), .plane_i(s2_plane), .msb_i(s2_msb),
     .trans_i(s2_trans), .bipolar_i(s2_bipolar), .en_i(s2_en), .x_i(vbuf_rdata),
     .w_i(tile_rdata[TileBits-1:0]), .acc_o(acc), .off_o(acc_off), .first_o(acc_first)
@@ -275,8 +277,8 @@ module bitcycle_engine #(
   logic [DATA_W/8-1:0] o_keep;
   logic                o_valid, o_ready, o_last;
 
-  // Group hand-over. The array's result comes two cycles after its stage-2 beat (popcounts, then
-  // the sums): a group's last beat travels a CapLat-deep pipeline and "lands" in the accumulators.
+  // Group hand-over. The array's result comes 2 + POP_REG cycles after its stage-2 beat ((leaf
+  // counts,) popcounts, then the sums): a group's last beat travels a CapLat-deep pipeline and "lands" in the accumulators.
   // The output stage captures it when its holding register is free; until then the accumulators
   // keep it. The next group's first beat may issue while one group is pending (last beat issued,
   // not yet captured): if it reaches the accumulators before that group is captured, the whole
@@ -287,7 +289,7 @@ module bitcycle_engine #(
   // cycle the next first beat reaches the accumulators.
   // The threshold memory is read at the oldest pending group (og0_q); a capture comes at least two
   // cycles after og0_q last changed, so its thresholds have been read by then.
-  localparam int CapLat = READ_REG ? 3 : 2;
+  localparam int CapLat = 2 + (READ_REG ? 1 : 0) + (POP_REG ? 1 : 0);
   logic [CapLat-1:0]      cap_q, vec_last_q, job_last_q;
   logic [CapLat*CntW-1:0] cnt_q;
   logic [1:0]             pend_q, pend_d;      // groups pending: last beat issued, not captured

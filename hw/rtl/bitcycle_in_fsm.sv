@@ -25,7 +25,7 @@ module bitcycle_in_fsm #(
   input  wire logic              tiles_in_i,    // the packet starts with tiles
   input  wire logic              vec_in_i,      // ... and continues with vectors
   input  wire logic [31:0]       load_tiles_i,
-  input  wire logic [SUB_W-1:0]  load_words_i,
+  input  wire logic [SUB_W-1:0]  last_sub_i,    // a tile's last word (words per tile - 1)
   input  wire logic [20:0]       vec_words_i,
   input  wire logic [DimW-1:0]   n_vec_i,
   // issue sequencer
@@ -66,7 +66,7 @@ module bitcycle_in_fsm #(
   assign s_ready_o  = (in_q == InTiles) || (in_q == InDrain) || (in_q == InVec && !full_q[wbank_q]);
   assign beat       = s_valid_i && s_ready_o;
   assign open_d     = beat ? !s_last_i : open_q;
-  assign tiles_end  = (sub_q == load_words_i - 1'b1) && (tiles_left_q == '0);
+  assign tiles_end  = (sub_q == last_sub_i) && (tiles_left_q == '0);
   assign vec_end    = (words_left_q == '0);
   assign stream_end = (in_q == InTiles && tiles_end && !vec_in_i) ||
                       (in_q == InVec && vec_end && (vecs_left_q == '0));
@@ -88,7 +88,7 @@ module bitcycle_in_fsm #(
     vecs_left_d  = vecs_left_q;
     unique case (in_q)
       InTiles: if (beat) begin
-        if (sub_q == load_words_i - 1'b1) begin
+        if (sub_q == last_sub_i) begin
           sub_d        = '0;
           tile_d       = tile_q + 1;
           tiles_left_d = tiles_left_q - 1;

@@ -67,7 +67,8 @@ module bitcycle_out_stage #(
   logic signed [ACC_BITS-1:0]  hold_q [LANES];
   logic signed [ACC_BITS-1:0]  hold_off_q;
   logic [ThrW-1:0]             hold_thr_q [THR_LANES];
-  logic [CntW-1:0]             hold_cnt_q;
+  logic [CntW-1:0]             rem_q, rem_d;      // values of the held group not yet taken
+  logic                        grp_end_q, grp_end_d;  // they fit this beat (rem_q <= per)
   logic                        hold_vec_last_q, hold_job_last_q;
   logic                        m_valid_q, m_valid_d, m_last_q, m_last_d, marker_q, marker_d, done_q, done_d;
   logic [DATA_W-1:0]           m_data_q, m_data_d, pack_q, pack_d, pack_next, blk;
@@ -102,8 +103,10 @@ module bitcycle_out_stage #(
 
   assign adv     = !m_valid_q || m_ready_i;
   assign step    = hold_valid_q && adv && !stop_i;
-  assign grp_end = (32'(hold_cnt_q) - 32'(idx_q) <= 32'(per));
-  assign take    = grp_end ? PerW'(hold_cnt_q - CntW'(idx_q)) : per;
+  // grp_end is a register (set with rem_q at the capture and at each step), so the hand-over
+  // signal hold_free_o is a few gates from flip-flops, not a subtract-and-compare
+  assign grp_end = grp_end_q;
+  assign take    = grp_end ? PerW'(rem_q) : per;
   assign emit    = (32'(pack_cnt_q) + 32'(take) == 32'(per)) || (grp_end && hold_vec_last_q);
 
   function automatic logic [3:0] thresholds_reached(input logic signed [31:0] v,
@@ -180,6 +183,8 @@ module bitcycle_out_stage #(
   always_comb begin
     hold_valid_d = hold_valid_q;
     idx_d        = idx_q;
+    rem_d        = rem_q;
+    grp_end_d    = grp_end_q;
     pack_d       = pack_q;
     pack_cnt_d   = pack_cnt_q;
     m_valid_d    = m_valid_q;
@@ -195,6 +200,8 @@ module bitcycle_out_stage #(
     if (step) begin
       pack_cnt_d = emit ? '0 : pack_cnt_q + take;
       idx_d      = grp_end ? '0 : idx_q + IdxW'(per);
+      rem_d      = rem_q - CntW'(per);
+      grp_end_d  = 32'(rem_q) <= 2 * 32'(per);  // (rem_q - per <= per; unused after the group's end)
       if (grp_end) hold_valid_d = 1'b0;
     end
     if (adv && c_valid_q) begin  // stage d: the values into their fields; a full word out
@@ -206,7 +213,11 @@ module bitcycle_out_stage #(
         for (int by = 0; by < Bytes; by++) m_keep_d[by] = !c_last_q || (by < 32'(used_bytes));
       end
     end
-    if (capture_i) hold_valid_d = 1'b1;  // never while full (hold_free_o)
+    if (capture_i) begin  // never while full (hold_free_o)
+      hold_valid_d = 1'b1;
+      rem_d        = cnt_i;
+      grp_end_d    = 32'(cnt_i) <= 32'(per);
+    end
     if (close_i && !done_q && !(m_valid_q && m_last_q)) marker_d = 1'b1;
     if (marker_q && (!m_valid_q || m_ready_i)) begin
       marker_d  = 1'b0;
@@ -228,6 +239,8 @@ module bitcycle_out_stage #(
     if (!rst_ni) begin
       hold_valid_q <= 1'b0;
       idx_q        <= '0;
+      rem_q        <= '0;
+      grp_end_q    <= 1'b0;
       pack_cnt_q   <= '0;
       a_valid_q    <= 1'b0;
       b_valid_q    <= 1'b0;
@@ -240,6 +253,8 @@ module bitcycle_out_stage #(
     end else begin
       hold_valid_q <= hold_valid_d;
       idx_q        <= idx_d;
+      rem_q        <= rem_d;
+      grp_end_q    <= grp_end_d;
       pack_cnt_q   <= pack_cnt_d;
       if (stop_i || start_run_i) begin
         a_valid_q <= 1'b0;
@@ -287,7 +302,6 @@ module bitcycle_out_stage #(
       for (int o = 0; o < THR_LANES; o++) hold_thr_q[o] <= thr_i[o*ThrW +: ThrW];
       for (int o = 0; o < LANES; o++) hold_q[o] <= acc_i[o*ACC_BITS +: ACC_BITS];
       hold_off_q      <= off_i;
-      hold_cnt_q      <= cnt_i;
       hold_vec_last_q <= vec_last_i;
       hold_job_last_q <= job_last_i;
     end

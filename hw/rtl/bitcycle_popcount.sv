@@ -1,6 +1,7 @@
-// bitcycle_popcount: number of ones in v_i, as a balanced tree: groups of up to six bits count
-// through one LUT6 per result bit (a 64-entry table), and the group counts add in pairs, so the
-// depth grows with log2(N) instead of N (a chain of N one-bit additions).
+// bitcycle_popcount: number of ones in v_i. Groups of up to six bits count through one LUT6 per
+// result bit (a 64-entry table, the leaf); the group counts add in a balanced tree
+// (bitcycle_sumtree), so the depth grows with log2(N) instead of N (a chain of N one-bit additions).
+// (bitcycle_array instantiates it per group of six, to register the group counts.)
 `default_nettype none
 
 module bitcycle_popcount #(
@@ -13,23 +14,20 @@ module bitcycle_popcount #(
 
   bitcycle_param_check #(.FAIL(N < 1), .MSG("bitcycle_popcount: N must be >= 1")) u_check_n ();
 
-  if (N <= 6) begin : g_leaf
-    // entry i (3 bits at 3*i) = ones in i
-    localparam logic [191:0] Table = 192'hd6cb23b238dab238da8da691b238da8da6918da691691448;
+  localparam int Groups = (N + 5) / 6;
+  // entry i (3 bits at 3*i) = ones in i
+  localparam logic [191:0] Table = 192'hd6cb23b238dab238da8da691b238da8da6918da691691448;
+
+  logic [Groups*3-1:0]         counts;
+  logic [3+$clog2(Groups)-1:0] sum;
+  for (genvar g = 0; g < Groups; g++) begin : g_leaf
+    localparam int Size = (N - 6 * g < 6) ? N - 6 * g : 6;
     logic [5:0] idx;
-    logic [2:0] cnt;
-    assign idx = 6'(v_i);
-    assign cnt = Table[3*idx +: 3];
-    assign n_o = W'(cnt);
-  end else begin : g_tree
-    localparam int Lo = ((N / 2 + 5) / 6) * 6 < N ? ((N / 2 + 5) / 6) * 6 : N / 2;
-    localparam int Hi = N - Lo;
-    logic [$clog2(Lo + 1)-1:0] n_lo;
-    logic [$clog2(Hi + 1)-1:0] n_hi;
-    bitcycle_popcount #(.N(Lo)) u_lo (.v_i(v_i[Lo-1:0]), .n_o(n_lo));
-    bitcycle_popcount #(.N(Hi)) u_hi (.v_i(v_i[N-1:Lo]), .n_o(n_hi));
-    assign n_o = W'(n_lo) + W'(n_hi);
+    assign idx = 6'(v_i[6*g +: Size]);
+    assign counts[3*g +: 3] = Table[3*idx +: 3];
   end
+  bitcycle_sumtree #(.N(Groups), .W(3)) u_sum (.v_i(counts), .sum_o(sum));
+  assign n_o = W'(sum);
 
 endmodule
 

@@ -12,7 +12,11 @@ module bitcycle_top #(
   parameter int WMEM_DEPTH = 256,
   parameter int AMEM_DEPTH = 256,
   parameter int TMEM_DEPTH = 64,
-  parameter int MAX_CHUNKS = 64
+  parameter int MAX_CHUNKS = 64,
+  // pipeline registers for the clock (1: on): the block RAMs' output registers, and a register
+  // inside each popcount tree of the array; each costs one cycle of latency per job
+  parameter int READ_REG   = 1,
+  parameter int POP_REG    = 1
 ) (
   input  logic                clk_i,
   input  logic                rst_ni,
@@ -51,6 +55,9 @@ module bitcycle_top #(
 );
 
   import bitcycle_regs_pkg::*;
+
+  bitcycle_param_check #(.FAIL(READ_REG < 0 || READ_REG > 1 || POP_REG < 0 || POP_REG > 1),
+      .MSG("bitcycle_top: READ_REG and POP_REG are 0 (off) or 1 (on)")) u_check_pipe ();
 
   bitcycle_regs__in_t  hwif_in;
   bitcycle_regs__out_t hwif_out;
@@ -96,7 +103,8 @@ module bitcycle_top #(
 
   bitcycle_engine #(
     .PE(PE), .SIMD(SIMD), .ACC_BITS(ACC_BITS), .DATA_W(DATA_W), .THR_MAX(THR_MAX),
-    .WMEM_DEPTH(WMEM_DEPTH), .AMEM_DEPTH(AMEM_DEPTH), .TMEM_DEPTH(TMEM_DEPTH), .MAX_CHUNKS(MAX_CHUNKS)
+    .WMEM_DEPTH(WMEM_DEPTH), .AMEM_DEPTH(AMEM_DEPTH), .TMEM_DEPTH(TMEM_DEPTH), .MAX_CHUNKS(MAX_CHUNKS),
+    .READ_REG(READ_REG != 0), .POP_REG(POP_REG != 0)
   ) u_engine (
     .clk_i,
     .rst_ni,

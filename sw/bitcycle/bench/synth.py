@@ -31,7 +31,8 @@ KEPT_MODULES = ["bitcycle_skid", "bitcycle_cfg_check", "bitcycle_in_fsm", "bitcy
                 "bitcycle_out_stage", "bitcycle_ram"]
 # (PE, SIMD, DATA_W); memories sized for layers of up to ~1k x 1k at these points
 POINTS = [(4, 16, 32), (16, 32, 32), (32, 64, 64)]
-COMMON = dict(ACC_BITS=24, THR_MAX=1, WMEM_DEPTH=512, AMEM_DEPTH=256, TMEM_DEPTH=64, MAX_CHUNKS=64)
+# the pipeline registers on, as bitcycle_top builds the engine by default
+COMMON = dict(ACC_BITS=24, THR_MAX=1, WMEM_DEPTH=512, AMEM_DEPTH=256, TMEM_DEPTH=64, MAX_CHUNKS=64, READ_REG=1, POP_REG=1)
 
 # Published figures (not measured here).
 PUBLISHED = [

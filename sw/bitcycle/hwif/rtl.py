@@ -14,18 +14,21 @@ PARAM_CHECK = "bitcycle_param_check.sv"  # elaboration-time parameter checks, us
 CODES = "bitcycle_codes.svh"  # generated `BITCYCLE_CODES (mode / output-select codes, error bits): compiled first
 # the engine and its one-job modules, in compile order
 ENGINE = (CODES, PARAM_CHECK, "bitcycle_ram.sv", "bitcycle_skid.sv", "bitcycle_cfg_check.sv", "bitcycle_in_fsm.sv",
-          "bitcycle_issue.sv", "bitcycle_popcount.sv", "bitcycle_array.sv", "bitcycle_out_stage.sv", "bitcycle_engine.sv")
+          "bitcycle_issue.sv", "bitcycle_sumtree.sv", "bitcycle_popcount.sv", "bitcycle_array.sv", "bitcycle_out_stage.sv", "bitcycle_engine.sv")
 
 RTL_SOURCES: dict[str, tuple[str, ...]] = {
     "bitcycle_param_check": (PARAM_CHECK,),
     "bitcycle_ram": (PARAM_CHECK, "bitcycle_ram.sv"),
     "bitcycle_skid": (PARAM_CHECK, "bitcycle_skid.sv"),
     "bitcycle_cfg_check": (CODES, PARAM_CHECK, "bitcycle_cfg_check.sv"),
-    "bitcycle_array": (PARAM_CHECK, "bitcycle_popcount.sv", "bitcycle_array.sv"),
+    "bitcycle_array": (PARAM_CHECK, "bitcycle_sumtree.sv", "bitcycle_popcount.sv", "bitcycle_array.sv"),
+    "bitcycle_popcount": (PARAM_CHECK, "bitcycle_sumtree.sv", "bitcycle_popcount.sv"),
+    "bitcycle_sumtree": (PARAM_CHECK, "bitcycle_sumtree.sv"),
     "bitcycle_out_stage": (CODES, PARAM_CHECK, "bitcycle_out_stage.sv"),
     "bitcycle_engine": ENGINE,
     # one FINN inference layer (BitSerialMVAU_rtl): compile copies these once per project
-    "bitcycle_mvau": (PARAM_CHECK, "bitcycle_axis_fifo.sv", "bitcycle_popcount.sv", "bitcycle_dotcount.sv",
+    "bitcycle_mvau": (PARAM_CHECK, "bitcycle_axis_fifo.sv", "bitcycle_sumtree.sv", "bitcycle_popcount.sv",
+                      "bitcycle_dotcount.sv",
                       "bitcycle_rom.sv", "bitcycle_mvau_inbuf.sv", "bitcycle_mvau.sv"),
     "bitcycle_dotcount": (PARAM_CHECK, "bitcycle_dotcount.sv"),
     "bitcycle_rom": (PARAM_CHECK, "bitcycle_rom.sv"),
