@@ -109,6 +109,28 @@ async def thresholds_forward(dut):
 
 
 @cocotb.test()
+async def thresholds_after_one_row_group(dut):
+    """Two groups pending, the older a one-row group (M = 2*PE + 1): it drains in one beat, so the
+    next group is captured the cycle after, the cycle its thresholds are still being read. Rows of
+    the full groups reach all their thresholds, the one-row group's none: thresholds of the wrong
+    group show as wrong counts."""
+    rng, nrng = _rngs()
+    tb = EngineTB(dut)
+    await tb.start_clock_and_reset()
+    tb.set_gaps(rng, 0.0, 0.0)
+    pe, t = tb.geo.pe, tb.geo.thr_max
+    m, k = 2 * pe + 1, min(3, tb.geo.simd)
+    w = rand_binary(nrng, (m, k))
+    x = rand_ints(nrng, 1, (k, 4))
+    acc = w.astype(np.int64) @ x
+    thr = np.full((m, t), int(acc.min()) - 1, dtype=np.int64)
+    thr[-1, :] = int(acc.max()) + 1
+    await tb.load_weights(w)
+    await tb.load_thresholds(thr)
+    await tb.compute(st.MODE_FORWARD, 1, w=w, x=x, out_sel=st.OUT_THRESHOLD, thresholds=thr)
+
+
+@cocotb.test()
 async def saturation_at_limit(dut):
     """The longest reduction the overflow check allows, at extreme operands, is exact in the
     ACC_BITS accumulator; outputs saturate to acc_bits; one step longer sets the overflow bit."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -54,7 +55,8 @@ def test_parameter_names_follow_the_rtl(tmp_path):
     from bitcycle.hwif.top_params import rtl_parameters
 
     top = (ROOT / "hw" / "rtl" / "bitcycle_top.sv").read_text()
-    changed = top.replace("parameter int MAX_CHUNKS = 64", "parameter int MAX_CHUNKS = 64,\n  parameter int NEW_P = 0x1_0")
+    last = re.findall(r"parameter int (\w+ +=[^,\n]*)\n\) \(", top)[0]  # the list's last parameter
+    changed = top.replace(last + "\n) (", last + ",\n  parameter int NEW_P = 0x1_0\n) (")
     assert changed != top
     (tmp_path / "bitcycle_top.sv").write_text(changed)
     params = rtl_parameters(EngineSpec(stream_bytes=8), tmp_path / "bitcycle_top.sv")

@@ -287,22 +287,26 @@ module bitcycle_engine #(
   // when the output stage is behind, and a group whose drain takes as long as its compute hands
   // over with no lost cycle: the capture comes the cycle the holding register empties, the same
   // cycle the next first beat reaches the accumulators.
-  // The threshold memory is read at the oldest pending group (og0_q); a capture comes at least two
-  // cycles after og0_q last changed, so its thresholds have been read by then.
+  // The threshold memory is read at the oldest pending group (og0_q), one cycle of read latency:
+  // the cycle after og0_q changes, its data still belongs to the group before, so no capture
+  // then (thr_stale_q). That matters only with two groups pending: one captured, and the next
+  // landed and free to go in the cycle after (a one-beat drain); otherwise a group's last beat
+  // lands at least CapLat >= 2 cycles after it became the oldest.
   localparam int CapLat = 2 + (READ_REG ? 1 : 0) + (POP_REG ? 1 : 0);
   logic [CapLat-1:0]      cap_q, vec_last_q, job_last_q;
   logic [CapLat*CntW-1:0] cnt_q;
   logic [1:0]             pend_q, pend_d;      // groups pending: last beat issued, not captured
-  logic                   landed_q, land_now, capture;
+  logic                   landed_q, land_now, capture, can_capture, thr_stale_q;
   logic [CntW-1:0]        land_cnt_q;
   logic                   land_vec_last_q, land_job_last_q;
   logic [TAddrW-1:0]      og0_q, og1_q, og0_d, og1_d;
   assign land_now = cap_q[CapLat-1];
   // (neither term waits for stop_now: a stop clears the output stage, the pending count and the
   // landing pipeline on its own, so the abort path stays off the stall's wide fan-out)
-  assign capture  = (land_now || landed_q) && out_hold_free;
+  assign can_capture = out_hold_free && !thr_stale_q;
+  assign capture  = (land_now || landed_q) && can_capture;
   assign first_ok = (pend_q != 2'd2);
-  assign freeze   = acc_first && (land_now || landed_q) && !out_hold_free;
+  assign freeze   = acc_first && (land_now || landed_q) && !can_capture;
   assign thr_raddr = og0_q;
 
   always_comb begin
@@ -336,6 +340,7 @@ module bitcycle_engine #(
     end
     og0_q      <= og0_d;
     og1_q      <= og1_d;
+    thr_stale_q <= (og0_d != og0_q);
     if (land_now) begin
       land_cnt_q      <= cnt_q[CapLat*CntW-1 -: CntW];
       land_vec_last_q <= vec_last_q[CapLat-1];

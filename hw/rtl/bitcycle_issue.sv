@@ -194,7 +194,9 @@ module bitcycle_issue #(
 
   assign tile_raddr_o = taddr_q;
   assign grp_o        = THR_AW'(og_q);
-  assign last_o       = issue && grp_last && !stop_i;
+  // (not gated by stop_i: a stop clears the engine's pending count itself, and stop_i comes
+  // late in the cycle, from the input FSM's short-packet check)
+  assign last_o       = issue && grp_last;
   assign vbuf_raddr_o = {rbank_q, raddr_q};
   assign rd_release_o = issue && vec_last && !stop_i;
   assign rd_bank_o    = rbank_q;

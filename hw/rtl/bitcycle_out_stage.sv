@@ -77,12 +77,13 @@ module bitcycle_out_stage #(
   logic [IdxW-1:0]             idx_q, idx_d;
   logic                        adv, step, grp_end, emit;
 
-  // values per beat: DATA_W / RES_W (res_w_i is latched at start; a reserved code is refused)
-  always_comb begin
+  // values per beat: DATA_W / RES_W, registered (res_w_i is latched at start, long before the
+  // first capture; a reserved code is refused), so no decode sits before take and emit
+  always_ff @(posedge clk_i) begin
     unique case (res_w_i)
-      ResW16:  per = PerW'(DATA_W / 16);
-      ResW8:   per = PerW'(DATA_W / 8);
-      default: per = PerW'(DATA_W / 32);
+      ResW16:  per <= PerW'(DATA_W / 16);
+      ResW8:   per <= PerW'(DATA_W / 8);
+      default: per <= PerW'(DATA_W / 32);
     endcase
   end
 
