@@ -287,16 +287,20 @@ module bitcycle_engine #(
   // when the output stage is behind, and a group whose drain takes as long as its compute hands
   // over with no lost cycle: the capture comes the cycle the holding register empties, the same
   // cycle the next first beat reaches the accumulators.
+  // A group counts as pending from the cycle after its last beat issues (last_q), so the count
+  // and the group indices are not behind the issue decision (and the stall) in the same cycle.
   // The threshold memory is read at the oldest pending group (og0_q), one cycle of read latency:
   // the cycle after og0_q changes, its data still belongs to the group before, so no capture
-  // then (thr_stale_q). That matters only with two groups pending: one captured, and the next
-  // landed and free to go in the cycle after (a one-beat drain); otherwise a group's last beat
-  // lands at least CapLat >= 2 cycles after it became the oldest.
+  // then (thr_stale_q). That matters with two groups pending: one captured, and the next landed
+  // and free to go the cycle after (a one-beat drain); and, without the pipeline registers
+  // (CapLat = 2), for a group that lands the cycle it becomes the oldest.
   localparam int CapLat = 2 + (READ_REG ? 1 : 0) + (POP_REG ? 1 : 0);
   logic [CapLat-1:0]      cap_q, vec_last_q, job_last_q;
   logic [CapLat*CntW-1:0] cnt_q;
   logic [1:0]             pend_q, pend_d;      // groups pending: last beat issued, not captured
-  logic                   landed_q, land_now, capture, can_capture, thr_stale_q;
+  logic                   last_q;              // a group's last beat issued the cycle before
+  logic [TAddrW-1:0]      last_grp_q;          // ... and its group index
+  logic                   landed_q, land_now, capture, can_capture, thr_stale_q, thr_stale_d;
   logic [CntW-1:0]        land_cnt_q;
   logic                   land_vec_last_q, land_job_last_q;
   logic [TAddrW-1:0]      og0_q, og1_q, og0_d, og1_d;
@@ -305,18 +309,20 @@ module bitcycle_engine #(
   // landing pipeline on its own, so the abort path stays off the stall's wide fan-out)
   assign can_capture = out_hold_free && !thr_stale_q;
   assign capture  = (land_now || landed_q) && can_capture;
-  assign first_ok = (pend_q != 2'd2);
+  assign first_ok = !(pend_q == 2'd2 || (pend_q == 2'd1 && last_q));  // fewer than two pending
   assign freeze   = acc_first && (land_now || landed_q) && !can_capture;
   assign thr_raddr = og0_q;
 
   always_comb begin
-    pend_d = pend_q + 2'(issue_last) - 2'(capture);
+    pend_d = pend_q + 2'(last_q) - 2'(capture);
     og0_d  = capture ? og1_q : og0_q;
     og1_d  = og1_q;
-    if (issue_last) begin
-      if (pend_q == 2'(capture)) og0_d = issue_grp;  // (no group left pending after this capture)
-      else                       og1_d = issue_grp;
+    if (last_q) begin
+      if (pend_q == 2'(capture)) og0_d = last_grp_q;  // (no group left pending after this capture)
+      else                       og1_d = last_grp_q;
     end
+    // og0 changes to a pending group: the next older one moves up, or a new one becomes the oldest
+    thr_stale_d = (capture && (pend_q == 2'd2 || last_q)) || (last_q && pend_q == 2'd0);
     if (stop_now || start_run) pend_d = '0;
   end
 
@@ -324,8 +330,10 @@ module bitcycle_engine #(
     if (!rst_ni) begin
       cap_q    <= '0;
       pend_q   <= '0;
+      last_q   <= 1'b0;
       landed_q <= 1'b0;
     end else begin
+      last_q   <= issue_last && !(stop_now || start_run);
       if (stop_now)     cap_q <= '0;
       else if (!freeze) cap_q <= {cap_q[CapLat-2:0], s1_valid && s1_grp_last};
       pend_q   <= pend_d;
@@ -340,7 +348,8 @@ module bitcycle_engine #(
     end
     og0_q      <= og0_d;
     og1_q      <= og1_d;
-    thr_stale_q <= (og0_d != og0_q);
+    last_grp_q  <= issue_grp;
+    thr_stale_q <= thr_stale_d;
     if (land_now) begin
       land_cnt_q      <= cnt_q[CapLat*CntW-1 -: CntW];
       land_vec_last_q <= vec_last_q[CapLat-1];

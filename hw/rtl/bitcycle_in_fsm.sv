@@ -60,16 +60,19 @@ module bitcycle_in_fsm #(
   logic [20:0]     words_left_q, words_left_d;
   logic [DimW-1:0] vecs_left_q, vecs_left_d;
   logic [SUB_W-1:0] sub_q, sub_d;
+  // ... and whether each count is zero, registered with it (the ends feed the short-packet check,
+  // whose cut fans out to the whole engine: no wide zero test in front of it)
+  logic            tiles_zero_q, words_zero_q, vecs_zero_q;
   logic            open_q, open_d;          // a packet has begun and not yet ended
   logic            beat, tiles_end, vec_end, stream_end, err_short, err_long;
 
   assign s_ready_o  = (in_q == InTiles) || (in_q == InDrain) || (in_q == InVec && !full_q[wbank_q]);
   assign beat       = s_valid_i && s_ready_o;
   assign open_d     = beat ? !s_last_i : open_q;
-  assign tiles_end  = (sub_q == last_sub_i) && (tiles_left_q == '0);
-  assign vec_end    = (words_left_q == '0);
+  assign tiles_end  = (sub_q == last_sub_i) && tiles_zero_q;
+  assign vec_end    = words_zero_q;
   assign stream_end = (in_q == InTiles && tiles_end && !vec_in_i) ||
-                      (in_q == InVec && vec_end && (vecs_left_q == '0));
+                      (in_q == InVec && vec_end && vecs_zero_q);
 
   // a bank empties when compute has issued its last read of it, fills with a vector's last word
   logic [1:0] full_clr, full_set;
@@ -141,6 +144,9 @@ module bitcycle_in_fsm #(
       tiles_left_q <= '0;
       words_left_q <= '0;
       vecs_left_q  <= '0;
+      tiles_zero_q <= 1'b1;
+      words_zero_q <= 1'b1;
+      vecs_zero_q  <= 1'b1;
     end else begin
       in_q    <= in_d;
       full_q  <= full_d;
@@ -151,6 +157,9 @@ module bitcycle_in_fsm #(
       tiles_left_q <= tiles_left_d;
       words_left_q <= words_left_d;
       vecs_left_q  <= vecs_left_d;
+      tiles_zero_q <= (tiles_left_d == '0);
+      words_zero_q <= (words_left_d == '0);
+      vecs_zero_q  <= (vecs_left_d == '0);
       open_q  <= (close_i && abort_i) ? 1'b0 : open_d;
     end
   end
