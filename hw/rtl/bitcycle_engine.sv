@@ -224,7 +224,7 @@ module bitcycle_engine #(
   // ---------------------------------------------------------------------------------------------
   // Compute: issue sequencer -> array -> output stage
   logic              s1_valid, s1_first, s1_msb, s1_grp_last, s1_vec_last, s1_job_last;
-  logic              s1_trans, s1_bipolar, out_hold_free, first_ok, issue_last, acc_first;
+  logic              s1_trans, s1_bipolar, out_hold_free, issue_last, acc_first;
   logic [TAddrW-1:0] issue_grp;
   logic [NumAcc-1:0] s1_en;
   logic [3:0]        s1_plane;
@@ -236,7 +236,7 @@ module bitcycle_engine #(
     .clk_i, .rst_ni, .start_run_i(start_run), .stop_i(stop_now), .is_compute_i(is_compute),
     .trans_i(trans), .bits_i(bits_q), .out_rows_i(out_rows),
     .red_len_i(red_len), .n_vec_i(n_vec), .n_out_i(n_out), .n_red_i(n_red), .n_cols_i(n_cols),
-    .lanes_out_i(lanes_out), .chunk_i(chunk), .full_i(full), .first_ok_i(first_ok), .freeze_i(freeze),
+    .lanes_out_i(lanes_out), .chunk_i(chunk), .full_i(full), .freeze_i(freeze),
     .tile_raddr_o(tile_raddr), .grp_o(issue_grp), .last_o(issue_last), .vbuf_raddr_o(vbuf_raddr),
     .rd_release_o(rd_release), .rd_bank_o(rd_bank), .active_o(issue_active),
     .s1_valid_o(s1_valid), .s1_first_o(s1_first), .s1_plane_o(s1_plane), .s1_msb_o(s1_msb),
@@ -278,65 +278,74 @@ module bitcycle_engine #(
   logic                o_valid, o_ready, o_last;
 
   // Group hand-over. The array's result comes 2 + POP_REG cycles after its stage-2 beat ((leaf
-  // counts,) popcounts, then the sums): a group's last beat travels a CapLat-deep pipeline and "lands" in the accumulators.
-  // The output stage captures it when its holding register is free; until then the accumulators
-  // keep it. The next group's first beat may issue while one group is pending (last beat issued,
-  // not yet captured): if it reaches the accumulators before that group is captured, the whole
-  // pipeline from the issue sequencer to the popcount registers freezes (the memories' read
-  // enables, every stage's CE) until the capture. So the array waits for the output stage only
-  // when the output stage is behind, and a group whose drain takes as long as its compute hands
-  // over with no lost cycle: the capture comes the cycle the holding register empties, the same
-  // cycle the next first beat reaches the accumulators.
-  // A group counts as pending from the cycle after its last beat issues (last_q), so the count
-  // and the group indices are not behind the issue decision (and the stall) in the same cycle.
-  // The threshold memory is read at the oldest pending group (og0_q), one cycle of read latency:
-  // the cycle after og0_q changes, its data still belongs to the group before, so no capture
-  // then (thr_stale_q). That matters with two groups pending: one captured, and the next landed
-  // and free to go the cycle after (a one-beat drain); and, without the pipeline registers
-  // (CapLat = 2), for a group that lands the cycle it becomes the oldest.
+  // counts,) popcounts, then the sums): a group's last beat travels a CapLat-deep pipeline and
+  // "lands" in the accumulators. The output stage captures it when its holding register is free;
+  // until then the accumulators keep it. Beats keep issuing meanwhile: only when the next group's
+  // first beat reaches the accumulators before the landed group is captured does the whole pipeline
+  // from the issue sequencer to the popcount registers freeze (the memories' read enables, every
+  // stage's CE) until the capture. So the array waits for the output stage only when the output
+  // stage is behind, and a group whose drain takes as long as its compute hands over with no lost
+  // cycle: the capture comes the cycle the holding register empties, the same cycle the next
+  // first beat reaches the accumulators.
+  // Thresholds: the group index of every pending group (last beat issued, not yet captured: at most
+  // CapLat + 2, one per pipeline stage and the landed one) waits in a small FIFO; a group counts as
+  // pending from the cycle after its last beat issues (last_q), so the FIFO is not behind the issue
+  // decision. The threshold memory is read at its head with one cycle of read latency: the cycle
+  // after the head changes, the data still belong to the group before, so no capture then
+  // (thr_stale_q). That matters when a group is captured the cycle after the one before it (a
+  // one-beat drain), and when a group lands the cycle it becomes the head.
   localparam int CapLat = 2 + (READ_REG ? 1 : 0) + (POP_REG ? 1 : 0);
+  localparam int PendD  = 8;                   // >= CapLat + 2
+  localparam int PendW  = $clog2(PendD);
   logic [CapLat-1:0]      cap_q, vec_last_q, job_last_q;
   logic [CapLat*CntW-1:0] cnt_q;
-  logic [1:0]             pend_q, pend_d;      // groups pending: last beat issued, not captured
+  logic [TAddrW-1:0]      pend_grp_q [PendD];  // the pending groups' indices, oldest at pend_rd_q
+  logic [PendW-1:0]       pend_rd_q, pend_wr_q;
+  logic [PendW:0]         pend_n_q;            // pending groups
   logic                   last_q;              // a group's last beat issued the cycle before
+  logic                   stopped_q, last_ok;  // ... unless the job stopped (last_q is not gated)
   logic [TAddrW-1:0]      last_grp_q;          // ... and its group index
   logic                   landed_q, land_now, capture, can_capture, thr_stale_q, thr_stale_d;
   logic [CntW-1:0]        land_cnt_q;
   logic                   land_vec_last_q, land_job_last_q;
-  logic [TAddrW-1:0]      og0_q, og1_q, og0_d, og1_d;
+
+  bitcycle_param_check #(.FAIL(PendD < CapLat + 2),
+      .MSG("bitcycle_engine: the pending-group FIFO must hold CapLat + 2 groups")) u_check_pend ();
+
   assign land_now = cap_q[CapLat-1];
-  // (neither term waits for stop_now: a stop clears the output stage, the pending count and the
+  // (neither term waits for stop_now: a stop clears the output stage, the pending groups and the
   // landing pipeline on its own, so the abort path stays off the stall's wide fan-out)
   assign can_capture = out_hold_free && !thr_stale_q;
   assign capture  = (land_now || landed_q) && can_capture;
-  assign first_ok = !(pend_q == 2'd2 || (pend_q == 2'd1 && last_q));  // fewer than two pending
   assign freeze   = acc_first && (land_now || landed_q) && !can_capture;
-  assign thr_raddr = og0_q;
-
-  always_comb begin
-    pend_d = pend_q + 2'(last_q) - 2'(capture);
-    og0_d  = capture ? og1_q : og0_q;
-    og1_d  = og1_q;
-    if (last_q) begin
-      if (pend_q == 2'(capture)) og0_d = last_grp_q;  // (no group left pending after this capture)
-      else                       og1_d = last_grp_q;
-    end
-    // og0 changes to a pending group: the next older one moves up, or a new one becomes the oldest
-    thr_stale_d = (capture && (pend_q == 2'd2 || last_q)) || (last_q && pend_q == 2'd0);
-    if (stop_now || start_run) pend_d = '0;
-  end
+  assign thr_raddr = pend_grp_q[pend_rd_q];
+  assign last_ok  = last_q && !stopped_q;
+  // the head changes: the next group moves up, or a group arrives at an empty (or emptying) FIFO
+  assign thr_stale_d = (capture && (pend_n_q >= 2 || last_ok)) || (last_ok && pend_n_q == 0);
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      cap_q    <= '0;
-      pend_q   <= '0;
-      last_q   <= 1'b0;
-      landed_q <= 1'b0;
+      cap_q     <= '0;
+      pend_rd_q <= '0;
+      pend_wr_q <= '0;
+      pend_n_q  <= '0;
+      last_q    <= 1'b0;
+      stopped_q <= 1'b0;
+      landed_q  <= 1'b0;
     end else begin
-      last_q   <= issue_last && !(stop_now || start_run);
+      last_q    <= issue_last;
+      stopped_q <= stop_now || start_run;
       if (stop_now)     cap_q <= '0;
       else if (!freeze) cap_q <= {cap_q[CapLat-2:0], s1_valid && s1_grp_last};
-      pend_q   <= pend_d;
+      if (stop_now || start_run) begin
+        pend_rd_q <= '0;
+        pend_wr_q <= '0;
+        pend_n_q  <= '0;
+      end else begin
+        pend_rd_q <= pend_rd_q + PendW'(capture);
+        pend_wr_q <= pend_wr_q + PendW'(last_ok);
+        pend_n_q  <= pend_n_q + (PendW+1)'(last_ok) - (PendW+1)'(capture);
+      end
       landed_q <= !(stop_now || start_run) && !capture && (landed_q || land_now);
     end
   end
@@ -346,8 +355,7 @@ module bitcycle_engine #(
       vec_last_q <= {vec_last_q[CapLat-2:0], s1_vec_last};
       job_last_q <= {job_last_q[CapLat-2:0], s1_job_last};
     end
-    og0_q      <= og0_d;
-    og1_q      <= og1_d;
+    if (last_ok) pend_grp_q[pend_wr_q] <= last_grp_q;
     last_grp_q  <= issue_grp;
     thr_stale_q <= thr_stale_d;
     if (land_now) begin
@@ -383,7 +391,9 @@ module bitcycle_engine #(
   assign start_run = (job_q == JobCheck) && check_wait_q && (cfg_err == '0) && !abort_i;
   assign cut       = (job_q == JobRun) && (abort_i || err_short);
   assign stop_now  = abort_i || cut;  // the job in hand is cut or aborted this cycle
-  assign job_end   = (job_q == JobRun) && !cut && in_done &&
+  // (!abort_i, not !cut: the other cause of a cut, a short packet, needs an input beat, and none
+  // comes once the input is done)
+  assign job_end   = (job_q == JobRun) && !abort_i && in_done &&
                      (!is_compute || (out_done && !issue_active && out_idle));  // (out_done: the last beat left)
   assign closing   = (job_q == JobClose);
 

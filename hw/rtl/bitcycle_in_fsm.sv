@@ -49,7 +49,9 @@ module bitcycle_in_fsm #(
 );
 
   localparam logic [2:0] InIdle = 3'd0, InTiles = 3'd1, InVec = 3'd2, InDrain = 3'd3, InDone = 3'd4;
-  logic [2:0]      in_q, in_d;
+  // (binary as written: Yosys' FSM recoding made the next state deeper behind the late cut)
+  (* fsm_encoding = "none" *) logic [2:0] in_q;
+  logic [2:0]      in_d;
   logic [1:0]      full_q, full_d;
   logic            wbank_q, wbank_d;
   logic [20:0]     waddr_q, waddr_d;        // word within the vector
@@ -63,13 +65,14 @@ module bitcycle_in_fsm #(
   // ... and whether each count is zero, registered with it (the ends feed the short-packet check,
   // whose cut fans out to the whole engine: no wide zero test in front of it)
   logic            tiles_zero_q, words_zero_q, vecs_zero_q;
+  logic            sub_last_q;              // sub_q is a tile's last word
   logic            open_q, open_d;          // a packet has begun and not yet ended
   logic            beat, tiles_end, vec_end, stream_end, err_short, err_long;
 
   assign s_ready_o  = (in_q == InTiles) || (in_q == InDrain) || (in_q == InVec && !full_q[wbank_q]);
   assign beat       = s_valid_i && s_ready_o;
   assign open_d     = beat ? !s_last_i : open_q;
-  assign tiles_end  = (sub_q == last_sub_i) && tiles_zero_q;
+  assign tiles_end  = sub_last_q && tiles_zero_q;
   assign vec_end    = words_zero_q;
   assign stream_end = (in_q == InTiles && tiles_end && !vec_in_i) ||
                       (in_q == InVec && vec_end && vecs_zero_q);
@@ -91,7 +94,7 @@ module bitcycle_in_fsm #(
     vecs_left_d  = vecs_left_q;
     unique case (in_q)
       InTiles: if (beat) begin
-        if (sub_q == last_sub_i) begin
+        if (sub_last_q) begin
           sub_d        = '0;
           tile_d       = tile_q + 1;
           tiles_left_d = tiles_left_q - 1;
@@ -145,6 +148,7 @@ module bitcycle_in_fsm #(
       words_left_q <= '0;
       vecs_left_q  <= '0;
       tiles_zero_q <= 1'b1;
+      sub_last_q   <= 1'b0;
       words_zero_q <= 1'b1;
       vecs_zero_q  <= 1'b1;
     end else begin
@@ -158,6 +162,7 @@ module bitcycle_in_fsm #(
       words_left_q <= words_left_d;
       vecs_left_q  <= vecs_left_d;
       tiles_zero_q <= (tiles_left_d == '0);
+      sub_last_q   <= (sub_d == last_sub_i);  // (last_sub_i is set before the job starts)
       words_zero_q <= (words_left_d == '0);
       vecs_zero_q  <= (vecs_left_d == '0);
       open_q  <= (close_i && abort_i) ? 1'b0 : open_d;

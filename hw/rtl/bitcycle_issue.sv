@@ -1,11 +1,9 @@
 // bitcycle_issue: the issue sequencer. Walks a compute job one plane-chunk per cycle -- chunk
 // (inner), plane MSB first, output group, vector (outer) -- and for each beat drives the read
 // addresses of the tile memory and the vector buffer (stage 0), then the beat's control for the
-// array one cycle later (stage 1). A beat issues when its vector's bank is full and, for a group's
-// first beat (the one that restarts the accumulators), when the engine allows it (first_ok_i: at
-// most one group is waiting for the output stage). freeze_i holds the sequencer and its stage-1
-// beat: the engine stalls the pipeline while a first beat would restart accumulators still holding
-// the group before. The group index of a group's last beat (grp_o with last_o) names its thresholds.
+// array one cycle later (stage 1). A beat issues when its vector's bank is full and the pipeline is
+// not frozen: freeze_i holds the sequencer and its stage-1 beat while a group's first beat (the one
+// that restarts the accumulators) would restart accumulators still holding the group before. The group index of a group's last beat (grp_o with last_o) names its thresholds.
 `default_nettype none
 
 module bitcycle_issue #(
@@ -34,7 +32,6 @@ module bitcycle_issue #(
   input  wire logic [CntW-1:0]    lanes_out_i,
   input  wire logic [CntW-1:0]    chunk_i,
   input  wire logic [1:0]         full_i,        // vector banks (bitcycle_in_fsm)
-  input  wire logic               first_ok_i,    // a group's first beat may issue
   input  wire logic               freeze_i,      // pipeline stall: no issue, stage 1 holds
   // stage 0: memory reads
   output logic [TILE_AW-1:0]      tile_raddr_o,
@@ -72,11 +69,13 @@ module bitcycle_issue #(
   logic [BANK_AW-1:0] raddr_q, raddr_d;      // vector-buffer word of the beat
   logic            grp_first, grp_last, vec_last, job_last, issue;
 
-  assign grp_first = (pl_q == bits_i - 1'b1) && (rc_q == '0);
+  // a group's first beat follows its last (or the start)
+  logic grp_first_q;
+  assign grp_first = grp_first_q;
   assign grp_last  = (pl_q == '0) && (rc_q == n_red_i - 1'b1);
   assign vec_last  = grp_last && (og_q == n_out_i - 1'b1);
   assign job_last  = vec_last && (rvec_q == n_vec_i - 1'b1);
-  assign issue     = active_q && full_i[rbank_q] && (!grp_first || first_ok_i) && !freeze_i;
+  assign issue     = active_q && full_i[rbank_q] && !freeze_i;
 
   always_comb begin
     active_d  = active_q;
@@ -157,6 +156,7 @@ module bitcycle_issue #(
       taddr_q    <= '0;
       gbase_q    <= '0;
       raddr_q    <= '0;
+      grp_first_q <= 1'b0;
       s1_valid_o <= 1'b0;
     end else begin
       active_q   <= active_d;
@@ -172,6 +172,7 @@ module bitcycle_issue #(
         taddr_q   <= taddr_d;
         gbase_q   <= gbase_d;
         raddr_q   <= raddr_d;
+        grp_first_q <= start_run_i || (issue ? grp_last : grp_first_q);
       end
     end
   end
@@ -198,7 +199,7 @@ module bitcycle_issue #(
   // late in the cycle, from the input FSM's short-packet check)
   assign last_o       = issue && grp_last;
   assign vbuf_raddr_o = {rbank_q, raddr_q};
-  assign rd_release_o = issue && vec_last && !stop_i;
+  assign rd_release_o = issue && vec_last;  // (a stop empties the banks itself: the cut clears them)
   assign rd_bank_o    = rbank_q;
   assign active_o     = active_q;
 

@@ -42,18 +42,18 @@ MODE_NAMES = {st.MODE_FORWARD: "forward", st.MODE_BACKWARD_DATA: "backward-data"
 BITS = (1, 2, 4, 8, 12, 16)
 OUTPUT_BOUND_BITS = (1, 2, 4)  # beyond these the reduction outlasts even the int32 drain
 
-# engine builds and the layer shapes run on each; shapes keep the reduction at least PE + a few
+# engine builds (pipeline registers on, as bitcycle_top builds it) and the layer shapes run on each; shapes keep the reduction at least PE + a few
 # chunks long so that the int32 output stream (one value per cycle) keeps up with the array.
 CONFIGS = {
     "4x16": dict(params=dict(PE=4, SIMD=16, ACC_BITS=32, DATA_W=32, THR_MAX=1, WMEM_DEPTH=512, AMEM_DEPTH=512,
-                             TMEM_DEPTH=16, MAX_CHUNKS=64),
+                             TMEM_DEPTH=16, MAX_CHUNKS=64, READ_REG=1, POP_REG=1),
                  shapes={st.MODE_FORWARD: (64, 256, 8), st.MODE_BACKWARD_DATA: (256, 64, 8),
                          st.MODE_BACKWARD_WEIGHT: (8, 64, 256)},
                  # reduction 4 chunks (forward, backward-weight: 4 lanes out) or 8 (backward-data: 16 out)
                  output_bound={st.MODE_FORWARD: (64, 64, 16), st.MODE_BACKWARD_DATA: (32, 64, 16),
                                st.MODE_BACKWARD_WEIGHT: (64, 64, 64)}),
     "16x32": dict(params=dict(PE=16, SIMD=32, ACC_BITS=32, DATA_W=64, THR_MAX=1, WMEM_DEPTH=256, AMEM_DEPTH=256,
-                              TMEM_DEPTH=16, MAX_CHUNKS=64),
+                              TMEM_DEPTH=16, MAX_CHUNKS=64, READ_REG=1, POP_REG=1),
                   shapes={st.MODE_FORWARD: (64, 1024, 16), st.MODE_BACKWARD_DATA: (640, 64, 16),
                           st.MODE_BACKWARD_WEIGHT: (16, 64, 1024)},
                   output_bound={st.MODE_FORWARD: (64, 192, 16), st.MODE_BACKWARD_DATA: (128, 64, 16),
