@@ -176,7 +176,7 @@ module bitcycle_engine #(
   logic [TAddrW-1:0]    thr_raddr;
 
   bitcycle_in_fsm #(.SUB_W(SubW), .BANK_AW(BAddrW)) u_in (
-    .clk_i, .rst_ni, .start_run_i(start_run), .cut_i(cut), .job_end_i(job_end), .close_i(closing),
+    .clk_i, .rst_ni, .start_run_i(start_run), .abort_run_i((job_q == JobRun) && abort_i), .job_end_i(job_end), .close_i(closing),
     .abort_i, .tiles_in_i(tiles_in), .vec_in_i(vec_in),
     .load_tiles_i(load_tiles), .last_sub_i(last_sub), .vec_words_i(vec_words), .n_vec_i(n_vec),
     .rd_release_i(rd_release), .rd_bank_i(rd_bank), .full_o(full),

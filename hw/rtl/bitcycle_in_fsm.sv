@@ -5,7 +5,7 @@
 //
 // Packet length: a TLAST before the expected end is a short packet (err_short_o: the job is cut);
 // no TLAST at the end is a long one (err_long_o) and is drained to its TLAST. When a job is cut
-// (cut_i) an input packet that has begun is drained to its TLAST; abort_i while the job closes
+// (an abort: abort_run_i) an input packet that has begun is drained to its TLAST; abort_i while the job closes
 // (close_i) stops that drain. (The words themselves go from the port to the memories directly.)
 `default_nettype none
 
@@ -18,7 +18,7 @@ module bitcycle_in_fsm #(
   input  wire logic              rst_ni,
   // job control and geometry (bitcycle_cfg_check)
   input  wire logic              start_run_i,   // the job starts: begin a packet
-  input  wire logic              cut_i,         // the job is cut (abort or short packet)
+  input  wire logic              abort_run_i,   // the running job is aborted (the engine cuts it)
   input  wire logic              job_end_i,     // the job ends normally
   input  wire logic              close_i,       // the job closes its streams
   input  wire logic              abort_i,
@@ -49,7 +49,7 @@ module bitcycle_in_fsm #(
 );
 
   localparam logic [2:0] InIdle = 3'd0, InTiles = 3'd1, InVec = 3'd2, InDrain = 3'd3, InDone = 3'd4;
-  // (binary as written: Yosys' FSM recoding made the next state deeper behind the late cut)
+  // (binary as written: Yosys' FSM recoding made the next state deeper behind the late checks)
   (* fsm_encoding = "none" *) logic [2:0] in_q;
   logic [2:0]      in_d;
   logic [1:0]      full_q, full_d;
@@ -81,7 +81,7 @@ module bitcycle_in_fsm #(
   logic [1:0] full_clr, full_set;
   assign full_clr = rd_release_i ? (2'b01 << rd_bank_i) : 2'b00;
   assign full_set = (beat && in_q == InVec && vec_end) ? (2'b01 << wbank_q) : 2'b00;
-  assign full_d   = (start_run_i || cut_i) ? 2'b00 : ((full_q & ~full_clr) | full_set);
+  assign full_d   = (start_run_i || abort_run_i || err_short) ? 2'b00 : ((full_q & ~full_clr) | full_set);
 
   always_comb begin
     in_d    = in_q;
@@ -128,7 +128,11 @@ module bitcycle_in_fsm #(
       vecs_left_d  = n_vec_i - 1'b1;
     end
     if (job_end_i)           in_d = InIdle;
-    if (cut_i)               in_d = open_d ? InDrain : InIdle;
+    // a cut: an abort drains a begun packet; a short packet has just ended (with this beat), which
+    // this FSM sees itself, without the engine's cut in between (err_short comes only while the
+    // job runs: the data states exist only then)
+    if (abort_run_i)         in_d = open_d ? InDrain : InIdle;
+    if (err_short)           in_d = InIdle;
     if (close_i && abort_i)  in_d = InIdle;  // a second abort: stop waiting for the TLAST
   end
 
