@@ -152,7 +152,7 @@ module bitcycle_engine #(
     {load_tiles, last_sub, vec_words}       <= {load_tiles_c, load_words_c - 1'b1, vec_words_c};
   end
 
-  logic start_run, cut, stop_now, job_end, closing, err_short, err_long;
+  logic start_run, cut, stop_now, job_end, closing, err_short, err_long, err_short_q;
   logic in_done, in_draining, issue_active, out_done, out_idle;
 
   // ---------------------------------------------------------------------------------------------
@@ -389,7 +389,9 @@ module bitcycle_engine #(
   // ---------------------------------------------------------------------------------------------
   // Job control
   assign start_run = (job_q == JobCheck) && check_wait_q && (cfg_err == '0) && !abort_i;
-  assign cut       = (job_q == JobRun) && (abort_i || err_short);
+  // a short packet cuts the job the cycle after its last beat (err_short_q): the input FSM has
+  // already stopped taking words, and the cut's wide fan-out starts from a flip-flop
+  assign cut       = (job_q == JobRun) && (abort_i || err_short_q);
   assign stop_now  = abort_i || cut;  // the job in hand is cut or aborted this cycle
   // (!abort_i, not !cut: the other cause of a cut, a short packet, needs an input beat, and none
   // comes once the input is done)
@@ -413,6 +415,7 @@ module bitcycle_engine #(
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       job_q        <= JobIdle;
+      err_short_q  <= 1'b0;
       check_wait_q <= 1'b0;
       mode_q       <= '0;
       bits_q       <= 5'd1;
@@ -430,6 +433,7 @@ module bitcycle_engine #(
       cycles_q     <= '0;
     end else begin
       job_q <= job_d;
+      err_short_q <= err_short && (job_q == JobRun);
       if (busy_q) cycles_q <= cycles_q + 1;
       if (job_q == JobIdle && start_i && !abort_i) begin
         mode_q       <= cfg_mode_i;

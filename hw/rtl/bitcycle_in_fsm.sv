@@ -66,6 +66,8 @@ module bitcycle_in_fsm #(
   // whose cut fans out to the whole engine: no wide zero test in front of it)
   logic            tiles_zero_q, words_zero_q, vecs_zero_q;
   logic            sub_last_q;              // sub_q is a tile's last word
+  logic            job_end_q;               // the job ended the cycle before (the next start is
+                                            // at least three cycles after its end)
   logic            open_q, open_d;          // a packet has begun and not yet ended
   logic            beat, tiles_end, vec_end, stream_end, err_short, err_long;
 
@@ -127,7 +129,7 @@ module bitcycle_in_fsm #(
       words_left_d = vec_words_i - 1'b1;
       vecs_left_d  = n_vec_i - 1'b1;
     end
-    if (job_end_i)           in_d = InIdle;
+    if (job_end_q)           in_d = InIdle;  // (InDone until then: not ready, nothing moves)
     // a cut: an abort drains a begun packet; a short packet has just ended (with this beat), which
     // this FSM sees itself, without the engine's cut in between (err_short comes only while the
     // job runs: the data states exist only then)
@@ -153,6 +155,7 @@ module bitcycle_in_fsm #(
       vecs_left_q  <= '0;
       tiles_zero_q <= 1'b1;
       sub_last_q   <= 1'b0;
+      job_end_q    <= 1'b0;
       words_zero_q <= 1'b1;
       vecs_zero_q  <= 1'b1;
     end else begin
@@ -167,6 +170,7 @@ module bitcycle_in_fsm #(
       vecs_left_q  <= vecs_left_d;
       tiles_zero_q <= (tiles_left_d == '0);
       sub_last_q   <= (sub_d == last_sub_i);  // (last_sub_i is set before the job starts)
+      job_end_q    <= job_end_i;
       words_zero_q <= (words_left_d == '0);
       vecs_zero_q  <= (vecs_left_d == '0);
       open_q  <= (close_i && abort_i) ? 1'b0 : open_d;
