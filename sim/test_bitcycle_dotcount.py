@@ -17,6 +17,7 @@ from cocotb.triggers import Timer
 
 from bitcycle.golden import bitserial_matmul
 from bitcycle.hwif.rtl import rtl_sources
+from seeding import seeded_rng
 
 
 def expected_count(w: int, x: int, n: int, xnor: bool) -> int:
@@ -40,9 +41,7 @@ def _cases(n: int, rng: random.Random):
 
 @cocotb.test()
 async def counts(dut):
-    seed = cocotb.RANDOM_SEED
-    cocotb.log.info("RANDOM_SEED=%d", seed)
-    rng = random.Random(seed)
+    rng = seeded_rng()
     n, mode = int(dut.N.value), int(dut.MODE.value)
     for w, x in _cases(n, rng):
         xnor = {0: rng.random() < 0.5, 1: True, 2: False}[mode]

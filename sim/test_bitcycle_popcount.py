@@ -13,6 +13,7 @@ import cocotb
 from cocotb.triggers import Timer
 
 from bitcycle.hwif.rtl import rtl_sources
+from seeding import seeded_rng
 
 
 def _vectors(n: int, rng: random.Random) -> list[int]:
@@ -23,9 +24,7 @@ def _vectors(n: int, rng: random.Random) -> list[int]:
 
 @cocotb.test()
 async def counts(dut):
-    seed = cocotb.RANDOM_SEED
-    cocotb.log.info("RANDOM_SEED=%d", seed)
-    rng = random.Random(seed)
+    rng = seeded_rng()
     n = int(dut.N.value)
     for v in _vectors(n, rng):
         dut.v_i.value = v

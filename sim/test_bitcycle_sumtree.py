@@ -5,21 +5,18 @@ N of one, a power of two and odd counts that make the two halves of the tree dif
 
 from __future__ import annotations
 
-import random
-
 import pytest
 
 import cocotb
 from cocotb.triggers import Timer
 
 from bitcycle.hwif.rtl import rtl_sources
+from seeding import seeded_rng
 
 
 @cocotb.test()
 async def sums(dut):
-    seed = cocotb.RANDOM_SEED
-    cocotb.log.info("RANDOM_SEED=%d", seed)
-    rng = random.Random(seed)
+    rng = seeded_rng()
     n, w = int(dut.N.value), int(dut.W.value)
     top = (1 << w) - 1
     cases = [[0] * n, [top] * n, [top if i % 2 else 0 for i in range(n)]]
