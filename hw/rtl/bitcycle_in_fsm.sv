@@ -81,7 +81,10 @@ module bitcycle_in_fsm #(
 
   // a bank empties when compute has issued its last read of it, fills with a vector's last word
   logic [1:0] full_clr, full_set;
-  assign full_clr = rd_release_i ? (2'b01 << rd_bank_i) : 2'b00;
+  // (one cycle after the last read: the release comes through the issue decision, late in its
+  // cycle; the sequencer reaches this bank again two cycles later at the earliest)
+  logic rel_q, rel_bank_q;
+  assign full_clr = rel_q ? (2'b01 << rel_bank_q) : 2'b00;
   assign full_set = (beat && in_q == InVec && vec_end) ? (2'b01 << wbank_q) : 2'b00;
   assign full_d   = (start_run_i || abort_run_i || err_short) ? 2'b00 : ((full_q & ~full_clr) | full_set);
 
@@ -156,6 +159,8 @@ module bitcycle_in_fsm #(
       tiles_zero_q <= 1'b1;
       sub_last_q   <= 1'b0;
       job_end_q    <= 1'b0;
+      rel_q        <= 1'b0;
+      rel_bank_q   <= 1'b0;
       words_zero_q <= 1'b1;
       vecs_zero_q  <= 1'b1;
     end else begin
@@ -171,6 +176,8 @@ module bitcycle_in_fsm #(
       tiles_zero_q <= (tiles_left_d == '0);
       sub_last_q   <= (sub_d == last_sub_i);  // (last_sub_i is set before the job starts)
       job_end_q    <= job_end_i;
+      rel_q        <= rd_release_i;
+      rel_bank_q   <= rd_bank_i;
       words_zero_q <= (words_left_d == '0);
       vecs_zero_q  <= (vecs_left_d == '0);
       open_q  <= (close_i && abort_i) ? 1'b0 : open_d;
