@@ -295,13 +295,13 @@ module bitcycle_engine #(
   // (thr_stale_q). That matters when a group is captured the cycle after the one before it (a
   // one-beat drain), and when a group lands the cycle it becomes the head.
   localparam int CapLat = 2 + (READ_REG ? 1 : 0) + (POP_REG ? 1 : 0);
-  localparam int PendD  = 8;                   // >= CapLat + 2
+  localparam int PendD  = 8;                   // > CapLat + 2
   localparam int PendW  = $clog2(PendD);
   logic [CapLat-1:0]      cap_q, vec_last_q, job_last_q;
   logic [CapLat*CntW-1:0] cnt_q;
   logic [TAddrW-1:0]      pend_grp_q [PendD];  // the pending groups' indices, oldest at pend_rd_q
   logic [PendW-1:0]       pend_rd_q, pend_wr_q;
-  logic [PendW:0]         pend_n_q;            // pending groups
+  logic [PendW-1:0]       pend_n;              // pending groups (fewer than PendD: no wrap)
   logic                   last_q;              // a group's last beat issued the cycle before
   logic                   stopped_q, last_ok;  // ... unless the job stopped (last_q is not gated)
   logic [TAddrW-1:0]      last_grp_q;          // ... and its group index
@@ -309,8 +309,8 @@ module bitcycle_engine #(
   logic [CntW-1:0]        land_cnt_q;
   logic                   land_vec_last_q, land_job_last_q;
 
-  bitcycle_param_check #(.FAIL(PendD < CapLat + 2),
-      .MSG("bitcycle_engine: the pending-group FIFO must hold CapLat + 2 groups")) u_check_pend ();
+  bitcycle_param_check #(.FAIL(PendD <= CapLat + 2),
+      .MSG("bitcycle_engine: the pending-group FIFO must hold more than CapLat + 2 groups")) u_check_pend ();
 
   assign land_now = cap_q[CapLat-1];
   // (neither term waits for stop_now: a stop clears the output stage, the pending groups and the
@@ -320,15 +320,15 @@ module bitcycle_engine #(
   assign freeze   = acc_first && (land_now || landed_q) && !can_capture;
   assign thr_raddr = pend_grp_q[pend_rd_q];
   assign last_ok  = last_q && !stopped_q;
+  assign pend_n   = pend_wr_q - pend_rd_q;
   // the head changes: the next group moves up, or a group arrives at an empty (or emptying) FIFO
-  assign thr_stale_d = (capture && (pend_n_q >= 2 || last_ok)) || (last_ok && pend_n_q == 0);
+  assign thr_stale_d = (capture && (pend_n >= 2 || last_ok)) || (last_ok && pend_n == 0);
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       cap_q     <= '0;
       pend_rd_q <= '0;
       pend_wr_q <= '0;
-      pend_n_q  <= '0;
       last_q    <= 1'b0;
       stopped_q <= 1'b0;
       landed_q  <= 1'b0;
@@ -340,11 +340,9 @@ module bitcycle_engine #(
       if (stop_now || start_run) begin
         pend_rd_q <= '0;
         pend_wr_q <= '0;
-        pend_n_q  <= '0;
       end else begin
         pend_rd_q <= pend_rd_q + PendW'(capture);
         pend_wr_q <= pend_wr_q + PendW'(last_ok);
-        pend_n_q  <= pend_n_q + (PendW+1)'(last_ok) - (PendW+1)'(capture);
       end
       landed_q <= !(stop_now || start_run) && !capture && (landed_q || land_now);
     end

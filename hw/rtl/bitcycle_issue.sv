@@ -67,11 +67,8 @@ module bitcycle_issue #(
   logic [TILE_AW-1:0] taddr_q, taddr_d;      // tile address of the beat
   logic [TILE_AW-1:0] gbase_q, gbase_d;      // tile address of (group, chunk 0)
   logic [BANK_AW-1:0] raddr_q, raddr_d;      // vector-buffer word of the beat
-  logic            grp_first, grp_last, vec_last, job_last, issue;
+  logic            grp_first_q, grp_last, vec_last, job_last, issue;
 
-  // a group's first beat follows its last (or the start)
-  logic grp_first_q;
-  assign grp_first = grp_first_q;
   assign grp_last  = (pl_q == '0) && (rc_q == n_red_i - 1'b1);
   assign vec_last  = grp_last && (og_q == n_out_i - 1'b1);
   assign job_last  = vec_last && (rvec_q == n_vec_i - 1'b1);
@@ -156,7 +153,7 @@ module bitcycle_issue #(
       taddr_q    <= '0;
       gbase_q    <= '0;
       raddr_q    <= '0;
-      grp_first_q <= 1'b0;
+      grp_first_q <= 1'b0;  // (a group's first beat follows its last, or the start)
       s1_valid_o <= 1'b0;
     end else begin
       active_q   <= active_d;
@@ -180,7 +177,7 @@ module bitcycle_issue #(
   // stage-1 control: no reset (qualified by s1_valid_o)
   always_ff @(posedge clk_i) begin
     if (issue) begin
-      s1_first_o       <= grp_first;
+      s1_first_o       <= grp_first_q;
       s1_plane_o       <= pl_q[3:0];
       s1_msb_o         <= (pl_q == bits_i - 1'b1) && (bits_i != 5'd1);
       s1_grp_last_o    <= grp_last;
