@@ -224,7 +224,7 @@ module bitcycle_engine #(
   // ---------------------------------------------------------------------------------------------
   // Compute: issue sequencer -> array -> output stage
   logic              s1_valid, s1_first, s1_msb, s1_grp_last, s1_vec_last, s1_job_last;
-  logic              s1_trans, s1_bipolar, out_hold_free, issue_last, acc_first;
+  logic              s1_trans, s1_bipolar, out_grp_ready, issue_last, acc_first;
   logic [TAddrW-1:0] issue_grp;
   logic [NumAcc-1:0] s1_en;
   logic [3:0]        s1_plane;
@@ -305,7 +305,7 @@ module bitcycle_engine #(
   logic                   last_q;              // a group's last beat issued the cycle before
   logic                   stopped_q, last_ok;  // ... unless the job stopped (last_q is not gated)
   logic [TAddrW-1:0]      last_grp_q;          // ... and its group index
-  logic                   landed_q, land_now, capture, can_capture, thr_stale_q, thr_stale_d;
+  logic                   landed_q, land_now, grp_valid, capture, can_capture, thr_stale_q, thr_stale_d;
   logic [CntW-1:0]        land_cnt_q;
   logic                   land_vec_last_q, land_job_last_q;
 
@@ -315,8 +315,11 @@ module bitcycle_engine #(
   assign land_now = cap_q[CapLat-1];
   // (neither term waits for stop_now: a stop clears the output stage, the pending groups and the
   // landing pipeline on its own, so the abort path stays off the stall's wide fan-out)
-  assign can_capture = out_hold_free && !thr_stale_q;
-  assign capture  = (land_now || landed_q) && can_capture;
+  assign can_capture = out_grp_ready && !thr_stale_q;
+  // the landed group offered to the output stage, which captures it on grp_valid && grp_ready (the
+  // same product as here: each side forms the capture from the two handshake signals)
+  assign grp_valid = (land_now || landed_q) && !thr_stale_q;
+  assign capture  = grp_valid && out_grp_ready;
   assign freeze   = acc_first && (land_now || landed_q) && !can_capture;
   assign thr_raddr = pend_grp_q[pend_rd_q];
   assign last_ok  = last_q && !stopped_q;
@@ -367,11 +370,11 @@ module bitcycle_engine #(
                        .THR_LANES(PE)) u_out (
     .clk_i, .rst_ni, .start_run_i(start_run), .stop_i(stop_now), .close_i(cut && is_compute),
     .acc_bits_i(acc_bits_q), .out_sel_i(out_sel_q), .clip_shift_i(clip_shift_q), .res_w_i(res_w_q),
-    .capture_i(capture), .acc_i(acc), .off_i(acc_off),
+    .grp_valid_i(grp_valid), .acc_i(acc), .off_i(acc_off),
     .thr_i(tmem_rdata[ThrBits-1:0]),
     .cnt_i(landed_q ? land_cnt_q : cnt_q[CapLat*CntW-1 -: CntW]),
     .vec_last_i(landed_q ? land_vec_last_q : vec_last_q[CapLat-1]),
-    .job_last_i(landed_q ? land_job_last_q : job_last_q[CapLat-1]), .hold_free_o(out_hold_free),
+    .job_last_i(landed_q ? land_job_last_q : job_last_q[CapLat-1]), .grp_ready_o(out_grp_ready),
     .done_o(out_done), .m_data_o(o_data), .m_keep_o(o_keep), .m_valid_o(o_valid), .m_last_o(o_last),
     .m_ready_i(o_ready)
   );

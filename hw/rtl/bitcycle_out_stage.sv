@@ -1,5 +1,5 @@
 // bitcycle_out_stage: the output stage. A holding register takes one output group from the array
-// (capture_i) and the array's shared term off_i, subtracted from each value as it is taken (one
+// (grp_valid_i/grp_ready_o: the group is captured when both are high) and the array's shared term off_i, subtracted from each value as it is taken (one
 // subtractor per value of a beat instead of one per lane); a serializer then moves one beat's
 // worth of values per cycle -- DATA_W/RES_W, with RES_W (32, 16 or 8 bits per result) a run-time register -- through a four-stage pipeline (take,
 // saturate to acc_bits, the selected function: raw / 8-bit clip / thresholds reached, packing)
@@ -33,15 +33,15 @@ module bitcycle_out_stage #(
   input  wire logic [1:0]                out_sel_i,
   input  wire logic [4:0]                clip_shift_i,
   input  wire logic [1:0]                res_w_i,      // ResW* code (checked at start)
-  // one output group from the array
-  input  wire logic                      capture_i,
+  // one output group from the array, taken when grp_valid_i && grp_ready_o (the capture)
+  input  wire logic                      grp_valid_i,
   input  wire logic [LANES*ACC_BITS-1:0] acc_i,
   input  wire logic [ACC_BITS-1:0]       off_i,        // subtracted from every value (the array's shared term)
-  input  wire logic [ThrBits-1:0]        thr_i,        // the group's thresholds (taken with capture_i)
+  input  wire logic [ThrBits-1:0]        thr_i,        // the group's thresholds (taken at the capture)
   input  wire logic [CntW-1:0]           cnt_i,        // values in the group
   input  wire logic                      vec_last_i,   // the group ends a vector
   input  wire logic                      job_last_i,   // ... and the job
-  output logic                           hold_free_o,  // capture_i may come now
+  output logic                           grp_ready_o,  // the holding register is free, or frees this cycle
   output logic                           done_o,       // the packet's last beat was taken
   // the output stream
   output logic [DATA_W-1:0]              m_data_o,
@@ -73,17 +73,21 @@ module bitcycle_out_stage #(
   logic                        m_valid_q, m_valid_d, m_last_q, m_last_d, marker_q, marker_d, done_q, done_d;
   logic [DATA_W-1:0]           m_data_q, m_data_d, pack_q, pack_d, pack_next, blk;
   logic [Bytes-1:0]            m_keep_q, m_keep_d;
-  logic [PerW-1:0]             per, take, pack_cnt_q, pack_cnt_d;
+  logic [PerW-1:0]             per_q, take, pack_cnt_q, pack_cnt_d;
   logic [IdxW-1:0]             idx_q, idx_d;
-  logic                        adv, step, grp_end, emit;
+  logic                        adv, step, emit;
+  // The capture, one LUT from flip-flops and grp_valid_i. Kept as a net of its own: the engine
+  // derives grp_valid_i a LUT before the port, and a per-module mapper, which takes every input as
+  // arriving at time zero, would otherwise bury the capture deep in the next-state logic it feeds.
+  (* keep *) logic             capture;
 
   // values per beat: DATA_W / RES_W, registered (res_w_i is latched at start, long before the
   // first capture; a reserved code is refused), so no decode sits before take and emit
   always_ff @(posedge clk_i) begin
     unique case (res_w_i)
-      ResW16:  per <= PerW'(DATA_W / 16);
-      ResW8:   per <= PerW'(DATA_W / 8);
-      default: per <= PerW'(DATA_W / 32);
+      ResW16:  per_q <= PerW'(DATA_W / 16);
+      ResW8:   per_q <= PerW'(DATA_W / 8);
+      default: per_q <= PerW'(DATA_W / 32);
     endcase
   end
 
@@ -104,11 +108,10 @@ module bitcycle_out_stage #(
 
   assign adv     = !m_valid_q || m_ready_i;
   assign step    = hold_valid_q && adv && !stop_i;
-  // grp_end is a register (set with rem_q at the capture and at each step), so the hand-over
-  // signal hold_free_o is a few gates from flip-flops, not a subtract-and-compare
-  assign grp_end = grp_end_q;
-  assign take    = grp_end ? PerW'(rem_q) : per;
-  assign emit    = (32'(pack_cnt_q) + 32'(take) == 32'(per)) || (grp_end && hold_vec_last_q);
+  // grp_end_q is a register (set with rem_q at the capture and at each step), so the hand-over
+  // signal grp_ready_o is a few gates from flip-flops, not a subtract-and-compare
+  assign take    = grp_end_q ? PerW'(rem_q) : per_q;
+  assign emit    = (32'(pack_cnt_q) + 32'(take) == 32'(per_q)) || (grp_end_q && hold_vec_last_q);
 
   function automatic logic [3:0] thresholds_reached(input logic signed [31:0] v,
                                                     input logic [ThrW-1:0] thr);
@@ -200,10 +203,10 @@ module bitcycle_out_stage #(
     end
     if (step) begin
       pack_cnt_d = emit ? '0 : pack_cnt_q + take;
-      idx_d      = grp_end ? '0 : idx_q + IdxW'(per);
-      rem_d      = rem_q - CntW'(per);
-      grp_end_d  = 32'(rem_q) <= 2 * 32'(per);  // (rem_q - per <= per; unused after the group's end)
-      if (grp_end) hold_valid_d = 1'b0;
+      idx_d      = grp_end_q ? '0 : idx_q + IdxW'(per_q);
+      rem_d      = rem_q - CntW'(per_q);
+      grp_end_d  = 32'(rem_q) <= 2 * 32'(per_q);  // (rem_q - per <= per; unused after the group's end)
+      if (grp_end_q) hold_valid_d = 1'b0;
     end
     if (adv && c_valid_q) begin  // stage d: the values into their fields; a full word out
       pack_d = c_emit_q ? '0 : pack_next;
@@ -214,10 +217,10 @@ module bitcycle_out_stage #(
         for (int by = 0; by < Bytes; by++) m_keep_d[by] = !c_last_q || (by < 32'(used_bytes));
       end
     end
-    if (capture_i) begin  // never while full (hold_free_o)
+    if (capture) begin
       hold_valid_d = 1'b1;
       rem_d        = cnt_i;
-      grp_end_d    = 32'(cnt_i) <= 32'(per);
+      grp_end_d    = 32'(cnt_i) <= 32'(per_q);
     end
     if (close_i && !done_q && !(m_valid_q && m_last_q)) marker_d = 1'b1;
     if (marker_q && (!m_valid_q || m_ready_i)) begin
@@ -289,7 +292,7 @@ module bitcycle_out_stage #(
       a_pos_q  <= pack_cnt_q;
       a_take_q <= take;
       a_emit_q <= emit;
-      a_last_q <= grp_end && hold_job_last_q;
+      a_last_q <= grp_end_q && hold_job_last_q;
       b_pos_q  <= a_pos_q;
       b_take_q <= a_take_q;
       b_emit_q <= a_emit_q;
@@ -299,7 +302,7 @@ module bitcycle_out_stage #(
       c_emit_q <= b_emit_q;
       c_last_q <= b_last_q;
     end
-    if (capture_i) begin
+    if (capture) begin
       for (int o = 0; o < THR_LANES; o++) hold_thr_q[o] <= thr_i[o*ThrW +: ThrW];
       for (int o = 0; o < LANES; o++) hold_q[o] <= acc_i[o*ACC_BITS +: ACC_BITS];
       hold_off_q      <= off_i;
@@ -311,7 +314,8 @@ module bitcycle_out_stage #(
   // free now, or freed by this cycle's step: a capture in the same cycle is safe (the step reads
   // the holding register before the edge that overwrites it). Not gated by stop_i (a stop clears
   // the register whatever is captured), which keeps the abort logic out of the engine's stall.
-  assign hold_free_o = !hold_valid_q || (adv && grp_end);
+  assign grp_ready_o = !hold_valid_q || (adv && grp_end_q);
+  assign capture     = grp_valid_i && grp_ready_o;
   assign done_o      = done_q;
   assign m_data_o    = m_data_q;
   assign m_keep_o    = m_keep_q;

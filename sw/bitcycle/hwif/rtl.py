@@ -24,6 +24,8 @@ RTL_SOURCES: dict[str, tuple[str, ...]] = {
     "bitcycle_array": (PARAM_CHECK, "bitcycle_sumtree.sv", "bitcycle_popcount.sv", "bitcycle_array.sv"),
     "bitcycle_popcount": (PARAM_CHECK, "bitcycle_sumtree.sv", "bitcycle_popcount.sv"),
     "bitcycle_sumtree": (PARAM_CHECK, "bitcycle_sumtree.sv"),
+    "bitcycle_in_fsm": ("bitcycle_in_fsm.sv",),
+    "bitcycle_issue": ("bitcycle_issue.sv",),
     "bitcycle_out_stage": (CODES, PARAM_CHECK, "bitcycle_out_stage.sv"),
     "bitcycle_engine": ENGINE,
     # one FINN inference layer (BitSerialMVAU_rtl): compile copies these once per project
