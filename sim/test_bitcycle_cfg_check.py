@@ -1,7 +1,9 @@
 """cocotb testbench of hw/rtl/bitcycle_cfg_check.sv (combinational): random and edge configurations
-(every mode code, bits 0..31, zero and oversized shapes, acc_bits, out_sel and res_w at their limits)
-against a Python statement of the engine's rules; error bits and the job geometry compared.
-The bit names are the register map's (bitcycle.hwif.regmap.ERROR_BITS)."""
+(every mode code, bits 0..31, zero and oversized shapes, acc_bits, out_sel and res_w at their limits,
+and every reduction length at the overflow boundary of each bit-width: len·2^(b−1) just inside and
+just outside ACC_BITS) against a Python statement of the engine's rules; error bits and the job
+geometry compared. Three builds: ACC_BITS 20, 32 (no 16-bit length overflows below 16 bits) and 8
+(most do). The bit names are the register map's (bitcycle.hwif.regmap.ERROR_BITS)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from bitcycle.hwif.rtl import rtl_sources
 
 PARAMS = dict(PE=4, SIMD=8, ACC_BITS=20, DATA_W=32, THR_MAX=2, WMEM_DEPTH=24, AMEM_DEPTH=12, TMEM_DEPTH=5,
               MAX_CHUNKS=8)
+CONFIGS = {"p4s8": PARAMS, "acc32": {**PARAMS, "ACC_BITS": 32}, "acc8": {**PARAMS, "ACC_BITS": 8}}
 
 
 def _ceil(a, b):
@@ -70,6 +73,16 @@ async def random_configurations(dut):
     for mode in range(8):
         for bits in (0, 1, 2, 8, 16, 17, 31):
             cases.append((mode, bits, 4, 8, 2, p["ACC_BITS"], 0, 0))
+    # the overflow boundary: len = 2^(ACC_BITS − b) − 1 fits, 2^(ACC_BITS − b) does not (b = max(bits, 1))
+    red_dim = {st.MODE_FORWARD: 1, st.MODE_BACKWARD_DATA: 0, st.MODE_BACKWARD_WEIGHT: 2}
+    for mode, which in red_dim.items():
+        for bits in range(1, 17):
+            edge = 1 << max(p["ACC_BITS"] - max(bits, 1), 0)
+            for length in {edge - 1, edge, edge + 1, 1, 65535}:
+                if 1 <= length <= 65535:
+                    dims = [4, 8, 2]
+                    dims[which] = length
+                    cases.append((mode, bits, *dims, p["ACC_BITS"], 0, st.RES_W_CODES[32]))
     for _ in range(3000):
         dim = lambda: rng.choice([0, 1, rng.randint(1, 40), rng.randint(1, 200), 65535])  # noqa: E731
         cases.append((rng.randint(0, 7), rng.randint(0, 31), dim(), dim(), dim(), rng.randint(0, 63), rng.randint(0, 3),
@@ -91,8 +104,9 @@ async def random_configurations(dut):
 
 
 @pytest.mark.rtl
-def test_bitcycle_cfg_check():
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+def test_bitcycle_cfg_check(config):
     import rtl_runner
 
     rtl_runner.run("bitcycle_cfg_check", rtl_sources("bitcycle_cfg_check"), "test_bitcycle_cfg_check",
-                   parameters=PARAMS, tag="p4s8")
+                   parameters=CONFIGS[config], tag=config)

@@ -57,7 +57,6 @@ module bitcycle_cfg_check #(
   localparam int PeLog   = $clog2(PE);
   localparam int SimdLog = $clog2(SIMD);
   localparam int MaxBits = 16;
-  localparam logic signed [47:0] AccMax = (48'sd1 <<< (ACC_BITS - 1)) - 48'sd1;
 
   logic            is_fwd, is_bwd_data, is_bwd_weight, is_load_w, is_load_t, is_compute;
   logic [DimW:0]   m_pe, k_pe, k_simd, n_simd;  // ceil divisions
@@ -109,12 +108,25 @@ module bitcycle_cfg_check #(
   assign load_words_o = is_load_t ? SubW'(ThrWords) : SubW'(TileWords);
   assign vec_words_o  = 21'(bits_i) * 21'(n_red_o);
 
-  // |sum| <= len * 2^(bits-1) (bipolar: len); partial sums (the planes so far) stay inside that bound
+  // |sum| <= len * 2^(b-1), b = max(bits, 1) (bipolar: len); partial sums (the planes so far) stay
+  // inside that bound. It fits ACC_BITS (<= 2^(ACC_BITS-1) - 1) exactly when len < 2^(ACC_BITS-b):
+  // a test of len's bits from ACC_BITS - b up, selected by bits, instead of shifting len by bits - 1
+  // and comparing 48 bits (a barrel shifter, the check's deepest path)
+  function automatic logic at_least_pow2(input logic [DimW-1:0] v, input int j);  // v >= 2^j
+    if (j <= 0)         at_least_pow2 = (v != '0);
+    else if (j >= DimW) at_least_pow2 = 1'b0;
+    else                at_least_pow2 = ((v >> j) != '0);
+  endfunction
+
   logic [DimW-1:0] red_len;
-  logic [47:0]     worst;
-  logic            bad_bits, shape_compute, shape_load_w, shape_load_t;
+  logic            too_long, bad_bits, shape_compute, shape_load_w, shape_load_t;
   assign red_len  = is_bwd_data ? m_i : (is_bwd_weight ? n_i : k_i);
-  assign worst    = (bits_i <= 5'd1) ? 48'(red_len) : (48'(red_len) << (bits_i - 5'd1));
+  always_comb begin
+    too_long = at_least_pow2(red_len, ACC_BITS - 1);  // bits <= 1
+    for (int b = 2; b <= MaxBits; b++) begin
+      if (bits_i == 5'(b)) too_long = at_least_pow2(red_len, ACC_BITS - b);
+    end
+  end
   assign bad_bits = (bits_i < 5'd1) || (bits_i > 5'(MaxBits));
   assign shape_compute = (m_i == '0) || (k_i == '0) || (n_i == '0) ||
                          (n_red_o > (DimW+1)'(MAX_CHUNKS)) ||
@@ -129,7 +141,7 @@ module bitcycle_cfg_check #(
   assign err_o[ErrBadOutSel]   = is_compute && ((out_sel_i == 2'd3) || (out_sel_i == OutThreshold && !is_fwd));
   assign err_o[ErrBadShape]    = (is_compute && shape_compute) || (is_load_w && shape_load_w) ||
                                  (is_load_t && shape_load_t);
-  assign err_o[ErrOverflow]    = is_compute && !bad_bits && ($signed(worst) > AccMax);
+  assign err_o[ErrOverflow]    = is_compute && !bad_bits && too_long;
   // RAW leaves saturated to acc_bits: it must fit the field (CLIP8 and THRESHOLD fit 8 bits)
   assign err_o[ErrBadResW]     = is_compute && ((res_w_i == 2'd3) ||
                                  (out_sel_i == OutRaw && res_w_i == ResW16 && acc_bits_i > 6'd16) ||
