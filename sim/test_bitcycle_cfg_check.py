@@ -1,4 +1,5 @@
-"""cocotb testbench of hw/rtl/bitcycle_cfg_check.sv (combinational): random and edge configurations
+"""cocotb testbench of hw/rtl/bitcycle_cfg_check.sv (two register stages: each configuration is held
+for CHECK_LAT clock edges, then the outputs are read): random and edge configurations
 (every mode code, bits 0..31, zero and oversized shapes, acc_bits, out_sel and res_w at their limits,
 and every reduction length at the overflow boundary of each bit-width: len·2^(b−1) just inside and
 just outside ACC_BITS) against a Python statement of the engine's rules; error bits and the job
@@ -12,7 +13,8 @@ import random
 import pytest
 
 import cocotb
-from cocotb.triggers import Timer
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from bitcycle.golden import stream as st
 from bitcycle.hwif import regmap
@@ -21,6 +23,7 @@ from bitcycle.hwif.rtl import rtl_sources
 
 PARAMS = dict(PE=4, SIMD=8, ACC_BITS=20, DATA_W=32, THR_MAX=2, WMEM_DEPTH=24, AMEM_DEPTH=12, TMEM_DEPTH=5,
               MAX_CHUNKS=8)
+CHECK_LAT = 2  # clock edges from a configuration to its check (the RTL's CheckLat)
 CONFIGS = {"p4s8": PARAMS, "acc32": {**PARAMS, "ACC_BITS": 32}, "acc8": {**PARAMS, "ACC_BITS": 8}}
 
 
@@ -68,6 +71,7 @@ async def random_configurations(dut):
     seed = cocotb.RANDOM_SEED
     cocotb.log.info("RANDOM_SEED=%d", seed)
     rng = random.Random(seed)
+    cocotb.start_soon(Clock(dut.clk_i, 10, unit="ns").start())
     p = {k: int(getattr(dut, k).value) for k in PARAMS}
     cases = []
     for mode in range(8):
@@ -89,10 +93,13 @@ async def random_configurations(dut):
                       rng.choice([0, 1, 2, 2, 3])))
     seen = set()
     for mode, bits, m, k, n, acc_bits, out_sel, res_w in cases:
+        await FallingEdge(dut.clk_i)
         dut.mode_i.value, dut.bits_i.value = mode, bits
         dut.m_i.value, dut.k_i.value, dut.n_i.value = m, k, n
         dut.acc_bits_i.value, dut.out_sel_i.value, dut.res_w_i.value = acc_bits, out_sel, res_w
-        await Timer(1, unit="ns")
+        for _ in range(CHECK_LAT):
+            await RisingEdge(dut.clk_i)
+        await ReadOnly()
         code, geo = model(p, mode, bits, m, k, n, acc_bits, out_sel, res_w)
         got = int(dut.err_o.value)
         assert got == code, f"mode={mode} bits={bits} m={m} k={k} n={n} acc={acc_bits} sel={out_sel} res_w={res_w}: {got:#x} != {code:#x}"

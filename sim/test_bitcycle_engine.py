@@ -21,6 +21,7 @@ from packed_results_tests import (  # noqa: F401 (cocotb tests)
     handover_freeze_under_backpressure, packed_random_jobs, packed_thresholds, packed_width_refused)
 
 N_RANDOM_JOBS = 24
+CHECK_CYCLES = 4  # START to the job running: the configuration check (CheckLat + 1 edges, then the decision)
 
 
 def _rngs():
@@ -376,6 +377,7 @@ async def abort_drains_open_input(dut):
         await tb.configure(mode, bits, mm, kk, nn)
         await tb.pulse("start")
         tb.source.send_nowait(st.words_to_bytes(words, geo))
+        await ClockCycles(dut.clk_i, CHECK_CYCLES)  # past the check (aborts there: the test after this one)
         await _until(dut, lambda: int(dut.s_axis_tvalid.value) and int(dut.s_axis_tready.value))
         await ClockCycles(dut.clk_i, rng.randint(0, max(1, len(words) // 4)))
         await tb.pulse("abort")
@@ -403,6 +405,38 @@ async def abort_drains_open_input(dut):
     res = await tb.wait_done()
     assert res.aborted == 1
     tb.mon_in.open = False  # that packet was cut upstream on purpose
+    await tb.load_weights(w)
+    await tb.compute(st.MODE_FORWARD, 2, w=w, x=rand_ints(nrng, 2, (k, 2)))
+
+
+@cocotb.test()
+async def abort_in_check_drains_waiting_input(dut):
+    """ABORT during the configuration check, the job's input packet already at the port (the skid
+    buffer holds its first words): the packet is drained to its TLAST, not left for the next job,
+    and no output packet opens. Each mode, then an exact job."""
+    rng, nrng = _rngs()
+    tb = EngineTB(dut)
+    await tb.start_clock_and_reset()
+    geo = tb.geo
+    m, k = geo.pe + 1, geo.simd + 2
+    w = rand_binary(nrng, (m, k))
+    jobs = [(st.MODE_LOAD_WEIGHTS, 1, m, k, 1, st.pack_binary_tiles(w, geo)),
+            (st.MODE_FORWARD, 3, m, k, 2, st.pack_input(0, geo, 3, ints=rand_ints(nrng, 3, (k, 2)))),
+            (st.MODE_BACKWARD_WEIGHT, 2, 2, k, geo.simd + 1,
+             st.pack_input(2, geo, 2, ints=rand_ints(nrng, 2, (2, geo.simd + 1)),
+                           binary=rand_binary(nrng, (k, geo.simd + 1))))]
+    for mode, bits, mm, kk, nn, words in jobs:
+        tb.set_gaps(rng, 0.0, 0.0)
+        await tb.configure(mode, bits, mm, kk, nn)
+        tb.source.send_nowait(st.words_to_bytes(words, geo))  # offered before START
+        await _until(dut, lambda: int(dut.s_axis_tvalid.value) and int(dut.s_axis_tready.value))
+        await tb.pulse("start")
+        await tb.pulse("abort")  # the cycle after START: the job is in its check
+        res = await tb.wait_done()
+        assert res.done == 1 and res.aborted == 1, res
+        await ClockCycles(dut.clk_i, 4)
+        tb.assert_closed()
+        assert tb.sink.empty(), "an output packet for a job aborted in its check"
     await tb.load_weights(w)
     await tb.compute(st.MODE_FORWARD, 2, w=w, x=rand_ints(nrng, 2, (k, 2)))
 

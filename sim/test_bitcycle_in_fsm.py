@@ -166,8 +166,8 @@ class Model:
             nxt, self.i, full = DATA, 0, [0, 0]
         if self.end_q:
             nxt = IDLE
-        if inp["abort_run"]:
-            nxt, full = (DRAIN if open_d else IDLE), [0, 0]
+        if inp["abort_run"]:  # a begun packet drains; idle (the engine's check), a waiting first word begins one
+            nxt, full = (DRAIN if open_d or (self.phase == IDLE and inp["valid"]) else IDLE), [0, 0]
         if inp["close"] and inp["abort"]:
             nxt, open_d = IDLE, False
         self.phase, self.full, self.open = nxt, full, open_d

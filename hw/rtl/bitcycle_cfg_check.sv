@@ -1,7 +1,11 @@
-// bitcycle_cfg_check: the job's configuration check and geometry, combinational, on the
-// configuration latched at START. Errors (ErrBad*, ErrOverflow) end the job before any word moves;
-// the geometry (rows, reduction, vectors, groups, chunks, words) steers the input FSM, the issue
-// sequencer and the output stage for the whole job.
+// bitcycle_cfg_check: the job's configuration check and geometry, on the configuration latched at
+// START (constant for the whole check and job). Errors (ErrBad*, ErrOverflow) end the job before
+// any word moves; the geometry (rows, reduction, vectors, groups, chunks, words) steers the input
+// FSM, the issue sequencer and the output stage for the whole job.
+// Two register stages, so no path runs from the configuration through an adder, a multiplier and a
+// compare in one cycle: (1) the ceil divisions and the overflow test, (2) the tile counts and the
+// vector words, DSP48E1 products into their P registers. The outputs hold their final values from
+// the second clock edge after the inputs change (CheckLat = 2; the engine waits for it).
 //
 //   forward          rows M over PE, reduction K over SIMD, N vectors, tiles of W row-major
 //   backward-data    rows K over SIMD (tile columns), reduction M over PE (tile rows)
@@ -25,6 +29,7 @@ module bitcycle_cfg_check #(
   localparam int ThrWords  = (PE * THR_MAX * 32 + DATA_W - 1) / DATA_W,
   localparam int SubW      = (TileWords > ThrWords) ? $clog2(TileWords + 1) : $clog2(ThrWords + 1)
 ) (
+  input  wire logic            clk_i,
   input  wire logic [2:0]      mode_i,
   input  wire logic [4:0]      bits_i,
   input  wire logic [DimW-1:0] m_i,
@@ -59,8 +64,9 @@ module bitcycle_cfg_check #(
   localparam int MaxBits = 16;
 
   logic            is_fwd, is_bwd_data, is_bwd_weight, is_load_w, is_load_t, is_compute;
-  logic [DimW:0]   m_pe, k_pe, k_simd, n_simd;  // ceil divisions
-  logic [31:0]     w_tiles, a_tiles;
+  logic [DimW:0]   m_pe, k_pe, k_simd, n_simd;  // ceil divisions (stage 1)
+  logic [31:0]     w_tiles, a_tiles;            // tile counts (stage 2)
+  logic [20:0]     vec_words;                   // (stage 2)
 
   assign is_fwd        = (mode_i == ModeForward);
   assign is_bwd_data   = (mode_i == ModeBackwardData);
@@ -68,12 +74,16 @@ module bitcycle_cfg_check #(
   assign is_load_w     = (mode_i == ModeLoadWeights);
   assign is_load_t     = (mode_i == ModeLoadThresholds);
   assign is_compute    = is_fwd || is_bwd_data || is_bwd_weight;
-  assign m_pe    = ({1'b0, m_i} + (DimW+1)'(PE - 1)) >> PeLog;
-  assign k_pe    = ({1'b0, k_i} + (DimW+1)'(PE - 1)) >> PeLog;
-  assign k_simd  = ({1'b0, k_i} + (DimW+1)'(SIMD - 1)) >> SimdLog;
-  assign n_simd  = ({1'b0, n_i} + (DimW+1)'(SIMD - 1)) >> SimdLog;
-  assign w_tiles = 32'(m_pe) * 32'(k_simd);
-  assign a_tiles = 32'(k_pe) * 32'(n_simd);
+  // (datapath registers: no reset; the engine reads the outputs only CheckLat edges after START)
+  always_ff @(posedge clk_i) begin
+    m_pe      <= ({1'b0, m_i} + (DimW+1)'(PE - 1)) >> PeLog;
+    k_pe      <= ({1'b0, k_i} + (DimW+1)'(PE - 1)) >> PeLog;
+    k_simd    <= ({1'b0, k_i} + (DimW+1)'(SIMD - 1)) >> SimdLog;
+    n_simd    <= ({1'b0, n_i} + (DimW+1)'(SIMD - 1)) >> SimdLog;
+    w_tiles   <= 32'(m_pe) * 32'(k_simd);
+    a_tiles   <= 32'(k_pe) * 32'(n_simd);
+    vec_words <= 21'(bits_i) * 21'(n_red_o);
+  end
 
   always_comb begin
     out_rows_o  = m_i;
@@ -106,7 +116,7 @@ module bitcycle_cfg_check #(
   assign tiles_in_o   = is_load_w || is_load_t || is_bwd_weight;
   assign load_tiles_o = is_load_t ? 32'(m_pe) : (is_bwd_weight ? a_tiles : w_tiles);
   assign load_words_o = is_load_t ? SubW'(ThrWords) : SubW'(TileWords);
-  assign vec_words_o  = 21'(bits_i) * 21'(n_red_o);
+  assign vec_words_o  = vec_words;
 
   // |sum| <= len * 2^(b-1), b = max(bits, 1) (bipolar: len); partial sums (the planes so far) stay
   // inside that bound. It fits ACC_BITS (<= 2^(ACC_BITS-1) - 1) exactly when len < 2^(ACC_BITS-b):
@@ -119,14 +129,15 @@ module bitcycle_cfg_check #(
   endfunction
 
   logic [DimW-1:0] red_len;
-  logic            too_long, bad_bits, shape_compute, shape_load_w, shape_load_t;
+  logic            too_long_d, too_long, bad_bits, shape_compute, shape_load_w, shape_load_t;
   assign red_len  = is_bwd_data ? m_i : (is_bwd_weight ? n_i : k_i);
   always_comb begin
-    too_long = at_least_pow2(red_len, ACC_BITS - 1);  // bits <= 1
+    too_long_d = at_least_pow2(red_len, ACC_BITS - 1);  // bits <= 1
     for (int b = 2; b <= MaxBits; b++) begin
-      if (bits_i == 5'(b)) too_long = at_least_pow2(red_len, ACC_BITS - b);
+      if (bits_i == 5'(b)) too_long_d = at_least_pow2(red_len, ACC_BITS - b);
     end
   end
+  always_ff @(posedge clk_i) too_long <= too_long_d;
   assign bad_bits = (bits_i < 5'd1) || (bits_i > 5'(MaxBits));
   assign shape_compute = (m_i == '0) || (k_i == '0) || (n_i == '0) ||
                          (n_red_o > (DimW+1)'(MAX_CHUNKS)) ||

@@ -124,8 +124,11 @@ module bitcycle_engine #(
   logic [ErrW-1:0] error_q, cfg_err;
   logic [31:0]     cycles_q;
 
-  // the geometry, registered (constant during a job; the check takes two cycles so it has settled)
-  logic            is_compute, trans, tiles_in, vec_in, is_compute_c, trans_c, tiles_in_c, check_wait_q;
+  // the geometry, registered (constant during a job; START waits until the check has settled)
+  // (the check's own register stages, then these registers: START decides CheckLat + 1 edges in)
+  localparam int CheckLat = 2;
+  logic            is_compute, trans, tiles_in, vec_in, is_compute_c, trans_c, tiles_in_c, check_done;
+  logic [1:0]      check_cnt_q;
   logic [DimW-1:0] out_rows, red_len, n_vec, out_rows_c, red_len_c, n_vec_c;
   logic [DimW:0]   n_out, n_red, n_cols, n_out_c, n_red_c, n_cols_c;
   logic [CntW-1:0] lanes_out, chunk, lanes_out_c, chunk_c;
@@ -138,7 +141,7 @@ module bitcycle_engine #(
     .PE(PE), .SIMD(SIMD), .ACC_BITS(ACC_BITS), .DATA_W(DATA_W), .THR_MAX(THR_MAX),
     .WMEM_DEPTH(WMEM_DEPTH), .AMEM_DEPTH(AMEM_DEPTH), .TMEM_DEPTH(TMEM_DEPTH), .MAX_CHUNKS(MAX_CHUNKS)
   ) u_cfg (
-    .mode_i(mode_q), .bits_i(bits_q), .m_i(m_q), .k_i(k_q), .n_i(n_q), .acc_bits_i(acc_bits_q),
+    .clk_i, .mode_i(mode_q), .bits_i(bits_q), .m_i(m_q), .k_i(k_q), .n_i(n_q), .acc_bits_i(acc_bits_q),
     .out_sel_i(out_sel_q), .res_w_i(res_w_q), .err_o(cfg_err_c), .is_compute_o(is_compute_c), .trans_o(trans_c),
     .tiles_in_o(tiles_in_c), .out_rows_o(out_rows_c), .red_len_o(red_len_c), .n_vec_o(n_vec_c),
     .n_out_o(n_out_c), .n_red_o(n_red_c), .n_cols_o(n_cols_c), .lanes_out_o(lanes_out_c), .chunk_o(chunk_c),
@@ -176,7 +179,9 @@ module bitcycle_engine #(
   logic [TAddrW-1:0]    thr_raddr;
 
   bitcycle_in_fsm #(.SUB_W(SubW), .BANK_AW(BAddrW)) u_in (
-    .clk_i, .rst_ni, .start_run_i(start_run), .abort_run_i((job_q == JobRun) && abort_i), .job_end_i(job_end), .close_i(closing),
+    .clk_i, .rst_ni, .start_run_i(start_run),
+    .abort_run_i((job_q == JobRun || job_q == JobCheck) && abort_i),
+    .job_end_i(job_end), .close_i(closing),
     .abort_i, .tiles_in_i(tiles_in), .vec_in_i(vec_in),
     .load_tiles_i(load_tiles), .last_sub_i(last_sub), .vec_words_i(vec_words), .n_vec_i(n_vec),
     .rd_release_i(rd_release), .rd_bank_i(rd_bank), .full_o(full),
@@ -389,7 +394,8 @@ module bitcycle_engine #(
 
   // ---------------------------------------------------------------------------------------------
   // Job control
-  assign start_run = (job_q == JobCheck) && check_wait_q && (cfg_err == '0) && !abort_i;
+  assign check_done = (check_cnt_q == 2'(CheckLat + 1));
+  assign start_run = (job_q == JobCheck) && check_done && (cfg_err == '0) && !abort_i;
   // a short packet cuts the job the cycle after its last beat (err_short_q): the input FSM has
   // already stopped taking words, and the cut's wide fan-out starts from a flip-flop
   assign cut       = (job_q == JobRun) && (abort_i || err_short_q);
@@ -404,8 +410,8 @@ module bitcycle_engine #(
     job_d = job_q;
     unique case (job_q)
       JobIdle:  if (start_i && !abort_i) job_d = JobCheck;
-      JobCheck: if (abort_i)            job_d = JobIdle;
-                else if (check_wait_q) job_d = (cfg_err == '0) ? JobRun : JobIdle;
+      JobCheck: if (abort_i)            job_d = JobClose;  // (the input may have begun: drain it)
+                else if (check_done) job_d = (cfg_err == '0) ? JobRun : JobIdle;
       JobRun:   if (cut) job_d = JobClose;
                 else if (job_end) job_d = JobIdle;
       JobClose: if (!in_draining && out_idle) job_d = JobIdle;
@@ -417,7 +423,7 @@ module bitcycle_engine #(
     if (!rst_ni) begin
       job_q        <= JobIdle;
       err_short_q  <= 1'b0;
-      check_wait_q <= 1'b0;
+      check_cnt_q  <= '0;
       mode_q       <= '0;
       bits_q       <= 5'd1;
       m_q          <= '0;
@@ -452,8 +458,8 @@ module bitcycle_engine #(
         error_q      <= '0;
         cycles_q     <= '0;
       end
-      check_wait_q <= (job_q == JobCheck) && !check_wait_q;
-      if (job_q == JobCheck && check_wait_q && cfg_err != '0) error_q <= cfg_err;
+      check_cnt_q <= (job_q == JobCheck && !check_done) ? check_cnt_q + 2'd1 : '0;
+      if (job_q == JobCheck && check_done && cfg_err != '0) error_q <= cfg_err;
       if (job_q == JobRun) begin
         if (err_long)  error_q[ErrStreamLong]  <= 1'b1;
         if (err_short) error_q[ErrStreamShort] <= 1'b1;

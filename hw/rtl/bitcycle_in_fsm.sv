@@ -5,8 +5,9 @@
 //
 // Packet length: a TLAST before the expected end is a short packet (err_short_o: the job is cut);
 // no TLAST at the end is a long one (err_long_o) and is drained to its TLAST. When a job is cut
-// (an abort: abort_run_i) an input packet that has begun is drained to its TLAST; abort_i while the job closes
-// (close_i) stops that drain. (The words themselves go from the port to the memories directly.)
+// (an abort: abort_run_i, while the job runs or in its check) an input packet that has begun is
+// drained to its TLAST -- begun here, or waiting at the input while idle -- and abort_i while the
+// job closes (close_i) stops that drain. (The words themselves go from the port to the memories directly.)
 `default_nettype none
 
 module bitcycle_in_fsm #(
@@ -18,7 +19,7 @@ module bitcycle_in_fsm #(
   input  wire logic              rst_ni,
   // job control and geometry (bitcycle_cfg_check)
   input  wire logic              start_run_i,   // the job starts: begin a packet
-  input  wire logic              abort_run_i,   // the running job is aborted (the engine cuts it)
+  input  wire logic              abort_run_i,   // the job is aborted (in its check or running)
   input  wire logic              job_end_i,     // the job ends normally
   input  wire logic              close_i,       // the job closes its streams
   input  wire logic              abort_i,
@@ -136,7 +137,9 @@ module bitcycle_in_fsm #(
     // a cut: an abort drains a begun packet; a short packet has just ended (with this beat), which
     // this FSM sees itself, without the engine's cut in between (err_short comes only while the
     // job runs: the data states exist only then)
-    if (abort_run_i)         in_d = open_d ? InDrain : InIdle;
+    // (or, idle, its first word waits: the job is aborted in its check, before its start, while the
+    // port's skid buffer already holds part of its packet)
+    if (abort_run_i)         in_d = (open_d || (in_q == InIdle && s_valid_i)) ? InDrain : InIdle;
     if (err_short)           in_d = InIdle;
     if (close_i && abort_i)  in_d = InIdle;  // a second abort: stop waiting for the TLAST
   end
