@@ -62,6 +62,7 @@ module bitcycle_engine #(
   output logic [8:0]               error_o,   // Err* bits (bitcycle_codes.svh)
   output logic [31:0]              cycles_o,
   output logic                     aborted_o, // the last job was cut (abort_i or a short packet)
+  output logic                     checking_o, // START taken, the configuration being checked (with busy_o)
   // AXI4-Stream in
   input  wire logic [DATA_W-1:0]   s_axis_tdata,
   input  wire logic                s_axis_tvalid,
@@ -477,6 +478,7 @@ module bitcycle_engine #(
   assign error_o   = error_q;
   assign cycles_o  = cycles_q;
   assign aborted_o = aborted_q;
+  assign checking_o = (job_q == JobCheck);
 
 endmodule
 

@@ -222,7 +222,9 @@ module bitcycle_out_stage #(
       rem_d        = cnt_i;
       grp_end_d    = 32'(cnt_i) <= 32'(per_q);
     end
-    if (close_i && !done_q && !(m_valid_q && m_last_q)) marker_d = 1'b1;
+    // (no marker when the packet's last beat is on offer, or enters the output register now)
+    if (close_i && !done_q && !(m_valid_q && m_last_q) && !(adv && c_valid_q && c_emit_q && c_last_q))
+      marker_d = 1'b1;
     if (marker_q && (!m_valid_q || m_ready_i)) begin
       marker_d  = 1'b0;
       m_valid_d = 1'b1;

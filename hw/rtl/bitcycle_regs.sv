@@ -727,6 +727,7 @@ module bitcycle_regs (
             readback_data_var[0] = hwif_in.STATUS.BUSY.next;
             readback_data_var[1] = hwif_in.STATUS.DONE.next;
             readback_data_var[2] = hwif_in.STATUS.ABORTED.next;
+            readback_data_var[3] = hwif_in.STATUS.CHECKING.next;
         end
         if(rd_mux_addr == 6'h1c) begin
             readback_data_var[0] = hwif_in.ERROR.BAD_MODE.next;

@@ -74,9 +74,14 @@ package bitcycle_regs_pkg;
     } bitcycle_regs__STATUS__ABORTED__in_t;
 
     typedef struct {
+        logic next;
+    } bitcycle_regs__STATUS__CHECKING__in_t;
+
+    typedef struct {
         bitcycle_regs__STATUS__BUSY__in_t BUSY;
         bitcycle_regs__STATUS__DONE__in_t DONE;
         bitcycle_regs__STATUS__ABORTED__in_t ABORTED;
+        bitcycle_regs__STATUS__CHECKING__in_t CHECKING;
     } bitcycle_regs__STATUS__in_t;
 
     typedef struct {

@@ -61,7 +61,7 @@ module bitcycle_top #(
 
   bitcycle_regs__in_t  hwif_in;
   bitcycle_regs__out_t hwif_out;
-  logic                busy, done, aborted;
+  logic                busy, done, aborted, checking;
   logic [8:0]          error;
   logic [31:0]         cycles;
 
@@ -89,6 +89,7 @@ module bitcycle_top #(
     hwif_in.STATUS.BUSY.next            = busy;
     hwif_in.STATUS.DONE.next            = done;
     hwif_in.STATUS.ABORTED.next         = aborted;
+    hwif_in.STATUS.CHECKING.next        = checking;
     hwif_in.ERROR.BAD_MODE.next         = error[0];
     hwif_in.ERROR.BAD_BITS.next         = error[1];
     hwif_in.ERROR.BAD_SHAPE.next        = error[2];
@@ -124,6 +125,7 @@ module bitcycle_top #(
     .error_o          (error),
     .cycles_o         (cycles),
     .aborted_o        (aborted),
+    .checking_o       (checking),
     .s_axis_tdata, .s_axis_tvalid, .s_axis_tready, .s_axis_tlast,
     .m_axis_tdata, .m_axis_tkeep, .m_axis_tvalid, .m_axis_tready, .m_axis_tlast
   );

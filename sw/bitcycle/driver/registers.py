@@ -27,3 +27,4 @@ def check_bits() -> None:
     assert f["CTRL"]["ABORT"][0] == P.CTRL_ABORT.bit_length() - 1
     assert f["STATUS"]["BUSY"][0] == P.STATUS_BUSY.bit_length() - 1
     assert f["STATUS"]["DONE"][0] == P.STATUS_DONE.bit_length() - 1
+    assert f["STATUS"]["CHECKING"][0] == P.STATUS_CHECKING.bit_length() - 1

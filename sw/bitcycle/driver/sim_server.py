@@ -119,7 +119,7 @@ class PortRegisters:
                 dut.cfg_clip_shift_i.value = regmap.field("OUT_CFG", "CLIP_SHIFT", self.shadow["OUT_CFG"])
                 dut.cfg_res_w_i.value = regmap.field("OUT_CFG", "RES_W", self.shadow["OUT_CFG"])
                 await self._pulse("start_i")
-                await ClockCycles(dut.clk_i, 2)  # the configuration check takes one cycle
+                await ClockCycles(dut.clk_i, 2)  # (a register write over AXI4-Lite takes cycles)
         else:
             raise KeyError(f"bitcycle_engine has no writable register {name!r}")
 
@@ -138,7 +138,8 @@ class PortRegisters:
                 # a register read over AXI4-Lite takes cycles; ports are read instantly, so let the
                 # clock run while the host polls (the simulator only advances inside requests)
                 await ClockCycles(dut.clk_i, 8)
-            return (P.STATUS_BUSY if int(dut.busy_o.value) else 0) | (P.STATUS_DONE if int(dut.done_o.value) else 0)
+            return ((P.STATUS_BUSY if int(dut.busy_o.value) else 0) | (P.STATUS_DONE if int(dut.done_o.value) else 0)
+                    | (P.STATUS_CHECKING if int(dut.checking_o.value) else 0))
         if name == "ERROR":
             return int(dut.error_o.value)
         if name == "CYCLES":

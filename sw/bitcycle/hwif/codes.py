@@ -38,6 +38,7 @@ CTRL_ABORT = 1 << 1
 STATUS_BUSY = 1 << 0
 STATUS_DONE = 1 << 1
 STATUS_ABORTED = 1 << 2
+STATUS_CHECKING = 1 << 3
 
 # ERROR register: one bit per condition (masks)
 ERR_BAD_MODE = 1 << 0

@@ -59,6 +59,7 @@ FIELDS: Dict[str, Dict[str, Tuple[int, int, Optional[int], str]]] = {
         "BUSY": (0, 1, None, "r"),
         "DONE": (1, 1, None, "r"),
         "ABORTED": (2, 1, None, "r"),
+        "CHECKING": (3, 1, None, "r"),
     },
     "ERROR": {
         "BAD_MODE": (0, 1, None, "r"),
