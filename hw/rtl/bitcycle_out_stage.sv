@@ -150,14 +150,30 @@ module bitcycle_out_stage #(
     assign sel_thr[j] = (j < THR_LANES) ? hold_thr_q[32'(src) % THR_LANES] : '0;
   end
 
+  // CLIP8 = clamp(v >>> s, -128, 127). The clamps are bit tests on v beside the shift, not compares
+  // after it: v >>> s > 127 exactly when v >= 2^(s+7) (v >= 0, a one among its bits from s+7 up),
+  // and v >>> s < -128 when v < -2^(s+7) (v < 0, a zero among them); so only the 8 bits of
+  // v >>> s that can survive are shifted out, and no carry chain follows the shifter.
   for (genvar j = 0; j < MaxPer; j++) begin : g_value
-    logic signed [ACC_BITS-1:0] shifted;
-    logic [3:0]                 thr_count;
-    assign shifted   = b_sat_q[j] >>> clip_shift_i;
+    logic [7:0]  shifted;          // the low 8 bits of v >>> s
+    logic [31:0] hi_at, lo_at;     // the clamps for each shift s
+    logic [3:0]  thr_count;
+    assign shifted   = 8'(b_sat_q[j] >>> clip_shift_i);
     assign thr_count = thresholds_reached(32'(b_sat_q[j]), b_thr_q[j]);
+    for (genvar sh = 0; sh < 32; sh++) begin : g_clip_at
+      localparam int P = sh + 7;
+      if (P >= ACC_BITS - 1) begin : g_never  // |v >>> s| < 2^(ACC_BITS-1-s) <= 128
+        assign hi_at[sh] = 1'b0;
+        assign lo_at[sh] = 1'b0;
+      end else begin : g_test
+        assign hi_at[sh] = !b_sat_q[j][ACC_BITS-1] && (b_sat_q[j][ACC_BITS-2:P] != '0);
+        assign lo_at[sh] = b_sat_q[j][ACC_BITS-1] && (b_sat_q[j][ACC_BITS-2:P] != '1);
+      end
+    end
     always_comb begin
       unique case (out_sel_i)
-        OutClip8:     value[j] = (shifted > 127) ? 32'sd127 : ((shifted < -128) ? -32'sd128 : 32'(shifted));
+        OutClip8:     value[j] = hi_at[clip_shift_i] ? 32'sd127
+                                 : (lo_at[clip_shift_i] ? -32'sd128 : 32'($signed(shifted)));
         OutThreshold: value[j] = 32'(thr_count);
         OutRaw:       value[j] = 32'(b_sat_q[j]);
         default:      value[j] = 32'(b_sat_q[j]);  // reserved code: refused at start (ErrBadOutSel)
