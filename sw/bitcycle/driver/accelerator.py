@@ -34,12 +34,26 @@ from bitcycle.driver.jobs import COMPUTE, PER_STEP  # noqa: F401  (re-exported)
 from bitcycle.driver.training import TrainingStep
 from bitcycle.driver.transport import HWCFG_FIELDS, EmuTransport, Transport, field
 from bitcycle.errors import BitCycleError
-from bitcycle.golden import bit_planes
+from bitcycle.golden import bit_planes, check_ints
 from bitcycle.hwif import driver_json as DJ
 from bitcycle.hwif.regmap import VERSION_MINOR
 
 BACKENDS = ("emu", "sim", "pynq")
 GRAD_SCALES = ("row", "tensor", "pow2")  # as bitcycle.quant.grad.GRAD_SCALES (the driver imports no torch)
+
+
+def _bit_planes(ints: np.ndarray, bits: int) -> np.ndarray:
+    """golden ``bit_planes`` (bits ≥ 2) of integers that fit ``bits``: [bits, *shape] uint8, plane p
+    = bit p of the two's-complement code; up to 8 bits from the low byte, without int64 copies."""
+    if bits > 8:
+        return bit_planes(np.asarray(ints, dtype=np.int64), bits)
+    ints = np.asarray(ints)
+    code = (ints if np.issubdtype(ints.dtype, np.integer) else ints.astype(np.int64)).astype(np.uint8)  # the low byte
+    planes = np.empty((bits,) + code.shape, dtype=np.uint8)
+    for p in range(bits):
+        np.right_shift(code, np.uint8(p), out=planes[p])
+        planes[p] &= np.uint8(1)
+    return planes
 
 
 class Accelerator(TrainingStep):
@@ -237,16 +251,19 @@ class Accelerator(TrainingStep):
         return planning.streamed_jobs(self._need_spec().engine, rows, cols, bits) == 1
 
     def _backward_weight(self, sx: np.ndarray, dy: np.ndarray, bits: int) -> np.ndarray:
-        """dW[M, K] = dy[M, N] · sx[K, N]ᵀ, split so sign(x) fits the activation memory (exact sums)."""
+        """dW[M, K] = dy[M, N] · sx[K, N]ᵀ, split so sign(x) fits the activation memory (exact sums).
+        The operands may be views (the packers read any strides); the result is C-contiguous, in the
+        jobs' result width when one job computes it."""
         (k, n), m = sx.shape, dy.shape[0]
         kb, nb = planning.streamed_tiling(self._need_spec().engine, k, n, bits)
+        if k <= kb and n <= nb:  # one job
+            return self._compute(P.Mode.BACKWARD_WEIGHT, bits, m, k, n, binary=sx, ints=dy)
         dw = np.zeros((m, k), dtype=np.int64)
         for k0 in range(0, k, kb):
             for n0 in range(0, n, nb):
-                part_x = np.ascontiguousarray(sx[k0:k0 + kb, n0:n0 + nb])
-                part_dy = np.ascontiguousarray(dy[:, n0:n0 + nb])
+                part_x = sx[k0:k0 + kb, n0:n0 + nb]
                 dw[:, k0:k0 + kb] += self._compute(P.Mode.BACKWARD_WEIGHT, bits, m, part_x.shape[0], part_x.shape[1],
-                                                   binary=part_x, ints=part_dy)
+                                                   binary=part_x, ints=dy[:, n0:n0 + nb])
         return dw
 
     def write_weights(self, layer, sign_w) -> None:
@@ -260,9 +277,13 @@ class Accelerator(TrainingStep):
             raise BitCycleError(f"write_weights({spec.name!r}): got shape {list(w.shape)}, the layer is "
                                 f"[out, in] = [{spec.out_features}, {spec.in_features}]")
         w, _ = self._check_operands(w, np.zeros((w.shape[1], 1), np.int64), 2)
+        self._set_weights(i, w.copy())
+
+    def _set_weights(self, i: int, w: np.ndarray) -> None:
+        """sign(W) of layer i ← w (±1 int8 [out, in], checked or built by the driver; kept, not copied)."""
         if self.resident is not None and self.resident[0] == i and not np.array_equal(w, self.sign_w[i]):
             self.resident = None  # the engine holds the old signs: load again when next needed
-        self.sign_w[i] = w.copy()
+        self.sign_w[i] = w
 
     def set_bits(self, bits: int) -> None:
         """Gradient bit-width of the next backward products (within driver.json's grad_bits and the engine's)."""
@@ -289,7 +310,7 @@ class Accelerator(TrainingStep):
         binary, ints = self._check_operands(binary, ints, bits)
         if binary.shape[1] != ints.shape[0]:
             raise BitCycleError(f"matmul: binary is [M,K]={list(binary.shape)} but ints is [K,N]={list(ints.shape)}")
-        return self._backward_weight(binary, np.ascontiguousarray(ints.T), bits).T.copy()
+        return self._backward_weight(binary, np.ascontiguousarray(ints.T), bits).T.astype(np.int64, order="C")
 
     def _layer_operand(self, i: int, ints, rows: int, what: str, bits: int) -> np.ndarray:
         ints = np.asarray(ints)
@@ -302,17 +323,27 @@ class Accelerator(TrainingStep):
         i = self._layer_index(layer)
         ls = self._need_spec().layers[i]
         bits = self._check_bits(ls.in_bits if bits is None else bits)
-        x = self._layer_operand(i, ints, ls.in_features, "forward", bits)
+        return self._forward_layer(i, self._layer_operand(i, ints, ls.in_features, "forward", bits), bits).astype(np.int64)
+
+    def _forward_layer(self, i: int, x: np.ndarray, bits: int) -> np.ndarray:
+        """forward_layer for an operand the driver built (or checked): integers [in, N] that fit
+        ``bits``. The exact result C-contiguous, in the jobs' result width (int8/16/32/64)."""
+        ls = self._need_spec().layers[i]
         if self._streams(i, ls.out_features, ls.in_features, bits):
-            return self._backward_weight(self.sign_w[i], np.ascontiguousarray(x.T), bits).T.copy()
-        y = np.zeros((ls.out_features, x.shape[1]), dtype=np.int64)
+            return np.ascontiguousarray(self._backward_weight(self.sign_w[i], x.T, bits).T)
         grad_max = self._need_spec().grad_bits["max"]
-        for block in self._weight_blocks(ls.out_features, ls.in_features, max(bits, ls.in_bits), grad_max):
-            r0, r1, c0, c1 = block
-            self._make_resident(i, block)
-            y[r0:r1] += self._compute(P.Mode.FORWARD, bits, r1 - r0, c1 - c0, x.shape[1],
-                                      ints=np.ascontiguousarray(x[c0:c1]))
+        blocks = self._weight_blocks(ls.out_features, ls.in_features, max(bits, ls.in_bits), grad_max)
+        if len(blocks) == 1:  # the whole layer in one job: its result as it is
+            return self._forward_block(i, blocks[0], x, bits)
+        y = np.zeros((ls.out_features, x.shape[1]), dtype=np.int64)
+        for block in blocks:
+            y[block[0]:block[1]] += self._forward_block(i, block, x, bits)
         return y
+
+    def _forward_block(self, i: int, block: tuple[int, int, int, int], x: np.ndarray, bits: int) -> np.ndarray:
+        r0, r1, c0, c1 = block
+        self._make_resident(i, block)
+        return self._compute(P.Mode.FORWARD, bits, r1 - r0, c1 - c0, x.shape[1], ints=x[c0:c1])
 
     def backward_data(self, layer, ints, bits: int | None = None, row_scales=None) -> np.ndarray:
         """dx = sign(W)ᵀ · dy for ``layer``: dy [out, N] → int64 [in, N] (BACKWARD_DATA, W read
@@ -332,22 +363,28 @@ class Accelerator(TrainingStep):
                 codes, codes_bits, col_scale = folded
                 return self._backward_data(i, codes, codes_bits) * col_scale
             return self._backward_data(i, dy, bits, scales)
-        return self._backward_data(i, dy, bits)
+        return self._backward_data(i, dy, bits).astype(np.int64)
 
     def _backward_data(self, i: int, dy: np.ndarray, bits: int, scales: np.ndarray | None = None) -> np.ndarray:
         ls = self._need_spec().layers[i]
         if scales is None and self._streams(i, ls.in_features, ls.out_features, bits):
-            return self._backward_weight(np.ascontiguousarray(self.sign_w[i].T), np.ascontiguousarray(dy.T), bits).T.copy()
-        dx = np.zeros((ls.in_features, dy.shape[1]), dtype=np.int64 if scales is None else np.float64)
-        # reverse block order: the block the forward pass left resident is used first
+            return np.ascontiguousarray(self._backward_weight(self.sign_w[i].T, dy.T, bits).T)
         grad_max = max(bits, self._need_spec().grad_bits["max"])
-        for block in reversed(self._weight_blocks(ls.out_features, ls.in_features, ls.in_bits, grad_max)):
-            r0, r1, c0, c1 = block
-            self._make_resident(i, block)
-            part = self._compute(P.Mode.BACKWARD_DATA, bits, r1 - r0, c1 - c0, dy.shape[1],
-                                 ints=np.ascontiguousarray(dy[r0:r1]))
+        # reverse block order: the block the forward pass left resident is used first
+        blocks = self._weight_blocks(ls.out_features, ls.in_features, ls.in_bits, grad_max)[::-1]
+        if len(blocks) == 1 and scales is None:  # one integer job: its result as it is
+            return self._backward_data_block(i, blocks[0], dy, bits)
+        # (scaled parts are summed onto +0.0, as always)
+        dx = np.zeros((ls.in_features, dy.shape[1]), dtype=np.int64 if scales is None else np.float64)
+        for r0, r1, c0, c1 in blocks:
+            part = self._backward_data_block(i, (r0, r1, c0, c1), dy, bits)
             dx[c0:c1] += part if scales is None else part * scales[r0]
         return dx
+
+    def _backward_data_block(self, i: int, block: tuple[int, int, int, int], dy: np.ndarray, bits: int) -> np.ndarray:
+        r0, r1, c0, c1 = block
+        self._make_resident(i, block)
+        return self._compute(P.Mode.BACKWARD_DATA, bits, r1 - r0, c1 - c0, dy.shape[1], ints=dy[r0:r1])
 
     def weight_grad(self, acts, q, in_bits: int, bits: int) -> np.ndarray:
         """Exact integer dW = q · actsᵀ: q [out, B] (b-bit codes), acts [in, B] → [out, in] (BACKWARD_WEIGHT).
@@ -356,18 +393,34 @@ class Accelerator(TrainingStep):
         of acts stacked into one binary operand [in_bits·in, B] (as few jobs as the activation
         memory allows), dW = Σ_p w_p·(q·S_pᵀ + rowsum(q))/2 (w_p = 2^p, −2^(b−1) for the MSB), exact.
         """
-        q = np.asarray(q)
+        bits = self._check_bits(bits)
+        try:
+            q = check_ints(q, bits, "q")
+        except ValueError as err:
+            raise BitCycleError(str(err)) from None
+        return self._weight_grad(acts, q, self._check_bits(in_bits, "in_bits"), bits).astype(np.int64)
+
+    def _weight_grad(self, acts, q: np.ndarray, in_bits: int, bits: int) -> np.ndarray:
+        """weight_grad for codes q the driver built (integers [out, B] that fit ``bits``); the exact
+        dW C-contiguous, in the jobs' result width (int8/16/32/64)."""
         if in_bits == 1:
             return self._backward_weight(np.asarray(acts), q, bits)
-        acts = np.asarray(acts, dtype=np.int64)
-        planes = np.where(bit_planes(acts, in_bits) > 0, 1, -1).astype(np.int8)  # bipolar, [in_bits, in, B]
+        acts = np.asarray(acts)
+        n_in = acts.shape[0]
+        planes = _bit_planes(acts, in_bits)  # the bipolar planes S_p as their tile bits (1 ↦ +1), [in_bits, in, B]
         # as many planes per product as the transport's packet limit lets the output dW [out, planes·in] hold
         limit = getattr(self.transport, "max_packet_bytes", None)
-        row_bytes = q.shape[0] * acts.shape[0] * 4
+        row_bytes = q.shape[0] * n_in * 4
         group = in_bits if limit is None else max(1, min(in_bits, int(limit) // max(row_bytes, 1)))
-        twice = np.concatenate([
-            self._backward_weight(planes[p0:p0 + group].reshape(-1, acts.shape[1]), q, bits)
-            for p0 in range(0, in_bits, group)], axis=1).reshape(q.shape[0], in_bits, acts.shape[0])
-        twice += q.astype(np.int64).sum(axis=1)[:, None, None]  # = 2 · q·P_pᵀ exactly
-        weights = np.array([-(1 << p) if p == in_bits - 1 else 1 << p for p in range(in_bits)], dtype=np.int64)
-        return np.einsum("opi,p->oi", twice // 2, weights)
+        parts = [self._backward_weight(planes[p0:p0 + group].reshape(-1, acts.shape[1]), q, bits).reshape(q.shape[0], -1, n_in)
+                 for p0 in range(0, in_bits, group)]
+        qs = [parts[p // group][:, p % group] for p in range(in_bits)]  # q·S_pᵀ [out, in]
+        # Σ_p w_p·(q·S_pᵀ + rowsum q)/2 = (Σ_p w_p·q·S_pᵀ − rowsum q)/2 (Σ_p w_p = −1), in exact
+        # integers: the sum by Horner's rule from the MSB (w = −2^(b−1)), then the (even) numerator halved
+        acc = np.negative(qs[-1], dtype=np.int64)
+        for p in range(in_bits - 2, -1, -1):
+            acc <<= 1
+            acc += qs[p]
+        acc -= q.astype(np.int64).sum(axis=1)[:, None]
+        acc >>= 1
+        return acc

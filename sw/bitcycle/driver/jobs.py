@@ -10,6 +10,7 @@ engine may have been reset or another writer may have touched it (load, recovery
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -27,6 +28,12 @@ COMPUTE = (P.Mode.FORWARD, P.Mode.BACKWARD_DATA, P.Mode.BACKWARD_WEIGHT)
 # what EngineJobs.per_step() averages over training steps
 PER_STEP = ("engine_jobs", "dma_transfers", "register_accesses", "cache_syncs", "bytes_sent", "bytes_received")
 CONFIG_REGISTERS = ("MODE", "BITS", "M", "K", "N", "ACC_BITS", "OUT_CFG")
+
+
+@functools.lru_cache(maxsize=None)
+def _out_cfg(res_bits: int) -> int:
+    """OUT_CFG of a RAW job with ``res_bits``-wide results."""
+    return regmap.pack("OUT_CFG", OUT_SEL=S.OUT_RAW, RES_W=S.res_w_code(res_bits))
 
 
 class EngineJobs:
@@ -110,6 +117,27 @@ class EngineJobs:
         return {**{key: self._train_totals[key] / steps for key in PER_STEP}, "steps": self._train_steps}
 
     # -- one engine job ----------------------------------------------------------------------
+    def _checked(self) -> int:
+        """After START: wait (with the deadline) until the engine has checked the configuration;
+        its ERROR code if it refused the job, else 0. One STATUS read when the check has passed (as
+        it has on a board long before the read arrives); ERROR is read only when the job ended."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            status = self.reg_read("STATUS")
+            if not status & P.STATUS_CHECKING:
+                break
+            if time.monotonic() > deadline:
+                self._recover()
+                raise BitCycleError(f"engine still checking its configuration after {self.timeout:g} s "
+                                    f"(STATUS={status:#x}); it was aborted")
+        if status & P.STATUS_BUSY:
+            return 0
+        code = self.reg_read("ERROR")
+        if not code:
+            raise BitCycleError(f"engine ended the job right after START without an ERROR (STATUS={status:#x}): "
+                                "did another writer abort it?")
+        return code
+
     def _wait_done(self) -> int:
         deadline = time.monotonic() + self.timeout
         while True:
@@ -141,14 +169,13 @@ class EngineJobs:
         """acc_bits 0: the engine's full width (load jobs); res_bits: the results' stream width."""
         spec = self._need_spec()
         regs = {"MODE": int(mode), "BITS": bits, "M": m, "K": k, "N": n,
-                "ACC_BITS": acc_bits or spec.engine.acc_bits,
-                "OUT_CFG": regmap.pack("OUT_CFG", OUT_SEL=S.OUT_RAW, RES_W=S.res_w_code(res_bits))}
+                "ACC_BITS": acc_bits or spec.engine.acc_bits, "OUT_CFG": _out_cfg(res_bits)}
         self._write_config(regs)
         check_stream = getattr(self.transport, "check_stream", None)  # duck-typed transports may lack it
         if check_stream is not None:
             check_stream(int(words_in.size), n_out)  # e.g. the DMA's length limit, before the engine starts
         self._reg_write("CTRL", P.CTRL_START)
-        code = self.reg_read("ERROR")
+        code = self._checked()
         if code:  # configuration rejected before any data moved
             self._recover()
             raise BitCycleError(f"engine rejected {mode.name} M={m} K={k} N={n} bits={bits}: {P.decode_error(code)}")
@@ -200,20 +227,24 @@ class EngineJobs:
             raise BitCycleError(str(err)) from None
 
     def _pack(self, mode: P.Mode, bits: int, **operands) -> np.ndarray:
-        try:
-            if mode == P.Mode.LOAD_WEIGHTS:
-                return P.pack_binary_tiles(operands["binary"], self.geo)
-            if mode == P.Mode.BACKWARD_WEIGHT:
-                dy = S.pack_vectors(np.asarray(operands["ints"]).T, bits, self.geo.simd)
-                return np.concatenate([P.pack_binary_tiles(operands["binary"], self.geo), dy])
+        """A job's input packet. The operands are the driver's own (built by it, or checked where
+        they entered): the vectorised packers of :mod:`bitcycle.driver.protocol`, no checks."""
+        if mode == P.Mode.LOAD_WEIGHTS:
+            return P.pack_binary_tiles(operands["binary"], self.geo)
+        if mode == P.Mode.BACKWARD_WEIGHT:
+            dy = P.pack_vectors(np.asarray(operands["ints"]).T, bits, self.geo.simd)
+            return np.concatenate([P.pack_binary_tiles(operands["binary"], self.geo), dy])
+        if mode in (P.Mode.FORWARD, P.Mode.BACKWARD_DATA):
+            return P.pack_vectors(operands["ints"], bits, self.geo.chunk(int(mode)))
+        try:  # LOAD_THRESHOLDS (unused by the driver), unknown modes: the golden packer and its checks
             return S.pack_input(int(mode), self.geo, bits, **operands)
         except ValueError as err:
             raise BitCycleError(str(err)) from None
 
     def _compute(self, mode: P.Mode, bits: int, m: int, k: int, n: int, **operands) -> np.ndarray:
+        """One compute job: its results C-contiguous in their stream width (int8/16/32, exact)."""
         words = self._pack(mode, bits, **operands)
-        red_len = {P.Mode.FORWARD: k, P.Mode.BACKWARD_DATA: m, P.Mode.BACKWARD_WEIGHT: n}[mode]
-        acc_bits, res_bits = result_widths(bits, red_len)
+        acc_bits, res_bits = result_widths(bits, {P.Mode.FORWARD: k, P.Mode.BACKWARD_DATA: m, P.Mode.BACKWARD_WEIGHT: n}[mode])
         out = self._job(mode, bits, m, k, n, words, n_out=S.output_words(int(mode), self.geo, m, k, n, res_bits),
                         acc_bits=acc_bits, res_bits=res_bits)
-        return S.unpack_output(out, int(mode), self.geo, m, k, n, res_bits)
+        return P.unpack_output(out, int(mode), self.geo, m, k, n, res_bits, dtype=None)

@@ -7,6 +7,8 @@ product exact: the jobs' integer results are summed or stacked by the caller.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from bitcycle.errors import BitCycleError
@@ -23,6 +25,7 @@ def max_chunks(engine, bits: int, chunk: int) -> int:
     return min(engine.max_chunks, max_len // chunk)
 
 
+@functools.lru_cache(maxsize=256)
 def result_widths(bits: int, red_len: int) -> tuple[int, int]:
     """(ACC_BITS, bits per result) of a RAW job reducing ``red_len`` products of a ``bits``-wide
     integer by ±1: the accumulator rule's width (golden.accwidth), so saturation never changes a
@@ -63,9 +66,11 @@ def streamed_jobs(engine, k: int, n: int, bits: int) -> int:
 def int_bits(values: np.ndarray) -> int:
     """The fewest engine bits that hold these integers: 1 if all are ±1 (bipolar code), else two's complement."""
     v = np.asarray(values)
-    if v.size == 0 or np.all(np.abs(v) == 1):
+    if v.size == 0:
         return 1
-    peak = int(np.abs(v).max())
+    peak = max(int(v.max()), -int(v.min()))  # = max |v|, without an |v| array
+    if peak == 1 and np.count_nonzero(v) == v.size:  # every value ±1
+        return 1
     return max(2, signed_width(-peak, peak))
 
 

@@ -39,6 +39,7 @@ from bitcycle.hwif.codes import (  # noqa: F401
     ERR_STREAM_SHORT,
     STATUS_ABORTED,
     STATUS_BUSY,
+    STATUS_CHECKING,
     STATUS_DONE,
     Mode,
 )
@@ -90,12 +91,64 @@ def pack_binary_tiles(binary, geo: S.Geometry) -> np.ndarray:
     b = np.asarray(binary)
     r, c = b.shape
     gm, gk = -(-r // geo.pe), -(-c // geo.simd)
-    padded = np.zeros((gm * geo.pe, gk * geo.simd), dtype=np.uint8)
-    padded[:r, :c] = b > 0
-    tiles = padded.reshape(gm, geo.pe, gk, geo.simd).transpose(0, 2, 1, 3).reshape(gm * gk, geo.pe * geo.simd)
-    word_bits = geo.tile_words * geo.data_width
-    if word_bits > tiles.shape[1]:
-        tiles = np.concatenate([tiles, np.zeros((tiles.shape[0], word_bits - tiles.shape[1]), np.uint8)], axis=1)
-    raw = np.packbits(tiles, axis=1, bitorder="little")  # [tiles, word_bits/8] little-endian bytes
+    word_bits = geo.tile_words * geo.data_width  # ≥ pe·simd: the tile's bits, then zeros
+    padded = np.zeros((gm * geo.pe, gk * geo.simd), dtype=np.bool_)
+    np.greater(b, 0, out=padded[:r, :c])
+    tiles = np.zeros((gm, gk, word_bits), dtype=np.bool_)
+    body = tiles[:, :, :geo.pe * geo.simd].reshape(gm, gk, geo.pe, geo.simd)  # a view: splits the last axis
+    body[...] = padded.reshape(gm, geo.pe, gk, geo.simd).transpose(0, 2, 1, 3)
+    raw = np.packbits(tiles.reshape(-1), bitorder="little")  # one flat pass: each tile is whole words of bytes
     dtype = "<u4" if geo.data_width == 32 else "<u8"
-    return raw.reshape(-1).view(dtype).astype(np.uint64)
+    return raw.view(dtype).astype(np.uint64)
+
+
+def pack_vectors(ints, bits: int, chunk: int) -> np.ndarray:
+    """Vectorised twin of :func:`bitcycle.golden.stream.pack_vectors` (same words; the test suite
+    checks them equal) without its operand checks: for integer arrays the driver built itself, or
+    checked already. [L, V] → for each vector, its planes MSB first, chunks of ``chunk`` inner.
+
+    The planes go to one 0/1 byte array [V, bits, L'] (L' = the chunks' length, padded to whole
+    bytes) that a single flat ``packbits`` turns into the words' little-endian bytes: numpy's
+    reductions and packing along short axes run row by row, a flat pass does not."""
+    x = np.asarray(ints)
+    length, n_vec = x.shape
+    n_chunks = -(-length // chunk)
+    row = -(-n_chunks * chunk // 8) * 8  # bits per (vector, plane) row: whole bytes
+    buf = (np.empty if row == length else np.zeros)((n_vec, bits, row), dtype=np.uint8)
+    planes = buf[:, :, :length]
+    if bits == 1:  # the bipolar code: +1 ↦ 1
+        np.greater(x.T, 0, out=planes[:, 0, :].view(np.bool_))
+    elif bits <= 8:
+        code = x.T.astype(np.uint8)  # two's complement, wrapped to the low byte
+        np.right_shift(code[:, None, :], np.arange(bits - 1, -1, -1, dtype=np.uint8)[:, None], out=planes)
+        planes &= np.uint8(1)
+    else:
+        code = x.T.astype(np.uint16)
+        planes[...] = (code[:, None, :] >> np.arange(bits - 1, -1, -1, dtype=np.uint16)[:, None]) & np.uint16(1)
+    raw = np.packbits(buf.reshape(-1), bitorder="little")
+    if chunk >= 8:  # a word is chunk/8 whole bytes
+        words = raw.view("<u%d" % (chunk // 8)) if chunk > 8 else raw
+    else:  # 8/chunk words per byte, the first in the low bits
+        per, mask = 8 // chunk, np.uint8((1 << chunk) - 1)
+        fields = np.empty((raw.size, per), dtype=np.uint8)
+        for f in range(per):
+            np.bitwise_and(raw >> np.uint8(f * chunk), mask, out=fields[:, f])
+        words = fields.reshape(n_vec * bits, -1)[:, :n_chunks]
+    return words.reshape(-1).astype(np.uint64)
+
+
+def unpack_output(words, mode: int, geo: S.Geometry, m: int, k: int, n: int, res_bits: int = 32,
+                  dtype=np.int64) -> np.ndarray:
+    """Vectorised twin of :func:`bitcycle.golden.stream.unpack_output` (same int64 results; the
+    test suite checks them equal): each word's little-endian bytes viewed as its signed fields.
+    ``dtype`` None: the results as the fields' own signed type (int8/16/32), C-contiguous."""
+    rows, n_vec = S.output_shape(mode, m, k, n)
+    per = S.results_per_word(geo, res_bits)
+    per_vec = -(-rows // per)
+    w = np.asarray(words)
+    if w.size != n_vec * per_vec:
+        raise ValueError(f"expected {n_vec * per_vec} output words for this job, got {w.size}")
+    lanes = w.astype("<u4" if geo.data_width == 32 else "<u8")  # a word's data_width bits
+    vals = lanes.view("<i%d" % (res_bits // 8)).reshape(n_vec, per_vec * per)[:, :rows]
+    dtype = vals.dtype if dtype is None else dtype
+    return np.array(vals if mode == S.MODE_BACKWARD_WEIGHT else vals.T, dtype=dtype, order="C")

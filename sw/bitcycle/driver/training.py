@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from bitcycle.driver import convlower, planning
-from bitcycle.driver.hostmath import quantize_grad, quantize_input, sign_pm1, softmax_xent
+from bitcycle.driver import convlower
+from bitcycle.driver.hostmath import quantize_grad, quantize_grad_blocks, quantize_input, sign_pm1, softmax_xent
 from bitcycle.driver.jobs import PER_STEP, EngineJobs
 from bitcycle.errors import BitCycleError
 
@@ -39,16 +39,21 @@ class TrainingStep(EngineJobs):
     grad_block: int
     quantise_weight_grad: bool
 
-    def forward_layer(self, layer, ints, bits: int | None = None) -> np.ndarray:
+    # the products on operands the driver built itself (no operand checks; the public
+    # forward_layer/backward_data/weight_grad/write_weights check theirs, then call these)
+    def _forward_layer(self, i: int, x: np.ndarray, bits: int) -> np.ndarray:
         raise NotImplementedError
 
     def backward_data(self, layer, ints, bits: int | None = None, row_scales=None) -> np.ndarray:
         raise NotImplementedError
 
-    def weight_grad(self, acts, q, in_bits: int, bits: int) -> np.ndarray:
+    def _backward_data(self, i: int, dy: np.ndarray, bits: int, scales: np.ndarray | None = None) -> np.ndarray:
         raise NotImplementedError
 
-    def write_weights(self, layer, sign_w) -> None:
+    def _weight_grad(self, acts, q: np.ndarray, in_bits: int, bits: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def _set_weights(self, i: int, w: np.ndarray) -> None:
         raise NotImplementedError
 
     def set_bits(self, bits: int) -> None:
@@ -71,7 +76,7 @@ class TrainingStep(EngineJobs):
         caches = []
         for i, ls in enumerate(spec.layers):
             a, a_bits = convlower.lower_input(ls, h), convlower.operand_bits(ls)
-            z = self.forward_layer(i, a, a_bits).astype(np.float64)
+            z = self._forward_layer(i, a, a_bits).astype(np.float64)
             bn = self.norms[i]
             y, bn_cache = bn.forward(z, train) if bn is not None else (z, None)
             # only the sign of an activation is kept for backward (1 bit)
@@ -127,7 +132,7 @@ class TrainingStep(EngineJobs):
             new = sign_pm1(self.latent[i])
             flips = int(np.count_nonzero(new != self.sign_w[i]))
             if flips:
-                self.write_weights(i, new)
+                self._set_weights(i, new)
                 changed += flips
         self.step += 1
         after = self._per_step_snapshot()
@@ -150,32 +155,40 @@ class TrainingStep(EngineJobs):
         """
         rng, blk = self.rng, self.grad_block
         pow2 = self.grad_scale == "pow2"
+        max_bits = self._need_spec().engine.max_bits
         if self.grad_scale == "tensor":
             q, s = quantize_grad(dz, bits, rng)
-            dw = self.weight_grad(acts, q, in_bits, bits) * s
-            dx = self.backward_data(i, q, bits) * s if i > 0 else None
+            dw = self._weight_grad(acts, q, in_bits, bits) * s
+            dx = self._backward_data(i, q, bits) * s if i > 0 else None
         else:
-            q_x, s_x = (quantize_grad(dz, bits, rng, keep_axis=1, block_axis=0, block=blk, pow2=pow2)
-                        if i > 0 else (None, None))
-            q_w, s_w = quantize_grad(dz, bits, rng, keep_axis=0, block_axis=1, block=blk, pow2=pow2)
-            folded = planning.fold_scales(q_w, np.asarray(s_w), 1, self._need_spec().engine.max_bits)
+            # the codes stay in the quantiser's block layout until the products need them
+            q_x = quantize_grad_blocks(dz, bits, rng, keep_axis=1, block_axis=0, block=blk, pow2=pow2) if i > 0 else None
+            q_w = quantize_grad_blocks(dz, bits, rng, keep_axis=0, block_axis=1, block=blk, pow2=pow2)
+            folded = q_w.folded(max_bits)  # planning.fold_scales of (codes, scales), on the blocks
             if folded is not None:
                 codes, codes_bits, row_scale = folded
-                dw = self.weight_grad(acts, codes, in_bits, codes_bits) * row_scale
+                dw = self._weight_grad(acts, codes, in_bits, codes_bits) * row_scale
             else:
-                s_w = np.broadcast_to(s_w, dz.shape)
+                q, s_w = q_w.codes(), np.broadcast_to(q_w.scales(), dz.shape)
                 n = dz.shape[1]
                 step = blk or n
                 dw = np.zeros((dz.shape[0], acts.shape[0]))
                 for n0 in range(0, n, step):  # one backward-weight product per block of samples
-                    part = self.weight_grad(acts[:, n0:n0 + step], q_w[:, n0:n0 + step], in_bits, bits)
+                    part = self._weight_grad(acts[:, n0:n0 + step], q[:, n0:n0 + step], in_bits, bits)
                     dw += part * s_w[:, n0:n0 + 1]
-            dx = self.backward_data(i, q_x, bits, row_scales=s_x) if i > 0 else None
+            dx = None
+            if q_x is not None:  # as backward_data(i, codes, bits, row_scales=scales)
+                folded = q_x.folded(max_bits)
+                if folded is not None:
+                    codes, codes_bits, col_scale = folded
+                    dx = self._backward_data(i, codes, codes_bits) * col_scale
+                else:
+                    q = q_x.codes()
+                    dx = self._backward_data(i, q, bits, np.broadcast_to(q_x.scales(), q.shape))
         if self.quantise_weight_grad:  # dW → Q_b(dW) too, as `bitcycle train` does by default
             row = self.grad_scale != "tensor"  # per output channel and block of inputs, as bitcycle.quant.grad
-            qw, wscale = quantize_grad(dw, bits, rng, keep_axis=0 if row else None, block_axis=1 if row else None,
-                                       block=blk if row else 0, pow2=pow2)
-            dw = qw * wscale
+            dw = quantize_grad_blocks(dw, bits, rng, keep_axis=0 if row else None, block_axis=1 if row else None,
+                                      block=blk if row else 0, pow2=pow2).dequantised()  # = codes · scales
         return dw, dx
 
     def evaluate(self, x, y, batch: int = 256) -> float:

@@ -57,14 +57,58 @@ def counter_uniform(shape, key: int) -> np.ndarray:
     return (np.concatenate(parts) if parts else np.zeros(0, np.float32)).reshape(shape)
 
 
+def _exp2(e: np.ndarray) -> np.ndarray:
+    """2^e (float64) for int64 e: ``np.ldexp(1.0, e)``, built from the exponent bits where every e
+    is a normal float64's (numpy's ldexp with an int64 exponent runs one libm call per value)."""
+    if e.size and -1022 <= e.min() and e.max() <= 1023:
+        return ((e + 1023) << 52).view(np.float64)
+    return np.ldexp(1.0, e)
+
+
+def _least_exponents(amax: np.ndarray, qmax: float) -> tuple[np.ndarray, np.ndarray]:
+    """(e, zero): for each a = amax > 0 the least integer e with 2^e·qmax ≥ a (int64; 0 where a = 0).
+
+    float32 maxima (both quantisers' blocks) from their bit fields: with a = m_a·2^E_a and
+    qmax = m_q·2^E_q (m ∈ [1, 2)), m_a/m_q ∈ (½, 2) so e = E_a − E_q + [m_a > m_q], exact. Other
+    inputs (or subnormal, infinite, negative values): from a/qmax's frexp exponent, corrected by
+    exact comparisons — the same e."""
+    a = np.asarray(amax)
+    zero = a == 0
+    if a.dtype == np.float32 and 1 <= qmax < 1 << 24 and float(np.float32(qmax)) == qmax:
+        bits = a.view(np.int32)
+        # +0 or a positive normal float32: bits − 2^23 (wrapped) ≤ 0x7EFFFFFF
+        if np.all(zero | (bits.view(np.uint32) - np.uint32(0x00800000) <= np.uint32(0x7EFFFFFF))):
+            q_bits = int(np.float32(qmax).view(np.int32))
+            e = (bits >> 23).astype(np.int64)
+            e -= q_bits >> 23
+            e += (bits & 0x7FFFFF) > (q_bits & 0x7FFFFF)
+            e[zero] = 0
+            return e, zero
+    a = np.array(a, dtype=np.float64)  # a copy: the zero blocks are set to 1 in it
+    a[zero] = 1.0
+    r = a / qmax
+    if np.all(np.isfinite(r)) and r.size and r.min() >= np.finfo(np.float64).tiny:
+        e = ((r.view(np.int64) >> 52) & 0x7FF) - 1022  # frexp's exponent of a normal float64
+    else:
+        e = np.frexp(r)[1].astype(np.int64)
+    # a/qmax ≤ 2^e; the division may round: fix below (products of powers of two and qmax are exact)
+    e -= _exp2(e - 1) * qmax >= a
+    e += _exp2(e) * qmax < a
+    e[zero] = 0
+    return e, zero
+
+
 def pow2_block_scales(amax: np.ndarray, qmax: float) -> np.ndarray:
     """pow2 scales (float64) of [K, 1, NB, 1] block maxima; the row is axis 2's blocks."""
-    a = np.asarray(amax, dtype=np.float64)
-    zero = a == 0
-    a1 = np.where(zero, 1.0, a)
-    e = np.frexp(a1 / qmax)[1].astype(np.int64)  # a/qmax ≤ 2^e; the division may round: fix below
-    e = np.where(np.ldexp(1.0, e - 1) * qmax >= a1, e - 1, e)  # products of powers of two and qmax are exact
-    e = np.where(np.ldexp(1.0, e) * qmax < a1, e + 1, e)
-    row_max = np.where(zero, np.iinfo(np.int32).min, e).max(axis=2, keepdims=True)
-    e = np.maximum(e, row_max - POW2_SPAN)
-    return np.where(zero, 0.0, np.ldexp(1.0, np.where(zero, 0, e)))
+    e, zero = _least_exponents(amax, qmax)
+    masked = e.copy()
+    masked[zero] = np.iinfo(np.int32).min
+    k, o, nb, b = masked.shape
+    # the row's largest exponent: max over axis 2, across whole rows of a transposed copy (numpy
+    # reduces a short inner axis value by value)
+    row_max = masked.transpose(2, 0, 1, 3).reshape(nb, -1).max(axis=0).reshape(k, o, 1, b)
+    np.maximum(e, row_max - POW2_SPAN, out=e)
+    e[zero] = 0
+    scale = _exp2(e)
+    scale[zero] = 0.0
+    return scale
