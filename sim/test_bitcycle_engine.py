@@ -356,6 +356,17 @@ async def short_packet_after_output_began(dut):
         await tb.compute(st.MODE_FORWARD, bits, w=w, x=x)
 
 
+def _one_job_per_mode(geo, nrng, w, fwd_bits):
+    """(mode, bits, M, K, N, input words) of a weight load of w, a forward job on it (fwd_bits,
+    N = 3) and a backward-weight job: the jobs an abort test cuts."""
+    m, k = w.shape
+    return [(st.MODE_LOAD_WEIGHTS, 1, m, k, 1, st.pack_binary_tiles(w, geo)),
+            (st.MODE_FORWARD, fwd_bits, m, k, 3, st.pack_input(0, geo, fwd_bits, ints=rand_ints(nrng, fwd_bits, (k, 3)))),
+            (st.MODE_BACKWARD_WEIGHT, 2, 2, k, geo.simd + 1,
+             st.pack_input(2, geo, 2, ints=rand_ints(nrng, 2, (2, geo.simd + 1)),
+                           binary=rand_binary(nrng, (k, geo.simd + 1))))]
+
+
 @cocotb.test()
 async def abort_drains_open_input(dut):
     """Abort in the middle of an input packet (every mode): the rest of the packet is taken and
@@ -367,12 +378,7 @@ async def abort_drains_open_input(dut):
     m, k = geo.pe + 1, geo.simd + 2
     w = rand_binary(nrng, (m, k))
     await tb.load_weights(w)
-    jobs = [(st.MODE_LOAD_WEIGHTS, 1, m, k, 1, st.pack_binary_tiles(w, geo)),
-            (st.MODE_FORWARD, 6, m, k, 3, st.pack_input(0, geo, 6, ints=rand_ints(nrng, 6, (k, 3)))),
-            (st.MODE_BACKWARD_WEIGHT, 2, 2, k, geo.simd + 1,
-             st.pack_input(2, geo, 2, ints=rand_ints(nrng, 2, (2, geo.simd + 1)),
-                           binary=rand_binary(nrng, (k, geo.simd + 1))))]
-    for mode, bits, mm, kk, nn, words in jobs:
+    for mode, bits, mm, kk, nn, words in _one_job_per_mode(geo, nrng, w, 6):
         tb.set_gaps(rng, 0.7, 0.2)
         await tb.configure(mode, bits, mm, kk, nn)
         await tb.pulse("start")
@@ -420,12 +426,7 @@ async def abort_in_check_drains_waiting_input(dut):
     geo = tb.geo
     m, k = geo.pe + 1, geo.simd + 2
     w = rand_binary(nrng, (m, k))
-    jobs = [(st.MODE_LOAD_WEIGHTS, 1, m, k, 1, st.pack_binary_tiles(w, geo)),
-            (st.MODE_FORWARD, 3, m, k, 2, st.pack_input(0, geo, 3, ints=rand_ints(nrng, 3, (k, 2)))),
-            (st.MODE_BACKWARD_WEIGHT, 2, 2, k, geo.simd + 1,
-             st.pack_input(2, geo, 2, ints=rand_ints(nrng, 2, (2, geo.simd + 1)),
-                           binary=rand_binary(nrng, (k, geo.simd + 1))))]
-    for mode, bits, mm, kk, nn, words in jobs:
+    for mode, bits, mm, kk, nn, words in _one_job_per_mode(geo, nrng, w, 3):
         tb.set_gaps(rng, 0.0, 0.0)
         await tb.configure(mode, bits, mm, kk, nn)
         tb.source.send_nowait(st.words_to_bytes(words, geo))  # offered before START
